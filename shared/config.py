@@ -1,0 +1,77 @@
+"""One typed settings object, read once from the environment.
+
+In the cloud, Terraform sets these variables on each function (secrets arrive as
+Secret Manager-backed environment variables); locally `scripts/dev` and the test
+harness set them. Nothing else in the library reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A required setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_id: str
+    """Google Cloud / Firebase project; `demo-*` ids are offline-only (local stack)."""
+    redis_url: str
+    """Memorystore endpoint, e.g. rediss://:AUTH@10.0.0.3:6378/0 or redis://127.0.0.1:6379."""
+    lease_root_kms_key: str
+    """Cloud KMS crypto key whose enabled versions root every lease token."""
+    kms_endpoint: str | None = None
+    """host:port of a plaintext KMS gRPC endpoint (the local stand-in); None = Google."""
+    auth_emulated: bool = False
+    """True when FIREBASE_AUTH_EMULATOR_HOST is set: unsigned emulator ID tokens."""
+    id_token_certs_url: str | None = None
+    """Override of Google's ID-token certificate URL (tests serve their own)."""
+    auth_clock_skew_s: int = 5
+    token_issuer: str = "https://license.coditect.dev"
+    delegation_ttl_s: int = 3600
+    """Lifetime of a delegate signing key's certificate (one KMS call per renewal)."""
+    default_lease_ttl_s: int = 360
+    default_heartbeat_interval_s: int = 300
+    license_cache_ttl_s: int = 60
+    """Upper bound on how long license metadata is trusted without a generation check."""
+    max_body_bytes: int = 64 * 1024
+    jwks_max_age_s: int = 300
+    redis_timeout_s: float = 2.0
+    firestore_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def need(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"environment variable {name} is required")
+            return value
+
+        def integer(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            try:
+                return int(raw) if raw else default
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+        return cls(
+            project_id=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "demo-coditect",
+            redis_url=need("REDIS_URL"),
+            lease_root_kms_key=need("LEASE_ROOT_KMS_KEY"),
+            kms_endpoint=env.get("KMS_ENDPOINT", "").strip() or None,
+            auth_emulated=bool(env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip()),
+            id_token_certs_url=env.get("ID_TOKEN_CERTS_URL", "").strip() or None,
+            auth_clock_skew_s=integer("AUTH_CLOCK_SKEW_S", 5),
+            token_issuer=env.get("LEASE_TOKEN_ISSUER", "").strip() or cls.token_issuer,
+            delegation_ttl_s=integer("DELEGATION_TTL_S", 3600),
+            default_lease_ttl_s=integer("DEFAULT_LEASE_TTL_S", 360),
+            default_heartbeat_interval_s=integer("DEFAULT_HEARTBEAT_INTERVAL_S", 300),
+            license_cache_ttl_s=integer("LICENSE_CACHE_TTL_S", 60),
+            max_body_bytes=integer("MAX_BODY_BYTES", 64 * 1024),
+        )

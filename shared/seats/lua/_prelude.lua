@@ -1,0 +1,52 @@
+-- Prelude prepended to every seat script (a Redis script cannot include another).
+--
+-- Per license, five keys share the hash tag {<license_id>}, so every script runs in
+-- one cluster slot:
+--   leases   ZSET   session id -> lease expiry; live leases only (expired ones are
+--                   moved out lazily, and never counted: counts use score > now)
+--   holders  HASH   "<uid>\n<hardware id>" -> session id of that pair's live lease
+--   sessions HASH   session id -> JSON {u uid, h hardware, a acquired, b last
+--                   heartbeat, e expiry, s state live|expired|released|revoked|forced,
+--                   x ended}
+--   ended    ZSET   session id -> end time: ends not yet written to Firestore
+--                   (an outbox drained by the release path and the sweep)
+--   gen      STRING generation of the license metadata; callers pass the one they
+--                   cached and get STALE when an admin changed the license since
+-- All times are integer milliseconds since the Unix epoch, passed in by the caller
+-- (the service's clock), never read from Redis TIME, so tests can control time.
+
+local function holder_key(rec)
+  return rec.u .. '\n' .. rec.h
+end
+
+-- End a session record: state, end time, out of the live structures, into the outbox.
+local function end_session(keys, sid, rec, state, ended_at)
+  rec.s = state
+  rec.x = ended_at
+  redis.call('ZREM', keys[1], sid)
+  if redis.call('HGET', keys[2], holder_key(rec)) == sid then
+    redis.call('HDEL', keys[2], holder_key(rec))
+  end
+  redis.call('HSET', keys[3], sid, cjson.encode(rec))
+  redis.call('ZADD', keys[4], ended_at, sid)
+end
+
+-- Move at most `limit` leases whose expiry is <= now out of the live set. Bounded so
+-- one call never stalls Redis; correctness does not depend on it (counts skip them).
+local function expire_due(keys, now_arg, limit)
+  local due = redis.call('ZRANGEBYSCORE', keys[1], '-inf', now_arg, 'LIMIT', 0, limit)
+  for _, sid in ipairs(due) do
+    local raw = redis.call('HGET', keys[3], sid)
+    if raw then
+      local rec = cjson.decode(raw)
+      end_session(keys, sid, rec, 'expired', rec.e)
+    else
+      redis.call('ZREM', keys[1], sid)
+    end
+  end
+  return #due
+end
+
+local function live_count(keys, now_arg)
+  return redis.call('ZCOUNT', keys[1], '(' .. now_arg, '+inf')
+end

@@ -1,0 +1,44 @@
+-- acquire_seat: grant a seat of one license, or hand back the caller's live session.
+-- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended  KEYS[5] gen
+--   (see the prelude; all share the hash tag {<license_id>})
+-- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
+-- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
+-- ARGV[7] session id to use if a new seat is granted
+-- returns {'GRANTED', sid, expires, used, max}
+--       | {'EXISTING', sid, expires, used, max, acquired}   same uid + hardware, renewed
+--       | {'FULL', used, max, earliest expiry}
+--       | {'STALE'}                                        reload the license, retry
+local now, ttl, max_seats = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local uid, hw, new_sid = ARGV[5], ARGV[6], ARGV[7]
+
+if redis.call('GET', KEYS[5]) ~= ARGV[4] then
+  return {'STALE'}
+end
+-- Expired leases leave first, so a dead client's seat is free at its expiry instant.
+expire_due(KEYS, ARGV[1], 100)
+
+local key = uid .. '\n' .. hw
+local held = redis.call('HGET', KEYS[2], key)
+if held then
+  local expiry = redis.call('ZSCORE', KEYS[1], held)
+  if expiry and tonumber(expiry) > now then
+    -- A retried or repeated acquire: one user + hardware never holds two seats.
+    local rec = cjson.decode(redis.call('HGET', KEYS[3], held))
+    rec.b, rec.e = now, now + ttl
+    redis.call('ZADD', KEYS[1], rec.e, held)
+    redis.call('HSET', KEYS[3], held, cjson.encode(rec))
+    return {'EXISTING', held, rec.e, live_count(KEYS, ARGV[1]), max_seats, rec.a}
+  end
+end
+
+local used = live_count(KEYS, ARGV[1])
+if used >= max_seats then
+  local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return {'FULL', used, max_seats, tonumber(first[2])}
+end
+
+local rec = {u = uid, h = hw, a = now, b = now, e = now + ttl, s = 'live'}
+redis.call('ZADD', KEYS[1], rec.e, new_sid)
+redis.call('HSET', KEYS[2], key, new_sid)
+redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
+return {'GRANTED', new_sid, rec.e, used + 1, max_seats}

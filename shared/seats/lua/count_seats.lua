@@ -1,0 +1,9 @@
+-- count_seats: live leases of one license, for validate.
+-- KEYS[1] leases  KEYS[5] gen   (KEYS[2..4] unused, passed for a uniform key list)
+-- ARGV[1] now (ms)   ARGV[2] cached generation
+-- returns {'OK', used, earliest expiry or -1} | {'STALE'}
+if redis.call('GET', KEYS[5]) ~= ARGV[2] then
+  return {'STALE'}
+end
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {'OK', live_count(KEYS, ARGV[1]), tonumber(first[2] or -1)}
