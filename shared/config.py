@@ -20,9 +20,9 @@ class ConfigError(ValueError):
 class Settings:
     project_id: str
     """Google Cloud / Firebase project; `demo-*` ids are offline-only (local stack)."""
-    redis_url: str
+    redis_url: str | None = None
     """Memorystore endpoint, e.g. rediss://:AUTH@10.0.0.3:6378/0 or redis://127.0.0.1:6379."""
-    lease_root_kms_key: str
+    lease_root_kms_key: str | None = None
     """Cloud KMS crypto key whose enabled versions root every lease token."""
     kms_endpoint: str | None = None
     """host:port of a plaintext KMS gRPC endpoint (the local stand-in); None = Google."""
@@ -43,15 +43,16 @@ class Settings:
     redis_timeout_s: float = 2.0
     firestore_timeout_s: float = 10.0
 
+    def require(self, name: str) -> str:
+        """A setting a backend cannot run without (functions that never touch it need not set it)."""
+        value = getattr(self, name)
+        if not value:
+            raise ConfigError(f"setting {name} is required (environment variable {name.upper()})")
+        return value
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-
-        def need(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise ConfigError(f"environment variable {name} is required")
-            return value
 
         def integer(name: str, default: int) -> int:
             raw = env.get(name, "").strip()
@@ -62,8 +63,8 @@ class Settings:
 
         return cls(
             project_id=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "demo-coditect",
-            redis_url=need("REDIS_URL"),
-            lease_root_kms_key=need("LEASE_ROOT_KMS_KEY"),
+            redis_url=env.get("REDIS_URL", "").strip() or None,
+            lease_root_kms_key=env.get("LEASE_ROOT_KMS_KEY", "").strip() or None,
             kms_endpoint=env.get("KMS_ENDPOINT", "").strip() or None,
             auth_emulated=bool(env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip()),
             id_token_certs_url=env.get("ID_TOKEN_CERTS_URL", "").strip() or None,

@@ -17,6 +17,7 @@
     ├── UnsupportedMediaType          415 UNSUPPORTED_MEDIA_TYPE
     ├── RateLimited                   429 RATE_LIMITED        (Retry-After)
     └── BackendUnavailable            503 UNAVAILABLE         (Retry-After)
+        └── KmsIntegrityError         503 UNAVAILABLE         (CRC32C mismatch in transit)
 
 Adapters translate library exceptions (redis-py, google-api-core) into the most
 specific class here, at their boundary, with ``raise ... from exc``.
@@ -143,3 +144,11 @@ class BackendUnavailable(ServiceError):
         super().__init__(
             f"{backend} is unavailable; retry shortly", retry_after_s=retry_after_s, backend=backend
         )
+
+
+class KmsIntegrityError(BackendUnavailable):
+    """Cloud KMS data failed its CRC32C check in transit (Google advises a retry)."""
+
+    def __init__(self, what: str):
+        super().__init__("kms")
+        self.message = f"kms {what} failed its integrity check; retry shortly"

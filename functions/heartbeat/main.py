@@ -1,0 +1,13 @@
+"""POST heartbeat: extend the caller's lease and get a fresh lease token."""
+
+import functions_framework
+
+from shared.http import Call, json_function
+from shared.licensing.requests import SessionRequest
+from shared.runtime import runtime
+
+
+@functions_framework.http
+@json_function("heartbeat", routes={"": ["POST"]})
+def heartbeat(call: Call):
+    return 200, runtime().seat_service.heartbeat(call.principal, call.parse(SessionRequest)).body

@@ -1,0 +1,13 @@
+"""POST release: give the seat back (idempotent)."""
+
+import functions_framework
+
+from shared.http import Call, json_function
+from shared.licensing.requests import SessionRequest
+from shared.runtime import runtime
+
+
+@functions_framework.http
+@json_function("release", routes={"": ["POST"]})
+def release(call: Call):
+    return 200, runtime().seat_service.release(call.principal, call.parse(SessionRequest)).body

@@ -1,0 +1,125 @@
+"""The local stack as one object: backends, KMS stand-in, and the function server.
+
+    with LocalStack.start() as stack:        # Redis, Firestore emulator, KMS stand-in
+        server = stack.serve_functions(port)  # gunicorn, every function at /<name>
+        stack.env                             # the settings a function process needs
+
+REDIS_URL / FIRESTORE_EMULATOR_HOST in the environment are used instead of starting
+our own servers (e.g. a shared Redis 7 to check script compatibility).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from devstack.firestore_emulator import FirestoreEmulator
+from devstack.kms_standin import KmsStandIn
+from devstack.processes import free_port, spawn, stop, wait_until
+from devstack.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_ID = "demo-coditect"
+KMS_KEY = f"projects/{PROJECT_ID}/locations/global/keyRings/coditect/cryptoKeys/lease-root"
+
+
+@dataclass
+class FunctionServer:
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path | None
+
+    def stop(self) -> None:
+        stop(self.process, timeout_s=10)
+
+
+@dataclass
+class LocalStack:
+    redis_url: str
+    firestore_host: str
+    kms: KmsStandIn
+    project_id: str = PROJECT_ID
+    _owned: list = field(default_factory=list)
+
+    @classmethod
+    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256") -> "LocalStack":
+        owned: list = []
+        try:
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                redis_server = RedisServer().start()
+                owned.append(redis_server)
+                redis_url = redis_server.url
+            firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+            if not firestore_host:
+                emulator = FirestoreEmulator().start()
+                owned.append(emulator)
+                firestore_host = emulator.host
+            kms = KmsStandIn().start()
+            owned.append(kms)
+            kms.create_key(KMS_KEY, kms_algorithm)
+        except BaseException:
+            for resource in reversed(owned):
+                resource.stop()
+            raise
+        return cls(redis_url, firestore_host, kms, _owned=owned)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Settings for a process running the functions against this stack."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project_id,
+            "REDIS_URL": self.redis_url,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",  # emulator-token mode; nothing need listen
+            "LEASE_ROOT_KMS_KEY": KMS_KEY,
+            "KMS_ENDPOINT": self.kms.address,
+        }
+
+    def apply_env(self) -> None:
+        """Point this process's own clients (tests, seeding) at the stack."""
+        os.environ.update(self.env)
+
+    def serve_functions(self, port: int | None = None, *, workers: int = 2, threads: int = 8,
+                        extra_env: dict[str, str] | None = None, log_path: Path | None = None) -> FunctionServer:
+        """Every function on http://127.0.0.1:<port>/<name> through gunicorn (not the debug server)."""
+        port = port or free_port()
+        env = {**os.environ, **self.env, **(extra_env or {})}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "scripts"), env.get("PYTHONPATH", "")])
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        process = spawn(
+            [sys.executable, "-m", "gunicorn", "devstack.wsgi:app",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+             "--worker-class", "gthread", "--reuse-port", "--graceful-timeout", "5", "--timeout", "60",
+             "--keep-alive", "30", "--log-level", "warning"],
+            env=env, stdout=log, stderr=log, cwd=str(REPO),
+        )
+        base_url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(healthy, timeout_s=60, what="the function server", process=process)
+        except BaseException:
+            stop(process)
+            raise
+        return FunctionServer(process, base_url, log_path)
+
+    def stop(self) -> None:
+        for resource in reversed(self._owned):
+            resource.stop()
+
+    def __enter__(self) -> "LocalStack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

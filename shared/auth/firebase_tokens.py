@@ -1,0 +1,68 @@
+"""Firebase ID token verification through firebase-admin.
+
+Production: RS256 tokens checked against Google's published certificates (signature,
+`exp`/`iat` with a small clock skew, `aud` = project, `iss` = securetoken/<project>).
+Locally, with FIREBASE_AUTH_EMULATOR_HOST set, firebase-admin accepts the emulator's
+unsigned tokens (and does not check `exp`: see LOCAL_STACK.md), which is why the
+production path is tested separately with a test key whose certificates a test serves
+(`id_token_certs_url`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import firebase_admin
+from firebase_admin import auth as firebase_auth
+
+from shared.auth.principal import Principal
+from shared.errors import BackendUnavailable, Unauthenticated
+
+_MAX_TOKEN_CHARS = 8192
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; raises Unauthenticated."""
+    if not authorization:
+        raise Unauthenticated("an Authorization: Bearer <Firebase ID token> header is required")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("the Authorization header must be 'Bearer <Firebase ID token>'")
+    if len(token) > _MAX_TOKEN_CHARS:
+        raise Unauthenticated("the bearer token is too long to be an ID token")
+    return token
+
+
+class FirebaseTokenVerifier:
+    """Verifies Firebase ID tokens for one project."""
+
+    def __init__(self, project_id: str, *, certs_url: str | None = None, clock_skew_s: int = 5):
+        # A private app per verifier: several configurations can coexist in one process.
+        self._app = firebase_admin.initialize_app(
+            options={"projectId": project_id}, name=f"license-server-{uuid.uuid4().hex}"
+        )
+        self._clock_skew_s = clock_skew_s
+        if certs_url:
+            # firebase-admin has no public option for this URL; tests serve their own
+            # certificates to exercise the production (signature-checking) path.
+            client = firebase_auth._get_client(self._app)
+            client._token_verifier.id_token_verifier.cert_url = certs_url
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = firebase_auth.verify_id_token(token, app=self._app, clock_skew_seconds=self._clock_skew_s)
+        except firebase_auth.CertificateFetchError as exc:
+            raise BackendUnavailable("firebase-auth certificates") from exc
+        except firebase_auth.ExpiredIdTokenError as exc:
+            raise Unauthenticated("the ID token has expired; refresh it and retry") from exc
+        except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
+            raise Unauthenticated("the ID token is not valid for this service") from exc
+        tenant, role = claims.get("tenant"), claims.get("role")
+        return Principal(
+            uid=claims["uid"],
+            email=claims.get("email") if isinstance(claims.get("email"), str) else None,
+            email_verified=claims.get("email_verified") is True,
+            tenant=tenant if isinstance(tenant, str) else None,
+            role=role if role in ("owner", "admin") else None,
+        )

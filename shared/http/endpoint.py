@@ -1,0 +1,167 @@
+"""`json_function`: the one wrapper every function's handler goes through.
+
+Checks run in a fixed order, cheapest and least revealing first:
+    1. route and method        404 NOT_FOUND / 405 METHOD_NOT_ALLOWED (+ Allow)
+    2. body size               413 PAYLOAD_TOO_LARGE (before reading it)
+    3. identity                401 UNAUTHENTICATED (unless the function is public)
+    4. content type and JSON   415 UNSUPPORTED_MEDIA_TYPE / 400 INVALID_REQUEST
+then the handler. A ServiceError becomes its JSON envelope; anything else is logged
+with its traceback and answered 500 INTERNAL with no detail. Every request writes
+exactly one structured log line (see request_log).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, TypeVar
+
+import flask
+import pydantic
+
+from shared.auth import Principal, bearer_token
+from shared.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
+from shared.http.request_log import write_request_log
+from shared.observability import open_request_context
+from shared.runtime import runtime
+
+log = logging.getLogger(__name__)
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+Answer = tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
+
+
+@dataclass
+class Call:
+    """One request, as a handler sees it."""
+
+    request: flask.Request
+    route: str
+    principal: Principal | None = None
+    _json: Any = field(default=None, repr=False)
+
+    def parse(self, model: type[Model]) -> Model:
+        """The JSON body as `model`; wrong shapes and types are 400 with the fields named."""
+        try:
+            return model.model_validate(self._json)
+        except pydantic.ValidationError as exc:
+            problems = [
+                {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            raise InvalidRequest("the request body does not match the contract", fields=problems) from None
+
+
+def _route_of(request: flask.Request) -> str:
+    return request.path.strip("/")
+
+
+def _read_json(request: flask.Request, max_bytes: int) -> Any:
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {max_bytes}", limit=max_bytes)
+    mimetype = request.mimetype
+    if mimetype != "application/json":
+        raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
+    raw = request.stream.read(max_bytes + 1)  # also bounds bodies sent without a length
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes", limit=max_bytes)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = None) -> flask.Response:
+    headers = dict(extra_headers or {})
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return _response(error.http_status, error.envelope(), headers)
+
+
+def json_function(
+    name: str,
+    *,
+    routes: dict[str, Iterable[str]],
+    public: bool = False,
+    json_body: bool = True,
+) -> Callable[[Callable[[Call], Answer]], Callable[[flask.Request], flask.Response]]:
+    """Wrap a handler as a functions-framework HTTP function.
+
+    Args:
+        name: the function's name (log field `function`).
+        routes: sub-path ("" for the root) -> HTTP methods it answers.
+        public: True for functions that take no Firebase ID token.
+        json_body: True when the methods with a body expect a JSON object.
+    """
+    allowed = {route: frozenset(methods) for route, methods in routes.items()}
+
+    def decorate(handler: Callable[[Call], Answer]) -> Callable[[flask.Request], flask.Response]:
+        def view(request: flask.Request) -> flask.Response:
+            started = time.perf_counter()
+            fields = open_request_context()
+            route = _route_of(request)
+            status = 500
+            outcome = "INTERNAL"
+            try:
+                response = _serve(request, route, handler)
+                status, outcome = response.status_code, "OK"
+            except ServiceError as error:
+                headers = {"Allow": ", ".join(sorted(allowed[route]))} if isinstance(error, MethodNotAllowed) else None
+                response = _error_response(error, headers)
+                status, outcome = error.http_status, error.code
+            except Exception:  # noqa: BLE001 - the one place unexpected failures are caught
+                log.exception("unhandled error in function %s", name)
+                response = _response(500, {"error": {"code": "INTERNAL", "message": "internal error; it has been logged"}})
+            write_request_log(
+                request,
+                function=name,
+                route=route,
+                status=status,
+                outcome=outcome,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                fields=fields,
+            )
+            return response
+
+        def _serve(request: flask.Request, route: str, handler: Callable[[Call], Answer]) -> flask.Response:
+            if route not in allowed:
+                raise NotFound(f"{name} has no route /{route}")
+            if request.method not in allowed[route]:
+                raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(sorted(allowed[route]))}")
+            settings = runtime().settings
+            if request.content_length is not None and request.content_length > settings.max_body_bytes:
+                raise PayloadTooLarge(
+                    f"the body is {request.content_length} bytes; the limit is {settings.max_body_bytes}",
+                    limit=settings.max_body_bytes,
+                )
+            call = Call(request=request, route=route)
+            if not public:
+                call.principal = runtime().token_verifier.verify(bearer_token(request.headers.get("Authorization")))
+            if json_body and request.method in ("POST", "PUT", "PATCH"):
+                call._json = _read_json(request, settings.max_body_bytes)
+            answer = handler(call)
+            return _response(*answer)
+
+        view.__name__ = handler.__name__
+        view.__doc__ = handler.__doc__
+        return view
+
+    return decorate

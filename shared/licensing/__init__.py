@@ -1,0 +1,1 @@
+"""The licensing use cases: acquire, heartbeat, release, validate."""

@@ -1,0 +1,96 @@
+"""Creating tenants and licenses (the operator CLI now; the admin function later).
+
+A license key is generated here, returned once, and only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from shared.clock import Clock
+from shared.errors import InvalidRequest, NotFound
+from shared.ids import TENANT_ID, IdGenerator
+from shared.licensing.license_keys import key_hash, new_license_key
+from shared.store import AuditEvent, FirestoreStore, License, Tenant
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+@dataclass(frozen=True)
+class LicenseSpec:
+    tenant_id: str
+    max_seats: int
+    tier: str = "standard"
+    features: tuple[str, ...] = ()
+    expires_ms: int | None = None
+    lease_ttl_s: int | None = None
+    heartbeat_interval_s: int | None = None
+    allowed_domains: tuple[str, ...] = ()
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class IssuedLicense:
+    license: License
+    license_key: str  # shown once, never stored
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return slug if len(slug) >= 3 else f"tenant-{slug}".strip("-")
+
+
+class Provisioning:
+    def __init__(self, *, store: FirestoreStore, clock: Clock, ids: IdGenerator,
+                 default_lease_ttl_s: int, default_heartbeat_interval_s: int):
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._default_ttl_s = default_lease_ttl_s
+        self._default_interval_s = default_heartbeat_interval_s
+
+    def create_tenant(self, name: str, *, tenant_id: str | None = None, actor: str) -> Tenant:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidRequest("a tenant name of 1 to 200 characters is required")
+        tenant_id = tenant_id or _slug(name)
+        if not TENANT_ID.match(tenant_id):
+            raise InvalidRequest("tenant id must be 3-63 lowercase letters, digits or hyphens", field="id")
+        now = self._clock.now_ms()
+        tenant = Tenant(tenant_id, name, now)
+        event = AuditEvent(self._ids.event_id(), tenant_id, None, "tenant.create", actor, now, details={"name": name})
+        self._store.create_tenant(tenant, event)
+        return tenant
+
+    def create_license(self, spec: LicenseSpec, *, actor: str) -> IssuedLicense:
+        if self._store.get_tenant(spec.tenant_id) is None:
+            raise NotFound(f"no tenant {spec.tenant_id}")
+        ttl_s = spec.lease_ttl_s or self._default_ttl_s
+        interval_s = spec.heartbeat_interval_s or min(self._default_interval_s, max(1, ttl_s * 5 // 6))
+        problems = []
+        if not 1 <= spec.max_seats <= 1_000_000:
+            problems.append("max_seats must be between 1 and 1000000")
+        if not 10 <= ttl_s <= 86_400:
+            problems.append("lease_ttl_s must be between 10 and 86400")
+        if not 1 <= interval_s < ttl_s:
+            problems.append("heartbeat_interval_s must be at least 1 and shorter than lease_ttl_s")
+        domains = tuple(sorted({d.strip().lower() for d in spec.allowed_domains}))
+        if any(not _DOMAIN.match(d) for d in domains):
+            problems.append("allowed_domains must be domain names like example.com")
+        if problems:
+            raise InvalidRequest("; ".join(problems))
+        now = self._clock.now_ms()
+        key = new_license_key()
+        license = License(
+            id=self._ids.license_id(), tenant_id=spec.tenant_id, max_seats=spec.max_seats, tier=spec.tier,
+            features=tuple(spec.features), expires_ms=spec.expires_ms, suspended=spec.suspended,
+            allowed_domains=domains, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
+            key_hash=key_hash(key), created_ms=now, updated_ms=now,
+        )
+        event = AuditEvent(
+            self._ids.event_id(), spec.tenant_id, license.id, "license.create", actor, now,
+            details={"after": {**license.public_view(), "max_seats": spec.max_seats, "lease_ttl_s": ttl_s}},
+        )
+        self._store.create_license(license, event)
+        return IssuedLicense(license, key)

@@ -1,0 +1,35 @@
+"""Request bodies of the seat operations (API.md), validated strictly.
+
+Strict mode: a number where a string is expected is a 400, not silently coerced.
+Unknown fields are ignored so older servers accept newer clients.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# No control characters: hardware ids are joined with a newline inside Redis keys.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class ClientInfo(_Body):
+    version: str = Field(default="", max_length=64)
+    hostname: str = Field(default="", max_length=255)
+
+
+class AcquireRequest(_Body):
+    license_key: str = Field(min_length=1, max_length=128)
+    hardware_id: str = Field(min_length=1, max_length=128, pattern=_PRINTABLE)
+    client: ClientInfo | None = None
+
+
+class SessionRequest(_Body):
+    session_id: str = Field(min_length=1, max_length=128)
+
+
+class ValidateRequest(_Body):
+    license_key: str = Field(min_length=1, max_length=128)

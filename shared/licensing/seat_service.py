@@ -1,0 +1,281 @@
+"""The seat operations of API.md: acquire, heartbeat, release, validate.
+
+Consistency (DESIGN.md): Redis decides, Firestore records.
+    acquire   Redis grant -> Firestore session create (+ audit event, one commit);
+              if the commit fails the grant is rolled back and the caller gets 503.
+    heartbeat Redis only (no Firestore cost); the lease token is re-signed locally.
+    release   Redis end (seat free at once, end kept in a per-license outbox) ->
+              Firestore close (+ event) -> outbox entry dropped. If Firestore fails,
+              the retry (or the sweep) finishes the record from the outbox.
+Token signing never calls KMS inside a request that changes state: the delegate's
+certificate is made ready first, so a KMS outage is a 503 that changed nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from shared.auth import Principal
+from shared.clock import Clock, rfc3339
+from shared.errors import (
+    BackendUnavailable,
+    Forbidden,
+    LicenseExpired,
+    LicenseNotFound,
+    LicenseSuspended,
+    NoSeatAvailable,
+    SessionExpired,
+    SessionNotFound,
+)
+from shared.ids import IdGenerator, license_id_of_session
+from shared.licensing.license_directory import CachedLicense, LicenseDirectory
+from shared.licensing.requests import AcquireRequest, SessionRequest, ValidateRequest
+from shared.observability import annotate
+from shared.seats import SeatTable, SessionEnd
+from shared.store import AuditEvent, FirestoreStore, License, SessionRecord
+from shared.tokens import DelegatedSigner
+
+Outcome = TypeVar("Outcome")
+_STALE_RETRIES = 3
+
+# Why a session ended -> the audit event type recorded for it.
+_END_EVENT = {"released": "release", "expired": "expire", "forced": "force-release", "revoked": "revoke"}
+_END_MESSAGE = {
+    "expired": "the lease ran out before this heartbeat; acquire a new seat",
+    "released": "the session was released; acquire a new seat",
+    "forced": "an administrator ended this session; acquire a new seat",
+    "revoked": "the license was revoked",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    created: bool
+    body: dict[str, Any]
+
+
+class SeatService:
+    def __init__(self, *, licenses: LicenseDirectory, seats: SeatTable, store: FirestoreStore,
+                 signer: DelegatedSigner, clock: Clock, ids: IdGenerator, issuer: str):
+        self._licenses = licenses
+        self._seats = seats
+        self._store = store
+        self._signer = signer
+        self._clock = clock
+        self._ids = ids
+        self._issuer = issuer
+
+    # -- shared steps ------------------------------------------------------------------
+    def _with_fresh_license(self, entry: CachedLicense, attempt: Callable[[CachedLicense], Outcome | None]) -> Outcome:
+        """Run a seat script; on STALE (attempt returns None) reload the license and retry."""
+        for _ in range(_STALE_RETRIES):
+            outcome = attempt(entry)
+            if outcome is not None:
+                return outcome
+            reloaded = self._licenses.by_id(entry.license.id, fresh=True)
+            if reloaded is None:
+                raise LicenseNotFound("the license no longer exists")
+            entry = reloaded
+        raise BackendUnavailable("license metadata (changing too fast)")
+
+    @staticmethod
+    def _check_usable(lic: License, caller: Principal, now_ms: int) -> None:
+        """Fixed order: a caller the license does not admit learns nothing of its state."""
+        if not lic.admits_email(caller.email, caller.email_verified) and not caller.administers(lic.tenant_id):
+            raise Forbidden("this license is restricted to users of its allowed email domains (verified email)")
+        if lic.suspended:
+            raise LicenseSuspended("the license is suspended; contact its administrator")
+        if lic.is_expired(now_ms):
+            raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
+
+    def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int, expires_ms: int) -> str:
+        return self._signer.sign_lease({
+            "iss": self._issuer,
+            "sub": session_id,
+            "lic": lic.id,
+            "ten": lic.tenant_id,
+            "uid": uid,
+            "hw": hardware_id,
+            "tier": lic.tier,
+            "features": list(lic.features),
+            "iat": now_ms // 1000,
+            "exp": expires_ms // 1000,  # never claims more than the lease
+        })
+
+    def _settle(self, lic: License, end: SessionEnd, actor: str) -> None:
+        """Make a Redis-side end durable, then drop it from the outbox."""
+        event = AuditEvent(
+            id=f"{end.session_id}:end",
+            tenant_id=lic.tenant_id,
+            license_id=lic.id,
+            session_id=end.session_id,
+            type=_END_EVENT.get(end.state, end.state),
+            actor=actor if end.state != "expired" else "system",
+            at_ms=end.ended_ms,
+            details={"hardware_id": end.hardware_id, "uid": end.uid},
+        )
+        self._store.record_end(end, license_id=lic.id, tenant_id=lic.tenant_id, event=event)
+        self._seats.settled(lic.id, [end.session_id])
+
+    def _license_of_session(self, session_id: str) -> CachedLicense | None:
+        license_id = license_id_of_session(session_id)
+        if license_id is None:
+            raise SessionNotFound("no session has this id")
+        annotate(license=license_id, session=session_id)
+        return self._licenses.by_id(license_id)
+
+    def _settled_session(self, session_id: str, caller: Principal, tenant_id: str | None) -> SessionRecord:
+        """A session Redis no longer knows: its durable record, checked for ownership."""
+        record = self._store.get_session(session_id)
+        if record is None:
+            raise SessionNotFound("no session has this id")
+        if record.uid != caller.uid and not caller.administers(tenant_id or record.tenant_id):
+            raise Forbidden("this session belongs to another user")
+        return record
+
+    # -- operations -----------------------------------------------------------------------
+    def acquire_seat(self, caller: Principal, request: AcquireRequest) -> Answer:
+        entry = self._licenses.by_key(request.license_key)
+        annotate(tenant=entry.license.tenant_id, license=entry.license.id)
+        self._signer.prepare(self._clock.now_ms() // 1000)
+        new_session_id = self._ids.session_id(entry.license.id)
+
+        def attempt(current: CachedLicense):
+            lic, now_ms = current.license, self._clock.now_ms()
+            self._check_usable(lic, caller, now_ms)
+            outcome = self._seats.acquire(
+                lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
+                max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
+                new_session_id=new_session_id,
+            )
+            return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
+
+        lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
+        seats = {"used": outcome.used, "max": outcome.max_seats}
+        if outcome.kind == "FULL":
+            wait_s = max(1, math.ceil((outcome.earliest_expiry_ms - now_ms) / 1000))
+            raise NoSeatAvailable(
+                f"all {outcome.max_seats} seats are in use; the earliest lease ends in {wait_s} s",
+                retry_after_s=wait_s, seats=seats,
+            )
+        annotate(session=outcome.session_id)
+        if outcome.kind == "GRANTED":
+            client = request.client.model_dump() if request.client else {}
+            session = SessionRecord(
+                id=outcome.session_id, license_id=lic.id, tenant_id=lic.tenant_id, uid=caller.uid,
+                hardware_id=request.hardware_id, acquired_ms=now_ms, lease_expires_ms=outcome.expires_ms, client=client,
+            )
+            event = AuditEvent(
+                id=f"{outcome.session_id}:acquire", tenant_id=lic.tenant_id, license_id=lic.id,
+                session_id=outcome.session_id, type="acquire", actor=caller.uid, at_ms=now_ms,
+                details={"hardware_id": request.hardware_id, "seats_used": outcome.used, **client},
+            )
+            try:
+                self._store.record_grant(session, event)
+            except BaseException:
+                # No durable record, no seat: undo the grant before reporting the failure.
+                self._seats.rollback(lic.id, outcome.session_id, now_ms=now_ms)
+                raise
+        token = self._lease_token(lic, outcome.session_id, caller.uid, request.hardware_id, now_ms, outcome.expires_ms)
+        return Answer(
+            created=outcome.kind == "GRANTED",
+            body={
+                "session_id": outcome.session_id,
+                "token": token,
+                "expires_at": rfc3339(outcome.expires_ms),
+                "heartbeat_interval_s": lic.heartbeat_interval_s,
+                "seats": seats,
+                "license": lic.public_view(),
+            },
+        )
+
+    def heartbeat(self, caller: Principal, request: SessionRequest) -> Answer:
+        session_id = request.session_id
+        entry = self._license_of_session(session_id)
+        if entry is None:
+            self._settled_session(session_id, caller, None)
+            raise SessionExpired(_END_MESSAGE["revoked"])
+        annotate(tenant=entry.license.tenant_id)
+        self._signer.prepare(self._clock.now_ms() // 1000)
+
+        def attempt(current: CachedLicense):
+            lic, now_ms = current.license, self._clock.now_ms()
+            outcome = self._seats.heartbeat(
+                lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
+                caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
+            )
+            return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
+
+        lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
+        if outcome.kind == "FORBIDDEN":
+            raise Forbidden("this session belongs to another user")
+        if outcome.kind == "ENDED":
+            raise SessionExpired(_END_MESSAGE.get(outcome.end_state, _END_MESSAGE["expired"]))
+        if outcome.kind == "UNKNOWN":
+            self._settled_session(session_id, caller, lic.tenant_id)
+            raise SessionExpired("the session has ended; acquire a new seat")
+        if lic.suspended:
+            raise LicenseSuspended("the license is suspended; contact its administrator")
+        if lic.is_expired(now_ms):
+            raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
+        token = self._lease_token(lic, session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
+        return Answer(False, {
+            "status": "ok",
+            "session_id": session_id,
+            "token": token,
+            "expires_at": rfc3339(outcome.expires_ms),
+            "heartbeat_interval_s": lic.heartbeat_interval_s,
+        })
+
+    def release(self, caller: Principal, request: SessionRequest) -> Answer:
+        session_id = request.session_id
+        entry = self._license_of_session(session_id)
+        if entry is None:
+            self._settled_session(session_id, caller, None)
+            return Answer(False, {"status": "already_released"})
+        lic = entry.license
+        annotate(tenant=lic.tenant_id)
+        outcome = self._seats.release(
+            lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
+            may_act_for_others=caller.administers(lic.tenant_id),
+        )
+        if outcome.kind == "FORBIDDEN":
+            raise Forbidden("this session belongs to another user")
+        if outcome.kind == "UNKNOWN":
+            self._settled_session(session_id, caller, lic.tenant_id)
+            return Answer(False, {"status": "already_released"})
+        # ENDED or ALREADY: either way make the end durable (a retry after a failed
+        # Firestore write lands here with ALREADY and finishes the job).
+        self._settle(lic, outcome.end, actor=caller.uid)
+        released_now = outcome.kind == "ENDED" and outcome.end.state == "released"
+        return Answer(False, {"status": "released" if released_now else "already_released"})
+
+    def validate(self, caller: Principal, request: ValidateRequest) -> Answer:
+        entry = self._licenses.by_key(request.license_key)
+        annotate(tenant=entry.license.tenant_id, license=entry.license.id)
+
+        def attempt(current: CachedLicense):
+            lic = current.license
+            if not lic.admits_email(caller.email, caller.email_verified) and not caller.administers(lic.tenant_id):
+                raise Forbidden("this license is restricted to users of its allowed email domains (verified email)")
+            count = self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms())
+            return None if count.kind == "STALE" else (lic, count)
+
+        lic, count = self._with_fresh_license(entry, attempt)
+        # Fixed order, most fundamental first.
+        if lic.suspended:
+            code = "SUSPENDED"
+        elif lic.is_expired(self._clock.now_ms()):
+            code = "EXPIRED"
+        elif count.used >= lic.max_seats:
+            code = "NO_SEAT_AVAILABLE"
+        else:
+            code = "VALID"
+        return Answer(False, {
+            "valid": code == "VALID",
+            "code": code,
+            "license": lic.public_view(),
+            "seats": {"used": count.used, "max": lic.max_seats},
+        })

@@ -1,0 +1,242 @@
+"""Firestore repositories for the durable record.
+
+Collections (all top level; the emulator has no collection-group queries):
+    tenants/{tenant_id}
+    licenses/{license_id}            tenant_id, seats, tier, features, expiry, key_hash ...
+    license_keys/{sha256(key)}       tenant_id, license_id   (the key index)
+    sessions/{session_id}            license_id, tenant_id, uid, hardware, status, end ...
+    events/{event_id}                the audit log
+
+Correctness never rests on transaction isolation (the emulator lacks it): seat
+atomicity is Redis's job; writes here are `create()` of fresh ids, idempotent `set()`
+under deterministic ids, and atomic batches of a few documents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as google_exceptions
+from google.api_core import retry as google_retry
+from google.cloud import firestore
+
+from shared.clock import datetime_to_ms, ms_to_datetime
+from shared.errors import BackendUnavailable
+from shared.seats import SessionEnd
+from shared.store.models import AuditEvent, License, SessionRecord, Tenant
+
+_TRANSIENT = (
+    google_exceptions.ServiceUnavailable,
+    google_exceptions.DeadlineExceeded,
+    google_exceptions.InternalServerError,
+    google_exceptions.Aborted,
+    google_exceptions.Unknown,
+    google_exceptions.RetryError,
+)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else ms_to_datetime(ms)
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else datetime_to_ms(value)
+
+
+class FirestoreStore:
+    """All durable reads and writes, each one call with a bounded time."""
+
+    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0):
+        self._db = client
+        self._timeout_s = timeout_s
+        # Retry transient faults briefly, but stay inside the caller's patience.
+        self._retry = google_retry.Retry(
+            predicate=google_retry.if_exception_type(
+                google_exceptions.ServiceUnavailable, google_exceptions.DeadlineExceeded
+            ),
+            initial=0.1,
+            maximum=1.0,
+            timeout=timeout_s,
+        )
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _TRANSIENT as exc:
+            raise BackendUnavailable("firestore") from exc
+
+    def _opts(self) -> dict[str, Any]:
+        return {"timeout": self._timeout_s, "retry": self._retry}
+
+    # -- health ----------------------------------------------------------------
+    def ping(self) -> None:
+        """One cheap read, to prove Firestore answers."""
+        self._call(self._db.collection("tenants").document("_ping").get, **self._opts())
+
+    # -- tenants ---------------------------------------------------------------
+    def create_tenant(self, tenant: Tenant, event: AuditEvent) -> None:
+        batch = self._db.batch()
+        batch.create(
+            self._db.collection("tenants").document(tenant.id),
+            {"name": tenant.name, "created_at": _dt(tenant.created_ms)},
+        )
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        snap = self._call(self._db.collection("tenants").document(tenant_id).get, **self._opts())
+        if not snap.exists:
+            return None
+        data = snap.to_dict()
+        return Tenant(snap.id, data["name"], _ms(data["created_at"]))
+
+    # -- licenses ----------------------------------------------------------------
+    def create_license(self, license: License, event: AuditEvent) -> None:
+        """The license and its key-index entry, atomically (with the audit event)."""
+        batch = self._db.batch()
+        batch.create(self._db.collection("licenses").document(license.id), self._license_doc(license))
+        batch.create(
+            self._db.collection("license_keys").document(license.key_hash),
+            {"tenant_id": license.tenant_id, "license_id": license.id},
+        )
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def get_license(self, license_id: str) -> License | None:
+        snap = self._call(self._db.collection("licenses").document(license_id).get, **self._opts())
+        return self._license_from(snap.id, snap.to_dict()) if snap.exists else None
+
+    def license_id_for_key(self, key_hash: str) -> str | None:
+        snap = self._call(self._db.collection("license_keys").document(key_hash).get, **self._opts())
+        return snap.to_dict()["license_id"] if snap.exists else None
+
+    @staticmethod
+    def _license_doc(lic: License) -> dict[str, Any]:
+        return {
+            "tenant_id": lic.tenant_id,
+            "max_seats": lic.max_seats,
+            "tier": lic.tier,
+            "features": list(lic.features),
+            "expires_at": _dt(lic.expires_ms),
+            "suspended": lic.suspended,
+            "allowed_domains": list(lic.allowed_domains),
+            "lease_ttl_s": lic.lease_ttl_s,
+            "heartbeat_interval_s": lic.heartbeat_interval_s,
+            "key_hash": lic.key_hash,
+            "created_at": _dt(lic.created_ms),
+            "updated_at": _dt(lic.updated_ms),
+        }
+
+    @staticmethod
+    def _license_from(license_id: str, data: dict[str, Any]) -> License:
+        return License(
+            id=license_id,
+            tenant_id=data["tenant_id"],
+            max_seats=int(data["max_seats"]),
+            tier=data["tier"],
+            features=tuple(data.get("features") or ()),
+            expires_ms=_ms(data.get("expires_at")),
+            suspended=bool(data.get("suspended")),
+            allowed_domains=tuple(data.get("allowed_domains") or ()),
+            lease_ttl_s=int(data["lease_ttl_s"]),
+            heartbeat_interval_s=int(data["heartbeat_interval_s"]),
+            key_hash=data["key_hash"],
+            created_ms=_ms(data["created_at"]),
+            updated_ms=_ms(data["updated_at"]),
+        )
+
+    # -- sessions ----------------------------------------------------------------
+    def record_grant(self, session: SessionRecord, event: AuditEvent) -> None:
+        """The session document and its audit event, in one atomic commit."""
+        batch = self._db.batch()
+        batch.create(
+            self._db.collection("sessions").document(session.id),
+            {
+                "license_id": session.license_id,
+                "tenant_id": session.tenant_id,
+                "uid": session.uid,
+                "hardware_id": session.hardware_id,
+                "client": session.client,
+                "acquired_at": _dt(session.acquired_ms),
+                "lease_expires_at": _dt(session.lease_expires_ms),
+                "status": "active",
+            },
+        )
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def record_end(self, end: SessionEnd, *, license_id: str, tenant_id: str, event: AuditEvent) -> None:
+        """Close a session (idempotent: a repeat writes the same values).
+
+        `set(merge=True)` rather than `update()`: if a process died between the Redis
+        grant and the session's creation, the end still leaves a whole record.
+        """
+        batch = self._db.batch()
+        batch.set(
+            self._db.collection("sessions").document(end.session_id),
+            {
+                "license_id": license_id,
+                "tenant_id": tenant_id,
+                "uid": end.uid,
+                "hardware_id": end.hardware_id,
+                "acquired_at": _dt(end.acquired_ms),
+                "status": "ended",
+                "ended_at": _dt(end.ended_ms),
+                "end_reason": end.state,
+                "last_heartbeat_at": _dt(end.last_heartbeat_ms),
+            },
+            merge=True,
+        )
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        snap = self._call(self._db.collection("sessions").document(session_id).get, **self._opts())
+        return self._session_from(snap.id, snap.to_dict()) if snap.exists else None
+
+    def active_sessions(self, license_id: str) -> list[SessionRecord]:
+        """Sessions Firestore believes are active for a license (for reconciliation)."""
+        query = (
+            self._db.collection("sessions")
+            .where(filter=firestore.FieldFilter("license_id", "==", license_id))
+            .where(filter=firestore.FieldFilter("status", "==", "active"))
+        )
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
+
+    @staticmethod
+    def _session_from(session_id: str, d: dict[str, Any]) -> SessionRecord:
+        return SessionRecord(
+            id=session_id,
+            license_id=d["license_id"],
+            tenant_id=d["tenant_id"],
+            uid=d["uid"],
+            hardware_id=d["hardware_id"],
+            acquired_ms=_ms(d["acquired_at"]),
+            lease_expires_ms=_ms(d.get("lease_expires_at")),
+            client=d.get("client") or {},
+            status=d["status"],
+            ended_ms=_ms(d.get("ended_at")),
+            end_reason=d.get("end_reason"),
+            last_heartbeat_ms=_ms(d.get("last_heartbeat_at")),
+        )
+
+    # -- audit events --------------------------------------------------------------
+    def _add_event(self, batch, event: AuditEvent) -> None:
+        batch.set(
+            self._db.collection("events").document(event.id),
+            {
+                "tenant_id": event.tenant_id,
+                "license_id": event.license_id,
+                "session_id": event.session_id,
+                "type": event.type,
+                "actor": event.actor,
+                "at": _dt(event.at_ms),
+                "details": event.details,
+            },
+        )
+
+    def events_for_session(self, session_id: str) -> list[dict[str, Any]]:
+        query = self._db.collection("events").where(filter=firestore.FieldFilter("session_id", "==", session_id))
+        return self._call(lambda: [s.to_dict() | {"id": s.id} for s in query.stream(timeout=self._timeout_s)])

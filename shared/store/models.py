@@ -1,0 +1,77 @@
+"""Records as the service reasons about them; times are integer epoch milliseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.clock import rfc3339
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class License:
+    id: str
+    tenant_id: str
+    max_seats: int
+    tier: str
+    features: tuple[str, ...]
+    expires_ms: int | None
+    suspended: bool
+    allowed_domains: tuple[str, ...]
+    lease_ttl_s: int
+    heartbeat_interval_s: int
+    key_hash: str
+    created_ms: int
+    updated_ms: int
+
+    def is_expired(self, now_ms: int) -> bool:
+        return self.expires_ms is not None and now_ms >= self.expires_ms
+
+    def admits_email(self, email: str | None, email_verified: bool) -> bool:
+        """Whether a user may hold a seat under the license's allowed-domain rule."""
+        if not self.allowed_domains:
+            return True
+        if not email or not email_verified or "@" not in email:
+            return False
+        return email.rsplit("@", 1)[1].lower() in self.allowed_domains
+
+    def public_view(self) -> dict[str, Any]:
+        """What a seat holder is told about the license (API.md `license`)."""
+        return {"id": self.id, "tier": self.tier, "features": list(self.features), "expires_at": rfc3339(self.expires_ms)}
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    license_id: str
+    tenant_id: str
+    uid: str
+    hardware_id: str
+    acquired_ms: int
+    lease_expires_ms: int | None
+    client: dict[str, str] = field(default_factory=dict)
+    status: str = "active"  # active | ended
+    ended_ms: int | None = None
+    end_reason: str | None = None  # released | expired | forced | revoked
+    last_heartbeat_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One line of the audit log. Deterministic ids make re-recording idempotent."""
+
+    id: str
+    tenant_id: str
+    license_id: str | None
+    type: str  # acquire | release | expire | force-release | license.create | ...
+    actor: str  # uid, or "system"
+    at_ms: int
+    session_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
