@@ -141,6 +141,9 @@ def runtime() -> Runtime:
     if _current is None:
         with _current_lock:
             if _current is None:
+                from shared.observability import configure_logging
+
+                configure_logging()
                 _current = Runtime(Settings.from_env())
     return _current
 

@@ -86,10 +86,17 @@ class LocalStack:
         os.environ.update(self.env)
 
     def serve_functions(self, port: int | None = None, *, workers: int = 2, threads: int = 8,
-                        extra_env: dict[str, str] | None = None, log_path: Path | None = None) -> FunctionServer:
-        """Every function on http://127.0.0.1:<port>/<name> through gunicorn (not the debug server)."""
+                        extra_env: dict[str, str] | None = None, unset_env: tuple[str, ...] = (),
+                        log_path: Path | None = None) -> FunctionServer:
+        """Every function on http://127.0.0.1:<port>/<name> through gunicorn (not the debug server).
+
+        `unset_env` removes settings, e.g. FIREBASE_AUTH_EMULATOR_HOST to run the
+        production ID-token path.
+        """
         port = port or free_port()
         env = {**os.environ, **self.env, **(extra_env or {})}
+        for name in unset_env:
+            env.pop(name, None)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "scripts"), env.get("PYTHONPATH", "")])
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL
         process = spawn(
