@@ -49,7 +49,7 @@ def wait_until(ready: Callable[[], bool], *, timeout_s: float, what: str, proces
         try:
             if ready():
                 return
-        except OSError:
+        except Exception:  # noqa: BLE001 - a server that is still booting fails in many ways
             pass
         time.sleep(0.02)
     raise RuntimeError(f"{what} was not ready within {timeout_s} s")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import uuid
 
 import firebase_admin
+import google.auth.credentials
 from firebase_admin import auth as firebase_auth
+from firebase_admin import credentials as firebase_credentials
 
 from shared.auth.principal import Principal
 from shared.errors import BackendUnavailable, Unauthenticated
@@ -34,13 +36,21 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+class _VerifyOnlyCredential(firebase_credentials.Base):
+    """Checking an ID token needs only Google's public certificates, never our identity;
+    so no service-account key and no ADC lookup are involved."""
+
+    def get_credential(self):
+        return google.auth.credentials.AnonymousCredentials()
+
+
 class FirebaseTokenVerifier:
     """Verifies Firebase ID tokens for one project."""
 
     def __init__(self, project_id: str, *, certs_url: str | None = None, clock_skew_s: int = 5):
         # A private app per verifier: several configurations can coexist in one process.
         self._app = firebase_admin.initialize_app(
-            options={"projectId": project_id}, name=f"license-server-{uuid.uuid4().hex}"
+            _VerifyOnlyCredential(), options={"projectId": project_id}, name=f"license-server-{uuid.uuid4().hex}"
         )
         self._clock_skew_s = clock_skew_s
         if certs_url:

@@ -1,0 +1,444 @@
+// Load generator of scripts/bench: one phase per run, plan in (stdin), figures out (stdout).
+//
+// Node + undici because the machine has 2 cores and the generator shares them with the
+// server: one event loop over keep-alive sockets costs far less CPU than Python threads.
+//
+// Two modes:
+//   closed  N connections, each sends its next request as soon as the previous answer is
+//           read (saturation). Ops are drawn by weight; acquire makes sessions that
+//           heartbeat/release draw from (per-connection slices / one shared pool).
+//   users   simulated users with think time: a login ramp (every user acquires once,
+//           start times spread over ramp_s), then `duration_s` of ops drawn by weight,
+//           each user waiting U(think_s) after every answer. A user without a session
+//           acquires instead of heartbeat/release; a user with one re-acquires on the
+//           same hardware (the API's 200 "same session" path) when acquire is drawn.
+//
+// Every loop ends by itself: nothing starts after the deadline, and every request has a
+// timeout. Only the plan's base_url (the bench passes 127.0.0.1 ones) is contacted.
+"use strict";
+
+const { Client, Pool } = require("undici");
+const { performance } = require("node:perf_hooks");
+
+function readStdin() {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    process.stdin.on("data", (c) => chunks.push(c));
+    process.stdin.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    process.stdin.on("error", reject);
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+function percentile(sorted, q) {
+  if (sorted.length === 0) return null;
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
+  return sorted[rank - 1];
+}
+
+// Per-operation tallies: latencies (ms), statuses, and errors split expected/unexpected.
+class OpStats {
+  constructor() {
+    this.latencies = [];
+    this.statuses = {};
+    this.ok = 0;
+    this.expected = {};
+    this.unexpected = {};
+    this.variants = {}; // e.g. acquire 201 new vs 200 same-session
+  }
+  record(latencyMs, status) {
+    this.latencies.push(latencyMs);
+    const key = String(status);
+    this.statuses[key] = (this.statuses[key] || 0) + 1;
+  }
+  bump(bucket, label) {
+    this[bucket][label] = (this[bucket][label] || 0) + 1;
+  }
+  summary(elapsedS) {
+    const sorted = Float64Array.from(this.latencies).sort();
+    const n = sorted.length;
+    let sum = 0;
+    for (const v of sorted) sum += v;
+    const r = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+    return {
+      count: n,
+      ok: this.ok,
+      rps: elapsedS > 0 ? n / elapsedS : 0,
+      latency_ms: {
+        mean: n ? r(sum / n) : null,
+        p50: r(percentile(sorted, 0.5)),
+        p95: r(percentile(sorted, 0.95)),
+        p99: r(percentile(sorted, 0.99)),
+        max: n ? r(sorted[n - 1]) : null,
+      },
+      statuses: this.statuses,
+      expected_errors: this.expected,
+      unexpected_errors: this.unexpected,
+      expected_error_count: Object.values(this.expected).reduce((a, b) => a + b, 0),
+      unexpected_error_count: Object.values(this.unexpected).reduce((a, b) => a + b, 0),
+      variants: this.variants,
+    };
+  }
+}
+
+class Phase {
+  constructor(plan) {
+    this.plan = plan;
+    this.stats = {};
+    this.timeline = []; // completions per whole second since start
+    this.started = 0;
+    this.notes = [];
+    // Seat accounting per license, so a 409 counts as expected only when our own
+    // sessions (plus acquires still in flight) really could fill the license.
+    this.maxSeats = plan.license_max_seats || [];
+    this.held = (plan.license_held || this.maxSeats.map(() => 0)).slice();
+    this.acquiring = this.maxSeats.map(() => 0);
+  }
+  op(name) {
+    return this.stats[name] || (this.stats[name] = new OpStats());
+  }
+  tick(now) {
+    const second = Math.floor((now - this.started) / 1000);
+    if (second >= 0) this.timeline[second] = (this.timeline[second] || 0) + 1;
+  }
+}
+
+function authHeaders(token) {
+  return { "content-type": "application/json", authorization: `Bearer ${token}` };
+}
+
+// One request: returns {status, body (parsed when wanted), error}.
+async function send(dispatcher, path, headers, payload, wantBody, timeoutMs) {
+  try {
+    const res = await dispatcher.request({
+      method: payload === null ? "GET" : "POST",
+      path,
+      headers,
+      body: payload === null ? undefined : payload,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    if (wantBody || res.statusCode >= 300) {
+      const text = await res.body.text();
+      let body = null;
+      try {
+        body = JSON.parse(text);
+      } catch (_) {
+        body = null;
+      }
+      return { status: res.statusCode, body };
+    }
+    await res.body.dump();
+    return { status: res.statusCode, body: null };
+  } catch (err) {
+    return { status: 0, body: null, error: `ERR ${err.code || err.name || "error"}` };
+  }
+}
+
+function errorLabel(result) {
+  if (result.error) return result.error;
+  const code = result.body && result.body.error && result.body.error.code;
+  return `${result.status} ${code || "(no code)"}`;
+}
+
+// ---- the four seat operations (plus plain ones for reference servers) -------------
+
+async function doAcquire(phase, statsName, dispatcher, ident, licenseIndex, hardwareId) {
+  const plan = phase.plan;
+  const payload = JSON.stringify({ license_key: plan.license_keys[licenseIndex], hardware_id: hardwareId });
+  phase.acquiring[licenseIndex] = (phase.acquiring[licenseIndex] || 0) + 1;
+  const t0 = performance.now();
+  const result = await send(dispatcher, plan.paths.acquire, ident.headers, payload, true, plan.timeout_ms);
+  const t1 = performance.now();
+  phase.acquiring[licenseIndex] -= 1;
+  const stats = phase.op(statsName);
+  stats.record(t1 - t0, result.status);
+  phase.tick(t1);
+  if ((result.status === 201 || result.status === 200) && result.body && result.body.session_id) {
+    stats.ok += 1;
+    stats.bump("variants", result.status === 201 ? "201 new session" : "200 same session");
+    return { session_id: result.body.session_id, token: ident.token, license: licenseIndex, created: result.status === 201 };
+  }
+  if (result.status === 409) {
+    const max = phase.maxSeats[licenseIndex];
+    const couldBeFull = max !== undefined && phase.held[licenseIndex] + phase.acquiring[licenseIndex] >= max;
+    stats.bump(couldBeFull ? "expected" : "unexpected", couldBeFull ? "409 NO_SEAT_AVAILABLE (full)" : "409 NO_SEAT_AVAILABLE (seats were free)");
+    return null;
+  }
+  stats.bump("unexpected", errorLabel(result));
+  return null;
+}
+
+async function doHeartbeat(phase, statsName, dispatcher, session) {
+  const plan = phase.plan;
+  const t0 = performance.now();
+  const result = await send(dispatcher, plan.paths.heartbeat, session.headers, JSON.stringify({ session_id: session.session_id }), false, plan.timeout_ms);
+  const t1 = performance.now();
+  const stats = phase.op(statsName);
+  stats.record(t1 - t0, result.status);
+  phase.tick(t1);
+  if (result.status === 200) stats.ok += 1;
+  else stats.bump("unexpected", errorLabel(result));
+  return result.status === 200;
+}
+
+async function doRelease(phase, statsName, dispatcher, session) {
+  const plan = phase.plan;
+  const t0 = performance.now();
+  const result = await send(dispatcher, plan.paths.release, session.headers, JSON.stringify({ session_id: session.session_id }), true, plan.timeout_ms);
+  const t1 = performance.now();
+  const stats = phase.op(statsName);
+  stats.record(t1 - t0, result.status);
+  phase.tick(t1);
+  if (result.status === 200 && result.body && result.body.status === "released") {
+    stats.ok += 1;
+    return true;
+  }
+  // "already_released" for a session we hold and never released is a server anomaly.
+  const label = result.status === 200 ? `200 ${result.body && result.body.status} (session was live)` : errorLabel(result);
+  stats.bump("unexpected", label);
+  return result.status === 200;
+}
+
+async function doValidate(phase, statsName, dispatcher, ident, licenseIndex) {
+  const plan = phase.plan;
+  const t0 = performance.now();
+  const result = await send(dispatcher, plan.paths.validate, ident.headers, JSON.stringify({ license_key: plan.license_keys[licenseIndex] }), false, plan.timeout_ms);
+  const t1 = performance.now();
+  const stats = phase.op(statsName);
+  stats.record(t1 - t0, result.status);
+  phase.tick(t1);
+  if (result.status === 200) stats.ok += 1;
+  else stats.bump("unexpected", errorLabel(result));
+}
+
+async function doPlain(phase, name, dispatcher, ident) {
+  // A reference request: POST with a small JSON body (like heartbeat), or GET.
+  const plan = phase.plan;
+  const spec = plan.paths[name];
+  const t0 = performance.now();
+  const result = await send(dispatcher, spec.path, ident.headers, spec.method === "GET" ? null : '{"session_id":"x"}', false, plan.timeout_ms);
+  const t1 = performance.now();
+  const stats = phase.op(name);
+  stats.record(t1 - t0, result.status);
+  phase.tick(t1);
+  if (result.status === 200) stats.ok += 1;
+  else stats.bump("unexpected", errorLabel(result));
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+function weightedPicker(weights) {
+  const names = Object.keys(weights).filter((k) => weights[k] > 0);
+  const total = names.reduce((a, k) => a + weights[k], 0);
+  if (!names.length || total <= 0) throw new Error("no operation has a positive weight");
+  return () => {
+    let x = Math.random() * total;
+    for (const k of names) {
+      x -= weights[k];
+      if (x < 0) return k;
+    }
+    return names[names.length - 1];
+  };
+}
+
+function withHeaders(session) {
+  return { ...session, headers: authHeaders(session.token) };
+}
+
+function stripSession(s) {
+  return { session_id: s.session_id, token: s.token, license: s.license };
+}
+
+function clientOptions(plan) {
+  return {
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 60_000,
+    headersTimeout: plan.timeout_ms,
+    bodyTimeout: plan.timeout_ms,
+    connect: { timeout: 10_000 },
+  };
+}
+
+// ---- closed loop ------------------------------------------------------------
+
+async function runClosed(plan) {
+  const phase = new Phase(plan);
+  const conns = plan.connections;
+  const pick = weightedPicker(plan.ops);
+  const identities = plan.identities.map((i) => ({ ...i, headers: authHeaders(i.token) }));
+  const pool = (plan.sessions || []).map(withHeaders);
+  // heartbeat: each connection cycles through its own slice of the live sessions.
+  const slices = Array.from({ length: conns }, () => []);
+  pool.forEach((s, i) => slices[i % conns].push(s));
+  const releasePool = pool.slice();
+  const released = new Set();
+  const acquired = [];
+  let poolExhaustedAt = null;
+  let requests = 0;
+  const maxRequests = plan.max_requests || Infinity;
+
+  const clients = Array.from({ length: conns }, () => new Client(plan.base_url, clientOptions(plan)));
+  phase.started = performance.now();
+  const deadline = phase.started + plan.duration_s * 1000;
+
+  async function loop(c) {
+    const client = clients[c];
+    const ident = identities[c % identities.length];
+    let seq = 0;
+    let cursor = 0;
+    while (performance.now() < deadline && requests < maxRequests) {
+      requests += 1;
+      const name = pick();
+      seq += 1;
+      if (name === "acquire") {
+        const li = (c + seq) % plan.license_keys.length;
+        const got = await doAcquire(phase, "acquire", client, ident, li, `${plan.hw_prefix}-${c}-${seq}`);
+        if (got && got.created) {
+          phase.held[li] += 1;
+          const s = withHeaders(got);
+          acquired.push(s);
+          releasePool.push(s);
+          slices[c].push(s);
+        }
+      } else if (name === "heartbeat") {
+        const mine = slices[c];
+        if (!mine.length) {
+          phase.notes.push(`connection ${c}: no session to heartbeat`);
+          return;
+        }
+        await doHeartbeat(phase, "heartbeat", client, mine[cursor++ % mine.length]);
+      } else if (name === "release") {
+        const s = releasePool.pop();
+        if (!s) {
+          if (poolExhaustedAt === null) poolExhaustedAt = (performance.now() - phase.started) / 1000;
+          return;
+        }
+        if (await doRelease(phase, "release", client, s)) {
+          released.add(s.session_id);
+          phase.held[s.license] -= 1;
+        }
+      } else if (name === "validate") {
+        await doValidate(phase, "validate", client, ident, (c + seq) % plan.license_keys.length);
+      } else {
+        await doPlain(phase, name, client, ident);
+      }
+    }
+  }
+
+  await Promise.all(clients.map((_, c) => loop(c)));
+  const elapsedS = (performance.now() - phase.started) / 1000;
+  await Promise.all(clients.map((cl) => cl.close().catch(() => {})));
+  if (poolExhaustedAt !== null) phase.notes.push(`session pool exhausted after ${poolExhaustedAt.toFixed(1)} s`);
+  const live = pool.concat(acquired).filter((s) => !released.has(s.session_id));
+  const seen = new Set();
+  return finish(phase, elapsedS, {
+    sessions_out: live.filter((s) => !seen.has(s.session_id) && seen.add(s.session_id)).map(stripSession),
+    connections: conns,
+  });
+}
+
+// ---- simulated users ------------------------------------------------------------
+
+async function runUsers(plan) {
+  const phase = new Phase(plan);
+  const [thinkMin, thinkMax] = plan.think_s;
+  const think = () => (thinkMin + Math.random() * (thinkMax - thinkMin)) * 1000;
+  const pick = weightedPicker(plan.weights);
+  const shared = plan.user_connections > 0 ? new Pool(plan.base_url, { ...clientOptions(plan), connections: plan.user_connections }) : null;
+  const users = plan.users.map((u) => ({
+    ...u,
+    headers: authHeaders(u.token),
+    client: shared || new Client(plan.base_url, clientOptions(plan)),
+    session: null,
+  }));
+  const substituted = { heartbeat: 0, release: 0 };
+
+  // Login ramp: every user's first acquire, start times spread uniformly over ramp_s.
+  phase.started = performance.now();
+  await Promise.all(users.map(async (u) => {
+    await sleep(Math.random() * plan.ramp_s * 1000);
+    const got = await doAcquire(phase, "ramp acquire", u.client, u, u.license, u.hardware_id);
+    if (got) {
+      if (got.created) phase.held[u.license] += 1;
+      u.session = withHeaders(got);
+    }
+  }));
+  const rampS = (performance.now() - phase.started) / 1000;
+  const rampStats = phase.stats["ramp acquire"];
+  delete phase.stats["ramp acquire"];
+  const rampTimeline = phase.timeline;
+  phase.timeline = [];
+
+  // The measured window.
+  phase.started = performance.now();
+  const deadline = phase.started + plan.duration_s * 1000;
+  await Promise.all(users.map(async (u) => {
+    for (;;) {
+      await sleep(think());
+      if (performance.now() >= deadline) return;
+      let name = pick();
+      if ((name === "heartbeat" || name === "release") && !u.session) {
+        substituted[name] += 1;
+        name = "acquire";
+      }
+      if (name === "acquire") {
+        const got = await doAcquire(phase, "acquire", u.client, u, u.license, u.hardware_id);
+        if (got) {
+          if (got.created) phase.held[u.license] += 1;
+          u.session = withHeaders(got);
+        }
+      } else if (name === "heartbeat") {
+        await doHeartbeat(phase, "heartbeat", u.client, u.session);
+      } else if (name === "release") {
+        const s = u.session;
+        if (await doRelease(phase, "release", u.client, s)) {
+          phase.held[u.license] -= 1;
+          u.session = null;
+        }
+      } else if (name === "validate") {
+        await doValidate(phase, "validate", u.client, u, u.license);
+      }
+    }
+  }));
+  const elapsedS = (performance.now() - phase.started) / 1000;
+  await Promise.all((shared ? [shared] : users.map((u) => u.client)).map((cl) => cl.close().catch(() => {})));
+  return finish(phase, elapsedS, {
+    ramp: {
+      elapsed_s: rampS,
+      acquire: rampStats ? rampStats.summary(rampS) : null,
+      timeline: rampTimeline,
+    },
+    substituted_by_acquire: substituted,
+    sessions_out: users.filter((u) => u.session).map((u) => stripSession(u.session)),
+    connections: shared ? plan.user_connections : users.length,
+  });
+}
+
+function finish(phase, elapsedS, extra) {
+  const ops = {};
+  for (const [name, s] of Object.entries(phase.stats)) ops[name] = s.summary(elapsedS);
+  const cpu = process.cpuUsage();
+  return {
+    elapsed_s: elapsedS,
+    ops,
+    timeline: phase.timeline.map((v) => v || 0),
+    notes: [...new Set(phase.notes)],
+    generator_cpu_s: (cpu.user + cpu.system) / 1e6,
+    ...extra,
+  };
+}
+
+async function main() {
+  const plan = JSON.parse(await readStdin());
+  plan.timeout_ms = (plan.timeout_s || 30) * 1000;
+  const result = plan.mode === "users" ? await runUsers(plan) : await runClosed(plan);
+  process.stdout.write(JSON.stringify(result) + "\n");
+}
+
+main().catch((err) => {
+  process.stderr.write(`loadgen: ${err.stack || err}\n`);
+  process.exit(1);
+});

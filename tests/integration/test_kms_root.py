@@ -1,0 +1,102 @@
+"""The KMS root adapter through the real google-cloud-kms client and a gRPC stand-in."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devstack.kms_standin import KmsStandIn
+from lease_verifier import verify_lease_token
+from shared.clock import ManualClock
+from shared.errors import KmsIntegrityError
+from shared.tokens import DelegatedSigner, KmsRootSigner
+from shared.tokens.kms_root import kms_client
+
+KEY = "projects/p/locations/global/keyRings/r/cryptoKeys/root"
+
+
+@pytest.fixture
+def kms():
+    with KmsStandIn() as standin:
+        yield standin
+
+
+def make_signer(kms, algorithm="EC_SIGN_P256_SHA256", clock=None):
+    kms.create_key(KEY, algorithm)
+    clock = clock or ManualClock(start_ms=int(time.time() * 1000))
+    root = KmsRootSigner(kms_client(kms.address), KEY, clock, version_refresh_s=60)
+    return root, DelegatedSigner(root, clock, issuer="test", ttl_s=3600), clock
+
+
+def lease(signer, clock, **extra):
+    now = clock.now_ms() // 1000
+    return signer.sign_lease({"sub": "s", "iat": now, "exp": now + 300, **extra})
+
+
+@pytest.mark.parametrize("algorithm, alg", [("EC_SIGN_P256_SHA256", "ES256"), ("RSA_SIGN_PKCS1_4096_SHA256", "RS256")])
+def test_root_algorithms_produce_verifiable_chains(kms, algorithm, alg):
+    root, signer, clock = make_signer(kms, algorithm)
+    [jwk] = root.public_jwks()
+    assert jwk["alg"] == alg
+    verify_lease_token(lease(signer, clock), {"keys": [jwk]}, now_s=clock.now_ms() // 1000)
+
+
+def test_one_kms_call_per_certificate_not_per_token(kms):
+    _, signer, clock = make_signer(kms)
+    for _ in range(100):
+        lease(signer, clock)
+    assert kms.sign_calls == 1
+    clock.advance(seconds=3600 - 300)  # inside the renewal margin: a new certificate
+    lease(signer, clock)
+    assert kms.sign_calls == 2
+
+
+def test_a_corrupted_signature_is_retried_once(kms):
+    root, signer, clock = make_signer(kms)
+    kms.corrupt_next_signatures(1)
+    token = lease(signer, clock)
+    verify_lease_token(token, {"keys": root.public_jwks()}, now_s=clock.now_ms() // 1000)
+    assert kms.sign_calls == 2
+
+
+def test_a_signature_corrupted_twice_is_an_integrity_error(kms):
+    _, signer, clock = make_signer(kms)
+    kms.corrupt_next_signatures(2)
+    with pytest.raises(KmsIntegrityError) as caught:
+        lease(signer, clock)
+    assert caught.value.http_status == 503
+
+
+def test_a_corrupted_public_key_is_refetched_or_refused(kms):
+    kms.create_key(KEY)
+    clock = ManualClock()
+    kms.corrupt_next_public_keys(1)
+    assert KmsRootSigner(kms_client(kms.address), KEY, clock).public_jwks()  # retried once
+    kms.corrupt_next_public_keys(2)
+    with pytest.raises(KmsIntegrityError):
+        KmsRootSigner(kms_client(kms.address), KEY, clock).public_jwks()
+
+
+def test_rotation_publishes_both_roots_and_signs_with_the_new_one(kms):
+    root, signer, clock = make_signer(kms)
+    issued_s = clock.now_ms() // 1000
+    old_token = lease(signer, clock)
+    [old_root] = root.public_jwks()
+
+    kms.rotate(KEY)
+    clock.advance(seconds=3600)  # past the version refresh and the old certificate
+    jwks = {"keys": root.public_jwks()}
+    new_token = lease(signer, clock)
+
+    assert [k["kid"] for k in jwks["keys"]][0] == old_root["kid"] and len(jwks["keys"]) == 2
+    assert root.current_key()[0] == jwks["keys"][1]["kid"]
+    now = clock.now_ms() // 1000
+    verify_lease_token(new_token, jwks, now_s=now)
+    # a token rooted in the old version still verifies (at a time it was valid)
+    # for as long as the old version is published
+    verify_lease_token(old_token, jwks, now_s=issued_s)
+
+    kms.disable(f"{KEY}/cryptoKeyVersions/1")  # retired once its tokens have expired
+    clock.advance(seconds=61)
+    assert [k["kid"] for k in root.public_jwks()] == [jwks["keys"][1]["kid"]]
