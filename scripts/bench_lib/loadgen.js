@@ -1,4 +1,4 @@
-// Load generator of scripts/bench: one phase per run, plan in (stdin), figures out (stdout).
+// Load generator of scripts/bench: one phase per run, a plan in, its figures out (JSON).
 //
 // Node + undici because the machine has 2 cores and the generator shares them with the
 // server: one event loop over keep-alive sockets costs far less CPU than Python threads.
@@ -18,6 +18,7 @@
 "use strict";
 
 const { Client, Pool } = require("undici");
+const fs = require("node:fs");
 const { performance } = require("node:perf_hooks");
 
 function readStdin() {
@@ -284,6 +285,23 @@ async function runClosed(plan) {
   phase.started = performance.now();
   const deadline = phase.started + plan.duration_s * 1000;
 
+  const allLicenses = plan.license_keys.map((_, i) => i);
+  const acquireOn = plan.acquire_licenses || allLicenses;
+  const validateOn = plan.validate_licenses || allLicenses;
+  let substituted = 0;
+
+  async function acquireOnce(client, ident, c, seq) {
+    const li = acquireOn[(c + seq) % acquireOn.length];
+    const got = await doAcquire(phase, "acquire", client, ident, li, `${plan.hw_prefix}-${c}-${seq}`);
+    if (got && got.created) {
+      phase.held[li] += 1;
+      const s = withHeaders(got);
+      acquired.push(s);
+      releasePool.push(s);
+      slices[c].push(s);
+    }
+  }
+
   async function loop(c) {
     const client = clients[c];
     const ident = identities[c % identities.length];
@@ -294,20 +312,17 @@ async function runClosed(plan) {
       const name = pick();
       seq += 1;
       if (name === "acquire") {
-        const li = (c + seq) % plan.license_keys.length;
-        const got = await doAcquire(phase, "acquire", client, ident, li, `${plan.hw_prefix}-${c}-${seq}`);
-        if (got && got.created) {
-          phase.held[li] += 1;
-          const s = withHeaders(got);
-          acquired.push(s);
-          releasePool.push(s);
-          slices[c].push(s);
-        }
+        await acquireOnce(client, ident, c, seq);
       } else if (name === "heartbeat") {
         const mine = slices[c];
         if (!mine.length) {
-          phase.notes.push(`connection ${c}: no session to heartbeat`);
-          return;
+          if (!plan.ops.acquire) {
+            phase.notes.push(`connection ${c} had no session to heartbeat`);
+            return;
+          }
+          substituted += 1; // warm-up: acquire first, heartbeat later
+          await acquireOnce(client, ident, c, seq);
+          continue;
         }
         await doHeartbeat(phase, "heartbeat", client, mine[cursor++ % mine.length]);
       } else if (name === "release") {
@@ -319,9 +334,12 @@ async function runClosed(plan) {
         if (await doRelease(phase, "release", client, s)) {
           released.add(s.session_id);
           phase.held[s.license] -= 1;
+          const mine = slices[c];
+          const at = mine.indexOf(s);
+          if (at >= 0) mine.splice(at, 1);
         }
       } else if (name === "validate") {
-        await doValidate(phase, "validate", client, ident, (c + seq) % plan.license_keys.length);
+        await doValidate(phase, "validate", client, ident, validateOn[(c + seq) % validateOn.length]);
       } else {
         await doPlain(phase, name, client, ident);
       }
@@ -336,6 +354,7 @@ async function runClosed(plan) {
   const seen = new Set();
   return finish(phase, elapsedS, {
     sessions_out: live.filter((s) => !seen.has(s.session_id) && seen.add(s.session_id)).map(stripSession),
+    substituted_by_acquire: { heartbeat: substituted },
     connections: conns,
   });
 }
@@ -431,11 +450,15 @@ function finish(phase, elapsedS, extra) {
   };
 }
 
+// Usage: node loadgen.js [PLAN.json [RESULT.json]]  (default: stdin / stdout)
 async function main() {
-  const plan = JSON.parse(await readStdin());
+  const [planPath, resultPath] = process.argv.slice(2);
+  const plan = JSON.parse(planPath ? fs.readFileSync(planPath, "utf8") : await readStdin());
   plan.timeout_ms = (plan.timeout_s || 30) * 1000;
   const result = plan.mode === "users" ? await runUsers(plan) : await runClosed(plan);
-  process.stdout.write(JSON.stringify(result) + "\n");
+  const text = JSON.stringify(result) + "\n";
+  if (resultPath) fs.writeFileSync(resultPath, text);
+  else process.stdout.write(text);
 }
 
 main().catch((err) => {
