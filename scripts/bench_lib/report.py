@@ -1,0 +1,241 @@
+"""The plain-text report of scripts/bench, rendered from its JSON document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEAT_OPS = ("acquire", "heartbeat", "release", "validate")
+P99_TARGET_MS = 20.0
+TARGETS = {
+    "heartbeat_sat_over_bare": 0.50,
+    "acquire_sat_over_bare": 0.30,
+    "seat_lib_over_bare_evalsha": 0.80,
+}
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def _errors(counts: dict[str, int]) -> str:
+    return ", ".join(f"{label} x{n}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)
+        ).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *[line(r) for r in rows]]
+
+
+OP_HEADERS = ["operation", "count", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "ok",
+              "expected err", "unexpected err", "server p50/p99 ms"]
+OP_ALIGN = "lrrrrrrrrrr"
+
+
+def _op_row(label: str, stats: dict[str, Any] | None) -> list[str]:
+    if not stats:
+        return [label, "0", "-", "-", "-", "-", "-", "-", "-", "-", "-"]
+    lat = stats["latency_ms"]
+    server = stats.get("server_latency_ms") or {}
+    server_text = "-" if not server.get("count") else f"{_num(server['p50'], 2)} / {_num(server['p99'], 2)}"
+    return [
+        label, f"{stats['count']:,}", _num(stats["rps"]), _num(lat["p50"], 2), _num(lat["p95"], 2),
+        _num(lat["p99"], 2), _num(lat["max"], 1), f"{stats['ok']:,}", str(stats["expected_error_count"]),
+        str(stats["unexpected_error_count"]), server_text,
+    ]
+
+
+def _error_lines(label: str, stats: dict[str, Any] | None) -> list[str]:
+    lines = []
+    if stats and stats["expected_errors"]:
+        lines.append(f"    {label}: expected errors: {_errors(stats['expected_errors'])}")
+    if stats and stats["unexpected_errors"]:
+        lines.append(f"    {label}: UNEXPECTED errors: {_errors(stats['unexpected_errors'])}")
+    return lines
+
+
+def _cpu_line(phase: dict[str, Any]) -> str:
+    wall = phase.get("elapsed_s") or phase["wall_s"]
+    cpu = phase["cpu_s"]
+    total = sum(cpu.values())
+    order = sorted(cpu.items(), key=lambda kv: -kv[1])
+    parts = ", ".join(f"{role} {v / wall * 100:.0f}%" for role, v in order if v >= 0.005 * wall)
+    workers = "/".join(f"{v / wall * 100:.0f}" for v in phase["worker_cpu_s"])
+    return f"    CPU (100% = 1 core; 2 cores = 200%): total {total / wall * 100:.0f}%: {parts}; per worker {workers}%"
+
+
+def render(doc: dict[str, Any]) -> str:
+    out: list[str] = []
+    m, s, server, settings = doc["machine"], doc["server"], doc["server"], doc["settings"]
+    out += [
+        "scripts/bench: license server, running local stack",
+        f"command : {doc['command']}",
+        f"started : {doc['started_at']}   run id {doc['run_id']} (tenant {doc['tenant']}, created in "
+        f"{settings['fixtures_s']} s)",
+        f"machine : nproc {m['nproc']} ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}",
+        f"software: Python {m['python']} (bench and server), Node {m['node']} + undici {m['undici']} "
+        f"(load generator, same cores), redis-server {m['redis_server']}",
+        f"server  : {s['base_url']} (stack pid {s['stack_pid']}): gunicorn {s['gunicorn_app']} "
+        f"{' '.join(s['gunicorn_flags'])}",
+        f"          = {server['workers']} workers x {server['threads']} threads, worker class "
+        f"{server['worker_class']}, reuse-port {'on' if server['reuse_port'] else 'off'}; "
+        f"worker pids {', '.join(map(str, server['gunicorn_worker_pids']))}",
+        "latency : client side (request sent -> body read); 'server' = latency_ms of the function's own log line",
+    ]
+
+    # (a) reference profile
+    ref = doc["phases"]["reference"]
+    mix = settings["mix"]
+    total_w = sum(mix.values())
+    mix_text = " / ".join(f"{k} {v:g}" for k, v in mix.items())
+    share = " / ".join(f"{100 * v / total_w:.1f}%" for v in mix.values())
+    conns = ref.get("connections")
+    out += [
+        "",
+        f"(a) Reference profile: {settings['users']} users, think U({settings['think_s'][0]:g}, "
+        f"{settings['think_s'][1]:g}) s, weights {mix_text} (= {share}),",
+        f"    {settings['licenses']} licenses ({min(settings['license_seats'])}-{max(settings['license_seats'])} seats "
+        f"each, enough for their users), {conns} keep-alive connections"
+        f"{' (one per user)' if settings['user_connections'] == 0 else ' (shared pool)'};",
+        f"    measured {ref['elapsed_s']:.1f} s after a login ramp (each user's first acquire spread over "
+        f"{settings['ramp_s']:g} s)",
+    ]
+    rows = [_op_row(op, ref["ops"].get(op)) for op in SEAT_OPS]
+    total = {"count": 0, "rps": 0.0, "ok": 0, "expected_error_count": 0, "unexpected_error_count": 0}
+    for op in SEAT_OPS:
+        st = ref["ops"].get(op)
+        if st:
+            for k in total:
+                total[k] += st[k]
+    rows.append(["all", f"{total['count']:,}", _num(total["rps"]), "", "", "", "", f"{total['ok']:,}",
+                 str(total["expected_error_count"]), str(total["unexpected_error_count"]), ""])
+    ramp = (ref.get("ramp") or {}).get("acquire")
+    if ramp:
+        rows.append(_op_row(f"login ramp acquire ({ref['ramp']['elapsed_s']:.1f} s)", ramp))
+    out += ["    " + line for line in _table(OP_HEADERS, rows, OP_ALIGN)]
+    acq = ref["ops"].get("acquire") or {}
+    variants = ", ".join(f"{k} x{v}" for k, v in sorted((acq.get("variants") or {}).items()))
+    subst = ref.get("substituted_by_acquire") or {}
+    out.append(f"    acquire answers: {variants or '-'}; heartbeat/release drawn by a user without a session "
+               f"(so sent as acquire): {subst.get('heartbeat', 0)}/{subst.get('release', 0)}")
+    for op in SEAT_OPS:
+        out += _error_lines(op, ref["ops"].get(op))
+    if ramp:
+        out += _error_lines("login ramp acquire", ramp)
+    if ref.get("connections_per_worker"):
+        out.append(f"    client connections per gunicorn worker at mid-run: "
+                   f"{' / '.join(map(str, ref['connections_per_worker']))}")
+    if ref["server_error_lines"]:
+        out.append(f"    server logged {ref['server_error_lines']} ERROR/5xx lines, e.g. {ref['server_error_samples'][0]}")
+    out.append(_cpu_line(ref))
+
+    # (b) saturation and (c) bare function
+    out += ["", f"(b) Saturation: closed loop, {settings['connections']} connections, "
+                f"{settings['sat_duration_s']:g} s per operation   (c) bare no-op function, same gunicorn flags, "
+                f"same generator"]
+    rows, notes = [], []
+    for op in SEAT_OPS + ("health",):
+        phase = doc["phases"].get(f"sat {op}")
+        if not phase:
+            continue
+        label = "health (GET, no backend)" if op == "health" else op
+        rows.append(_op_row(label, phase["ops"].get(op)))
+        notes += _error_lines(label, phase["ops"].get(op))
+        notes += [f"    {label}: {n}" for n in phase.get("notes", [])]
+    bare = doc["bare_function"]
+    rows.append(_op_row("(c) bare function (POST)", bare["ops"].get("noop")))
+    notes += _error_lines("bare function", bare["ops"].get("noop"))
+    out += ["    " + line for line in _table(OP_HEADERS, rows, OP_ALIGN)]
+    out += notes
+    acquired = doc["phases"].get("sat acquire", {})
+    if acquired:
+        sessions = (acquired["ops"].get("acquire") or {}).get("ok", 0)
+        out.append(f"    heartbeat cycled through {min(sessions, settings['heartbeat_sessions'])} live sessions; "
+                   f"release drew from the {sessions} sessions the acquire phase made")
+    for op in SEAT_OPS + ("health",):
+        phase = doc["phases"].get(f"sat {op}")
+        if phase:
+            conns = phase.get("connections_per_worker") or []
+            spread = f"; connections per worker {'/'.join(map(str, conns))}" if conns else ""
+            out.append(_cpu_line(phase).replace("    CPU", f"    {op:9s} CPU") + spread)
+    out.append(f"    bare function: load generator used {bare['generator_cpu_s'] / bare['elapsed_s'] * 100:.0f}% "
+               f"of a core")
+
+    # (d) redis
+    r = doc["redis_evalsha"]
+    out += [
+        "",
+        f"(d) Redis, acquire_seat script, one call at a time, {r['calls_per_round']:,} calls x {r['rounds']} rounds "
+        f"each way (median):",
+        f"    bare redis-py EVALSHA  {r['bare_per_s']:>10,.0f} calls/s   rounds {', '.join(f'{v:,.0f}' for v in r['bare_rounds_per_s'])}",
+        f"    SeatTable.acquire      {r['lib_per_s']:>10,.0f} calls/s   rounds {', '.join(f'{v:,.0f}' for v in r['lib_rounds_per_s'])}",
+        f"    seat library / bare    {r['ratio'] * 100:>9.1f} %",
+    ]
+
+    # (e) KMS
+    k = doc["kms"]
+    out += [
+        "",
+        "(e) KMS AsymmetricSign calls (= 'delegation certificate issued' lines in .dev/functions.log)",
+        f"    before this run (since the stack started): {k['before_this_run']}",
+        f"    warm-up: {k['warmup_calls']} calls over {k['warmup_acquires_heartbeats']} acquires+heartbeats "
+        f"(one per gunicorn worker process is expected: {server['workers']} workers)",
+        f"    steady state (reference + saturation): {k['steady_calls']} calls over "
+        f"{k['steady_acquires_heartbeats']:,} acquires+heartbeats = {_num(k['steady_per_1000'], 3)} per 1000",
+    ]
+
+    # (f) memory
+    mem = doc["memory"]
+    roles = ", ".join(f"{role} {v:.0f}" for role, v in sorted(mem["peak_by_role_mib"].items(), key=lambda kv: -kv[1]))
+    per_phase = ", ".join(f"{p} {v:.0f}" for p, v in mem["per_phase_peak_rss_mib"].items())
+    pss = ", ".join(f"{when} {v:.0f} MiB" for when, v in mem["pss_mib"].items())
+    out += [
+        "",
+        f"(f) Peak RSS of the stack (pid {s['stack_pid']} and every descendant, summed; sampled every "
+        f"{mem['interval_s']:g} s, {mem['samples']} samples)",
+        f"    peak {mem['peak_rss_mib']:.1f} MiB during '{mem['peak_phase']}' (idle before load: "
+        f"{mem['idle_rss_mib']:.1f} MiB)",
+        f"    at the peak, MiB: {roles}",
+        f"    peak per phase, MiB: {per_phase}",
+        f"    PSS (pages shared by the forked workers counted once): {pss}",
+    ]
+
+    # Targets
+    ratios = doc["ratios"]
+    sat = doc["phases"]
+    rows = []
+    for op in SEAT_OPS:
+        st = ref["ops"].get(op)
+        p99 = st["latency_ms"]["p99"] if st else None
+        rows.append([f"reference p99 {op}", f"{_num(p99, 2)} ms", f"<= {P99_TARGET_MS:g} ms",
+                     _verdict(None if p99 is None else p99 <= P99_TARGET_MS)])
+    rows.append(["reference unexpected errors", str(total["unexpected_error_count"] +
+                                                    (ramp["unexpected_error_count"] if ramp else 0)),
+                 "0", _verdict(total["unexpected_error_count"] == 0 and not (ramp and ramp["unexpected_error_count"]))])
+    bare_rps = ratios["bare_function_rps"]
+    for key, op in (("heartbeat_sat_over_bare", "heartbeat"), ("acquire_sat_over_bare", "acquire")):
+        value = ratios[key]
+        rps = (sat[f"sat {op}"]["ops"].get(op) or {}).get("rps", 0.0)
+        rows.append([f"{op} saturation / bare function", f"{rps:,.0f} / {bare_rps:,.0f} = {_num(None if value is None else value * 100)} %",
+                     f">= {TARGETS[key] * 100:.0f} %", _verdict(None if value is None else value >= TARGETS[key])])
+    value = ratios["seat_lib_over_bare_evalsha"]
+    rows.append(["SeatTable.acquire / bare EVALSHA", f"{r['lib_per_s']:,.0f} / {r['bare_per_s']:,.0f} = {value * 100:.1f} %",
+                 ">= 80 %", _verdict(value >= TARGETS["seat_lib_over_bare_evalsha"])])
+    per_1000 = k["steady_per_1000"]
+    rows.append(["KMS calls per 1000 acquires+heartbeats (steady)", _num(per_1000, 3), "0",
+                 _verdict(None if per_1000 is None else per_1000 == 0)])
+    rows.append(["KMS calls in warm-up", str(k["warmup_calls"]), f"<= {server['workers']} (1 per worker)",
+                 _verdict(None if k["warmup_calls"] is None else k["warmup_calls"] <= server["workers"])])
+    rows.append(["peak RSS of the stack", f"{mem['peak_rss_mib']:.1f} MiB", "(reported)", ""])
+    out += ["", "Targets"]
+    out += ["    " + line for line in _table(["figure", "measured", "target", "verdict"], rows, "lrll")]
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Command-line tools for operators and developers (see scripts/licensectl, scripts/dev-token)."""
