@@ -166,7 +166,7 @@ class Bench:
         load = run_phase(plan, hard_limit_s=length + 90, probe=probe,
                          probe_at_s=plan.get("ramp_s", 0) + plan.get("duration_s", 0) / 2)
         wall = time.monotonic() - started
-        self.sampler.phase = "between phases"
+        self.sampler.phase = f"after {name}"
         time.sleep(0.3)  # let the last log lines of the phase reach the file
         cpu_after = cpu_by_role(self.stack.pid)
         record = PhaseRecord(

@@ -396,8 +396,11 @@ async function runUsers(plan) {
   const deadline = phase.started + plan.duration_s * 1000;
   await Promise.all(users.map(async (u) => {
     for (;;) {
-      await sleep(think());
-      if (performance.now() >= deadline) return;
+      // A user whose next request would start after the deadline is done now, so the
+      // window (and req/s) is not stretched by users asleep past it.
+      const wake = performance.now() + think();
+      if (wake >= deadline) return;
+      await sleep(wake - performance.now());
       let name = pick();
       if ((name === "heartbeat" || name === "release") && !u.session) {
         substituted[name] += 1;

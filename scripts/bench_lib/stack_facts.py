@@ -245,7 +245,8 @@ class MemorySampler:
         by_pid = {pid: rss_bytes(pid) for pid in self._tree}
         total = sum(by_pid.values())
         self.samples += 1
-        self.per_phase_peak[self.phase] = max(self.per_phase_peak.get(self.phase, 0), total)
+        phase = self.phase.removeprefix("after ")  # the moments after a phase count as that phase
+        self.per_phase_peak[phase] = max(self.per_phase_peak.get(phase, 0), total)
         if total > self.peak_bytes:
             self.peak_bytes = total
             self.peak_at_phase = self.phase

@@ -1,0 +1,210 @@
+# The license server's infrastructure in one root module. A later change splits it
+# into reusable modules with staging/production environments.
+
+locals {
+  name = "coditect-${var.environment}"
+  # Functions and whether API.md makes them reachable without IAM (public or
+  # Firebase-authenticated in-app): all six here.
+  functions = {
+    acquire   = { entry_point = "acquire", memory = "512M", signs = true }
+    heartbeat = { entry_point = "heartbeat", memory = "512M", signs = true }
+    release   = { entry_point = "release", memory = "512M", signs = false }
+    validate  = { entry_point = "validate", memory = "512M", signs = false }
+    health    = { entry_point = "health", memory = "256M", signs = false }
+    jwks      = { entry_point = "jwks", memory = "256M", signs = false }
+  }
+}
+
+resource "google_project_service" "apis" {
+  for_each = toset([
+    "cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
+    "firestore.googleapis.com", "redis.googleapis.com", "cloudkms.googleapis.com",
+    "secretmanager.googleapis.com", "vpcaccess.googleapis.com", "artifactregistry.googleapis.com",
+  ])
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# --- network: functions reach Memorystore over a private VPC -------------------
+resource "google_compute_network" "vpc" {
+  name                    = "${local.name}-vpc"
+  auto_create_subnetworks = false
+}
+
+resource "google_compute_subnetwork" "functions" {
+  name                     = "${local.name}-functions"
+  network                  = google_compute_network.vpc.id
+  region                   = var.region
+  ip_cidr_range            = "10.8.0.0/28"
+  private_ip_google_access = true
+}
+
+resource "google_vpc_access_connector" "functions" {
+  name   = "${var.environment}-conn"
+  region = var.region
+  subnet {
+    name = google_compute_subnetwork.functions.name
+  }
+  min_instances = 2
+  max_instances = 3
+  depends_on    = [google_project_service.apis]
+}
+
+# --- Redis: who holds a seat now ------------------------------------------------
+resource "google_redis_instance" "seats" {
+  name                    = "${local.name}-seats"
+  tier                    = var.redis_tier
+  memory_size_gb          = var.redis_memory_gb
+  region                  = var.region
+  redis_version           = "REDIS_7_0"
+  authorized_network      = google_compute_network.vpc.id
+  connect_mode            = "PRIVATE_SERVICE_ACCESS"
+  auth_enabled            = true
+  transit_encryption_mode = "SERVER_AUTHENTICATION"
+  depends_on              = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret" "redis_url" {
+  secret_id = "${local.name}-redis-url"
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "redis_url" {
+  secret      = google_secret_manager_secret.redis_url.id
+  secret_data = "rediss://:${google_redis_instance.seats.auth_string}@${google_redis_instance.seats.host}:${google_redis_instance.seats.port}/0"
+}
+
+# --- Firestore: the durable record ----------------------------------------------
+resource "google_firestore_database" "default" {
+  name        = "(default)"
+  location_id = var.region
+  type        = "FIRESTORE_NATIVE"
+  depends_on  = [google_project_service.apis]
+}
+
+# Reconciliation lists a license's active sessions (license_id ==, status ==).
+resource "google_firestore_index" "active_sessions" {
+  database   = google_firestore_database.default.name
+  collection = "sessions"
+  fields {
+    field_path = "license_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+}
+
+# --- KMS: the root of every lease token --------------------------------------------
+resource "google_kms_key_ring" "tokens" {
+  name       = "${local.name}-tokens"
+  location   = var.region
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_kms_crypto_key" "lease_root" {
+  name     = "lease-root"
+  key_ring = google_kms_key_ring.tokens.id
+  purpose  = "ASYMMETRIC_SIGN"
+  version_template {
+    algorithm        = var.kms_algorithm
+    protection_level = "HSM"
+  }
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# --- one service account per function, least privilege ---------------------------------
+resource "google_service_account" "function" {
+  for_each     = local.functions
+  account_id   = "${var.environment}-${each.key}"
+  display_name = "License server ${each.key} (${var.environment})"
+}
+
+resource "google_kms_crypto_key_iam_member" "signer" {
+  for_each      = { for name, fn in local.functions : name => fn if fn.signs }
+  crypto_key_id = google_kms_crypto_key.lease_root.id
+  role          = "roles/cloudkms.signerVerifier"
+  member        = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_kms_crypto_key_iam_member" "public_key_viewer" {
+  for_each      = { for name, fn in local.functions : name => fn if !fn.signs && name != "health" }
+  crypto_key_id = google_kms_crypto_key.lease_root.id
+  role          = "roles/cloudkms.publicKeyViewer"
+  member        = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_project_iam_member" "firestore_user" {
+  for_each = { for name, fn in local.functions : name => fn if name != "jwks" }
+  project  = var.project_id
+  role     = "roles/datastore.user"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "redis_url" {
+  for_each  = { for name, fn in local.functions : name => fn if name != "jwks" }
+  secret_id = google_secret_manager_secret.redis_url.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+# --- the functions -----------------------------------------------------------------------
+resource "google_cloudfunctions2_function" "fn" {
+  for_each = local.functions
+  name     = "${var.environment}-${each.key}"
+  location = var.region
+
+  build_config {
+    runtime     = "python311"
+    entry_point = each.value.entry_point
+    source {
+      storage_source {
+        bucket = var.source_bucket
+        object = var.function_sources[each.key]
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.function[each.key].email
+    available_memory                 = each.value.memory
+    timeout_seconds                  = 30
+    min_instance_count               = var.environment == "production" && each.value.signs ? 1 : 0
+    max_instance_count               = var.max_instances
+    max_instance_request_concurrency = 16
+    available_cpu                    = "1"
+    ingress_settings                 = "ALLOW_ALL"
+    vpc_connector                    = google_vpc_access_connector.functions.id
+    vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
+    environment_variables = {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      LEASE_ROOT_KMS_KEY   = google_kms_crypto_key.lease_root.id
+      GRPC_VERBOSITY       = "ERROR"
+    }
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "jwks" ? [] : [1]
+      content {
+        key        = "REDIS_URL"
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.redis_url.secret_id
+        version    = "latest"
+      }
+    }
+  }
+  depends_on = [google_secret_manager_secret_version.redis_url, google_project_service.apis]
+}
+
+# API.md: seat functions authenticate callers themselves (Firebase ID tokens), and
+# health/jwks are public, so every function here admits unauthenticated invocation.
+resource "google_cloud_run_service_iam_member" "public_invoker" {
+  for_each = local.functions
+  location = var.region
+  service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
