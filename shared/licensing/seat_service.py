@@ -202,6 +202,11 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic, now_ms = current.license, self._clock.now_ms()
+            # Refused before the script runs: a refused heartbeat must not extend the lease.
+            if lic.suspended:
+                raise LicenseSuspended("the license is suspended; contact its administrator")
+            if lic.is_expired(now_ms):
+                raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
             outcome = self._seats.heartbeat(
                 lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
@@ -216,10 +221,6 @@ class SeatService:
         if outcome.kind == "UNKNOWN":
             self._settled_session(session_id, caller, lic.tenant_id)
             raise SessionExpired("the session has ended; acquire a new seat")
-        if lic.suspended:
-            raise LicenseSuspended("the license is suspended; contact its administrator")
-        if lic.is_expired(now_ms):
-            raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
         token = self._lease_token(lic, session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
         return Answer(False, {
             "status": "ok",

@@ -164,3 +164,16 @@ def test_redis_down_is_503_unavailable(call, make_license, rt):
         "code": "UNAVAILABLE", "message": "redis is unavailable; retry shortly", "backend": "redis"
     }
     assert headers["Retry-After"] == "2"
+
+
+def test_an_admin_change_is_seen_by_the_next_acquire_despite_the_cache(call, make_license, rt):
+    lic = make_license(seats=5)
+    assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-1"})[0] == 201  # cache warm
+    rt.store._db.collection("licenses").document(lic.license_id).update({"suspended": True})
+
+    # without the generation bump the warm cache still answers (what the bump is for) ...
+    assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-2"})[0] == 201
+    # ... with it, the very next acquire sees the suspension
+    rt.seats.bump_generation(lic.license_id)
+    status, body, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw-3"})
+    assert status == 403 and body["error"]["code"] == "LICENSE_SUSPENDED"

@@ -129,3 +129,20 @@ def test_release_retried_after_a_failed_durable_write_finishes_the_record(call, 
     assert call("release", {"session_id": sid}, uid="owner")[:2] == (200, {"status": "already_released"})
     record = rt.store.get_session(sid)  # ... and the retry completed it
     assert record.status == "ended" and record.end_reason == "released"
+
+
+def test_heartbeat_on_a_suspended_license_is_403_and_does_not_extend_the_lease(call, make_license, rt, manual_clock):
+    from shared.seats.seat_table import license_keys
+
+    lic = make_license(seats=1, lease_ttl_s=60)
+    sid = call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, uid="owner")[1]["session_id"]
+    expiry_before = rt.redis.zscore(license_keys(lic.license_id)[0], sid)
+    # an admin suspends it (the admin function does exactly this: document, then generation)
+    rt.store._db.collection("licenses").document(lic.license_id).update({"suspended": True})
+    rt.seats.bump_generation(lic.license_id)
+
+    manual_clock.advance(seconds=10)
+    status, body, _ = call("heartbeat", {"session_id": sid}, uid="owner")
+
+    assert status == 403 and body["error"]["code"] == "LICENSE_SUSPENDED"
+    assert rt.redis.zscore(license_keys(lic.license_id)[0], sid) == expiry_before

@@ -19,6 +19,20 @@ local function holder_key(rec)
   return rec.u .. '\n' .. rec.h
 end
 
+-- The record of session `sid` if the caller may act on it; otherwise nil and the reply
+-- to give ({'UNKNOWN'} or {'FORBIDDEN'}).
+local function owned_session(keys, sid, uid, may_act_for_others)
+  local raw = redis.call('HGET', keys[3], sid)
+  if not raw then
+    return nil, {'UNKNOWN'}
+  end
+  local rec = cjson.decode(raw)
+  if rec.u ~= uid and may_act_for_others ~= '1' then
+    return nil, {'FORBIDDEN'}
+  end
+  return rec
+end
+
 -- End a session record: state, end time, out of the live structures, into the outbox.
 local function end_session(keys, sid, rec, state, ended_at)
   rec.s = state

@@ -9,13 +9,9 @@
 --       | {'STALE'}                   reload the license, retry
 local now, ttl, sid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
 
-local raw = redis.call('HGET', KEYS[3], sid)
-if not raw then
-  return {'UNKNOWN'}
-end
-local rec = cjson.decode(raw)
-if rec.u ~= ARGV[5] and ARGV[6] ~= '1' then
-  return {'FORBIDDEN'}
+local rec, refusal = owned_session(KEYS, sid, ARGV[5], ARGV[6])
+if not rec then
+  return refusal
 end
 if rec.s ~= 'live' then
   return {'ENDED', rec.s}

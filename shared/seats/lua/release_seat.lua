@@ -10,13 +10,9 @@
 --       | {'UNKNOWN'} | {'FORBIDDEN'} | {'ROLLED_BACK'}
 local now, sid, state = tonumber(ARGV[1]), ARGV[2], ARGV[5]
 
-local raw = redis.call('HGET', KEYS[3], sid)
-if not raw then
-  return {'UNKNOWN'}
-end
-local rec = cjson.decode(raw)
-if rec.u ~= ARGV[3] and ARGV[4] ~= '1' then
-  return {'FORBIDDEN'}
+local rec, refusal = owned_session(KEYS, sid, ARGV[3], ARGV[4])
+if not rec then
+  return refusal
 end
 if state == 'rollback' then
   redis.call('ZREM', KEYS[1], sid)
