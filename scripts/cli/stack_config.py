@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-STACK_FILE = Path(__file__).resolve().parents[2] / ".dev" / "stack.json"
+STACK_FILE = Path(os.environ.get("DEV_STATE_DIR") or Path(__file__).resolve().parents[2] / ".dev") / "stack.json"
 _POINTERS = ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "REDIS_URL")
 
 

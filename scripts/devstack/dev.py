@@ -17,7 +17,8 @@ from pathlib import Path
 from devstack.dev_tokens import emulator_id_token
 from devstack.stack import REPO, LocalStack
 
-STATE_DIR = REPO / ".dev"
+# DEV_STATE_DIR lets a second stack (e.g. a test of this script) run beside yours.
+STATE_DIR = Path(os.environ.get("DEV_STATE_DIR") or REPO / ".dev")
 STACK_FILE = STATE_DIR / "stack.json"
 DEMO_TENANT = "demo"
 
@@ -71,7 +72,7 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     workers = int(os.environ.get("WORKERS", "3"))
     threads = int(os.environ.get("THREADS", "8"))
-    STATE_DIR.mkdir(exist_ok=True)
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -1,0 +1,74 @@
+"""./scripts/dev as a developer runs it: banner, walk-through, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from devstack.processes import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _descendants(pid: int) -> set[int]:
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            children |= {child} | _descendants(child)
+    return children
+
+
+def test_dev_stack_serves_the_walk_through_and_stops_cleanly(tmp_path, stack):
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DEV_STATE_DIR": str(tmp_path), "WORKERS": "2",
+           "REDIS_URL": stack.redis_url}  # an existing Redis is used instead of starting one
+    env.pop("FIRESTORE_EMULATOR_HOST", None)  # ... and its own emulator is started
+    dev = subprocess.Popen([str(REPO / "scripts" / "dev")], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, banner = time.monotonic() + 120, []
+        while not (tmp_path / "stack.json").exists():
+            assert dev.poll() is None and time.monotonic() < deadline, "".join(banner)
+            time.sleep(0.2)
+        facts = json.loads((tmp_path / "stack.json").read_text())
+        assert facts["base_url"] == f"http://127.0.0.1:{port}" and facts["redis_url"] == stack.redis_url
+        for line in dev.stdout:
+            banner.append(line)
+            if line.startswith("Stop with Ctrl-C"):
+                break
+        text = "".join(banner)
+        token = re.search(r"export TOKEN='([^']+)'", text).group(1)
+        assert facts["license_key"] in text
+
+        # the printed walk-through, as curl would do it
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=facts["base_url"], headers=headers, timeout=10) as client:
+            assert client.get("/health/ready").json()["status"] == "ok"
+            acquired = client.post("/acquire", json={"license_key": facts["license_key"], "hardware_id": "laptop-1"})
+            assert acquired.status_code == 201, acquired.text
+            session = {"session_id": acquired.json()["session_id"]}
+            assert client.post("/heartbeat", json=session).json()["status"] == "ok"
+            assert client.post("/release", json=session).json() == {"status": "released"}
+
+        children = _descendants(dev.pid)
+        assert children, "the stack runs its servers as children"
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        dev.wait(timeout=30)
+
+    assert dev.returncode == 0
+    time.sleep(0.5)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "orphans left behind"
+    assert not (tmp_path / "stack.json").exists()
