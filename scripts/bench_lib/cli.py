@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from devstack.stack import REPO
 
 from bench_lib import fixtures as fixtures_mod
 from bench_lib import redis_loop, report
@@ -44,9 +45,10 @@ from bench_lib.stack_facts import (
     gunicorn_flags,
     gunicorn_processes,
     load_stack,
+    machine_busy_seconds,
     pss_by_role,
+    state_dir,
 )
-from devstack.stack import REPO
 
 SEAT_OPS = ("acquire", "heartbeat", "release", "validate")
 
@@ -106,7 +108,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sat.add_argument("--heartbeat-sessions", type=_positive(int), default=640,
                      help="live sessions the heartbeat phase cycles through (default 640)")
     other = parser.add_argument_group("other")
-    other.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds before the reference profile (default 5)")
+    other.add_argument("--warmup", type=float, default=5.0,
+                       help="warm-up seconds before the reference profile (default 5)")
     other.add_argument("--redis-calls", type=_positive(int), default=15000,
                        help="calls per round of the raw-Redis comparison, 3 rounds each way (default 15000)")
     other.add_argument("--json", metavar="PATH", type=Path, help="also write every figure as JSON to PATH")
@@ -129,6 +132,12 @@ class PhaseRecord:
     cpu_s: dict[str, float]
     worker_cpu_s: list[float]
     connections_per_worker: list[int] = field(default_factory=list)
+    before_window: LogSlice | None = None  # the server's log during a login ramp
+
+    @property
+    def kms_certificates(self) -> int:
+        """KMS calls from the phase's start (its ramp included) to its end."""
+        return self.log.kms_certificates + (self.before_window.kms_certificates if self.before_window else 0)
 
     def count(self, op: str) -> int:
         stats = self.load.get("ops", {}).get(op)
@@ -149,38 +158,49 @@ class Bench:
         self.run_id = fixtures_mod.new_run_id()
 
     # -- one measured phase -------------------------------------------------------------
-    def _phase(self, name: str, plan: dict, *, stack_side: bool = True) -> PhaseRecord:
-        """Run `plan` as phase `name`, with log/CPU snapshots of the stack around it."""
-        log_start = self.log.offset()
-        cpu_before = cpu_by_role(self.stack.pid)
-        workers_before = [cpu_seconds(p) for p in self.workers]
-        self.sampler.phase = name
+    def _phase(self, name: str, plan: dict) -> PhaseRecord:
+        """Run `plan` as phase `name`, with log/CPU snapshots of the stack around its measured window."""
+        before = self._snapshot()
+        at_window: dict[str, Any] = {}
         probed: list[int] = []
 
-        def probe() -> None:
-            if stack_side:
+        def on_event(event: str) -> None:
+            if event == "window":
+                at_window.update(self._snapshot())
+            elif event == "midpoint":
                 probed.extend(established_per_worker(self.workers, self.stack.port).values())
 
-        length = plan.get("duration_s", 0) + plan.get("ramp_s", 0)
+        self.sampler.phase = name
         started = time.monotonic()
-        load = run_phase(plan, hard_limit_s=length + 90, probe=probe,
-                         probe_at_s=plan.get("ramp_s", 0) + plan.get("duration_s", 0) / 2)
+        load = run_phase(plan, hard_limit_s=plan.get("duration_s", 0) + plan.get("ramp_s", 0) + 90,
+                         on_event=on_event)
         wall = time.monotonic() - started
         self.sampler.phase = f"after {name}"
-        time.sleep(0.3)  # let the last log lines of the phase reach the file
-        cpu_after = cpu_by_role(self.stack.pid)
+        time.sleep(0.3)  # let the phase's last log lines reach the file
+        window = at_window or before
+        after = self._snapshot()
         record = PhaseRecord(
             name=name,
             wall_s=wall,
             load=load,
-            log=self.log.read(log_start, self.log.offset()),
-            cpu_s={role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0) for role in cpu_after},
-            worker_cpu_s=[cpu_seconds(p) - before for p, before in zip(self.workers, workers_before)],
+            log=self.log.read(window["log"], after["log"]),
+            cpu_s={role: after["cpu"].get(role, 0.0) - window["cpu"].get(role, 0.0) for role in after["cpu"]},
+            worker_cpu_s=[a - b for a, b in zip(after["workers"], window["workers"])],
             connections_per_worker=probed,
+            before_window=self.log.read(before["log"], window["log"]) if window is not before else None,
         )
         record.cpu_s["load generator (node)"] = load.get("generator_cpu_s", 0.0)
+        # Whatever else ran on the machine meanwhile (other jobs on these 2 cores skew every figure).
+        busy = record.cpu_s.pop("machine busy", 0.0)
+        record.cpu_s["other processes"] = max(0.0, busy - sum(record.cpu_s.values()))
         self.phases[name] = record
         return record
+
+    def _snapshot(self) -> dict[str, Any]:
+        cpu = cpu_by_role(self.stack.pid)
+        cpu["bench (python)"] = sum(os.times()[:2])
+        cpu["machine busy"] = machine_busy_seconds()
+        return {"log": self.log.offset(), "cpu": cpu, "workers": [cpu_seconds(p) for p in self.workers]}
 
     def _progress(self, text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
@@ -188,7 +208,7 @@ class Bench:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         args, stack = self.args, self.stack
-        kms_before_run = self.log.read(0, self.log.offset(), keep_latencies=False).kms_certificates
+        kms_before_run = self.log.count_kms(0, self.log.offset())
         self._progress(f"run {self.run_id}: creating tenant, {args.licenses} licenses and {args.users} user tokens")
         t0 = time.monotonic()
         fx = fixtures_mod.create_fixtures(
@@ -196,6 +216,7 @@ class Bench:
             sat_max_seats=1_000_000,
         )
         fixtures_s = time.monotonic() - t0
+        documents = {"before the run": fixtures_mod.firestore_document_counts(stack)}
         self.sampler.start()
         rss_idle = self.sampler.sample()
         base = {"base_url": stack.base_url}
@@ -224,6 +245,7 @@ class Bench:
         })
         rss_reference_pss = pss_by_role(stack.pid)
 
+        documents["before sat acquire"] = fixtures_mod.firestore_document_counts(stack)
         closed = {**base, "mode": "closed", "duration_s": args.sat_duration, "connections": args.connections,
                   "identities": [i.as_plan() for i in fx.sat_identities]}
         self._progress(f"saturation: acquire, {args.connections} connections, {args.sat_duration:g} s")
@@ -257,23 +279,31 @@ class Bench:
             plain = {**closed, "ops": {"noop": 1}, "license_keys": [],
                      "paths": {"noop": {"path": "/", "method": "POST"}}, "base_url": bare.base_url}
             run_phase({**plain, "duration_s": 2}, hard_limit_s=60)  # warm the workers; not counted
+            bare_cpu: dict[str, float] = {}
+
+            def on_bare_event(event: str) -> None:
+                if event == "window":
+                    bare_cpu["start"] = sum(cpu_by_role(bare.process.pid).values())
+
             bare_started = time.monotonic()
-            bare_load = run_phase(plain, hard_limit_s=args.sat_duration + 90)
+            bare_load = run_phase(plain, hard_limit_s=args.sat_duration + 90, on_event=on_bare_event)
             bare_wall = time.monotonic() - bare_started
+            bare_load["server_cpu_s"] = sum(cpu_by_role(bare.process.pid).values()) - bare_cpu.get("start", 0.0)
         finally:
             bare.stop()
 
         self._progress(f"redis: {args.redis_calls} calls x 3 rounds, bare EVALSHA vs SeatTable.acquire")
         rates = redis_loop.measure(stack.redis_url, calls=args.redis_calls, rounds=3)
-        kms_after_run = self.log.read(0, self.log.offset(), keep_latencies=False).kms_certificates
+        kms_after_run = self.log.count_kms(0, self.log.offset())
+        documents["after the run"] = fixtures_mod.firestore_document_counts(stack)
 
         return self._document(fx, fixtures_s, bare, bare_load, bare_wall, rates, rss_idle,
                               {"after reference": rss_reference_pss, "after saturation": rss_saturation_pss},
-                              kms_before_run, kms_after_run)
+                              kms_before_run, kms_after_run, documents)
 
     # -- the JSON document (the table is printed from it) ---------------------------------
     def _document(self, fx, fixtures_s, bare, bare_load, bare_wall, rates, rss_idle, pss, kms_before_run,
-                  kms_after_run) -> dict[str, Any]:
+                  kms_after_run, documents) -> dict[str, Any]:
         args = self.args
 
         def phase_doc(record: PhaseRecord) -> dict[str, Any]:
@@ -289,7 +319,7 @@ class Bench:
                 "timeline_per_s": record.load.get("timeline"),
                 "notes": record.load.get("notes", []),
                 "substituted_by_acquire": record.load.get("substituted_by_acquire"),
-                "kms_certificates": record.log.kms_certificates,
+                "kms_certificates": record.kms_certificates,
                 "server_error_lines": record.log.error_lines,
                 "server_error_samples": record.log.error_samples,
                 "cpu_s": {k: round(v, 3) for k, v in record.cpu_s.items()},
@@ -301,8 +331,11 @@ class Bench:
         ref = self.phases["reference"]
         if ref.load.get("ramp", {}).get("acquire"):
             phases["reference"]["ramp"] = ref.load["ramp"]
+            if ref.before_window is not None:
+                ref.load["ramp"]["acquire"]["server_latency_ms"] = ref.before_window.server_percentiles("acquire")
+                phases["reference"]["ramp"]["kms_certificates"] = ref.before_window.kms_certificates
         steady = [r for n, r in self.phases.items() if n != "warm-up"]
-        steady_kms = sum(r.log.kms_certificates for r in steady)
+        steady_kms = sum(r.kms_certificates for r in steady)
         steady_signing = sum(r.count("acquire") + r.count("heartbeat") for r in steady)
         ramp_acquires = (ref.load.get("ramp", {}).get("acquire") or {}).get("count", 0)
         steady_signing += ramp_acquires
@@ -345,6 +378,7 @@ class Bench:
                 "elapsed_s": bare_load.get("elapsed_s"),
                 "ops": bare_load.get("ops", {}),
                 "generator_cpu_s": bare_load.get("generator_cpu_s"),
+                "server_cpu_s": round(bare_load.get("server_cpu_s", 0.0), 3),
                 "timeline_per_s": bare_load.get("timeline"),
             },
             "redis_evalsha": {
@@ -358,7 +392,7 @@ class Bench:
             },
             "kms": {
                 "before_this_run": kms_before_run,
-                "warmup_calls": warm.log.kms_certificates if warm else None,
+                "warmup_calls": warm.kms_certificates if warm else None,
                 "warmup_acquires_heartbeats": (warm.count("acquire") + warm.count("heartbeat")) if warm else None,
                 "steady_calls": steady_kms,
                 "steady_acquires_heartbeats": steady_signing,
@@ -375,6 +409,7 @@ class Bench:
                 "samples": self.sampler.samples,
                 "interval_s": self.sampler.interval_s,
             },
+            "firestore_documents": documents,
             "ratios": {
                 "bare_function_rps": round(bare_rps, 1),
                 "heartbeat_sat_over_bare": round(sat_rps("heartbeat") / bare_rps, 4) if bare_rps else None,
@@ -423,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["scripts/bench", *argv])
     stack = load_stack(REPO)
     if stack is None:
-        print("scripts/bench: no running local stack (.dev/stack.json is missing or its pid is gone): "
-              "start ./scripts/dev first", file=sys.stderr)
+        print(f"scripts/bench: no running local stack ({state_dir(REPO) / 'stack.json'} is missing or its pid is "
+              "gone): start ./scripts/dev first", file=sys.stderr)
         return 2
     if not stack.base_url.startswith(("http://127.0.0.1:", "http://localhost:")):
         print(f"scripts/bench: refusing to load {stack.base_url}: only loopback stacks are benchmarked",

@@ -103,3 +103,20 @@ def create_fixtures(stack: Stack, run_id: str, *, users: int, licenses: int, sat
         users=[identity(f"user{i:04d}") for i in range(users)],
         sat_identities=[identity(f"conn{i:03d}") for i in range(sat_connections)],
     )
+
+
+def firestore_document_counts(stack: Stack, collections: tuple[str, ...] = ("sessions", "events")) -> dict[str, int]:
+    """Documents per collection in the stack's Firestore emulator.
+
+    Reported because the emulator's writes get slower as a collection grows (it copies
+    the collection's document map on every new document), so acquire/release figures
+    depend on how much earlier runs left behind.
+    """
+    point_env_at(stack)
+    from google.cloud import firestore
+
+    client = firestore.Client(project=stack.project_id)
+    try:
+        return {name: int(client.collection(name).count().get()[0][0].value) for name in collections}
+    finally:
+        client.close()

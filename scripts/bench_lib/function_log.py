@@ -53,7 +53,27 @@ class FunctionLog:
         cut = tail.rfind(b"\n")
         return end - back + cut + 1 if cut >= 0 else end - back
 
-    def read(self, start: int, end: int, *, keep_latencies: bool = True) -> LogSlice:
+    def count_kms(self, start: int, end: int) -> int:
+        """KMS certificate lines between two offsets, without parsing (the log may be large)."""
+        if end <= start:
+            return 0
+        count, carry = 0, b""
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = handle.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                data = carry + chunk
+                count += data.count(KMS_MARKER)
+                # Keep a tail shorter than the marker: a marker split across two chunks is
+                # counted once, with the next chunk, and none is counted twice.
+                carry = data[-(len(KMS_MARKER) - 1):]
+        return count
+
+    def read(self, start: int, end: int) -> LogSlice:
         found = LogSlice()
         if end <= start:
             return found
@@ -79,6 +99,5 @@ class FunctionLog:
             function = entry.get("function")
             if function and "latency_ms" in entry:
                 found.requests[function] = found.requests.get(function, 0) + 1
-                if keep_latencies:
-                    found.server_latency_ms.setdefault(function, []).append(float(entry["latency_ms"]))
+                found.server_latency_ms.setdefault(function, []).append(float(entry["latency_ms"]))
         return found

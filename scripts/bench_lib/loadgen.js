@@ -1,4 +1,5 @@
-// Load generator of scripts/bench: one phase per run, a plan in, its figures out (JSON).
+// Load generator of scripts/bench: one phase per run.
+//   node loadgen.js PLAN.json RESULT.json   (stdout carries only progress events)
 //
 // Node + undici because the machine has 2 cores and the generator shares them with the
 // server: one event loop over keep-alive sockets costs far less CPU than Python threads.
@@ -21,13 +22,18 @@ const { Client, Pool } = require("undici");
 const fs = require("node:fs");
 const { performance } = require("node:perf_hooks");
 
-function readStdin() {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    process.stdin.on("data", (c) => chunks.push(c));
-    process.stdin.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    process.stdin.on("error", reject);
-  });
+// Progress events for the bench (one JSON line each on stdout): it snapshots the
+// server's log and CPU at "window" (the measured window starts) and probes /proc at "midpoint".
+function emit(event) {
+  process.stdout.write(JSON.stringify({ event }) + "\n");
+}
+
+let cpuAtWindow = { user: 0, system: 0 };
+
+function windowStarts(durationS) {
+  cpuAtWindow = process.cpuUsage();
+  emit("window");
+  setTimeout(() => emit("midpoint"), (durationS * 1000) / 2).unref();
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -40,21 +46,42 @@ function percentile(sorted, q) {
 
 // Per-operation tallies: latencies (ms), statuses, and errors split expected/unexpected.
 class OpStats {
-  constructor() {
+  constructor(phase) {
+    this.phase = phase;
     this.latencies = [];
+    this.doneAt = []; // completion time, ms since the phase (window) started
     this.statuses = {};
     this.ok = 0;
     this.expected = {};
     this.unexpected = {};
-    this.variants = {}; // e.g. acquire 201 new vs 200 same-session
+    this.variants = {}; // answer kind -> latencies, e.g. acquire "201 new session" vs "200 same session"
   }
   record(latencyMs, status) {
     this.latencies.push(latencyMs);
+    this.doneAt.push(performance.now() - this.phase.started);
     const key = String(status);
     this.statuses[key] = (this.statuses[key] || 0) + 1;
   }
+  variant(label, latencyMs) {
+    (this.variants[label] = this.variants[label] || []).push(latencyMs);
+  }
   bump(bucket, label) {
     this[bucket][label] = (this[bucket][label] || 0) + 1;
+  }
+  // p50/p99 per window of `windowS` seconds: shows a latency that drifts during the phase.
+  // Answers landing just after the deadline count in the last window.
+  windows(windowS, durationS) {
+    const buckets = [];
+    const last = Math.max(0, Math.ceil(durationS / windowS) - 1);
+    this.latencies.forEach((v, i) => {
+      const b = Math.min(last, Math.max(0, Math.floor(this.doneAt[i] / 1000 / windowS)));
+      (buckets[b] = buckets[b] || []).push(v);
+    });
+    return Array.from(buckets, (values) => {
+      if (!values) return null;
+      const sorted = Float64Array.from(values).sort();
+      return { count: sorted.length, p50: Math.round(percentile(sorted, 0.5) * 1000) / 1000, p99: Math.round(percentile(sorted, 0.99) * 1000) / 1000 };
+    });
   }
   summary(elapsedS) {
     const sorted = Float64Array.from(this.latencies).sort();
@@ -78,7 +105,12 @@ class OpStats {
       unexpected_errors: this.unexpected,
       expected_error_count: Object.values(this.expected).reduce((a, b) => a + b, 0),
       unexpected_error_count: Object.values(this.unexpected).reduce((a, b) => a + b, 0),
-      variants: this.variants,
+      variants: Object.fromEntries(Object.entries(this.variants).map(([label, values]) => {
+        const v = Float64Array.from(values).sort();
+        const r = (x) => Math.round(x * 1000) / 1000;
+        return [label, { count: v.length, p50: r(percentile(v, 0.5)), p99: r(percentile(v, 0.99)) }];
+      })),
+      windows_10s: this.windows(10, this.phase.plan.duration_s || elapsedS),
     };
   }
 }
@@ -97,7 +129,7 @@ class Phase {
     this.acquiring = this.maxSeats.map(() => 0);
   }
   op(name) {
-    return this.stats[name] || (this.stats[name] = new OpStats());
+    return this.stats[name] || (this.stats[name] = new OpStats(this));
   }
   tick(now) {
     const second = Math.floor((now - this.started) / 1000);
@@ -145,26 +177,45 @@ function errorLabel(result) {
 
 // ---- the four seat operations (plus plain ones for reference servers) -------------
 
+// One timed request, recorded under `statsName`; returns the result for the caller to judge.
+async function timed(phase, statsName, dispatcher, path, headers, payload, wantBody) {
+  const t0 = performance.now();
+  const result = await send(dispatcher, path, headers, payload, wantBody, phase.plan.timeout_ms);
+  const t1 = performance.now();
+  const stats = phase.op(statsName);
+  stats.record(t1 - t0, result.status);
+  phase.tick(t1);
+  result.latencyMs = t1 - t0;
+  return { result, stats };
+}
+
+function judge200(result, stats) {
+  if (result.status === 200) stats.ok += 1;
+  else stats.bump("unexpected", errorLabel(result));
+  return result.status === 200;
+}
+
 async function doAcquire(phase, statsName, dispatcher, ident, licenseIndex, hardwareId) {
   const plan = phase.plan;
   const payload = JSON.stringify({ license_key: plan.license_keys[licenseIndex], hardware_id: hardwareId });
   phase.acquiring[licenseIndex] = (phase.acquiring[licenseIndex] || 0) + 1;
-  const t0 = performance.now();
-  const result = await send(dispatcher, plan.paths.acquire, ident.headers, payload, true, plan.timeout_ms);
-  const t1 = performance.now();
-  phase.acquiring[licenseIndex] -= 1;
-  const stats = phase.op(statsName);
-  stats.record(t1 - t0, result.status);
-  phase.tick(t1);
+  let outcome;
+  try {
+    outcome = await timed(phase, statsName, dispatcher, plan.paths.acquire, ident.headers, payload, true);
+  } finally {
+    phase.acquiring[licenseIndex] -= 1;
+  }
+  const { result, stats } = outcome;
   if ((result.status === 201 || result.status === 200) && result.body && result.body.session_id) {
     stats.ok += 1;
-    stats.bump("variants", result.status === 201 ? "201 new session" : "200 same session");
+    stats.variant(result.status === 201 ? "201 new session" : "200 same session", result.latencyMs);
     return { session_id: result.body.session_id, token: ident.token, license: licenseIndex, created: result.status === 201 };
   }
   if (result.status === 409) {
+    // Expected only if our own live sessions plus acquires still in flight could fill it.
     const max = phase.maxSeats[licenseIndex];
-    const couldBeFull = max !== undefined && phase.held[licenseIndex] + phase.acquiring[licenseIndex] >= max;
-    stats.bump(couldBeFull ? "expected" : "unexpected", couldBeFull ? "409 NO_SEAT_AVAILABLE (full)" : "409 NO_SEAT_AVAILABLE (seats were free)");
+    const full = max !== undefined && phase.held[licenseIndex] + phase.acquiring[licenseIndex] >= max;
+    stats.bump(full ? "expected" : "unexpected", `409 NO_SEAT_AVAILABLE (${full ? "license full" : "seats were free"})`);
     return null;
   }
   stats.bump("unexpected", errorLabel(result));
@@ -172,26 +223,15 @@ async function doAcquire(phase, statsName, dispatcher, ident, licenseIndex, hard
 }
 
 async function doHeartbeat(phase, statsName, dispatcher, session) {
-  const plan = phase.plan;
-  const t0 = performance.now();
-  const result = await send(dispatcher, plan.paths.heartbeat, session.headers, JSON.stringify({ session_id: session.session_id }), false, plan.timeout_ms);
-  const t1 = performance.now();
-  const stats = phase.op(statsName);
-  stats.record(t1 - t0, result.status);
-  phase.tick(t1);
-  if (result.status === 200) stats.ok += 1;
-  else stats.bump("unexpected", errorLabel(result));
-  return result.status === 200;
+  const payload = JSON.stringify({ session_id: session.session_id });
+  const { result, stats } = await timed(phase, statsName, dispatcher, phase.plan.paths.heartbeat, session.headers, payload, false);
+  return judge200(result, stats);
 }
 
+// True when the session is gone (released now, or the server says it already was).
 async function doRelease(phase, statsName, dispatcher, session) {
-  const plan = phase.plan;
-  const t0 = performance.now();
-  const result = await send(dispatcher, plan.paths.release, session.headers, JSON.stringify({ session_id: session.session_id }), true, plan.timeout_ms);
-  const t1 = performance.now();
-  const stats = phase.op(statsName);
-  stats.record(t1 - t0, result.status);
-  phase.tick(t1);
+  const payload = JSON.stringify({ session_id: session.session_id });
+  const { result, stats } = await timed(phase, statsName, dispatcher, phase.plan.paths.release, session.headers, payload, true);
   if (result.status === 200 && result.body && result.body.status === "released") {
     stats.ok += 1;
     return true;
@@ -203,29 +243,17 @@ async function doRelease(phase, statsName, dispatcher, session) {
 }
 
 async function doValidate(phase, statsName, dispatcher, ident, licenseIndex) {
-  const plan = phase.plan;
-  const t0 = performance.now();
-  const result = await send(dispatcher, plan.paths.validate, ident.headers, JSON.stringify({ license_key: plan.license_keys[licenseIndex] }), false, plan.timeout_ms);
-  const t1 = performance.now();
-  const stats = phase.op(statsName);
-  stats.record(t1 - t0, result.status);
-  phase.tick(t1);
-  if (result.status === 200) stats.ok += 1;
-  else stats.bump("unexpected", errorLabel(result));
+  const payload = JSON.stringify({ license_key: phase.plan.license_keys[licenseIndex] });
+  const { result, stats } = await timed(phase, statsName, dispatcher, phase.plan.paths.validate, ident.headers, payload, false);
+  judge200(result, stats);
 }
 
+// A reference request: GET, or POST with a small JSON body (like a heartbeat's).
 async function doPlain(phase, name, dispatcher, ident) {
-  // A reference request: POST with a small JSON body (like heartbeat), or GET.
-  const plan = phase.plan;
-  const spec = plan.paths[name];
-  const t0 = performance.now();
-  const result = await send(dispatcher, spec.path, ident.headers, spec.method === "GET" ? null : '{"session_id":"x"}', false, plan.timeout_ms);
-  const t1 = performance.now();
-  const stats = phase.op(name);
-  stats.record(t1 - t0, result.status);
-  phase.tick(t1);
-  if (result.status === 200) stats.ok += 1;
-  else stats.bump("unexpected", errorLabel(result));
+  const spec = phase.plan.paths[name];
+  const payload = spec.method === "GET" ? null : '{"session_id":"x"}';
+  const { result, stats } = await timed(phase, name, dispatcher, spec.path, ident.headers, payload, false);
+  judge200(result, stats);
 }
 
 // ---- helpers ----------------------------------------------------------------
@@ -278,12 +306,11 @@ async function runClosed(plan) {
   const released = new Set();
   const acquired = [];
   let poolExhaustedAt = null;
-  let requests = 0;
-  const maxRequests = plan.max_requests || Infinity;
 
   const clients = Array.from({ length: conns }, () => new Client(plan.base_url, clientOptions(plan)));
   phase.started = performance.now();
   const deadline = phase.started + plan.duration_s * 1000;
+  windowStarts(plan.duration_s);
 
   const allLicenses = plan.license_keys.map((_, i) => i);
   const acquireOn = plan.acquire_licenses || allLicenses;
@@ -307,8 +334,7 @@ async function runClosed(plan) {
     const ident = identities[c % identities.length];
     let seq = 0;
     let cursor = 0;
-    while (performance.now() < deadline && requests < maxRequests) {
-      requests += 1;
+    while (performance.now() < deadline) {
       const name = pick();
       seq += 1;
       if (name === "acquire") {
@@ -326,7 +352,13 @@ async function runClosed(plan) {
         }
         await doHeartbeat(phase, "heartbeat", client, mine[cursor++ % mine.length]);
       } else if (name === "release") {
-        const s = releasePool.pop();
+        // Mixed with heartbeats, a connection releases only its own sessions, so no
+        // heartbeat of another connection can be in flight for it; alone, from one pool.
+        const s = plan.ops.heartbeat ? slices[c].pop() : releasePool.pop();
+        if (!s && plan.ops.heartbeat && plan.ops.acquire) {
+          await acquireOnce(client, ident, c, seq); // warm-up: nothing of ours to release yet
+          continue;
+        }
         if (!s) {
           if (poolExhaustedAt === null) poolExhaustedAt = (performance.now() - phase.started) / 1000;
           return;
@@ -334,9 +366,6 @@ async function runClosed(plan) {
         if (await doRelease(phase, "release", client, s)) {
           released.add(s.session_id);
           phase.held[s.license] -= 1;
-          const mine = slices[c];
-          const at = mine.indexOf(s);
-          if (at >= 0) mine.splice(at, 1);
         }
       } else if (name === "validate") {
         await doValidate(phase, "validate", client, ident, validateOn[(c + seq) % validateOn.length]);
@@ -394,6 +423,7 @@ async function runUsers(plan) {
   // The measured window.
   phase.started = performance.now();
   const deadline = phase.started + plan.duration_s * 1000;
+  windowStarts(plan.duration_s);
   await Promise.all(users.map(async (u) => {
     for (;;) {
       // A user whose next request would start after the deadline is done now, so the
@@ -431,7 +461,7 @@ async function runUsers(plan) {
     ramp: {
       elapsed_s: rampS,
       acquire: rampStats ? rampStats.summary(rampS) : null,
-      timeline: rampTimeline,
+      timeline: Array.from(rampTimeline, (v) => v || 0),
     },
     substituted_by_acquire: substituted,
     sessions_out: users.filter((u) => u.session).map((u) => stripSession(u.session)),
@@ -442,26 +472,24 @@ async function runUsers(plan) {
 function finish(phase, elapsedS, extra) {
   const ops = {};
   for (const [name, s] of Object.entries(phase.stats)) ops[name] = s.summary(elapsedS);
-  const cpu = process.cpuUsage();
+  const cpu = process.cpuUsage(cpuAtWindow); // the measured window only, like the server's figures
   return {
     elapsed_s: elapsedS,
     ops,
-    timeline: phase.timeline.map((v) => v || 0),
+    timeline: Array.from(phase.timeline, (v) => v || 0), // Array.from: no holes for seconds without answers
     notes: [...new Set(phase.notes)],
     generator_cpu_s: (cpu.user + cpu.system) / 1e6,
     ...extra,
   };
 }
 
-// Usage: node loadgen.js [PLAN.json [RESULT.json]]  (default: stdin / stdout)
 async function main() {
   const [planPath, resultPath] = process.argv.slice(2);
-  const plan = JSON.parse(planPath ? fs.readFileSync(planPath, "utf8") : await readStdin());
+  if (!planPath || !resultPath) throw new Error("usage: node loadgen.js PLAN.json RESULT.json");
+  const plan = JSON.parse(fs.readFileSync(planPath, "utf8"));
   plan.timeout_ms = (plan.timeout_s || 30) * 1000;
   const result = plan.mode === "users" ? await runUsers(plan) : await runClosed(plan);
-  const text = JSON.stringify(result) + "\n";
-  if (resultPath) fs.writeFileSync(resultPath, text);
-  else process.stdout.write(text);
+  fs.writeFileSync(resultPath, JSON.stringify(result) + "\n");
 }
 
 main().catch((err) => {

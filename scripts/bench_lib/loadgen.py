@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -41,15 +41,14 @@ def undici_version() -> str:
         return "absent"
 
 
-def run_phase(plan: dict, *, hard_limit_s: float, probe_at_s: float | None = None,
-              probe: Callable[[], None] | None = None) -> dict:
+def run_phase(plan: dict, *, hard_limit_s: float, on_event: Callable[[str], None] | None = None) -> dict:
     """Run one phase and return the generator's figures.
 
     Args:
         plan: the phase (see loadgen.js); paths and timeout get defaults here.
         hard_limit_s: the generator is killed past this, even if it hangs.
-        probe_at_s, probe: call `probe()` once, this long after the start (e.g. to read
-            /proc while the load runs).
+        on_event: called with "window" when the measured window starts and "midpoint"
+            halfway through it, while the load runs (from a reader thread).
     """
     node = shutil.which("node")
     if node is None:
@@ -63,21 +62,30 @@ def run_phase(plan: dict, *, hard_limit_s: float, probe_at_s: float | None = Non
         with open(Path(tmp) / "stderr.txt", "w+b") as stderr:
             # spawn(): the generator dies with the bench (parent-death signal), never orphaned.
             process = spawn([node, str(SCRIPT), str(plan_path), str(result_path)],
-                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=str(REPO))
-            started = time.monotonic()
+                            stdout=subprocess.PIPE, stderr=stderr, cwd=str(REPO))
+            reader = threading.Thread(target=_relay_events, args=(process.stdout, on_event), daemon=True)
+            reader.start()
             try:
-                if probe is not None and probe_at_s is not None:
-                    try:
-                        process.wait(timeout=probe_at_s)
-                    except subprocess.TimeoutExpired:
-                        probe()
-                process.wait(timeout=max(1.0, hard_limit_s - (time.monotonic() - started)))
+                process.wait(timeout=hard_limit_s)
             except subprocess.TimeoutExpired as exc:
                 process.kill()
                 process.wait()
                 raise LoadgenError(f"the load generator ran past {hard_limit_s:.0f} s and was stopped") from exc
+            finally:
+                reader.join(timeout=5)
             if process.returncode != 0:
                 stderr.seek(0)
                 raise LoadgenError(f"the load generator failed ({process.returncode}): "
                                    f"{stderr.read()[-2000:].decode(errors='replace').strip()}")
         return json.loads(result_path.read_text())
+
+
+def _relay_events(stream, on_event: Callable[[str], None] | None) -> None:
+    for line in stream:
+        try:
+            event = json.loads(line)["event"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if on_event is not None:
+            on_event(event)
+    stream.close()

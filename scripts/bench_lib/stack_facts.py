@@ -40,9 +40,14 @@ class Stack:
         return int(self.base_url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
+def state_dir(repo: Path) -> Path:
+    """Where ./scripts/dev keeps stack.json and functions.log (DEV_STATE_DIR moves it, as in dev.py)."""
+    return Path(os.environ.get("DEV_STATE_DIR") or repo / ".dev")
+
+
 def load_stack(repo: Path) -> Stack | None:
-    """The stack described by .dev/stack.json, or None when there is none or its pid is gone."""
-    state_file = repo / ".dev" / "stack.json"
+    """The stack described by <state dir>/stack.json, or None when there is none or its pid is gone."""
+    state_file = state_dir(repo) / "stack.json"
     try:
         facts = json.loads(state_file.read_text())
     except (OSError, ValueError):
@@ -57,7 +62,7 @@ def load_stack(repo: Path) -> Stack | None:
         demo_license_key=facts["license_key"],
         pid=int(facts["pid"]),
         state_file=state_file,
-        log_file=repo / ".dev" / "functions.log",
+        log_file=state_file.parent / "functions.log",
     )
     return stack if Path(f"/proc/{stack.pid}").exists() else None
 
@@ -172,6 +177,13 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     # utime and stime are fields 14 and 15 of /proc/<pid>/stat (1-based); we dropped 2.
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core spent busy since boot (all processes, the kernel, and steal)."""
+    fields = (_read("/proc/stat") or "cpu 0").splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in (fields + ["0"] * 8)[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 def cpu_by_role(root: int) -> dict[str, float]:
