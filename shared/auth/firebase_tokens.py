@@ -10,8 +10,11 @@ production path is tested separately with a test key whose certificates a test s
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
+import cachetools
 import firebase_admin
 import google.auth.credentials
 from firebase_admin import auth as firebase_auth
@@ -47,12 +50,22 @@ class _VerifyOnlyCredential(firebase_credentials.Base):
 class FirebaseTokenVerifier:
     """Verifies Firebase ID tokens for one project."""
 
+    # A tool sends the same ID token with every heartbeat for the hour it lives; checking
+    # its RS256 signature each time is wasted work. Verified tokens are remembered by
+    # their exact text for a few minutes, and never past their own `exp`.
+    _CACHE_TTL_S = 300
+    _CACHE_SIZE = 20_000
+
     def __init__(self, project_id: str, *, certs_url: str | None = None, clock_skew_s: int = 5):
         # A private app per verifier: several configurations can coexist in one process.
         self._app = firebase_admin.initialize_app(
             _VerifyOnlyCredential(), options={"projectId": project_id}, name=f"license-server-{uuid.uuid4().hex}"
         )
         self._clock_skew_s = clock_skew_s
+        self._verified: cachetools.TTLCache[str, tuple[Principal, int]] = cachetools.TTLCache(
+            self._CACHE_SIZE, self._CACHE_TTL_S
+        )
+        self._cache_lock = threading.Lock()
         if certs_url:
             # firebase-admin has no public option for this URL; tests serve their own
             # certificates to exercise the production (signature-checking) path.
@@ -60,6 +73,20 @@ class FirebaseTokenVerifier:
             client._token_verifier.id_token_verifier.cert_url = certs_url
 
     def verify(self, token: str) -> Principal:
+        with self._cache_lock:
+            cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires_s = cached
+            if time.time() < expires_s + self._clock_skew_s:
+                return principal
+            raise Unauthenticated("the ID token has expired; refresh it and retry")
+        principal, expires_s = self._verify_uncached(token)
+        if expires_s > time.time():
+            with self._cache_lock:
+                self._verified[token] = (principal, expires_s)
+        return principal
+
+    def _verify_uncached(self, token: str) -> tuple[Principal, int]:
         try:
             claims = firebase_auth.verify_id_token(token, app=self._app, clock_skew_seconds=self._clock_skew_s)
         except firebase_auth.CertificateFetchError as exc:
@@ -69,10 +96,11 @@ class FirebaseTokenVerifier:
         except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
             raise Unauthenticated("the ID token is not valid for this service") from exc
         tenant, role = claims.get("tenant"), claims.get("role")
+        expires_s = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else 0
         return Principal(
             uid=claims["uid"],
             email=claims.get("email") if isinstance(claims.get("email"), str) else None,
             email_verified=claims.get("email_verified") is True,
             tenant=tenant if isinstance(tenant, str) else None,
             role=role if role in ("owner", "admin") else None,
-        )
+        ), int(expires_s)

@@ -47,3 +47,13 @@ def test_bad_tokens_are_unauthenticated(verifier, google_certs, stack, case):
     }[case]()
     with pytest.raises(Unauthenticated):
         verifier.verify(token)
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(verifier, google_certs, monkeypatch):
+    now = time.time()
+    token = google_certs.sign("dave", iat=int(now) - 100, exp=int(now) + 2)
+    assert verifier.verify(token).uid == "dave"
+    assert verifier.verify(token).uid == "dave"  # from the cache
+    monkeypatch.setattr(time, "time", lambda: now + 3)
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token)
