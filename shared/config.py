@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from shared.ratelimit.limits import Limit
+
 
 class ConfigError(ValueError):
     """A required setting is missing or malformed."""
@@ -40,6 +42,16 @@ class Settings:
     """Upper bound on how long license metadata is trusted without a generation check."""
     max_body_bytes: int = 64 * 1024
     jwks_max_age_s: int = 300
+    rate_limit_ip: Limit = Limit(100, 300)
+    """Seat functions, per client IP (generous: many tools share a corporate NAT)."""
+    rate_limit_user: Limit = Limit(20, 60)
+    """Seat functions, per authenticated user."""
+    rate_limit_license_acquire: Limit = Limit(50, 200)
+    """acquire, per license (a leaked key shared by a crowd)."""
+    rate_limit_public_ip: Limit = Limit(20, 60)
+    """health and jwks, per client IP and instance (they touch no backend)."""
+    trusted_proxy_hops: int = 0
+    """Proxies that append to X-Forwarded-For before us (1 on Cloud Run, 0 locally)."""
     redis_timeout_s: float = 2.0
     firestore_timeout_s: float = 10.0
 
@@ -61,6 +73,18 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
+        def limit(name: str, default: Limit) -> Limit:
+            # "<requests per second>:<burst>", or "0" to switch the limit off.
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            rate, _, burst = raw.partition(":")
+            try:
+                per_second = float(rate)
+                return Limit(per_second, int(burst) if burst else max(1, round(per_second)))
+            except ValueError as exc:
+                raise ConfigError(f"{name} must look like 100:300 (per second:burst) or 0, got {raw!r}") from exc
+
         return cls(
             project_id=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "demo-coditect",
             redis_url=env.get("REDIS_URL", "").strip() or None,
@@ -75,4 +99,9 @@ class Settings:
             default_heartbeat_interval_s=integer("DEFAULT_HEARTBEAT_INTERVAL_S", 300),
             license_cache_ttl_s=integer("LICENSE_CACHE_TTL_S", 60),
             max_body_bytes=integer("MAX_BODY_BYTES", 64 * 1024),
+            rate_limit_ip=limit("RATE_LIMIT_IP", cls.rate_limit_ip),
+            rate_limit_user=limit("RATE_LIMIT_USER", cls.rate_limit_user),
+            rate_limit_license_acquire=limit("RATE_LIMIT_LICENSE_ACQUIRE", cls.rate_limit_license_acquire),
+            rate_limit_public_ip=limit("RATE_LIMIT_PUBLIC_IP", cls.rate_limit_public_ip),
+            trusted_proxy_hops=integer("TRUSTED_PROXY_HOPS", 0),
         )

@@ -113,9 +113,22 @@ class Runtime:
             return SeatService(
                 licenses=self.licenses, seats=self.seats, store=self.store, signer=self.signer,
                 clock=self.clock, ids=self.ids, issuer=self.settings.token_issuer,
+                rate_limiter=self.rate_limiter, license_acquire_limit=self.settings.rate_limit_license_acquire,
             )
 
         return self._once("_seat_service", build)
+
+    @property
+    def rate_limiter(self):
+        from shared.ratelimit import RedisRateLimiter
+
+        return self._once("_rate_limiter", lambda: RedisRateLimiter(self.redis, self.clock))
+
+    @property
+    def local_rate_limiter(self):
+        from shared.ratelimit import LocalRateLimiter
+
+        return self._once("_local_rate_limiter", lambda: LocalRateLimiter(self.clock))
 
     @property
     def provisioning(self):

@@ -185,6 +185,8 @@ resource "google_cloudfunctions2_function" "fn" {
       GOOGLE_CLOUD_PROJECT = var.project_id
       LEASE_ROOT_KMS_KEY   = google_kms_crypto_key.lease_root.id
       GRPC_VERBOSITY       = "ERROR"
+      # Google's front end appends the caller's address to X-Forwarded-For.
+      TRUSTED_PROXY_HOPS = "1"
     }
     dynamic "secret_environment_variables" {
       for_each = each.key == "jwks" ? [] : [1]

@@ -79,6 +79,13 @@ class LocalStack:
             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",  # emulator-token mode; nothing need listen
             "LEASE_ROOT_KMS_KEY": KMS_KEY,
             "KMS_ENDPOINT": self.kms.address,
+            # Every local caller is 127.0.0.1, so per-IP limits would throttle the whole
+            # machine as one client: off. Per-user and per-license limits stay on (the
+            # limiter runs on every request) but high enough for tests and scripts/bench.
+            "RATE_LIMIT_IP": "0",
+            "RATE_LIMIT_PUBLIC_IP": "0",
+            "RATE_LIMIT_USER": "2000:4000",
+            "RATE_LIMIT_LICENSE_ACQUIRE": "5000:10000",
         }
 
     def apply_env(self) -> None:

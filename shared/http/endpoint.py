@@ -4,7 +4,10 @@ Checks run in a fixed order, cheapest and least revealing first:
     1. route and method        404 NOT_FOUND / 405 METHOD_NOT_ALLOWED (+ Allow)
     2. body size               413 PAYLOAD_TOO_LARGE (before reading it)
     3. identity                401 UNAUTHENTICATED (unless the function is public)
-    4. content type and JSON   415 UNSUPPORTED_MEDIA_TYPE / 400 INVALID_REQUEST
+    4. rate limits             429 RATE_LIMITED (+ Retry-After): per client IP and per user
+                               in Redis, one round trip; public functions per IP in process;
+                               a request refused at step 3 is still charged to its IP
+    5. content type and JSON   415 UNSUPPORTED_MEDIA_TYPE / 400 INVALID_REQUEST
 then the handler. A ServiceError becomes its JSON envelope; anything else is logged
 with its traceback and answered 500 INTERNAL with no detail. Every request writes
 exactly one structured log line (see request_log).
@@ -25,6 +28,7 @@ import pydantic
 from shared.auth import Principal, bearer_token
 from shared.errors import (
     InvalidRequest,
+    Unauthenticated,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -59,6 +63,18 @@ class Call:
                 for err in exc.errors(include_url=False, include_input=False)
             ]
             raise InvalidRequest("the request body does not match the contract", fields=problems) from None
+
+
+def client_ip(request: flask.Request, trusted_proxy_hops: int) -> str:
+    """The caller's address: the X-Forwarded-For entry our own trusted proxy appended.
+
+    Entries to its left are whatever the client chose to send, so they are never used.
+    """
+    if trusted_proxy_hops > 0:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        if len(hops) >= trusted_proxy_hops:
+            return hops[-trusted_proxy_hops]
+    return request.remote_addr or "unknown"
 
 
 def _route_of(request: flask.Request) -> str:
@@ -151,8 +167,17 @@ def json_function(
                     limit=settings.max_body_bytes,
                 )
             call = Call(request=request, route=route)
-            if not public:
-                call.principal = runtime().token_verifier.verify(bearer_token(request.headers.get("Authorization")))
+            ip = client_ip(request, settings.trusted_proxy_hops)
+            if public:
+                runtime().local_rate_limiter.charge("ip", ip, settings.rate_limit_public_ip)
+            else:
+                limiter = runtime().rate_limiter
+                try:
+                    call.principal = runtime().token_verifier.verify(bearer_token(request.headers.get("Authorization")))
+                except Unauthenticated:
+                    limiter.charge([("ip", ip, settings.rate_limit_ip)])  # floods of bad tokens too
+                    raise
+                limiter.charge([("ip", ip, settings.rate_limit_ip), ("user", call.principal.uid, settings.rate_limit_user)])
             if json_body and request.method in ("POST", "PUT", "PATCH"):
                 call._json = _read_json(request, settings.max_body_bytes)
             answer = handler(call)

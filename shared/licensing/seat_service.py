@@ -33,6 +33,7 @@ from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
 from shared.licensing.requests import AcquireRequest, SessionRequest, ValidateRequest
 from shared.observability import annotate
+from shared.ratelimit import Limit, RedisRateLimiter
 from shared.seats import SeatTable, SessionEnd
 from shared.store import AuditEvent, FirestoreStore, License, SessionRecord
 from shared.tokens import DelegatedSigner
@@ -58,7 +59,8 @@ class Answer:
 
 class SeatService:
     def __init__(self, *, licenses: LicenseDirectory, seats: SeatTable, store: FirestoreStore,
-                 signer: DelegatedSigner, clock: Clock, ids: IdGenerator, issuer: str):
+                 signer: DelegatedSigner, clock: Clock, ids: IdGenerator, issuer: str,
+                 rate_limiter: RedisRateLimiter, license_acquire_limit: Limit):
         self._licenses = licenses
         self._seats = seats
         self._store = store
@@ -66,6 +68,8 @@ class SeatService:
         self._clock = clock
         self._ids = ids
         self._issuer = issuer
+        self._rate_limiter = rate_limiter
+        self._license_acquire_limit = license_acquire_limit
 
     # -- shared steps ------------------------------------------------------------------
     def _with_fresh_license(self, entry: CachedLicense, attempt: Callable[[CachedLicense], Outcome | None]) -> Outcome:
@@ -139,6 +143,7 @@ class SeatService:
     def acquire_seat(self, caller: Principal, request: AcquireRequest) -> Answer:
         entry = self._licenses.by_key(request.license_key)
         annotate(tenant=entry.license.tenant_id, license=entry.license.id)
+        self._rate_limiter.charge([("license", entry.license.id, self._license_acquire_limit)])
         self._signer.prepare(self._clock.now_ms() // 1000)
         new_session_id = self._ids.session_id(entry.license.id)
 

@@ -1,0 +1,94 @@
+"""Rate limiting with GCRA (generic cell rate algorithm).
+
+A limit is a sustained rate and a burst: `burst` requests may arrive at once on an idle
+key, then one every 1/rate seconds. Seat functions charge Redis (shared by every
+instance; one script, one round trip for all of a request's keys). Public functions
+(health, jwks) must answer without backends, so they charge an in-process limiter:
+per instance, bounded in total by the function's max instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from importlib import resources
+
+import cachetools
+import redis
+
+from shared.clock import Clock
+from shared.errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_second: float
+    burst: int
+
+    @property
+    def interval_ms(self) -> int:
+        return max(1, round(1000 / self.per_second))
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_second > 0 and self.burst > 0
+
+
+def _refuse(scope: str, retry_after_ms: int) -> RateLimited:
+    retry_after_s = max(1, math.ceil(retry_after_ms / 1000))
+    return RateLimited(f"too many requests for this {scope}; retry in {retry_after_s} s",
+                       retry_after_s=retry_after_s, scope=scope)
+
+
+class RedisRateLimiter:
+    """Limits shared by every instance, in Redis."""
+
+    def __init__(self, client, clock: Clock):
+        self._redis = client
+        self._clock = clock
+        self._take = client.register_script((resources.files("shared.ratelimit") / "lua" / "take_token.lua").read_text())
+
+    def charge(self, charges: list[tuple[str, str, Limit]]) -> None:
+        """Charge one request to each (scope, id, limit); raises RateLimited for the first refusal.
+
+        Redis trouble lets the request through (the operation itself will then report
+        UNAVAILABLE if it needs Redis): a limiter must not become the outage.
+        """
+        active = [(scope, ident, limit) for scope, ident, limit in charges if limit.enabled]
+        if not active:
+            return
+        now = self._clock.now_ms()
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for scope, ident, limit in active:
+                self._take(keys=[f"rl:{{{scope}:{ident}}}"], args=[now, limit.interval_ms, limit.burst], client=pipe)
+            answers = pipe.execute()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("rate limiter skipped: redis unavailable (%s)", type(exc).__name__)
+            return
+        for (scope, _, _), (allowed, retry_after_ms) in zip(active, answers):
+            if not int(allowed):
+                raise _refuse(scope, int(retry_after_ms))
+
+
+class LocalRateLimiter:
+    """The same algorithm in process memory, for functions that touch no backend."""
+
+    def __init__(self, clock: Clock, *, max_keys: int = 50_000):
+        self._clock = clock
+        self._tat: cachetools.LRUCache[str, int] = cachetools.LRUCache(max_keys)
+        self._lock = threading.Lock()
+
+    def charge(self, scope: str, ident: str, limit: Limit) -> None:
+        if not limit.enabled:
+            return
+        now, tolerance = self._clock.now_ms(), limit.interval_ms * (limit.burst - 1)
+        with self._lock:
+            tat = max(self._tat.get(f"{scope}:{ident}", now), now)
+            if tat - now > tolerance:
+                raise _refuse(scope, tat - now - tolerance)
+            self._tat[f"{scope}:{ident}"] = tat + limit.interval_ms
