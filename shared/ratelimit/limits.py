@@ -9,6 +9,7 @@ per instance, bounded in total by the function's max instances.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -50,7 +51,8 @@ class RedisRateLimiter:
     def __init__(self, client, clock: Clock):
         self._redis = client
         self._clock = clock
-        self._take = client.register_script((resources.files("shared.ratelimit") / "lua" / "take_token.lua").read_text())
+        self._script = (resources.files("shared.ratelimit") / "lua" / "take_token.lua").read_text()
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
 
     def charge(self, charges: list[tuple[str, str, Limit]]) -> None:
         """Charge one request to each (scope, id, limit); raises RateLimited for the first refusal.
@@ -63,16 +65,28 @@ class RedisRateLimiter:
             return
         now = self._clock.now_ms()
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for scope, ident, limit in active:
-                self._take(keys=[f"rl:{{{scope}:{ident}}}"], args=[now, limit.interval_ms, limit.burst], client=pipe)
-            answers = pipe.execute()
+            answers = self._take_all(active, now)
+            if any(isinstance(a, redis.exceptions.NoScriptError) for a in answers):
+                # Redis restarted or was flushed: load the script once, rerun what did not run.
+                self._redis.script_load(self._script)
+                missing = [i for i, a in enumerate(answers) if isinstance(a, redis.exceptions.NoScriptError)]
+                for i, answer in zip(missing, self._take_all([active[i] for i in missing], now)):
+                    answers[i] = answer
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("rate limiter skipped: redis unavailable (%s)", type(exc).__name__)
             return
         for (scope, _, _), (allowed, retry_after_ms) in zip(active, answers):
             if not int(allowed):
                 raise _refuse(scope, int(retry_after_ms))
+
+
+    def _take_all(self, charges: list[tuple[str, str, Limit]], now: int) -> list:
+        # Raw EVALSHA in a plain pipeline: one round trip. (A pipeline holding redis-py
+        # Script objects first sends SCRIPT EXISTS, a second round trip per request.)
+        pipe = self._redis.pipeline(transaction=False)
+        for scope, ident, limit in charges:
+            pipe.evalsha(self._sha, 1, f"rl:{{{scope}:{ident}}}", now, limit.interval_ms, limit.burst)
+        return pipe.execute(raise_on_error=False)
 
 
 class LocalRateLimiter:

@@ -87,3 +87,12 @@ def test_the_limiter_fails_open_when_redis_is_down(call, tight_limits):
     tight_limits(rate_limit_user=Limit(1, 1), redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2)
     status, body, _ = call("validate", {"license_key": "CDT-x"})
     assert status == 404  # the request went on (and needed no Redis to be answered)
+
+
+def test_the_limiter_reloads_its_script_after_redis_forgets_it(call, make_license, tight_limits, rt):
+    lic = make_license()
+    tight_limits(rate_limit_user=Limit(1, 1))
+    assert call("validate", {"license_key": lic.key}, uid="forgetful")[0] == 200
+    rt.redis.script_flush()  # as after a Memorystore restart
+    assert call("validate", {"license_key": lic.key}, uid="forgetful")[0] == 429  # still counted, no 500
+    assert call("validate", {"license_key": lic.key}, uid="someone-else")[0] == 200
