@@ -52,6 +52,14 @@ class Settings:
     """health and jwks, per client IP and instance (they touch no backend)."""
     trusted_proxy_hops: int = 0
     """Proxies that append to X-Forwarded-For before us (1 on Cloud Run, 0 locally)."""
+    sweep_audience: str | None = None
+    """The sweep function's URL: the audience Cloud Scheduler's OIDC token must carry."""
+    scheduler_service_account: str | None = None
+    """The only identity allowed to run the sweep."""
+    oidc_certs_url: str | None = None
+    """Override of Google's OAuth2 certificate URL (the dev stack and tests serve their own)."""
+    sweep_budget_s: float = 45.0
+    """A sweep stops here and resumes next run (keep below the function timeout)."""
     redis_timeout_s: float = 2.0
     firestore_timeout_s: float = 10.0
 
@@ -104,4 +112,8 @@ class Settings:
             rate_limit_license_acquire=limit("RATE_LIMIT_LICENSE_ACQUIRE", cls.rate_limit_license_acquire),
             rate_limit_public_ip=limit("RATE_LIMIT_PUBLIC_IP", cls.rate_limit_public_ip),
             trusted_proxy_hops=integer("TRUSTED_PROXY_HOPS", 0),
+            sweep_audience=env.get("SWEEP_AUDIENCE", "").strip() or None,
+            scheduler_service_account=env.get("SCHEDULER_SERVICE_ACCOUNT", "").strip() or None,
+            oidc_certs_url=env.get("OIDC_CERTS_URL", "").strip() or None,
+            sweep_budget_s=float(integer("SWEEP_BUDGET_S", 45)),
         )

@@ -131,6 +131,29 @@ class Runtime:
         return self._once("_local_rate_limiter", lambda: LocalRateLimiter(self.clock))
 
     @property
+    def scheduler_verifier(self):
+        def build():
+            from shared.auth.scheduler_oidc import SchedulerTokenVerifier
+
+            return SchedulerTokenVerifier(
+                audience=self.settings.require("sweep_audience"),
+                service_account=self.settings.require("scheduler_service_account"),
+                certs_url=self.settings.oidc_certs_url,
+            )
+
+        return self._once("_scheduler_verifier", build)
+
+    @property
+    def sweeper(self):
+        def build():
+            from shared.licensing.sweep import Sweeper
+
+            return Sweeper(seats=self.seats, store=self.store, licenses=self.licenses, redis_client=self.redis,
+                           clock=self.clock, budget_s=self.settings.sweep_budget_s)
+
+        return self._once("_sweeper", build)
+
+    @property
     def provisioning(self):
         def build():
             from shared.licensing.provisioning import Provisioning

@@ -3,16 +3,19 @@
 
 locals {
   name = "coditect-${var.environment}"
-  # Functions and whether API.md makes them reachable without IAM (public or
-  # Firebase-authenticated in-app): all six here.
+  # public: reachable without IAM (API.md: public, or Firebase-authenticated in-app).
+  # sweep is not: only the scheduler's service account may invoke it.
   functions = {
-    acquire   = { entry_point = "acquire", memory = "512M", signs = true }
-    heartbeat = { entry_point = "heartbeat", memory = "512M", signs = true }
-    release   = { entry_point = "release", memory = "512M", signs = false }
-    validate  = { entry_point = "validate", memory = "512M", signs = false }
-    health    = { entry_point = "health", memory = "256M", signs = false }
-    jwks      = { entry_point = "jwks", memory = "256M", signs = false }
+    acquire   = { entry_point = "acquire", memory = "512M", signs = true, public = true, timeout = 30 }
+    heartbeat = { entry_point = "heartbeat", memory = "512M", signs = true, public = true, timeout = 30 }
+    release   = { entry_point = "release", memory = "512M", signs = false, public = true, timeout = 30 }
+    validate  = { entry_point = "validate", memory = "512M", signs = false, public = true, timeout = 30 }
+    health    = { entry_point = "health", memory = "256M", signs = false, public = true, timeout = 30 }
+    jwks      = { entry_point = "jwks", memory = "256M", signs = false, public = true, timeout = 30 }
+    sweep     = { entry_point = "sweep", memory = "512M", signs = false, public = false, timeout = 60 }
   }
+  # gen2 functions' URLs are known in advance: the sweep's OIDC audience needs no cycle.
+  sweep_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-sweep"
 }
 
 resource "google_project_service" "apis" {
@@ -20,6 +23,7 @@ resource "google_project_service" "apis" {
     "cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
     "firestore.googleapis.com", "redis.googleapis.com", "cloudkms.googleapis.com",
     "secretmanager.googleapis.com", "vpcaccess.googleapis.com", "artifactregistry.googleapis.com",
+    "cloudscheduler.googleapis.com",
   ])
   service            = each.value
   disable_on_destroy = false
@@ -94,6 +98,20 @@ resource "google_firestore_index" "active_sessions" {
   }
   fields {
     field_path = "status"
+    order      = "ASCENDING"
+  }
+}
+
+# Recovery after Redis loss pages through every active session (status ==, session_id >).
+resource "google_firestore_index" "active_sessions_by_id" {
+  database   = google_firestore_database.default.name
+  collection = "sessions"
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "session_id"
     order      = "ASCENDING"
   }
 }
@@ -173,7 +191,7 @@ resource "google_cloudfunctions2_function" "fn" {
   service_config {
     service_account_email            = google_service_account.function[each.key].email
     available_memory                 = each.value.memory
-    timeout_seconds                  = 30
+    timeout_seconds                  = each.value.timeout
     min_instance_count               = var.environment == "production" && each.value.signs ? 1 : 0
     max_instance_count               = var.max_instances
     max_instance_request_concurrency = 16
@@ -186,7 +204,10 @@ resource "google_cloudfunctions2_function" "fn" {
       LEASE_ROOT_KMS_KEY   = google_kms_crypto_key.lease_root.id
       GRPC_VERBOSITY       = "ERROR"
       # Google's front end appends the caller's address to X-Forwarded-For.
-      TRUSTED_PROXY_HOPS = "1"
+      TRUSTED_PROXY_HOPS        = "1"
+      SWEEP_AUDIENCE            = local.sweep_url
+      SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
+      SWEEP_BUDGET_S            = "45"
     }
     dynamic "secret_environment_variables" {
       for_each = each.key == "jwks" ? [] : [1]
@@ -202,11 +223,44 @@ resource "google_cloudfunctions2_function" "fn" {
 }
 
 # API.md: seat functions authenticate callers themselves (Firebase ID tokens), and
-# health/jwks are public, so every function here admits unauthenticated invocation.
+# health/jwks are public, so those admit unauthenticated invocation.
 resource "google_cloud_run_service_iam_member" "public_invoker" {
-  for_each = local.functions
+  for_each = { for name, fn in local.functions : name => fn if fn.public }
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# --- the sweep: Cloud Scheduler, every minute, with an OIDC token --------------------------
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.environment}-sweep-scheduler"
+  display_name = "Calls the license server's sweep (${var.environment})"
+}
+
+resource "google_cloud_run_service_iam_member" "sweep_invoker" {
+  location = var.region
+  service  = google_cloudfunctions2_function.fn["sweep"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_cloud_scheduler_job" "sweep" {
+  name             = "${local.name}-sweep"
+  region           = var.region
+  schedule         = "* * * * *"
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "90s"
+  retry_config {
+    retry_count = 0 # the next minute's run resumes whatever this one left
+  }
+  http_target {
+    http_method = "POST"
+    uri         = local.sweep_url
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.sweep_url
+    }
+  }
+  depends_on = [google_project_service.apis]
 }

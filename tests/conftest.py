@@ -126,16 +126,16 @@ def manual_clock(rt):
 
 @dataclass(frozen=True)
 class GoogleCerts:
-    url: str
-    kid: str
-    private_key: object
+    certs: object
     project_id: str
+
+    @property
+    def url(self) -> str:
+        return self.certs.url
 
     def sign(self, uid: str = "prod-user", *, key=None, kid: str | None = None, **overrides) -> str:
         """An RS256 Firebase ID token as Google would issue it (overrides replace claims)."""
         import time
-
-        import jwt
 
         now = int(time.time())
         claims = {
@@ -145,44 +145,14 @@ class GoogleCerts:
             "firebase": {"identities": {}, "sign_in_provider": "password"},
         }
         claims.update(overrides)
-        return jwt.encode(claims, key or self.private_key, algorithm="RS256", headers={"kid": kid or self.kid})
+        return self.certs.sign(claims, key=key, kid=kid)
 
 
 @pytest.fixture(scope="session")
 def google_certs(stack) -> Iterator[GoogleCerts]:
     """Serves {kid: x509 PEM} like Google's securetoken certificate endpoint."""
-    import datetime
-    import http.server
-    import json
-    import threading
+    from devstack.google_certs import LocalGoogleCerts
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    kid = "test-kid-1"
-    body = json.dumps({kid: cert.public_bytes(serialization.Encoding.PEM).decode()}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "public, max-age=3600")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield GoogleCerts(f"http://127.0.0.1:{server.server_port}/certs", kid, key, stack.project_id)
-    server.shutdown()
+    certs = LocalGoogleCerts()
+    yield GoogleCerts(certs, stack.project_id)
+    certs.stop()

@@ -115,6 +115,7 @@ def json_function(
     *,
     routes: dict[str, Iterable[str]],
     public: bool = False,
+    scheduler: bool = False,
     json_body: bool = True,
 ) -> Callable[[Callable[[Call], Answer]], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler as a functions-framework HTTP function.
@@ -123,6 +124,7 @@ def json_function(
         name: the function's name (log field `function`).
         routes: sub-path ("" for the root) -> HTTP methods it answers.
         public: True for functions that take no Firebase ID token.
+        scheduler: True for functions only Cloud Scheduler may call (its OIDC token).
         json_body: True when the methods with a body expect a JSON object.
     """
     allowed = {route: frozenset(methods) for route, methods in routes.items()}
@@ -170,6 +172,8 @@ def json_function(
             ip = client_ip(request, settings.trusted_proxy_hops)
             if public:
                 runtime().local_rate_limiter.charge("ip", ip, settings.rate_limit_public_ip)
+            elif scheduler:
+                runtime().scheduler_verifier.verify(bearer_token(request.headers.get("Authorization")))
             else:
                 limiter = runtime().rate_limiter
                 try:
@@ -178,7 +182,8 @@ def json_function(
                     limiter.charge([("ip", ip, settings.rate_limit_ip)])  # floods of bad tokens too
                     raise
                 limiter.charge([("ip", ip, settings.rate_limit_ip), ("user", call.principal.uid, settings.rate_limit_user)])
-            if json_body and request.method in ("POST", "PUT", "PATCH"):
+            has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+            if json_body and request.method in ("POST", "PUT", "PATCH") and (has_body or not scheduler):
                 call._json = _read_json(request, settings.max_body_bytes)
             answer = handler(call)
             return _response(*answer)

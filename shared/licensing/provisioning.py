@@ -28,6 +28,7 @@ class LicenseSpec:
     heartbeat_interval_s: int | None = None
     allowed_domains: tuple[str, ...] = ()
     suspended: bool = False
+    revive_window_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class Provisioning:
             problems.append("max_seats must be between 1 and 1000000")
         if not 10 <= ttl_s <= 86_400:
             problems.append("lease_ttl_s must be between 10 and 86400")
+        if not 0 <= spec.revive_window_s <= 86_400:
+            problems.append("revive_window_s must be between 0 and 86400")
         if not 1 <= interval_s < ttl_s:
             problems.append("heartbeat_interval_s must be at least 1 and shorter than lease_ttl_s")
         domains = tuple(sorted({d.strip().lower() for d in spec.allowed_domains}))
@@ -86,6 +89,7 @@ class Provisioning:
             id=self._ids.license_id(), tenant_id=spec.tenant_id, max_seats=spec.max_seats, tier=spec.tier,
             features=tuple(spec.features), expires_ms=spec.expires_ms, suspended=spec.suspended,
             allowed_domains=domains, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
+            revive_window_s=spec.revive_window_s,
             key_hash=key_hash(key), created_ms=now, updated_ms=now,
         )
         event = AuditEvent(

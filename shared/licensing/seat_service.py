@@ -31,6 +31,7 @@ from shared.errors import (
 )
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
+from shared.licensing.settlement import end_event
 from shared.licensing.requests import AcquireRequest, SessionRequest, ValidateRequest
 from shared.observability import annotate
 from shared.ratelimit import Limit, RedisRateLimiter
@@ -41,8 +42,6 @@ from shared.tokens import DelegatedSigner
 Outcome = TypeVar("Outcome")
 _STALE_RETRIES = 3
 
-# Why a session ended -> the audit event type recorded for it.
-_END_EVENT = {"released": "release", "expired": "expire", "forced": "force-release", "revoked": "revoke"}
 _END_MESSAGE = {
     "expired": "the lease ran out before this heartbeat; acquire a new seat",
     "released": "the session was released; acquire a new seat",
@@ -110,17 +109,7 @@ class SeatService:
 
     def _settle(self, lic: License, end: SessionEnd, actor: str) -> None:
         """Make a Redis-side end durable, then drop it from the outbox."""
-        event = AuditEvent(
-            id=f"{end.session_id}:end",
-            tenant_id=lic.tenant_id,
-            license_id=lic.id,
-            session_id=end.session_id,
-            type=_END_EVENT.get(end.state, end.state),
-            actor=actor if end.state != "expired" else "system",
-            at_ms=end.ended_ms,
-            details={"hardware_id": end.hardware_id, "uid": end.uid},
-        )
-        self._store.record_end(end, license_id=lic.id, tenant_id=lic.tenant_id, event=event)
+        self._store.record_end(end, license_id=lic.id, tenant_id=lic.tenant_id, event=end_event(lic, end, actor=actor))
         self._seats.settled(lic.id, [end.session_id])
 
     def _license_of_session(self, session_id: str) -> CachedLicense | None:
@@ -178,6 +167,8 @@ class SeatService:
                 details={"hardware_id": request.hardware_id, "seats_used": outcome.used, **client},
             )
             try:
+                # Indexed after the grant: the sweep's race-free unindexing relies on this order.
+                self._seats.index_license(lic.id)
                 self._store.record_grant(session, event)
             except BaseException:
                 # No durable record, no seat: undo the grant before reporting the failure.
@@ -215,12 +206,21 @@ class SeatService:
             outcome = self._seats.heartbeat(
                 lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
+                revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats,
             )
             return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
 
         lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
         if outcome.kind == "FORBIDDEN":
             raise Forbidden("this session belongs to another user")
+        if outcome.kind == "REVIVED":
+            # Rare, so worth its one write: the audit log shows the lapse and the revival.
+            self._seats.count_revival()
+            self._store.record_event(AuditEvent(
+                id=f"{session_id}:revived:{outcome.expired_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
+                session_id=session_id, type="revived", actor=caller.uid, at_ms=now_ms,
+                details={"expired_at": rfc3339(outcome.expired_ms), "late_by_ms": now_ms - outcome.expired_ms},
+            ))
         if outcome.kind == "ENDED":
             raise SessionExpired(_END_MESSAGE.get(outcome.end_state, _END_MESSAGE["expired"]))
         if outcome.kind == "UNKNOWN":

@@ -9,7 +9,9 @@ translates redis-py failures into ``BackendUnavailable``.
 
 from __future__ import annotations
 
+import json
 import secrets
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal, Protocol
@@ -35,6 +37,19 @@ def license_keys(license_id: str) -> list[str]:
     return [f"seat:{tag}:{part}" for part in ("leases", "holders", "sessions", "ended", "gen")]
 
 
+INDEX_SHARDS = 16
+REVIVED_COUNTER = "sweep:{stats}:revived"
+
+
+def index_key(shard: int) -> str:
+    """One shard of the index of licenses that have leases (each shard its own slot)."""
+    return f"sweep:{{idx-{shard:02d}}}:licenses"
+
+
+def index_shard(license_id: str) -> int:
+    return zlib.crc32(license_id.encode()) % INDEX_SHARDS
+
+
 def _load_script(name: str) -> str:
     lua = resources.files("shared.seats") / "lua"
     return (lua / "_prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
@@ -57,12 +72,13 @@ class AcquireOutcome:
 
 @dataclass(frozen=True)
 class HeartbeatOutcome:
-    kind: Literal["OK", "UNKNOWN", "FORBIDDEN", "ENDED", "STALE"]
+    kind: Literal["OK", "REVIVED", "UNKNOWN", "FORBIDDEN", "ENDED", "STALE"]
     expires_ms: int | None = None
     hardware_id: str | None = None
     uid: str | None = None
     acquired_ms: int | None = None
     end_state: str | None = None
+    expired_ms: int | None = None  # REVIVED: when the lease had run out
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,39 @@ class ReleaseOutcome:
 
 
 @dataclass(frozen=True)
+class LeaseRecord:
+    """A session as Redis holds it (for the sweep)."""
+
+    session_id: str
+    uid: str
+    hardware_id: str
+    acquired_ms: int
+    last_heartbeat_ms: int
+    expires_ms: int
+    state: str
+    ended_ms: int | None
+
+    @classmethod
+    def parse(cls, session_id: bytes | str, raw: bytes | str) -> "LeaseRecord":
+        rec = json.loads(raw)
+        return cls(_s(session_id), rec["u"], rec["h"], int(rec["a"]), int(rec["b"]), int(rec["e"]), rec["s"],
+                   int(rec["x"]) if "x" in rec else None)
+
+    def as_end(self) -> "SessionEnd":
+        return SessionEnd(self.session_id, self.state, self.uid, self.hardware_id, self.acquired_ms,
+                          self.last_heartbeat_ms, self.ended_ms if self.ended_ms is not None else self.expires_ms)
+
+
+@dataclass(frozen=True)
+class SweepBatch:
+    expired: int
+    live: int
+    outbox_left: int
+    ends: list[LeaseRecord]
+    unverified: list[LeaseRecord]
+
+
+@dataclass(frozen=True)
 class SeatCount:
     kind: Literal["OK", "STALE"]
     used: int = 0
@@ -100,6 +149,9 @@ class SeatTable:
         self._heartbeat = client.register_script(_load_script("heartbeat_seat"))
         self._release = client.register_script(_load_script("release_seat"))
         self._count = client.register_script(_load_script("count_seats"))
+        self._sweep = client.register_script(_load_script("sweep_license"))
+        self._mark_verified = client.register_script(_load_script("mark_verified"))
+        self._restore = client.register_script(_load_script("restore_seats"))
 
     def _run(self, script, keys: list[str], args: list) -> list:
         try:
@@ -166,15 +218,21 @@ class SeatTable:
         ttl_ms: int,
         caller_uid: str,
         may_act_for_others: bool,
+        revive_window_ms: int = 0,
+        max_seats: int = 0,
     ) -> HeartbeatOutcome:
         reply = self._run(
             self._heartbeat,
             license_keys(license_id),
-            [now_ms, ttl_ms, generation, session_id, caller_uid, "1" if may_act_for_others else "0"],
+            [now_ms, ttl_ms, generation, session_id, caller_uid, "1" if may_act_for_others else "0",
+             revive_window_ms, max_seats],
         )
         kind = _s(reply[0])
         if kind == "OK":
             return HeartbeatOutcome(kind, int(reply[1]), _s(reply[2]), _s(reply[3]), int(reply[4]))
+        if kind == "REVIVED":
+            return HeartbeatOutcome(kind, int(reply[1]), _s(reply[2]), _s(reply[3]), int(reply[4]),
+                                    expired_ms=int(reply[5]))
         if kind == "ENDED":
             return HeartbeatOutcome(kind, end_state=_s(reply[1]))
         return HeartbeatOutcome(kind)
@@ -187,7 +245,7 @@ class SeatTable:
         now_ms: int,
         caller_uid: str,
         may_act_for_others: bool,
-        end_state: Literal["released", "forced", "revoked", "rollback"] = "released",
+        end_state: Literal["released", "forced", "revoked", "unrecorded", "rollback"] = "released",
     ) -> ReleaseOutcome:
         reply = self._run(
             self._release,
@@ -233,3 +291,54 @@ class SeatTable:
             pipe.execute()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailable("redis") from exc
+
+    # -- the sweep ---------------------------------------------------------------------
+    def index_license(self, license_id: str) -> None:
+        """Enter a license in the sweep's index (after a grant: it now has a lease)."""
+        try:
+            self._redis.sadd(index_key(index_shard(license_id)), license_id)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailable("redis") from exc
+
+    def indexed_licenses(self, shard: int) -> list[str]:
+        return sorted(_s(m) for m in self._redis.smembers(index_key(shard)))
+
+    def unindex_if_idle(self, license_id: str) -> bool:
+        """Drop a license with no lease and no pending end from the index, race-free.
+
+        Remove first, then look: a grant that lands in between re-indexes the license
+        itself (acquire indexes after granting), and one that landed before is seen here.
+        """
+        key = index_key(index_shard(license_id))
+        leases, _, _, ended, _ = license_keys(license_id)
+        self._redis.srem(key, license_id)
+        if self._redis.zcard(leases) or self._redis.zcard(ended):
+            self._redis.sadd(key, license_id)
+            return False
+        return True
+
+    def sweep_batch(self, license_id: str, *, now_ms: int, batch: int, settle_until_ms: int,
+                    verify_before_ms: int) -> SweepBatch:
+        reply = self._run(self._sweep, license_keys(license_id)[:4],
+                          [now_ms, batch, settle_until_ms, verify_before_ms])
+        pairs = lambda flat: [LeaseRecord.parse(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]  # noqa: E731
+        return SweepBatch(int(reply[0]), int(reply[1]), int(reply[2]), pairs(reply[3]), pairs(reply[4]))
+
+    def mark_verified(self, license_id: str, session_ids: list[str]) -> None:
+        if session_ids:
+            self._run(self._mark_verified, license_keys(license_id)[:4], session_ids)
+
+    def restore(self, license_id: str, sessions: list[tuple[str, str, str, int]], *, now_ms: int, max_seats: int,
+                ttl_ms: int) -> list[str]:
+        """Put (session id, uid, hardware id, acquired ms) back, oldest first; one outcome each."""
+        args: list = [now_ms, max_seats, ttl_ms]
+        for session in sessions:
+            args.extend(session)
+        return [_s(o) for o in self._run(self._restore, license_keys(license_id)[:4], args)]
+
+    def count_revival(self) -> None:
+        """Tell the next sweep's report that a lease was revived."""
+        try:
+            self._redis.incr(REVIVED_COUNTER)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            pass  # a statistic, not state: never fail a heartbeat for it

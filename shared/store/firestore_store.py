@@ -26,6 +26,7 @@ from shared.errors import BackendUnavailable
 from shared.seats import SessionEnd
 from shared.store.models import AuditEvent, License, SessionRecord, Tenant
 
+_ENDS_PER_BATCH = 250  # two writes each (session + event): 500, Firestore's batch limit
 _TRANSIENT = (
     google_exceptions.ServiceUnavailable,
     google_exceptions.DeadlineExceeded,
@@ -123,6 +124,7 @@ class FirestoreStore:
             "allowed_domains": list(lic.allowed_domains),
             "lease_ttl_s": lic.lease_ttl_s,
             "heartbeat_interval_s": lic.heartbeat_interval_s,
+            "revive_window_s": lic.revive_window_s,
             "key_hash": lic.key_hash,
             "created_at": _dt(lic.created_ms),
             "updated_at": _dt(lic.updated_ms),
@@ -141,6 +143,7 @@ class FirestoreStore:
             allowed_domains=tuple(data.get("allowed_domains") or ()),
             lease_ttl_s=int(data["lease_ttl_s"]),
             heartbeat_interval_s=int(data["heartbeat_interval_s"]),
+            revive_window_s=int(data.get("revive_window_s") or 0),
             key_hash=data["key_hash"],
             created_ms=_ms(data["created_at"]),
             updated_ms=_ms(data["updated_at"]),
@@ -153,6 +156,7 @@ class FirestoreStore:
         batch.create(
             self._db.collection("sessions").document(session.id),
             {
+                "session_id": session.id,  # a field, to page by: the emulator cannot range over ids
                 "license_id": session.license_id,
                 "tenant_id": session.tenant_id,
                 "uid": session.uid,
@@ -167,27 +171,43 @@ class FirestoreStore:
         self._call(batch.commit, **self._opts())
 
     def record_end(self, end: SessionEnd, *, license_id: str, tenant_id: str, event: AuditEvent) -> None:
-        """Close a session (idempotent: a repeat writes the same values).
+        """Close one session (idempotent: a repeat writes the same values)."""
+        self.record_ends([(end, license_id, tenant_id, event)])
+
+    def record_ends(self, ends: list[tuple[SessionEnd, str, str, AuditEvent]]) -> int:
+        """Close sessions with their audit events, in atomic batches of at most 500 writes.
 
         `set(merge=True)` rather than `update()`: if a process died between the Redis
-        grant and the session's creation, the end still leaves a whole record.
+        grant and the session's creation, the end still leaves a whole record. Returns
+        the number of Firestore document writes.
         """
+        writes = 0
+        for start in range(0, len(ends), _ENDS_PER_BATCH):
+            batch = self._db.batch()
+            for end, license_id, tenant_id, event in ends[start : start + _ENDS_PER_BATCH]:
+                batch.set(
+                    self._db.collection("sessions").document(end.session_id),
+                    {
+                        "session_id": end.session_id,
+                        "license_id": license_id,
+                        "tenant_id": tenant_id,
+                        "uid": end.uid,
+                        "hardware_id": end.hardware_id,
+                        "acquired_at": _dt(end.acquired_ms),
+                        "status": "ended",
+                        "ended_at": _dt(end.ended_ms),
+                        "end_reason": end.state,
+                        "last_heartbeat_at": _dt(end.last_heartbeat_ms),
+                    },
+                    merge=True,
+                )
+                self._add_event(batch, event)
+                writes += 2
+            self._call(batch.commit, **self._opts())
+        return writes
+
+    def record_event(self, event: AuditEvent) -> None:
         batch = self._db.batch()
-        batch.set(
-            self._db.collection("sessions").document(end.session_id),
-            {
-                "license_id": license_id,
-                "tenant_id": tenant_id,
-                "uid": end.uid,
-                "hardware_id": end.hardware_id,
-                "acquired_at": _dt(end.acquired_ms),
-                "status": "ended",
-                "ended_at": _dt(end.ended_ms),
-                "end_reason": end.state,
-                "last_heartbeat_at": _dt(end.last_heartbeat_ms),
-            },
-            merge=True,
-        )
         self._add_event(batch, event)
         self._call(batch.commit, **self._opts())
 
@@ -201,6 +221,24 @@ class FirestoreStore:
             self._db.collection("sessions")
             .where(filter=firestore.FieldFilter("license_id", "==", license_id))
             .where(filter=firestore.FieldFilter("status", "==", "active"))
+        )
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
+
+    def sessions(self, session_ids: list[str]) -> dict[str, SessionRecord]:
+        """The durable records of these sessions that exist (one batched read)."""
+        refs = [self._db.collection("sessions").document(sid) for sid in session_ids]
+        snaps = self._call(lambda: list(self._db.get_all(refs, timeout=self._timeout_s, retry=self._retry)))
+        return {snap.id: self._session_from(snap.id, snap.to_dict()) for snap in snaps if snap.exists}
+
+    def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        """Active sessions of every license, in session-id order, `limit` after `after`."""
+        query = (
+            self._db.collection("sessions")
+            .where(filter=firestore.FieldFilter("status", "==", "active"))
+            .where(filter=firestore.FieldFilter("session_id", ">", after))
+            .order_by("session_id")
+            .limit(limit)
         )
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]

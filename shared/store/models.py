@@ -30,6 +30,8 @@ class License:
     key_hash: str
     created_ms: int
     updated_ms: int
+    revive_window_s: int = 0
+    """A heartbeat this late after its lease ran out may still revive it (if a seat is free)."""
 
     def is_expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and now_ms >= self.expires_ms

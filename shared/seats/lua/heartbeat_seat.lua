@@ -1,8 +1,11 @@
--- heartbeat_seat: extend the owner's live lease.
+-- heartbeat_seat: extend the owner's live lease, or revive it inside the revive window.
 -- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended  KEYS[5] gen
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)   ARGV[3] cached generation
 -- ARGV[4] session id ARGV[5] caller uid       ARGV[6] '1' if the caller may act for others
+-- ARGV[7] revive window (ms)                  ARGV[8] max seats
 -- returns {'OK', expires, hardware id, uid, acquired}
+--       | {'REVIVED', expires, hardware id, uid, acquired, expired at}
+--         an expired lease back within the window, a seat being free for it
 --       | {'UNKNOWN'}                 no record here (never issued, or already settled)
 --       | {'FORBIDDEN'}               another user's session
 --       | {'ENDED', state}            expired (now or earlier), released, ...
@@ -13,16 +16,29 @@ local rec, refusal = owned_session(KEYS, sid, ARGV[5], ARGV[6])
 if not rec then
   return refusal
 end
-if rec.s ~= 'live' then
-  return {'ENDED', rec.s}
-end
-if rec.e <= now then
-  -- Too late: the seat was already free for others at rec.e.
-  end_session(KEYS, sid, rec, 'expired', rec.e)
-  return {'ENDED', 'expired'}
-end
 if redis.call('GET', KEYS[5]) ~= ARGV[3] then
   return {'STALE'}
+end
+if rec.s == 'live' and rec.e <= now then
+  -- Too late: the seat was already free for others at rec.e.
+  end_session(KEYS, sid, rec, 'expired', rec.e)
+end
+if rec.s == 'expired' and now - rec.x < tonumber(ARGV[7]) then
+  local held = redis.call('HGET', KEYS[2], holder_key(rec))
+  local held_expiry = held and redis.call('ZSCORE', KEYS[1], held)
+  local taken = held_expiry and tonumber(held_expiry) > now
+  if not taken and live_count(KEYS, ARGV[1]) < tonumber(ARGV[8]) then
+    local expired_at = rec.x
+    rec.s, rec.x, rec.b, rec.e = 'live', nil, now, now + ttl
+    redis.call('ZREM', KEYS[4], sid)
+    redis.call('ZADD', KEYS[1], rec.e, sid)
+    redis.call('HSET', KEYS[2], holder_key(rec), sid)
+    redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
+    return {'REVIVED', rec.e, rec.h, rec.u, rec.a, expired_at}
+  end
+end
+if rec.s ~= 'live' then
+  return {'ENDED', rec.s}
 end
 rec.b, rec.e = now, now + ttl
 redis.call('ZADD', KEYS[1], rec.e, sid)
