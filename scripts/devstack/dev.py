@@ -44,6 +44,24 @@ def _seed_demo_license(stack: LocalStack) -> str:
     return issued.license_key
 
 
+def _sweep_on_a_timer(stack: LocalStack, base_url: str, interval_s: float, stopping: threading.Event) -> None:
+    """What Cloud Scheduler does deployed: POST /sweep with an OIDC token, every interval."""
+    import httpx
+
+    while not stopping.wait(interval_s):
+        try:
+            answer = httpx.post(f"{base_url}/sweep", headers={"Authorization": f"Bearer {stack.scheduler_token()}"},
+                                timeout=90)
+            report = answer.json()
+            if answer.status_code != 200:
+                print(f"sweep: {answer.status_code} {report}", flush=True)
+            elif report["expired"] or report["reconciled"] or report["revived"]:
+                print(f"sweep: expired {report['expired']}, reconciled {report['reconciled']}, "
+                      f"revived {report['revived']} in {report['duration_ms']} ms", flush=True)
+        except Exception as exc:  # noqa: BLE001 - the timer must outlive a failed run
+            print(f"sweep: failed: {type(exc).__name__}: {exc}", flush=True)
+
+
 def _banner(base_url: str, license_key: str, token: str, log_path: Path) -> str:
     auth = f'-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     return f"""
@@ -62,6 +80,7 @@ Walk-through (paste into another shell):
   curl -s {auth} -d '{{"license_key":"{license_key}"}}' {base_url}/validate
   curl -s {base_url}/jwks
 
+Sweep: runs every {{sweep_interval}} s (SWEEP_INTERVAL_S); now: scripts/sweep-now
 More: scripts/dev-token --uid alice --email alice@example.com   (another user's token)
       scripts/licensectl create-license --tenant {DEMO_TENANT} --seats 10 --json
 Stop with Ctrl-C.
@@ -72,6 +91,7 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     workers = int(os.environ.get("WORKERS", "3"))
     threads = int(os.environ.get("THREADS", "8"))
+    sweep_interval_s = float(os.environ.get("SWEEP_INTERVAL_S", "60"))
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -91,9 +111,18 @@ def main() -> int:
                 "kms_endpoint": stack.kms.address,
                 "lease_root_kms_key": stack.env["LEASE_ROOT_KMS_KEY"],
                 "license_key": license_key,
+                "sweep_audience": stack.env["SWEEP_AUDIENCE"],
+                "scheduler_service_account": stack.env["SCHEDULER_SERVICE_ACCOUNT"],
+                "oidc_kid": stack.oidc.kid,
                 "pid": os.getpid(),
             }, indent=2) + "\n")
-            print(_banner(server.base_url, license_key, token, log_path), flush=True)
+            key_file = STATE_DIR / "scheduler-oidc-key.pem"  # local only; lets scripts/sweep-now sign
+            key_file.write_bytes(stack.oidc.private_key_pem())
+            key_file.chmod(0o600)
+            threading.Thread(target=_sweep_on_a_timer, args=(stack, server.base_url, sweep_interval_s, stopping),
+                             daemon=True).start()
+            print(_banner(server.base_url, license_key, token, log_path).replace("{sweep_interval}",
+                  f"{sweep_interval_s:g}"), flush=True)
             while not stopping.is_set():
                 if server.process.poll() is not None:
                     print(f"the function server exited with code {server.process.returncode}; see {log_path}",
@@ -103,6 +132,7 @@ def main() -> int:
             print("\nstopping ...", flush=True)
         finally:
             STACK_FILE.unlink(missing_ok=True)
+            (STATE_DIR / "scheduler-oidc-key.pem").unlink(missing_ok=True)
             server.stop()
     return 0
 

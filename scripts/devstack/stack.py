@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from devstack.firestore_emulator import FirestoreEmulator
+from devstack.google_certs import LocalGoogleCerts
 from devstack.kms_standin import KmsStandIn
 from devstack.processes import free_port, spawn, stop, wait_until
 from devstack.redis_server import RedisServer
@@ -26,6 +27,9 @@ from devstack.redis_server import RedisServer
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_ID = "demo-coditect"
 KMS_KEY = f"projects/{PROJECT_ID}/locations/global/keyRings/coditect/cryptoKeys/lease-root"
+# Deployed, the audience is the sweep function's URL; locally a fixed stand-in.
+SWEEP_AUDIENCE = "https://sweep.local.invalid/sweep"
+SCHEDULER_ACCOUNT = f"sweep-scheduler@{PROJECT_ID}.iam.gserviceaccount.com"
 
 
 @dataclass
@@ -43,6 +47,7 @@ class LocalStack:
     redis_url: str
     firestore_host: str
     kms: KmsStandIn
+    oidc: LocalGoogleCerts
     project_id: str = PROJECT_ID
     _owned: list = field(default_factory=list)
 
@@ -63,11 +68,17 @@ class LocalStack:
             kms = KmsStandIn().start()
             owned.append(kms)
             kms.create_key(KMS_KEY, kms_algorithm)
+            oidc = LocalGoogleCerts()
+            owned.append(oidc)
         except BaseException:
             for resource in reversed(owned):
                 resource.stop()
             raise
-        return cls(redis_url, firestore_host, kms, _owned=owned)
+        return cls(redis_url, firestore_host, kms, oidc, _owned=owned)
+
+    def scheduler_token(self, **overrides) -> str:
+        """An OIDC token as Cloud Scheduler would send to the sweep."""
+        return self.oidc.scheduler_token(audience=SWEEP_AUDIENCE, email=SCHEDULER_ACCOUNT, **overrides)
 
     @property
     def env(self) -> dict[str, str]:
@@ -86,6 +97,9 @@ class LocalStack:
             "RATE_LIMIT_PUBLIC_IP": "0",
             "RATE_LIMIT_USER": "2000:4000",
             "RATE_LIMIT_LICENSE_ACQUIRE": "5000:10000",
+            "OIDC_CERTS_URL": self.oidc.url,
+            "SWEEP_AUDIENCE": SWEEP_AUDIENCE,
+            "SCHEDULER_SERVICE_ACCOUNT": SCHEDULER_ACCOUNT,
         }
 
     def apply_env(self) -> None:

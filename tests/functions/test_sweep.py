@@ -1,0 +1,326 @@
+"""The sweep: expiry, settlement, recovery after Redis loss, revival, OIDC, robustness.
+
+Each test gets its own Redis database and Firestore project (the emulator keeps projects
+apart) and a clock it moves, because a sweep walks everything there is.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, replace
+
+import pytest
+import redis as redis_lib
+
+from devstack.dev_tokens import emulator_id_token
+from devstack.stack import SCHEDULER_ACCOUNT, SWEEP_AUDIENCE
+from shared.clock import ManualClock
+from shared.licensing.provisioning import LicenseSpec
+from shared.runtime import Runtime, install_runtime
+from shared.seats.seat_table import license_keys
+
+
+@dataclass
+class World:
+    rt: Runtime
+    clock: ManualClock
+    stack: object
+    clients: dict
+    tenant: str
+
+    def license(self, seats: int = 3, **fields):
+        issued = self.rt.provisioning.create_license(LicenseSpec(tenant_id=self.tenant, max_seats=seats, **fields),
+                                                     actor="tests")
+        return issued.license, issued.license_key
+
+    def call(self, name, body=None, *, uid="user-1", token=None, method="POST"):
+        token = token or emulator_id_token(self.rt.settings.project_id, uid, email=f"{uid}@example.com")
+        response = self.clients[name].open("/", method=method, json=body, headers={"Authorization": f"Bearer {token}"})
+        return response.status_code, response.get_json(silent=True)
+
+    def acquire(self, key, hw="hw", uid="user-1"):
+        status, body = self.call("acquire", {"license_key": key, "hardware_id": hw}, uid=uid)
+        assert status in (200, 201), body
+        return body["session_id"]
+
+    def sweep(self, token=None):
+        token = token or self.stack.scheduler_token()
+        response = self.clients["sweep"].post("/", headers={"Authorization": f"Bearer {token}"})
+        return response.status_code, response.get_json()
+
+    def record(self, sid):
+        return self.rt.store.get_session(sid)
+
+    def events(self, sid):
+        return sorted(e["type"] for e in self.rt.store.events_for_session(sid))
+
+
+_next_db = iter(range(1, 16))
+
+
+@pytest.fixture
+def world(stack, rt, function_clients):
+    db = next(_next_db, None) or 15
+    redis_url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    clock = ManualClock(start_ms=rt.clock.now_ms())
+    settings = replace(rt.settings, project_id=f"demo-sweep-{secrets.token_hex(4)}", redis_url=redis_url)
+    isolated = Runtime(settings, clock=clock)
+    install_runtime(isolated)
+    isolated.provisioning.create_tenant("Sweep tenant", tenant_id="sweepers", actor="tests")
+    yield World(isolated, clock, stack, function_clients, "sweepers")
+    install_runtime(rt)
+
+
+# -- who may sweep ---------------------------------------------------------------------
+
+def test_the_scheduler_may_sweep_and_the_answer_has_the_contract_fields(world):
+    status, body = world.sweep()
+    assert status == 200
+    assert {"expired", "reconciled", "revived", "duration_ms"} <= set(body)
+
+
+@pytest.mark.parametrize("case, status", [
+    ("wrong audience", 401), ("forged", 401), ("expired", 401), ("other service account", 403),
+    ("unverified email", 403), ("firebase user token", 401),
+])
+def test_anyone_else_is_refused(world, case, status):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    oidc = world.stack.oidc
+    token = {
+        "wrong audience": lambda: oidc.scheduler_token(audience="https://elsewhere", email=SCHEDULER_ACCOUNT),
+        "forged": lambda: oidc.sign({"iss": "https://accounts.google.com", "aud": SWEEP_AUDIENCE,
+                                     "email": SCHEDULER_ACCOUNT, "email_verified": True, "iat": 1, "exp": 4_000_000_000},
+                                    key=rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "expired": lambda: world.stack.scheduler_token(iat=1_000_000_000, exp=1_000_000_100),
+        "other service account": lambda: oidc.scheduler_token(audience=SWEEP_AUDIENCE, email="intruder@x.iam.gserviceaccount.com"),
+        "unverified email": lambda: world.stack.scheduler_token(email_verified=False),
+        "firebase user token": lambda: emulator_id_token(world.rt.settings.project_id, "user-1"),
+    }[case]()
+    answer_status, body = world.sweep(token)
+    assert answer_status == status and body["error"]["code"] in ("UNAUTHENTICATED", "FORBIDDEN")
+
+
+def test_missing_token_is_401_and_get_is_405(world):
+    assert world.clients["sweep"].post("/").status_code == 401
+    assert world.clients["sweep"].get("/").status_code == 405
+
+
+# -- expiry ------------------------------------------------------------------------------
+
+def test_expired_leases_are_closed_at_their_expiry_with_audit_events(world):
+    lic, key = world.license(seats=3, lease_ttl_s=60)
+    dead = world.acquire(key, "dead-1")
+    world.clock.advance(seconds=10)
+    dying = world.acquire(key, "dead-2")
+    alive = world.acquire(key, "alive")
+    world.clock.advance(seconds=50)
+    assert world.call("heartbeat", {"session_id": alive})[0] == 200
+
+    world.clock.advance(seconds=15)  # dead expired 15 s ago, dying 5 s ago
+    status, report = world.sweep()
+
+    assert status == 200 and report["expired"] == 2
+    for sid, acquired_offset in ((dead, 0), (dying, 10)):
+        record = world.record(sid)
+        assert record.status == "ended" and record.end_reason == "expired"
+        assert record.ended_ms == record.acquired_ms + 60_000  # the lease's expiry, not the sweep's time
+        assert record.last_heartbeat_ms == record.acquired_ms
+        assert world.events(sid) == ["acquire", "expire"]
+    assert world.record(alive).status == "active"
+    # Redis forgot the settled ends and keeps the live one
+    _, _, sessions, ended, _ = license_keys(lic.id)
+    assert world.rt.redis.zcard(ended) == 0 and world.rt.redis.hkeys(sessions) == [alive.encode()]
+
+
+def test_a_second_sweep_changes_nothing(world):
+    _, key = world.license(seats=2, lease_ttl_s=60)
+    sid = world.acquire(key)
+    world.clock.advance(seconds=61)
+    assert world.sweep()[1]["expired"] == 1
+    again = world.sweep()[1]
+    assert again["expired"] == 0 and again["reconciled"] == 0
+    assert world.events(sid) == ["acquire", "expire"]
+
+
+def test_idle_licenses_leave_the_sweep_index(world):
+    from shared.seats.seat_table import index_shard
+
+    lic, key = world.license(lease_ttl_s=60)
+    world.acquire(key)
+    assert lic.id in world.rt.seats.indexed_licenses(index_shard(lic.id))
+    world.clock.advance(seconds=61)
+    world.sweep()
+    assert lic.id not in world.rt.seats.indexed_licenses(index_shard(lic.id))
+    assert world.sweep()[1]["licenses"] == 0  # nothing left to walk
+
+
+def test_concurrent_sweeps_close_each_lease_once(world):
+    licenses = [world.license(seats=20, lease_ttl_s=60) for _ in range(5)]
+    sids = [world.acquire(key, f"hw-{i}", uid=f"u{i}") for _, key in licenses for i in range(20)]
+    world.clock.advance(seconds=61)
+    reports, barrier = [], threading.Barrier(2)
+
+    def run():
+        barrier.wait()
+        reports.append(world.sweep())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    world.sweep()  # and a retry afterwards
+
+    assert sum(r[1]["expired"] for r in reports) == 100
+    assert all(world.events(sid) == ["acquire", "expire"] for sid in sids)
+
+
+def test_a_firestore_failure_mid_sweep_loses_nothing_and_the_next_sweep_finishes(world):
+    from shared.errors import BackendUnavailable
+
+    _, key = world.license(seats=300, lease_ttl_s=60)
+    sids = [world.acquire(key, f"hw-{i}", uid=f"u{i}") for i in range(300)]
+    world.clock.advance(seconds=61)
+    real_store = world.rt.store
+
+    class FailsOnSecondBatch(type(real_store)):
+        commits = 0
+
+        def record_ends(self, ends):
+            FailsOnSecondBatch.commits += 1
+            if FailsOnSecondBatch.commits == 2:
+                raise BackendUnavailable("firestore")
+            return super().record_ends(ends)
+
+    world.rt.__dict__["_store"] = FailsOnSecondBatch(real_store._db)
+    world.rt.__dict__.pop("_sweeper", None)
+    status, body = world.sweep()
+    assert status == 503 and body["error"]["code"] == "UNAVAILABLE"
+    closed_first = sum(1 for sid in sids if real_store.get_session(sid).status == "ended")
+    assert 0 < closed_first < 300  # partial, consistent progress
+
+    world.rt.__dict__["_store"] = real_store
+    world.rt.__dict__.pop("_sweeper", None)
+    assert world.sweep()[0] == 200
+    assert all(world.record(sid).end_reason == "expired" for sid in sids)
+    assert all(world.events(sid) == ["acquire", "expire"] for sid in sids)
+
+
+# -- recovery after Redis loses its data ----------------------------------------------------
+
+def test_after_redis_loses_everything_live_sessions_come_back_and_heartbeats_recover(world):
+    lic, key = world.license(seats=3, lease_ttl_s=60)
+    sids = [world.acquire(key, f"hw-{i}", uid=f"u{i}") for i in range(3)]
+    world.rt.redis.flushdb()  # Memorystore failover without persistence
+
+    status, report = world.sweep()
+
+    assert status == 200 and report["recovered"] and report["reconciled"] == 3
+    leases = {m.decode() for m in world.rt.redis.zrange(license_keys(lic.id)[0], 0, -1)}
+    assert leases == set(sids) == {s.id for s in world.rt.store.active_sessions(lic.id)}
+    for i, sid in enumerate(sids):
+        assert world.call("heartbeat", {"session_id": sid}, uid=f"u{i}")[0] == 200
+    assert world.call("acquire", {"license_key": key, "hardware_id": "late"}, uid="late")[0] == 409
+
+
+def test_recovery_never_oversubscribes_and_evicts_the_newest(world):
+    lic, key = world.license(seats=2, lease_ttl_s=60)
+    oldest = world.acquire(key, "a", uid="a")
+    world.clock.advance(seconds=1)
+    newest = world.acquire(key, "b", uid="b")
+    world.rt.redis.flushdb()
+    world.clock.advance(seconds=1)
+    # before any sweep, an empty Redis lets a new client in
+    newcomer = world.acquire(key, "c", uid="c")
+
+    world.sweep()
+
+    live = {m.decode() for m in world.rt.redis.zrangebyscore(license_keys(lic.id)[0], world.clock.now_ms() + 1, "+inf")}
+    assert live == {oldest, newcomer} and len(live) <= lic.max_seats
+    assert world.record(newest).end_reason == "evicted_on_recovery"
+    assert world.events(newest) == ["acquire", "evict-on-recovery"]
+    assert world.call("heartbeat", {"session_id": newest}, uid="b")[0] == 410
+
+
+def test_a_heartbeat_between_the_loss_and_the_sweep_is_410_never_500(world):
+    _, key = world.license(seats=2)
+    sid = world.acquire(key)
+    world.rt.redis.flushdb()
+    status, body = world.call("heartbeat", {"session_id": sid})
+    assert status == 410 and body["error"]["code"] == "SESSION_EXPIRED"
+    # the client re-acquires; the sweep then closes the stale session, keeping one seat
+    again = world.acquire(key)
+    world.sweep()
+    assert world.record(sid).end_reason == "evicted_on_recovery" and world.record(again).status == "active"
+
+
+def test_an_interrupted_recovery_resumes_next_run(world):
+    lic, key = world.license(seats=600, lease_ttl_s=600)
+    sids = [world.acquire(key, f"hw-{i}", uid=f"u{i}") for i in range(600)]
+    world.rt.redis.flushdb()
+    world.rt.__dict__["_sweeper"] = replace_budget(world.rt, 0.0)
+    first = world.sweep()[1]
+    assert first["complete"] is False
+    world.rt.__dict__.pop("_sweeper")
+    second = world.sweep()[1]
+    assert second["complete"] is True
+    assert world.rt.redis.zcard(license_keys(lic.id)[0]) == 600 and len(sids) == 600
+
+
+def replace_budget(rt, budget_s):
+    from shared.licensing.sweep import Sweeper
+
+    return Sweeper(seats=rt.seats, store=rt.store, licenses=rt.licenses, redis_client=rt.redis,
+                   clock=rt.clock, budget_s=budget_s)
+
+
+def test_a_lease_without_a_durable_record_is_ended(world):
+    from shared.seats.seat_table import index_shard
+
+    lic, _ = world.license(seats=2)
+    # a grant whose process died before Firestore heard of it
+    generation = world.rt.seats.generation(lic.id)
+    orphan = world.rt.seats.acquire(lic.id, generation=generation, now_ms=world.clock.now_ms(), ttl_ms=360_000,
+                                    max_seats=2, uid="ghost", hardware_id="hw",
+                                    new_session_id=world.rt.ids.session_id(lic.id)).session_id
+    world.rt.seats.index_license(lic.id)
+    assert lic.id in world.rt.seats.indexed_licenses(index_shard(lic.id))
+
+    world.clock.advance(seconds=30)
+    assert world.sweep()[1]["reconciled"] == 0  # too young to judge: its record may be in flight
+    world.clock.advance(seconds=31)
+    assert world.sweep()[1]["reconciled"] == 1
+    assert world.record(orphan).end_reason == "unrecorded"
+    assert world.rt.redis.zcard(license_keys(lic.id)[0]) == 0
+
+
+# -- revival -----------------------------------------------------------------------------------
+
+def test_a_late_heartbeat_inside_the_revive_window_revives(world):
+    _, key = world.license(seats=1, lease_ttl_s=60, revive_window_s=30)
+    sid = world.acquire(key)
+    world.clock.advance(seconds=70)  # 10 s late
+    world.sweep()  # the expiry waits for the window before being settled
+    status, body = world.call("heartbeat", {"session_id": sid})
+    assert status == 200 and body["session_id"] == sid
+    assert world.record(sid).status == "active"
+    assert world.sweep()[1]["revived"] == 1
+    assert world.events(sid) == ["acquire", "revived"]
+
+
+def test_a_heartbeat_outside_the_window_is_410_and_the_expiry_is_settled(world):
+    _, key = world.license(seats=1, lease_ttl_s=60, revive_window_s=30)
+    sid = world.acquire(key)
+    world.clock.advance(seconds=91)
+    assert world.sweep()[1]["expired"] == 1
+    assert world.call("heartbeat", {"session_id": sid})[0] == 410
+    assert world.record(sid).ended_ms == world.record(sid).acquired_ms + 60_000
+
+
+def test_no_revival_when_the_seat_was_taken(world):
+    _, key = world.license(seats=1, lease_ttl_s=60, revive_window_s=30)
+    sid = world.acquire(key, uid="first")
+    world.clock.advance(seconds=61)
+    world.acquire(key, "other", uid="second")
+    assert world.call("heartbeat", {"session_id": sid}, uid="first")[0] == 410
