@@ -31,10 +31,13 @@ class RedisLike(Protocol):
     def pipeline(self, transaction: bool = ...): ...
 
 
+_KEY_PARTS = ("leases", "holders", "sessions", "ended", "gen", "unverified")
+
+
 def license_keys(license_id: str) -> list[str]:
-    """The five keys of one license, in the order every script expects them."""
+    """The six keys of one license, in the order every script expects them."""
     tag = "{" + license_id + "}"
-    return [f"seat:{tag}:{part}" for part in ("leases", "holders", "sessions", "ended", "gen")]
+    return [f"seat:{tag}:{part}" for part in _KEY_PARTS]
 
 
 INDEX_SHARDS = 16
@@ -249,7 +252,7 @@ class SeatTable:
     ) -> ReleaseOutcome:
         reply = self._run(
             self._release,
-            license_keys(license_id)[:4],
+            license_keys(license_id),
             [now_ms, session_id, caller_uid, "1" if may_act_for_others else "0", end_state],
         )
         kind = _s(reply[0])
@@ -310,7 +313,7 @@ class SeatTable:
         itself (acquire indexes after granting), and one that landed before is seen here.
         """
         key = index_key(index_shard(license_id))
-        leases, _, _, ended, _ = license_keys(license_id)
+        leases, _, _, ended, _, _ = license_keys(license_id)
         self._redis.srem(key, license_id)
         if self._redis.zcard(leases) or self._redis.zcard(ended):
             self._redis.sadd(key, license_id)
@@ -319,14 +322,14 @@ class SeatTable:
 
     def sweep_batch(self, license_id: str, *, now_ms: int, batch: int, settle_until_ms: int,
                     verify_before_ms: int) -> SweepBatch:
-        reply = self._run(self._sweep, license_keys(license_id)[:4],
+        reply = self._run(self._sweep, license_keys(license_id),
                           [now_ms, batch, settle_until_ms, verify_before_ms])
         pairs = lambda flat: [LeaseRecord.parse(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]  # noqa: E731
         return SweepBatch(int(reply[0]), int(reply[1]), int(reply[2]), pairs(reply[3]), pairs(reply[4]))
 
     def mark_verified(self, license_id: str, session_ids: list[str]) -> None:
         if session_ids:
-            self._run(self._mark_verified, license_keys(license_id)[:4], session_ids)
+            self._run(self._mark_verified, license_keys(license_id), session_ids)
 
     def restore(self, license_id: str, sessions: list[tuple[str, str, str, int]], *, now_ms: int, max_seats: int,
                 ttl_ms: int) -> list[str]:
@@ -334,7 +337,7 @@ class SeatTable:
         args: list = [now_ms, max_seats, ttl_ms]
         for session in sessions:
             args.extend(session)
-        return [_s(o) for o in self._run(self._restore, license_keys(license_id)[:4], args)]
+        return [_s(o) for o in self._run(self._restore, license_keys(license_id), args)]
 
     def count_revival(self) -> None:
         """Tell the next sweep's report that a lease was revived."""

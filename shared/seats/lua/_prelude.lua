@@ -1,7 +1,7 @@
 -- Prelude prepended to every seat script (a Redis script cannot include another).
 --
--- Per license, five keys share the hash tag {<license_id>}, so every script runs in
--- one cluster slot:
+-- Per license, six keys share the hash tag {<license_id>}, so every script runs in
+-- one cluster slot (every script is given all six, in this order):
 --   leases   ZSET   session id -> lease expiry; live leases only (expired ones are
 --                   moved out lazily, and never counted: counts use score > now)
 --   holders  HASH   "<uid>\n<hardware id>" -> session id of that pair's live lease
@@ -12,6 +12,8 @@
 --                   (an outbox drained by the release path and the sweep)
 --   gen      STRING generation of the license metadata; callers pass the one they
 --                   cached and get STALE when an admin changed the license since
+--   unverified ZSET session id -> acquired: live leases not yet matched with their
+--                   durable record by a sweep (so a sweep's cost follows new leases)
 -- All times are integer milliseconds since the Unix epoch, passed in by the caller
 -- (the service's clock), never read from Redis TIME, so tests can control time.
 
@@ -43,6 +45,7 @@ local function end_session(keys, sid, rec, state, ended_at)
   end
   redis.call('HSET', keys[3], sid, cjson.encode(rec))
   redis.call('ZADD', keys[4], ended_at, sid)
+  redis.call('ZREM', keys[6], sid)
 end
 
 -- Move at most `limit` leases whose expiry is <= now out of the live set. Bounded so

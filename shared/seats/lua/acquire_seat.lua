@@ -1,6 +1,6 @@
 -- acquire_seat: grant a seat of one license, or hand back the caller's live session.
 -- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended  KEYS[5] gen
---   (see the prelude; all share the hash tag {<license_id>})
+-- KEYS[6] unverified   (see the prelude; all share the hash tag {<license_id>})
 -- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
 -- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
 -- ARGV[7] session id to use if a new seat is granted
@@ -41,4 +41,5 @@ local rec = {u = uid, h = hw, a = now, b = now, e = now + ttl, s = 'live'}
 redis.call('ZADD', KEYS[1], rec.e, new_sid)
 redis.call('HSET', KEYS[2], key, new_sid)
 redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
+redis.call('ZADD', KEYS[6], now, new_sid)
 return {'GRANTED', new_sid, rec.e, used + 1, max_seats}

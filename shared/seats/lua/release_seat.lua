@@ -1,5 +1,5 @@
 -- release_seat: end a live lease now (owner, admin, or a rolled-back grant).
--- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended
+-- KEYS[1..6] leases, holders, sessions, ended, gen, unverified (see the prelude)
 -- ARGV[1] now (ms)  ARGV[2] session id  ARGV[3] caller uid
 -- ARGV[4] '1' if the caller may act for others
 -- ARGV[5] end state: 'released' | 'forced' | 'revoked' | 'rollback'
@@ -21,6 +21,7 @@ if state == 'rollback' then
   end
   redis.call('HDEL', KEYS[3], sid)
   redis.call('ZREM', KEYS[4], sid)
+  redis.call('ZREM', KEYS[6], sid)
   return {'ROLLED_BACK'}
 end
 if rec.s ~= 'live' then

@@ -1,6 +1,6 @@
 -- restore_seats: put sessions the durable record says are active back after Redis lost
 -- them, never beyond max seats.
--- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended
+-- KEYS[1..6] leases, holders, sessions, ended, gen, unverified (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] max seats   ARGV[3] lease ttl (ms) granted on restore
 -- ARGV[4..] groups of 4: session id, uid, hardware id, acquired (ms) - oldest first
 -- returns one outcome per session, in order:
@@ -22,7 +22,7 @@ for i = 4, #ARGV, 4 do
   else
     -- A fresh lease: a client that is alive keeps its seat by heartbeating; a dead
     -- one loses it one ttl later, as if it had just heartbeated.
-    local rec = {u = uid, h = hw, a = acquired, b = now, e = now + ttl, s = 'live', v = 1}
+    local rec = {u = uid, h = hw, a = acquired, b = now, e = now + ttl, s = 'live'}
     redis.call('ZADD', KEYS[1], rec.e, sid)
     redis.call('HSET', KEYS[2], key, sid)
     redis.call('HSET', KEYS[3], sid, cjson.encode(rec))

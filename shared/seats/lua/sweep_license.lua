@@ -1,5 +1,5 @@
 -- sweep_license: one license's share of a sweep.
--- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended   (see the prelude)
+-- KEYS[1..6] leases, holders, sessions, ended, gen, unverified (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] batch size
 -- ARGV[3] settle ends up to (ms): ends after this stay in the outbox (revive window)
 -- ARGV[4] verify leases acquired before (ms): older live leases not yet checked
@@ -25,19 +25,15 @@ for _, sid in ipairs(due) do
 end
 
 local unverified = {}
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-for _, sid in ipairs(live) do
-  if #unverified >= 2 * batch then
-    break
-  end
+local young = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[4], 'LIMIT', 0, batch)
+for _, sid in ipairs(young) do
   local raw = redis.call('HGET', KEYS[3], sid)
   if raw then
-    local rec = cjson.decode(raw)
-    if not rec.v and rec.a < verify_before then
-      unverified[#unverified + 1] = sid
-      unverified[#unverified + 1] = raw
-    end
+    unverified[#unverified + 1] = sid
+    unverified[#unverified + 1] = raw
+  else
+    redis.call('ZREM', KEYS[6], sid)
   end
 end
 
-return {expired, #live, redis.call('ZCARD', KEYS[4]) - #ends / 2, ends, unverified}
+return {expired, live_count(KEYS, ARGV[1]), redis.call('ZCARD', KEYS[4]) - #ends / 2, ends, unverified}
