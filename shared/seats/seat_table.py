@@ -288,7 +288,7 @@ class SeatTable:
             return
         keys = license_keys(license_id)
         try:
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = self._redis.pipeline(transaction=False)  # idempotent, one slot: no MULTI needed
             pipe.zrem(keys[3], *session_ids)
             pipe.hdel(keys[2], *session_ids)
             pipe.execute()
@@ -315,7 +315,10 @@ class SeatTable:
         key = index_key(index_shard(license_id))
         leases, _, _, ended, _, _ = license_keys(license_id)
         self._redis.srem(key, license_id)
-        if self._redis.zcard(leases) or self._redis.zcard(ended):
+        recheck = self._redis.pipeline(transaction=False)  # both keys in the license's slot
+        recheck.zcard(leases)
+        recheck.zcard(ended)
+        if any(recheck.execute()):
             self._redis.sadd(key, license_id)
             return False
         return True

@@ -35,6 +35,9 @@ local function owned_session(keys, sid, uid, may_act_for_others)
   return rec
 end
 
+-- Records ended by this script run, by session id (saves re-reading them).
+local just_ended = {}
+
 -- End a session record: state, end time, out of the live structures, into the outbox.
 local function end_session(keys, sid, rec, state, ended_at)
   rec.s = state
@@ -43,7 +46,9 @@ local function end_session(keys, sid, rec, state, ended_at)
   if redis.call('HGET', keys[2], holder_key(rec)) == sid then
     redis.call('HDEL', keys[2], holder_key(rec))
   end
-  redis.call('HSET', keys[3], sid, cjson.encode(rec))
+  local raw = cjson.encode(rec)
+  just_ended[sid] = raw
+  redis.call('HSET', keys[3], sid, raw)
   redis.call('ZADD', keys[4], ended_at, sid)
   redis.call('ZREM', keys[6], sid)
 end

@@ -15,7 +15,7 @@ local expired = expire_due(KEYS, ARGV[1], batch)
 local ends = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', settle_until, 'LIMIT', 0, batch)
 for _, sid in ipairs(due) do
-  local raw = redis.call('HGET', KEYS[3], sid)
+  local raw = just_ended[sid] or redis.call('HGET', KEYS[3], sid)
   if raw then
     ends[#ends + 1] = sid
     ends[#ends + 1] = raw
