@@ -130,6 +130,12 @@ class Sweeper:
                     lock.check()
                     self._sweep_license(license_id, report, lock)
             return report
+        except LockLost:
+            # Our lock expired and another sweep holds it now: it carries on from here.
+            log.warning("sweep stopped: lock %s lost", lock.token)
+            lock.token = None  # not ours to release any more
+            report.complete = False
+            return report
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailable("redis") from exc
         finally:

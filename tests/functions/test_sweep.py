@@ -325,3 +325,25 @@ def test_no_revival_when_the_seat_was_taken(world):
     world.clock.advance(seconds=61)
     world.acquire(key, "other", uid="second")
     assert world.call("heartbeat", {"session_id": sid}, uid="first")[0] == 410
+
+
+def test_a_sweep_that_loses_its_lock_stops_writing_and_says_so(world):
+    from shared.licensing.sweep import LOCK_KEY
+
+    licenses = [world.license(seats=5, lease_ttl_s=60) for _ in range(3)]
+    for _, key in licenses:
+        world.acquire(key)
+    world.clock.advance(seconds=61)
+    real_sweep_batch = world.rt.seats.sweep_batch
+
+    def steal_lock_then_sweep(license_id, **kwargs):
+        world.rt.redis.set(LOCK_KEY, "someone-else")  # our lock expired; another sweep took it
+        return real_sweep_batch(license_id, **kwargs)
+
+    world.rt.seats.sweep_batch = steal_lock_then_sweep
+    try:
+        status, report = world.sweep()
+    finally:
+        world.rt.seats.sweep_batch = real_sweep_batch
+    assert status == 200 and report["complete"] is False and report["expired"] == 0
+    assert world.rt.redis.get(LOCK_KEY) == b"someone-else"  # not released by the loser
