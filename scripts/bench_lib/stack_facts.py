@@ -186,24 +186,22 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
-def cpu_by_role(root: int) -> dict[str, float]:
+def _sum_by_role(root: int, metric) -> dict[str, float]:
     tree = process_tree(root)
     members = set(tree)
     totals: dict[str, float] = {}
     for pid in tree:
         role = role_of(pid, members)
-        totals[role] = totals.get(role, 0.0) + cpu_seconds(pid)
+        totals[role] = totals.get(role, 0.0) + metric(pid)
     return totals
+
+
+def cpu_by_role(root: int) -> dict[str, float]:
+    return _sum_by_role(root, cpu_seconds)
 
 
 def pss_by_role(root: int) -> dict[str, float]:
-    tree = process_tree(root)
-    members = set(tree)
-    totals: dict[str, float] = {}
-    for pid in tree:
-        role = role_of(pid, members)
-        totals[role] = totals.get(role, 0.0) + pss_bytes(pid)
-    return totals
+    return _sum_by_role(root, pss_bytes)
 
 
 def established_per_worker(workers: list[int], port: int) -> dict[int, int]:
