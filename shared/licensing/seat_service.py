@@ -21,6 +21,7 @@ from shared.auth import Principal
 from shared.clock import Clock, rfc3339
 from shared.errors import (
     BackendUnavailable,
+    ServiceError,
     Forbidden,
     LicenseExpired,
     LicenseNotFound,
@@ -47,6 +48,8 @@ _END_MESSAGE = {
     "released": "the session was released; acquire a new seat",
     "forced": "an administrator ended this session; acquire a new seat",
     "revoked": "the license was revoked",
+    "evicted_on_recovery": "the session could not be restored after a service recovery; acquire a new seat",
+    "unrecorded": "the session was never recorded; acquire a new seat",
 }
 
 
@@ -83,11 +86,36 @@ class SeatService:
             entry = reloaded
         raise BackendUnavailable("license metadata (changing too fast)")
 
+    def _refusal_holds(self, current: CachedLicense, check: Callable[[], None]) -> bool:
+        """Run a check on cached metadata; a refusal stands only if the copy is current.
+
+        The seat scripts catch stale copies themselves, but these checks run before any
+        script: without this, a resumed license would stay refused until its cache entry
+        aged out. Returns False when the copy is stale (the caller reloads and retries).
+        """
+        try:
+            check()
+            return True
+        except ServiceError:
+            if self._seats.generation(current.license.id) != current.generation:
+                return False
+            raise
+
     @staticmethod
     def _check_usable(lic: License, caller: Principal, now_ms: int) -> None:
         """Fixed order: a caller the license does not admit learns nothing of its state."""
+        SeatService._check_admitted(lic, caller)
+        SeatService._check_in_force(lic, now_ms)
+
+    @staticmethod
+    def _check_admitted(lic: License, caller: Principal) -> None:
+        if lic.revoked_ms is not None:
+            raise LicenseNotFound("no license has this key")
         if not lic.admits_email(caller.email, caller.email_verified) and not caller.administers(lic.tenant_id):
             raise Forbidden("this license is restricted to users of its allowed email domains (verified email)")
+
+    @staticmethod
+    def _check_in_force(lic: License, now_ms: int) -> None:
         if lic.suspended:
             raise LicenseSuspended("the license is suspended; contact its administrator")
         if lic.is_expired(now_ms):
@@ -138,7 +166,8 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic, now_ms = current.license, self._clock.now_ms()
-            self._check_usable(lic, caller, now_ms)
+            if not self._refusal_holds(current, lambda: self._check_usable(lic, caller, now_ms)):
+                return None
             outcome = self._seats.acquire(
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
@@ -199,10 +228,8 @@ class SeatService:
         def attempt(current: CachedLicense):
             lic, now_ms = current.license, self._clock.now_ms()
             # Refused before the script runs: a refused heartbeat must not extend the lease.
-            if lic.suspended:
-                raise LicenseSuspended("the license is suspended; contact its administrator")
-            if lic.is_expired(now_ms):
-                raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
+            if not self._refusal_holds(current, lambda: self._check_in_force(lic, now_ms)):
+                return None
             outcome = self._seats.heartbeat(
                 lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
@@ -224,8 +251,8 @@ class SeatService:
         if outcome.kind == "ENDED":
             raise SessionExpired(_END_MESSAGE.get(outcome.end_state, _END_MESSAGE["expired"]))
         if outcome.kind == "UNKNOWN":
-            self._settled_session(session_id, caller, lic.tenant_id)
-            raise SessionExpired("the session has ended; acquire a new seat")
+            record = self._settled_session(session_id, caller, lic.tenant_id)
+            raise SessionExpired(_END_MESSAGE.get(record.end_reason or "", "the session has ended; acquire a new seat"))
         token = self._lease_token(lic, session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
         return Answer(False, {
             "status": "ok",
@@ -264,8 +291,8 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic = current.license
-            if not lic.admits_email(caller.email, caller.email_verified) and not caller.administers(lic.tenant_id):
-                raise Forbidden("this license is restricted to users of its allowed email domains (verified email)")
+            if not self._refusal_holds(current, lambda: self._check_admitted(lic, caller)):
+                return None
             count = self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms())
             return None if count.kind == "STALE" else (lic, count)
 
