@@ -166,6 +166,16 @@ class Runtime:
 
         return self._once("_provisioning", build)
 
+    @property
+    def administration(self):
+        def build():
+            from shared.licensing.administration import Administration
+
+            return Administration(store=self.store, seats=self.seats, provisioning=self.provisioning,
+                                  clock=self.clock, ids=self.ids)
+
+        return self._once("_administration", build)
+
 
 _current: Runtime | None = None
 _current_lock = threading.Lock()

@@ -13,6 +13,7 @@ locals {
     health    = { entry_point = "health", memory = "256M", signs = false, public = true, timeout = 30 }
     jwks      = { entry_point = "jwks", memory = "256M", signs = false, public = true, timeout = 30 }
     sweep     = { entry_point = "sweep", memory = "512M", signs = false, public = false, timeout = 60 }
+    admin     = { entry_point = "admin", memory = "512M", signs = false, public = true, timeout = 60 }
   }
   # gen2 functions' URLs are known in advance: the sweep's OIDC audience needs no cycle.
   sweep_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-sweep"
@@ -150,11 +151,11 @@ resource "google_kms_crypto_key_iam_member" "signer" {
   member        = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
+# jwks publishes the root's public keys; no other function reads KMS without signing.
 resource "google_kms_crypto_key_iam_member" "public_key_viewer" {
-  for_each      = { for name, fn in local.functions : name => fn if !fn.signs && name != "health" }
   crypto_key_id = google_kms_crypto_key.lease_root.id
   role          = "roles/cloudkms.publicKeyViewer"
-  member        = "serviceAccount:${google_service_account.function[each.key].email}"
+  member        = "serviceAccount:${google_service_account.function["jwks"].email}"
 }
 
 resource "google_project_iam_member" "firestore_user" {

@@ -27,7 +27,7 @@ variable "function_sources" {
   type        = map(string)
   description = "Function name -> object name of its source archive in source_bucket."
   validation {
-    condition     = alltrue([for name in keys(var.function_sources) : contains(["acquire", "heartbeat", "release", "validate", "health", "jwks", "sweep"], name)])
+    condition     = alltrue([for name in keys(var.function_sources) : contains(["acquire", "heartbeat", "release", "validate", "health", "jwks", "sweep", "admin"], name)])
     error_message = "function_sources keys must be function names of API.md."
   }
 }

@@ -49,7 +49,8 @@ class Call:
     """One request, as a handler sees it."""
 
     request: flask.Request
-    route: str
+    route: str  # the matched route template, e.g. "licenses/{license_id}"
+    params: dict[str, str] = field(default_factory=dict)
     principal: Principal | None = None
     _json: Any = field(default=None, repr=False)
 
@@ -79,6 +80,24 @@ def client_ip(request: flask.Request, trusted_proxy_hops: int) -> str:
 
 def _route_of(request: flask.Request) -> str:
     return request.path.strip("/")
+
+
+def _match(templates: Iterable[str], path: str) -> tuple[str, dict[str, str]] | None:
+    """The template a path fits ("licenses/{license_id}" fits "licenses/lic_1") and its values."""
+    parts = path.split("/") if path else []
+    for template in templates:
+        pattern = template.split("/") if template else []
+        if len(pattern) != len(parts):
+            continue
+        params: dict[str, str] = {}
+        for want, got in zip(pattern, parts):
+            if want.startswith("{") and want.endswith("}") and got:
+                params[want[1:-1]] = got
+            elif want != got:
+                break
+        else:
+            return template, params
+    return None
 
 
 def _read_json(request: flask.Request, max_bytes: int) -> Any:
@@ -122,7 +141,8 @@ def json_function(
 
     Args:
         name: the function's name (log field `function`).
-        routes: sub-path ("" for the root) -> HTTP methods it answers.
+        routes: sub-path template ("" for the root, "{name}" for a path segment) -> HTTP
+            methods it answers.
         public: True for functions that take no Firebase ID token.
         scheduler: True for functions only Cloud Scheduler may call (its OIDC token).
         json_body: True when the methods with a body expect a JSON object.
@@ -133,11 +153,12 @@ def json_function(
         def view(request: flask.Request) -> flask.Response:
             started = time.perf_counter()
             fields = open_request_context()
-            route = _route_of(request)
+            matched = _match(allowed, _route_of(request))
+            route = matched[0] if matched else _route_of(request)
             status = 500
             outcome = "INTERNAL"
             try:
-                response = _serve(request, route, handler)
+                response = _serve(request, matched, handler)
                 status, outcome = response.status_code, "OK"
             except ServiceError as error:
                 headers = {"Allow": ", ".join(sorted(allowed[route]))} if isinstance(error, MethodNotAllowed) else None
@@ -157,9 +178,10 @@ def json_function(
             )
             return response
 
-        def _serve(request: flask.Request, route: str, handler: Callable[[Call], Answer]) -> flask.Response:
-            if route not in allowed:
-                raise NotFound(f"{name} has no route /{route}")
+        def _serve(request: flask.Request, matched, handler: Callable[[Call], Answer]) -> flask.Response:
+            if matched is None:
+                raise NotFound(f"{name} has no route /{_route_of(request)}")
+            route, params = matched
             if request.method not in allowed[route]:
                 raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(sorted(allowed[route]))}")
             settings = runtime().settings
@@ -168,7 +190,7 @@ def json_function(
                     f"the body is {request.content_length} bytes; the limit is {settings.max_body_bytes}",
                     limit=settings.max_body_bytes,
                 )
-            call = Call(request=request, route=route)
+            call = Call(request=request, route=route, params=params)
             ip = client_ip(request, settings.trusted_proxy_hops)
             if public:
                 runtime().local_rate_limiter.charge("ip", ip, settings.rate_limit_public_ip)

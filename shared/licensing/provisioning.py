@@ -37,6 +37,16 @@ class IssuedLicense:
     license_key: str  # shown once, never stored
 
 
+def normalise_domains(domains) -> tuple[str, ...]:
+    """Lower-case, de-duplicated, sorted; InvalidRequest for anything not a domain name."""
+    normalised = tuple(sorted({d.strip().lower() for d in domains}))
+    bad = [d for d in normalised if not _DOMAIN.match(d)]
+    if bad:
+        raise InvalidRequest(f"allowed_domains must be domain names like example.com, not {bad[0]!r}",
+                             field="allowed_domains")
+    return normalised
+
+
 def _slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
     return slug if len(slug) >= 3 else f"tenant-{slug}".strip("-")
@@ -78,9 +88,7 @@ class Provisioning:
             problems.append("revive_window_s must be between 0 and 86400")
         if not 1 <= interval_s < ttl_s:
             problems.append("heartbeat_interval_s must be at least 1 and shorter than lease_ttl_s")
-        domains = tuple(sorted({d.strip().lower() for d in spec.allowed_domains}))
-        if any(not _DOMAIN.match(d) for d in domains):
-            problems.append("allowed_domains must be domain names like example.com")
+        domains = normalise_domains(spec.allowed_domains)
         if problems:
             raise InvalidRequest("; ".join(problems))
         now = self._clock.now_ms()

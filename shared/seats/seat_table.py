@@ -348,3 +348,13 @@ class SeatTable:
             self._redis.incr(REVIVED_COUNTER)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             pass  # a statistic, not state: never fail a heartbeat for it
+
+    def live_sessions(self, license_id: str, *, now_ms: int, limit: int = 1000) -> list[LeaseRecord]:
+        """The license's live leases, soonest expiry first."""
+        leases, _, sessions, _, _, _ = license_keys(license_id)
+        try:
+            ids = self._redis.zrangebyscore(leases, f"({now_ms}", "+inf", start=0, num=limit)
+            raws = self._redis.hmget(sessions, ids) if ids else []
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailable("redis") from exc
+        return [LeaseRecord.parse(sid, raw) for sid, raw in zip(ids, raws) if raw is not None]

@@ -80,7 +80,7 @@ class FirestoreStore:
         batch = self._db.batch()
         batch.create(
             self._db.collection("tenants").document(tenant.id),
-            {"name": tenant.name, "created_at": _dt(tenant.created_ms)},
+            {"id": tenant.id, "name": tenant.name, "created_at": _dt(tenant.created_ms)},
         )
         self._add_event(batch, event)
         self._call(batch.commit, **self._opts())
@@ -112,9 +112,55 @@ class FirestoreStore:
         snap = self._call(self._db.collection("license_keys").document(key_hash).get, **self._opts())
         return snap.to_dict()["license_id"] if snap.exists else None
 
+    def update_license(self, license: License, event: AuditEvent) -> None:
+        """Replace the license's document (and record the change), atomically."""
+        batch = self._db.batch()
+        batch.set(self._db.collection("licenses").document(license.id), self._license_doc(license))
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def revoke_license(self, license: License, event: AuditEvent) -> None:
+        """Mark the license revoked and drop its key from the index: the key opens nothing now."""
+        batch = self._db.batch()
+        batch.set(self._db.collection("licenses").document(license.id), self._license_doc(license))
+        batch.delete(self._db.collection("license_keys").document(license.key_hash))
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def list_tenants(self, *, after: str = "", limit: int = 100) -> list[Tenant]:
+        query = (self._db.collection("tenants").where(filter=firestore.FieldFilter("id", ">", after))
+                 .order_by("id").limit(limit))
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [Tenant(s.id, s.to_dict()["name"], _ms(s.to_dict()["created_at"])) for s in snaps]
+
+    def list_licenses(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[License]:
+        """Licenses in id order (all tenants when tenant_id is None), `limit` after `after`."""
+        query = self._db.collection("licenses")
+        if tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+        query = query.where(filter=firestore.FieldFilter("license_id", ">", after)).order_by("license_id").limit(limit)
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [self._license_from(s.id, s.to_dict()) for s in snaps]
+
+    def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]:
+        """The newest events first, for a tenant (None: all) and optionally one license."""
+        query = self._db.collection("events")
+        if tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+        if license_id is not None:
+            query = query.where(filter=firestore.FieldFilter("license_id", "==", license_id))
+        query = query.order_by("at", direction=firestore.Query.DESCENDING).limit(limit)
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [
+            AuditEvent(id=s.id, tenant_id=d["tenant_id"], license_id=d.get("license_id"), type=d["type"],
+                       actor=d["actor"], at_ms=_ms(d["at"]), session_id=d.get("session_id"), details=d.get("details") or {})
+            for s, d in ((s, s.to_dict()) for s in snaps)
+        ]
+
     @staticmethod
     def _license_doc(lic: License) -> dict[str, Any]:
         return {
+            "license_id": lic.id,  # a field, to page by
             "tenant_id": lic.tenant_id,
             "max_seats": lic.max_seats,
             "tier": lic.tier,
@@ -125,6 +171,7 @@ class FirestoreStore:
             "lease_ttl_s": lic.lease_ttl_s,
             "heartbeat_interval_s": lic.heartbeat_interval_s,
             "revive_window_s": lic.revive_window_s,
+            "revoked_at": _dt(lic.revoked_ms),
             "key_hash": lic.key_hash,
             "created_at": _dt(lic.created_ms),
             "updated_at": _dt(lic.updated_ms),
@@ -144,6 +191,7 @@ class FirestoreStore:
             lease_ttl_s=int(data["lease_ttl_s"]),
             heartbeat_interval_s=int(data["heartbeat_interval_s"]),
             revive_window_s=int(data.get("revive_window_s") or 0),
+            revoked_ms=_ms(data.get("revoked_at")),
             key_hash=data["key_hash"],
             created_ms=_ms(data["created_at"]),
             updated_ms=_ms(data["updated_at"]),

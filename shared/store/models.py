@@ -32,6 +32,8 @@ class License:
     updated_ms: int
     revive_window_s: int = 0
     """A heartbeat this late after its lease ran out may still revive it (if a seat is free)."""
+    revoked_ms: int | None = None
+    """Set when an admin revoked (deleted) the license; its key no longer opens anything."""
 
     def is_expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and now_ms >= self.expires_ms
@@ -43,6 +45,22 @@ class License:
         if not email or not email_verified or "@" not in email:
             return False
         return email.rsplit("@", 1)[1].lower() in self.allowed_domains
+
+    def admin_view(self) -> dict[str, Any]:
+        """Everything an administrator of the tenant may read (never the key or its hash)."""
+        return {
+            **self.public_view(),
+            "tenant": self.tenant_id,
+            "max_seats": self.max_seats,
+            "suspended": self.suspended,
+            "allowed_domains": list(self.allowed_domains),
+            "lease_ttl_s": self.lease_ttl_s,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "revive_window_s": self.revive_window_s,
+            "created_at": rfc3339(self.created_ms),
+            "updated_at": rfc3339(self.updated_ms),
+            "revoked_at": rfc3339(self.revoked_ms),
+        }
 
     def public_view(self) -> dict[str, Any]:
         """What a seat holder is told about the license (API.md `license`)."""

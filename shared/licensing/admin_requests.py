@@ -1,0 +1,40 @@
+"""Request bodies of the admin function (API.md "Administration"), validated strictly."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_NAME = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class CreateTenantRequest(_Body):
+    id: str | None = Field(default=None, min_length=3, max_length=63)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class CreateLicenseRequest(_Body):
+    tenant: str | None = Field(default=None, min_length=3, max_length=63)
+    max_seats: int = Field(ge=1, le=1_000_000)
+    tier: str = _NAME
+    features: list[str] = Field(default_factory=list, max_length=100)
+    expires_at: str | None = None
+    lease_ttl_s: int | None = Field(default=None, ge=10, le=86_400)
+    heartbeat_interval_s: int | None = Field(default=None, ge=1, le=86_400)
+    allowed_domains: list[str] = Field(default_factory=list, max_length=100)
+    revive_window_s: int = Field(default=0, ge=0, le=86_400)
+
+
+class UpdateLicenseRequest(_Body):
+    """Only the fields present change; `expires_at: null` removes the expiry."""
+
+    max_seats: int | None = Field(default=None, ge=1, le=1_000_000)
+    expires_at: str | None = None
+    suspended: bool | None = None
+    tier: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    features: list[str] | None = Field(default=None, max_length=100)
+    allowed_domains: list[str] | None = Field(default=None, max_length=100)
+    revive_window_s: int | None = Field(default=None, ge=0, le=86_400)
