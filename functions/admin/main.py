@@ -12,6 +12,7 @@ ROUTES = {
     "licenses/{license_id}": ["GET", "PATCH", "DELETE"],
     "licenses/{license_id}/sessions": ["GET"],
     "licenses/{license_id}/sessions/{session_id}": ["DELETE"],
+    "licenses/{license_id}/usage": ["GET"],
     "events": ["GET"],
 }
 
@@ -40,6 +41,8 @@ def admin(call: Call):
             return 200, service.list_sessions(caller, params["license_id"])
         case "DELETE", "licenses/{license_id}/sessions/{session_id}":
             return 200, service.force_release(caller, params["license_id"], params["session_id"])
+        case "GET", "licenses/{license_id}/usage":
+            return 200, service.usage(caller, params["license_id"], days=query.get("days"))
         case "GET", "events":
             return 200, service.list_events(caller, license_id=query.get("license"), tenant=query.get("tenant"),
                                             limit=query.get("limit"))

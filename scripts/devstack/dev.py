@@ -62,10 +62,10 @@ def _sweep_on_a_timer(stack: LocalStack, base_url: str, interval_s: float, stopp
             print(f"sweep: failed: {type(exc).__name__}: {exc}", flush=True)
 
 
-def _banner(base_url: str, license_key: str, token: str, log_path: Path) -> str:
+def _banner(base_url: str, license_key: str, token: str, admin_token: str, log_path: Path) -> str:
     auth = f'-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     return f"""
-License server running at {base_url}  (functions: acquire heartbeat release validate health jwks)
+License server running at {base_url}  (functions: acquire heartbeat release validate health jwks admin sweep)
 Function logs: {log_path}     Stack facts: {STACK_FILE}
 
 Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}
@@ -79,6 +79,14 @@ Walk-through (paste into another shell):
   curl -s {auth} -d "{{\\"session_id\\":\\"$SESSION\\"}}" {base_url}/release
   curl -s {auth} -d '{{"license_key":"{license_key}"}}' {base_url}/validate
   curl -s {base_url}/jwks
+
+Administration (tenant '{DEMO_TENANT}' admin): create a license, see who holds seats, free a stuck one:
+  export ADMIN='{admin_token}'
+  curl -s -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" -d '{{"max_seats":5,"tier":"team","features":["build"]}}' {base_url}/admin/licenses
+  LICENSE=$(curl -s -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses | python3 -c 'import json,sys;print(json.load(sys.stdin)["licenses"][0]["id"])')
+  curl -s -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses/$LICENSE/sessions
+  curl -s -X DELETE -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses/$LICENSE/sessions/<session_id>
+  curl -s -H "Authorization: Bearer $ADMIN" "{base_url}/admin/events?license=$LICENSE"
 
 Sweep: runs every {{sweep_interval}} s (SWEEP_INTERVAL_S); now: scripts/sweep-now
 More: scripts/dev-token --uid alice --email alice@example.com   (another user's token)
@@ -103,6 +111,8 @@ def main() -> int:
         server = stack.serve_functions(port, workers=workers, threads=threads, log_path=log_path)
         try:
             token = emulator_id_token(stack.project_id, "dev-user", email="dev@example.com", lifetime_s=7 * 86400)
+            admin_token = emulator_id_token(stack.project_id, "dev-admin", email="admin@example.com",
+                                            lifetime_s=7 * 86400, tenant=DEMO_TENANT, role="admin")
             STACK_FILE.write_text(json.dumps({
                 "base_url": server.base_url,
                 "project_id": stack.project_id,
@@ -121,7 +131,7 @@ def main() -> int:
             key_file.chmod(0o600)
             threading.Thread(target=_sweep_on_a_timer, args=(stack, server.base_url, sweep_interval_s, stopping),
                              daemon=True).start()
-            print(_banner(server.base_url, license_key, token, log_path).replace("{sweep_interval}",
+            print(_banner(server.base_url, license_key, token, admin_token, log_path).replace("{sweep_interval}",
                   f"{sweep_interval_s:g}"), flush=True)
             while not stopping.is_set():
                 if server.process.poll() is not None:

@@ -216,6 +216,24 @@ class Administration:
             return {"status": "released", "session_id": session_id, "uid": end.uid, "hardware_id": end.hardware_id}
         return {"status": "already_released"}
 
+    def usage(self, caller: Principal, license_id: str, *, days: str | None) -> dict[str, Any]:
+        """Seats used now, and per UTC day the peak in use and the acquires refused for want of a seat."""
+        lic = self._visible_license(caller, license_id)
+        try:
+            window = int(days) if days is not None else 30
+        except ValueError:
+            raise InvalidRequest("days must be a whole number", field="days") from None
+        if not 1 <= window <= 400:
+            raise InvalidRequest("days must be between 1 and 400", field="days")
+        today_ms = self._clock.now_ms()
+        recent = sorted(rfc3339(today_ms - d * 86_400_000)[:10] for d in range(window))
+        counted = self._seats.daily_usage(lic.id)
+        return {
+            "license": lic.id,
+            "seats": {"used": self._used(lic), "max": lic.max_seats},
+            "days": [{"date": day, **counted.get(day, {"peak": 0, "denials": 0})} for day in recent],
+        }
+
     # -- audit log ----------------------------------------------------------------------------
     def list_events(self, caller: Principal, *, license_id: str | None, tenant: str | None,
                     limit: str | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -31,11 +32,11 @@ class RedisLike(Protocol):
     def pipeline(self, transaction: bool = ...): ...
 
 
-_KEY_PARTS = ("leases", "holders", "sessions", "ended", "gen", "unverified")
+_KEY_PARTS = ("leases", "holders", "sessions", "ended", "gen", "unverified", "usage")
 
 
 def license_keys(license_id: str) -> list[str]:
-    """The six keys of one license, in the order every script expects them."""
+    """The seven keys of one license, in the order every script expects them."""
     tag = "{" + license_id + "}"
     return [f"seat:{tag}:{part}" for part in _KEY_PARTS]
 
@@ -197,10 +198,11 @@ class SeatTable:
         hardware_id: str,
         new_session_id: str,
     ) -> AcquireOutcome:
+        day = time.strftime("%Y-%m-%d", time.gmtime(now_ms // 1000))
         reply = self._run(
             self._acquire,
             license_keys(license_id),
-            [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id],
+            [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, day],
         )
         kind = _s(reply[0])
         if kind == "GRANTED":
@@ -313,7 +315,7 @@ class SeatTable:
         itself (acquire indexes after granting), and one that landed before is seen here.
         """
         key = index_key(index_shard(license_id))
-        leases, _, _, ended, _, _ = license_keys(license_id)
+        leases, _, _, ended, *_ = license_keys(license_id)
         self._redis.srem(key, license_id)
         recheck = self._redis.pipeline(transaction=False)  # both keys in the license's slot
         recheck.zcard(leases)
@@ -351,10 +353,22 @@ class SeatTable:
 
     def live_sessions(self, license_id: str, *, now_ms: int, limit: int = 1000) -> list[LeaseRecord]:
         """The license's live leases, soonest expiry first."""
-        leases, _, sessions, _, _, _ = license_keys(license_id)
+        leases, _, sessions, *_ = license_keys(license_id)
         try:
             ids = self._redis.zrangebyscore(leases, f"({now_ms}", "+inf", start=0, num=limit)
             raws = self._redis.hmget(sessions, ids) if ids else []
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailable("redis") from exc
         return [LeaseRecord.parse(sid, raw) for sid, raw in zip(ids, raws) if raw is not None]
+
+    def daily_usage(self, license_id: str) -> dict[str, dict[str, int]]:
+        """{"YYYY-MM-DD": {"peak": n, "denials": n}} for the days Redis has counted."""
+        try:
+            fields = self._redis.hgetall(license_keys(license_id)[6])
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailable("redis") from exc
+        days: dict[str, dict[str, int]] = {}
+        for field, value in fields.items():
+            day, _, name = _s(field).partition(":")
+            days.setdefault(day, {"peak": 0, "denials": 0})[name] = int(value)
+        return dict(sorted(days.items()))

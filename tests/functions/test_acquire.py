@@ -140,7 +140,7 @@ def test_failed_durable_write_rolls_the_grant_back_and_answers_503(call, make_li
         install_runtime(rt)
 
     assert status == 503 and body["error"]["code"] == "UNAVAILABLE" and "Retry-After" in headers
-    leases, holders, sessions, ended, _, unverified = license_keys(lic.license_id)
+    leases, holders, sessions, ended, _, unverified, _ = license_keys(lic.license_id)
     assert rt.redis.zcard(leases) == 0 and rt.redis.hlen(holders) == 0 and rt.redis.hlen(sessions) == 0
     assert rt.redis.zcard(ended) == 0 and rt.redis.zcard(unverified) == 0
     # and the seat is really free

@@ -70,6 +70,7 @@ ROUTES = [
     ("PATCH", "licenses/{lic}", {"max_seats": 5}),
     ("DELETE", "licenses/{lic}", None),
     ("GET", "licenses/{lic}/sessions", None),
+    ("GET", "licenses/{lic}/usage", None),
     ("DELETE", "licenses/{lic}/sessions/{sid}", None),
     ("GET", "events", "license"),
 ]
@@ -201,3 +202,22 @@ def test_force_release_frees_the_seat_at_once_and_the_holder_learns_it(admin_api
     assert admin_api("DELETE", f"licenses/{license_id}/sessions/{stuck}", tenant=tenant)[1] == {"status": "already_released"}
     unknown = f"{license_id}.AAAAAAAAAAAAAAAAAAAAAA"
     assert admin_api("DELETE", f"licenses/{license_id}/sessions/{unknown}", tenant=tenant)[0] == 404
+
+
+def test_usage_reports_seats_now_and_daily_peak_and_denials(admin_api, tenants, call, rt):
+    from shared.clock import rfc3339
+
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant, max_seats=2)
+    for i in range(2):
+        call("acquire", {"license_key": key, "hardware_id": f"hw-{i}"}, uid=f"u{i}")
+    for i in range(3):
+        assert call("acquire", {"license_key": key, "hardware_id": "late"}, uid=f"late-{i}")[0] == 409
+
+    status, body = admin_api("GET", f"licenses/{license_id}/usage", tenant=tenant, query={"days": "7"})
+
+    today = rfc3339(rt.clock.now_ms())[:10]
+    assert status == 200 and body["seats"] == {"used": 2, "max": 2}
+    assert len(body["days"]) == 7 and body["days"][-1] == {"date": today, "peak": 2, "denials": 3}
+    assert all(day == {"date": day["date"], "peak": 0, "denials": 0} for day in body["days"][:-1])
+    assert admin_api("GET", f"licenses/{license_id}/usage", tenant=tenant, query={"days": "0"})[0] == 400

@@ -131,7 +131,7 @@ def test_expired_leases_are_closed_at_their_expiry_with_audit_events(world):
         assert world.events(sid) == ["acquire", "expire"]
     assert world.record(alive).status == "active"
     # Redis forgot the settled ends and keeps the live one
-    _, _, sessions, ended, _, unverified = license_keys(lic.id)
+    _, _, sessions, ended, _, unverified, _ = license_keys(lic.id)
     assert world.rt.redis.zcard(ended) == 0 and world.rt.redis.hkeys(sessions) == [alive.encode()]
     assert world.rt.redis.zcard(unverified) == 0  # alive is 65 s old: checked once against Firestore, found
 

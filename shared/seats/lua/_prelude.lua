@@ -1,7 +1,7 @@
 -- Prelude prepended to every seat script (a Redis script cannot include another).
 --
--- Per license, six keys share the hash tag {<license_id>}, so every script runs in
--- one cluster slot (every script is given all six, in this order):
+-- Per license, seven keys share the hash tag {<license_id>}, so every script runs in
+-- one cluster slot (every script is given all seven, in this order):
 --   leases   ZSET   session id -> lease expiry; live leases only (expired ones are
 --                   moved out lazily, and never counted: counts use score > now)
 --   holders  HASH   "<uid>\n<hardware id>" -> session id of that pair's live lease
@@ -14,6 +14,7 @@
 --                   cached and get STALE when an admin changed the license since
 --   unverified ZSET session id -> acquired: live leases not yet matched with their
 --                   durable record by a sweep (so a sweep's cost follows new leases)
+--   usage    HASH   "<YYYY-MM-DD>:peak" and "<YYYY-MM-DD>:denials" per UTC day
 -- All times are integer milliseconds since the Unix epoch, passed in by the caller
 -- (the service's clock), never read from Redis TIME, so tests can control time.
 

@@ -1,9 +1,9 @@
 -- acquire_seat: grant a seat of one license, or hand back the caller's live session.
 -- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended  KEYS[5] gen
--- KEYS[6] unverified   (see the prelude; all share the hash tag {<license_id>})
+-- KEYS[6] unverified  KEYS[7] usage   (see the prelude; one hash tag {<license_id>})
 -- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
 -- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
--- ARGV[7] session id to use if a new seat is granted
+-- ARGV[7] session id to use if a new seat is granted   ARGV[8] today (UTC, YYYY-MM-DD)
 -- returns {'GRANTED', sid, expires, used, max}
 --       | {'EXISTING', sid, expires, used, max, acquired}   same uid + hardware, renewed
 --       | {'FULL', used, max, earliest expiry}
@@ -33,6 +33,7 @@ end
 
 local used = live_count(KEYS, ARGV[1])
 if used >= max_seats then
+  redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
   local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return {'FULL', used, max_seats, tonumber(first[2])}
 end
@@ -42,4 +43,8 @@ redis.call('ZADD', KEYS[1], rec.e, new_sid)
 redis.call('HSET', KEYS[2], key, new_sid)
 redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
 redis.call('ZADD', KEYS[6], now, new_sid)
+local peak = tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':peak') or 0)
+if used + 1 > peak then
+  redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1)
+end
 return {'GRANTED', new_sid, rec.e, used + 1, max_seats}

@@ -1,5 +1,5 @@
 -- count_seats: live leases of one license, for validate.
--- KEYS[1] leases  KEYS[5] gen   (the others unused: every script gets all six)
+-- KEYS[1] leases  KEYS[5] gen   (the others unused: every script gets all seven)
 -- ARGV[1] now (ms)   ARGV[2] cached generation
 -- returns {'OK', used, earliest expiry or -1} | {'STALE'}
 if redis.call('GET', KEYS[5]) ~= ARGV[2] then

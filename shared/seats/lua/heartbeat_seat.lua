@@ -1,5 +1,5 @@
 -- heartbeat_seat: extend the owner's live lease, or revive it inside the revive window.
--- KEYS[1..6] leases, holders, sessions, ended, gen, unverified (see the prelude)
+-- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)   ARGV[3] cached generation
 -- ARGV[4] session id ARGV[5] caller uid       ARGV[6] '1' if the caller may act for others
 -- ARGV[7] revive window (ms)                  ARGV[8] max seats

@@ -1,5 +1,5 @@
 -- release_seat: end a live lease now (owner, admin, or a rolled-back grant).
--- KEYS[1..6] leases, holders, sessions, ended, gen, unverified (see the prelude)
+-- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
 -- ARGV[1] now (ms)  ARGV[2] session id  ARGV[3] caller uid
 -- ARGV[4] '1' if the caller may act for others
 -- ARGV[5] end state: 'released' | 'forced' | 'revoked' | 'rollback'

@@ -1,6 +1,6 @@
 -- restore_seats: put sessions the durable record says are active back after Redis lost
 -- them, never beyond max seats.
--- KEYS[1..6] leases, holders, sessions, ended, gen, unverified (see the prelude)
+-- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] max seats   ARGV[3] lease ttl (ms) granted on restore
 -- ARGV[4..] groups of 4: session id, uid, hardware id, acquired (ms) - oldest first
 -- returns one outcome per session, in order:
