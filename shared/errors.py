@@ -10,6 +10,7 @@
     │   └── SessionNotFound           404 SESSION_NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── NoSeatAvailable               409 NO_SEAT_AVAILABLE   (seats, Retry-After)
+    │   └── UserSessionLimit          409 USER_SESSION_LIMIT  (sessions)
     ├── Gone                          410
     │   ├── LicenseExpired            410 LICENSE_EXPIRED
     │   └── SessionExpired            410 SESSION_EXPIRED
@@ -97,6 +98,12 @@ class NoSeatAvailable(ServiceError):
     """Every seat of the license is held by a live lease."""
 
     code, http_status = "NO_SEAT_AVAILABLE", 409
+
+
+class UserSessionLimit(NoSeatAvailable):
+    """The user already holds as many sessions of this license as it allows per user."""
+
+    code = "USER_SESSION_LIMIT"
 
 
 class Gone(ServiceError):

@@ -26,6 +26,7 @@ class CreateLicenseRequest(_Body):
     heartbeat_interval_s: int | None = Field(default=None, ge=1, le=86_400)
     allowed_domains: list[str] = Field(default_factory=list, max_length=100)
     revive_window_s: int = Field(default=0, ge=0, le=86_400)
+    max_sessions_per_user: int = Field(default=0, ge=0, le=10_000)
 
 
 class UpdateLicenseRequest(_Body):
@@ -38,3 +39,4 @@ class UpdateLicenseRequest(_Body):
     features: list[str] | None = Field(default=None, max_length=100)
     allowed_domains: list[str] | None = Field(default=None, max_length=100)
     revive_window_s: int | None = Field(default=None, ge=0, le=86_400)
+    max_sessions_per_user: int | None = Field(default=None, ge=0, le=10_000)

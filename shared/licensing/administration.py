@@ -108,7 +108,7 @@ class Administration:
             tenant_id=tenant_id, max_seats=request.max_seats, tier=request.tier, features=tuple(request.features),
             expires_ms=_time(request.expires_at, "expires_at"), lease_ttl_s=request.lease_ttl_s,
             heartbeat_interval_s=request.heartbeat_interval_s, allowed_domains=tuple(request.allowed_domains),
-            revive_window_s=request.revive_window_s,
+            revive_window_s=request.revive_window_s, max_sessions_per_user=request.max_sessions_per_user,
         ), actor=caller.uid)
         return {"license": issued.license.admin_view(), "license_key": issued.license_key}
 

@@ -29,6 +29,7 @@ class LicenseSpec:
     allowed_domains: tuple[str, ...] = ()
     suspended: bool = False
     revive_window_s: int = 0
+    max_sessions_per_user: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Provisioning:
             problems.append("max_seats must be between 1 and 1000000")
         if not 10 <= ttl_s <= 86_400:
             problems.append("lease_ttl_s must be between 10 and 86400")
+        if not 0 <= spec.max_sessions_per_user <= 10_000:
+            problems.append("max_sessions_per_user must be between 0 (no limit) and 10000")
         if not 0 <= spec.revive_window_s <= 86_400:
             problems.append("revive_window_s must be between 0 and 86400")
         if not 1 <= interval_s < ttl_s:
@@ -97,7 +100,7 @@ class Provisioning:
             id=self._ids.license_id(), tenant_id=spec.tenant_id, max_seats=spec.max_seats, tier=spec.tier,
             features=tuple(spec.features), expires_ms=spec.expires_ms, suspended=spec.suspended,
             allowed_domains=domains, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
-            revive_window_s=spec.revive_window_s,
+            revive_window_s=spec.revive_window_s, max_sessions_per_user=spec.max_sessions_per_user,
             key_hash=key_hash(key), created_ms=now, updated_ms=now,
         )
         event = AuditEvent(

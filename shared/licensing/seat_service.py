@@ -29,6 +29,7 @@ from shared.errors import (
     NoSeatAvailable,
     SessionExpired,
     SessionNotFound,
+    UserSessionLimit,
 )
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
@@ -171,11 +172,17 @@ class SeatService:
             outcome = self._seats.acquire(
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
-                new_session_id=new_session_id,
+                new_session_id=new_session_id, max_sessions_per_user=lic.max_sessions_per_user,
             )
             return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
 
         lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
+        if outcome.kind == "USER_LIMIT":
+            raise UserSessionLimit(
+                f"you already hold {outcome.used} sessions of this license, its limit per user; "
+                "release one on another machine first",
+                sessions={"used": outcome.used, "max": outcome.max_seats},
+            )
         seats = {"used": outcome.used, "max": outcome.max_seats}
         if outcome.kind == "FULL":
             wait_s = max(1, math.ceil((outcome.earliest_expiry_ms - now_ms) / 1000))

@@ -65,7 +65,7 @@ def _s(value: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class AcquireOutcome:
-    kind: Literal["GRANTED", "EXISTING", "FULL", "STALE"]
+    kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "STALE"]
     session_id: str | None = None
     expires_ms: int | None = None
     used: int = 0
@@ -197,12 +197,13 @@ class SeatTable:
         uid: str,
         hardware_id: str,
         new_session_id: str,
+        max_sessions_per_user: int = 0,
     ) -> AcquireOutcome:
         day = time.strftime("%Y-%m-%d", time.gmtime(now_ms // 1000))
         reply = self._run(
             self._acquire,
             license_keys(license_id),
-            [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, day],
+            [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, day, max_sessions_per_user],
         )
         kind = _s(reply[0])
         if kind == "GRANTED":
@@ -211,6 +212,8 @@ class SeatTable:
             return AcquireOutcome(kind, _s(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]))
         if kind == "FULL":
             return AcquireOutcome(kind, used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]))
+        if kind == "USER_LIMIT":
+            return AcquireOutcome(kind, used=int(reply[1]), max_seats=int(reply[2]))
         return AcquireOutcome("STALE")
 
     def heartbeat(

@@ -32,6 +32,8 @@ class License:
     updated_ms: int
     revive_window_s: int = 0
     """A heartbeat this late after its lease ran out may still revive it (if a seat is free)."""
+    max_sessions_per_user: int = 0
+    """Live sessions one user may hold at once, across machines (0: no limit)."""
     revoked_ms: int | None = None
     """Set when an admin revoked (deleted) the license; its key no longer opens anything."""
 
@@ -57,6 +59,7 @@ class License:
             "lease_ttl_s": self.lease_ttl_s,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "revive_window_s": self.revive_window_s,
+            "max_sessions_per_user": self.max_sessions_per_user,
             "created_at": rfc3339(self.created_ms),
             "updated_at": rfc3339(self.updated_ms),
             "revoked_at": rfc3339(self.revoked_ms),

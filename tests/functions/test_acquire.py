@@ -177,3 +177,17 @@ def test_an_admin_change_is_seen_by_the_next_acquire_despite_the_cache(call, mak
     rt.seats.bump_generation(lic.license_id)
     status, body, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw-3"})
     assert status == 403 and body["error"]["code"] == "LICENSE_SUSPENDED"
+
+
+def test_a_per_user_session_limit_counts_the_users_machines(call, make_license):
+    lic = make_license(seats=10, max_sessions_per_user=2)
+    body = lambda hw: {"license_key": lic.key, "hardware_id": hw}  # noqa: E731
+    weird = "we*ird?[user]"  # glob characters in a uid must not widen the count
+    assert call("acquire", body("laptop"), uid=weird)[0] == 201
+    assert call("acquire", body("desktop"), uid=weird)[0] == 201
+    status, answer, _ = call("acquire", body("vm"), uid=weird)
+    assert status == 409 and answer["error"]["code"] == "USER_SESSION_LIMIT"
+    assert answer["error"]["sessions"] == {"used": 2, "max": 2}
+    assert call("acquire", body("laptop"), uid=weird)[0] == 200  # the same machine again is not a new session
+    assert call("acquire", body("vm"), uid="we")[0] == 201  # another user is unaffected
+    assert call("acquire", body("vm2"), uid="weXird?[user]")[0] == 201

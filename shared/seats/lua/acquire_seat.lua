@@ -4,9 +4,11 @@
 -- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
 -- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
 -- ARGV[7] session id to use if a new seat is granted   ARGV[8] today (UTC, YYYY-MM-DD)
+-- ARGV[9] max live sessions per user (0: no limit)
 -- returns {'GRANTED', sid, expires, used, max}
 --       | {'EXISTING', sid, expires, used, max, acquired}   same uid + hardware, renewed
 --       | {'FULL', used, max, earliest expiry}
+--       | {'USER_LIMIT', the user's live sessions, the limit}
 --       | {'STALE'}                                        reload the license, retry
 local now, ttl, max_seats = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local uid, hw, new_sid = ARGV[5], ARGV[6], ARGV[7]
@@ -28,6 +30,27 @@ if held then
     redis.call('ZADD', KEYS[1], rec.e, held)
     redis.call('HSET', KEYS[3], held, cjson.encode(rec))
     return {'EXISTING', held, rec.e, live_count(KEYS, ARGV[1]), max_seats, rec.a}
+  end
+end
+
+local per_user = tonumber(ARGV[9])
+if per_user > 0 then
+  -- The user's live leases, on any hardware: a scan of the holders (only when the
+  -- license sets a limit). Glob characters in the uid are escaped for MATCH.
+  local pattern = uid:gsub('[%*%?%[%]\\]', '\\%0') .. '\n*'
+  local cursor, mine = '0', 0
+  repeat
+    local page = redis.call('HSCAN', KEYS[2], cursor, 'MATCH', pattern, 'COUNT', 500)
+    cursor = page[1]
+    for i = 2, #page[2], 2 do
+      local expiry = redis.call('ZSCORE', KEYS[1], page[2][i])
+      if expiry and tonumber(expiry) > now then
+        mine = mine + 1
+      end
+    end
+  until cursor == '0'
+  if mine >= per_user then
+    return {'USER_LIMIT', mine, per_user}
   end
 end
 
