@@ -1,0 +1,123 @@
+"""openapi.yaml is kept true: real responses of every operation are validated against it."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import jsonschema
+import pytest
+import requests
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_spec_validator import validate as validate_spec
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
+
+
+def test_the_spec_itself_is_valid_openapi():
+    validate_spec(yaml.safe_load(SPEC_PATH.read_text()))
+
+
+class Recorder:
+    """Sends requests to the function server and validates every answer against the spec."""
+
+    def __init__(self, base_url: str, spec: dict):
+        self.base_url = base_url
+        self.openapi = OpenAPI.from_dict(spec)
+        self.error_schema = spec["components"]["schemas"]["Error"]
+        self.session = requests.Session()
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def __call__(self, method: str, path: str, *, token: str | None = None, expect: int, **kwargs) -> dict:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = self.session.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        assert response.status_code == expect, (method, path, response.status_code, response.text)
+        if expect == 405:  # a method the path does not list: no operation to check against
+            jsonschema.validate(response.json(), self.error_schema)
+            assert response.headers["Allow"]
+            return response.json()
+        self.openapi.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
+        self.seen.add((method.lower(), path.split("?")[0], response.status_code))
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def api(function_server):
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    spec["servers"] = [{"url": function_server.base_url}]
+    return Recorder(function_server.base_url, spec)
+
+
+def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
+    tenant = f"oas-{secrets.token_hex(3)}"
+    owner, admin = id_token("root", role="owner"), id_token("ops", role="admin", tenant=tenant)
+    user, other = id_token("dev-1"), id_token("dev-2")
+
+    # public
+    api("GET", "/health", expect=200)
+    api("GET", "/health/ready", expect=200)
+    api("GET", "/jwks", expect=200)
+    api("POST", "/health", expect=405)
+
+    # administration: a tenant, a license
+    api("POST", "/admin/tenants", token=owner, json={"id": tenant, "name": "OAS"}, expect=201)
+    api("GET", "/admin/tenants", token=owner, expect=200)
+    created = api("POST", "/admin/licenses", token=admin, json={"max_seats": 1, "tier": "pro", "features": ["x"]}, expect=201)
+    lic, key = created["license"]["id"], created["license_key"]
+    api("POST", "/admin/licenses", token=admin, json={"max_seats": 0, "tier": "pro"}, expect=400)
+    api("GET", "/admin/licenses", token=admin, expect=200)
+    api("GET", f"/admin/licenses/{lic}", token=admin, expect=200)
+    api("GET", f"/admin/licenses/{lic}", token=user, expect=403)
+    api("GET", f"/admin/licenses/{lic}", token=id_token("x", role="admin", tenant="elsewhere"), expect=404)
+
+    # seats
+    first = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw"}, expect=201)
+    api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw"}, expect=200)
+    api("POST", "/acquire", token=other, json={"license_key": key, "hardware_id": "hw"}, expect=409)
+    api("POST", "/acquire", token=user, json={"license_key": "CDT-0000", "hardware_id": "hw"}, expect=404)
+    api("POST", "/acquire", token=user, json={"license_key": 5}, expect=400)
+    api("POST", "/acquire", json={}, expect=401)
+    api("POST", "/acquire", token=user, data="a=b", headers={"Content-Type": "application/x-www-form-urlencoded"}, expect=415)
+    api("POST", "/acquire", token=user, data=b"x" * 70_000, headers={"Content-Type": "application/json"}, expect=413)
+    api("POST", "/validate", token=user, json={"license_key": key}, expect=200)
+    api("POST", "/validate", token=user, json={"license_key": "CDT-0000"}, expect=404)
+    api("POST", "/heartbeat", token=user, json={"session_id": first["session_id"]}, expect=200)
+    api("POST", "/heartbeat", token=other, json={"session_id": first["session_id"]}, expect=403)
+    api("POST", "/heartbeat", token=user, json={"session_id": "nope"}, expect=404)
+
+    api("GET", f"/admin/licenses/{lic}/sessions", token=admin, expect=200)
+    api("GET", f"/admin/licenses/{lic}/usage", token=admin, expect=200)
+    api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"max_seats": 2, "suspended": False}, expect=200)
+    api("DELETE", f"/admin/licenses/{lic}/sessions/{first['session_id']}", token=admin, expect=200)
+    api("POST", "/heartbeat", token=user, json={"session_id": first["session_id"]}, expect=410)
+    api("POST", "/release", token=user, json={"session_id": first["session_id"]}, expect=200)
+
+    second = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw2"}, expect=201)
+    api("POST", "/release", token=user, json={"session_id": second["session_id"]}, expect=200)
+    api("GET", "/admin/events", token=admin, params={"license": lic}, expect=200)
+    api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"suspended": True}, expect=200)
+    api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw3"}, expect=403)
+    api("DELETE", f"/admin/licenses/{lic}", token=admin, expect=200)
+
+    # the scheduler's function
+    api("POST", "/sweep", token=stack.scheduler_token(), expect=200)
+    api("POST", "/sweep", token=user, expect=401)
+
+    # every operation of the spec was exercised (the spec cannot rot unnoticed)
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    operations = {(method, path) for path, item in spec["paths"].items() for method in item if method != "parameters"}
+    exercised = {(m, _template(p, spec)) for m, p, _ in api.seen}
+    assert operations <= exercised, operations - exercised
+
+
+def _template(path: str, spec: dict) -> str:
+    parts = path.strip("/").split("/")
+    for template in spec["paths"]:
+        pattern = template.strip("/").split("/")
+        if len(pattern) == len(parts) and all(p.startswith("{") or p == q for p, q in zip(pattern, parts)):
+            return template
+    return path
