@@ -9,6 +9,7 @@
     │   ├── LicenseNotFound           404 LICENSE_NOT_FOUND
     │   └── SessionNotFound           404 SESSION_NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
+    ├── AlreadyExists                 409 ALREADY_EXISTS
     ├── NoSeatAvailable               409 NO_SEAT_AVAILABLE   (seats, Retry-After)
     │   └── UserSessionLimit          409 USER_SESSION_LIMIT  (sessions)
     ├── Gone                          410
@@ -92,6 +93,12 @@ class MethodNotAllowed(ServiceError):
     """The function does not answer this HTTP method."""
 
     code, http_status = "METHOD_NOT_ALLOWED", 405
+
+
+class AlreadyExists(ServiceError):
+    """An object with this id exists already."""
+
+    code, http_status = "ALREADY_EXISTS", 409
 
 
 class NoSeatAvailable(ServiceError):

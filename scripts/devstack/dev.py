@@ -25,16 +25,15 @@ DEMO_TENANT = "demo"
 
 def _seed_demo_license(stack: LocalStack) -> str:
     stack.apply_env()
-    from shared.errors import ServiceError
+    from shared.errors import AlreadyExists, ServiceError
     from shared.licensing.provisioning import LicenseSpec
     from shared.runtime import runtime
 
     provisioning = runtime().provisioning
     try:
         provisioning.create_tenant("Demo tenant", tenant_id=DEMO_TENANT, actor="scripts/dev")
-    except Exception as exc:  # an emulator we did not start may already have it
-        if "already exists" not in str(exc).lower():
-            raise
+    except AlreadyExists:
+        pass  # an emulator we did not start may already have it
     try:
         issued = provisioning.create_license(
             LicenseSpec(tenant_id=DEMO_TENANT, max_seats=3, tier="pro", features=("build", "debug")), actor="scripts/dev"

@@ -82,8 +82,6 @@ class Administration:
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, caller: Principal, request: CreateTenantRequest) -> dict[str, Any]:
         self._require_owner(caller)
-        if request.id and self._store.get_tenant(request.id) is not None:
-            raise InvalidRequest(f"tenant {request.id} already exists", field="id")
         tenant = self._provisioning.create_tenant(request.name, tenant_id=request.id, actor=caller.uid)
         return {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_ms)}
 

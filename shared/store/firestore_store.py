@@ -22,7 +22,7 @@ from google.api_core import retry as google_retry
 from google.cloud import firestore
 
 from shared.clock import datetime_to_ms, ms_to_datetime
-from shared.errors import BackendUnavailable
+from shared.errors import AlreadyExists, BackendUnavailable
 from shared.seats import SessionEnd
 from shared.store.models import AuditEvent, License, SessionRecord, Tenant
 
@@ -77,13 +77,17 @@ class FirestoreStore:
 
     # -- tenants ---------------------------------------------------------------
     def create_tenant(self, tenant: Tenant, event: AuditEvent) -> None:
+        """Raises AlreadyExists if the id is taken (create() is atomic: no check-then-write race)."""
         batch = self._db.batch()
         batch.create(
             self._db.collection("tenants").document(tenant.id),
             {"id": tenant.id, "name": tenant.name, "created_at": _dt(tenant.created_ms)},
         )
         self._add_event(batch, event)
-        self._call(batch.commit, **self._opts())
+        try:
+            self._call(batch.commit, **self._opts())
+        except google_exceptions.AlreadyExists as exc:
+            raise AlreadyExists(f"tenant {tenant.id} already exists", field="id") from exc
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         snap = self._call(self._db.collection("tenants").document(tenant_id).get, **self._opts())
@@ -102,7 +106,10 @@ class FirestoreStore:
             {"tenant_id": license.tenant_id, "license_id": license.id},
         )
         self._add_event(batch, event)
-        self._call(batch.commit, **self._opts())
+        try:
+            self._call(batch.commit, **self._opts())
+        except google_exceptions.AlreadyExists as exc:  # an id or key collision: never in practice
+            raise AlreadyExists("that license id or key exists already; retry") from exc
 
     def get_license(self, license_id: str) -> License | None:
         snap = self._call(self._db.collection("licenses").document(license_id).get, **self._opts())

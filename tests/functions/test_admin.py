@@ -57,6 +57,11 @@ def test_only_the_owner_manages_tenants(admin_api, tenants):
     assert status == 200 and set(tenants) <= {t["id"] for t in body["tenants"]}
 
 
+def test_a_taken_tenant_id_is_409_not_a_crash(admin_api, tenants):
+    status, body = admin_api("POST", "tenants", {"id": tenants[0], "name": "again"}, role="owner")
+    assert status == 409 and body["error"]["code"] == "ALREADY_EXISTS"
+
+
 def test_the_key_is_shown_once_and_never_stored_in_clear(admin_api, tenants, rt):
     license_id, key = new_license(admin_api, tenants[0])
     status, body = admin_api("GET", f"licenses/{license_id}", tenant=tenants[0])
