@@ -21,7 +21,7 @@ from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.admin_requests import CreateLicenseRequest, CreateTenantRequest, UpdateLicenseRequest
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
-from shared.licensing.settlement import end_event
+from shared.licensing.settlement import settle
 from shared.seats import SeatTable
 from shared.store import AuditEvent, FirestoreStore, License
 
@@ -179,9 +179,7 @@ class Administration:
                                           may_act_for_others=True, end_state="revoked")
             if outcome.end is not None:
                 ended.append(outcome.end)
-        if ended:
-            self._store.record_ends([(end, lic.id, lic.tenant_id, end_event(lic, end, actor=caller.uid)) for end in ended])
-            self._seats.settled(lic.id, [end.session_id for end in ended])
+        settle(self._store, self._seats, lic, ended, actor=caller.uid)
         return {"status": "revoked", "sessions_ended": len(ended), "license": revoked.admin_view()}
 
     # -- live holders ------------------------------------------------------------------------
@@ -207,9 +205,7 @@ class Administration:
                 raise SessionNotFound(f"license {lic.id} has no session {session_id}")
             return {"status": "already_released"}
         end = outcome.end
-        self._store.record_end(end, license_id=lic.id, tenant_id=lic.tenant_id,
-                               event=end_event(lic, end, actor=caller.uid))
-        self._seats.settled(lic.id, [session_id])
+        settle(self._store, self._seats, lic, [end], actor=caller.uid)
         if outcome.kind == "ENDED" and end.state == "forced":
             return {"status": "released", "session_id": session_id, "uid": end.uid, "hardware_id": end.hardware_id}
         return {"status": "already_released"}

@@ -33,11 +33,11 @@ from shared.errors import (
 )
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
-from shared.licensing.settlement import end_event
+from shared.licensing.settlement import settle
 from shared.licensing.requests import AcquireRequest, SessionRequest, ValidateRequest
 from shared.observability import annotate
 from shared.ratelimit import Limit, RedisRateLimiter
-from shared.seats import SeatTable, SessionEnd
+from shared.seats import SeatTable
 from shared.store import AuditEvent, FirestoreStore, License, SessionRecord
 from shared.tokens import DelegatedSigner
 
@@ -135,11 +135,6 @@ class SeatService:
             "iat": now_ms // 1000,
             "exp": expires_ms // 1000,  # never claims more than the lease
         })
-
-    def _settle(self, lic: License, end: SessionEnd, actor: str) -> None:
-        """Make a Redis-side end durable, then drop it from the outbox."""
-        self._store.record_end(end, license_id=lic.id, tenant_id=lic.tenant_id, event=end_event(lic, end, actor=actor))
-        self._seats.settled(lic.id, [end.session_id])
 
     def _license_of_session(self, session_id: str) -> CachedLicense | None:
         license_id = license_id_of_session(session_id)
@@ -288,7 +283,7 @@ class SeatService:
             return Answer(False, {"status": "already_released"})
         # ENDED or ALREADY: either way make the end durable (a retry after a failed
         # Firestore write lands here with ALREADY and finishes the job).
-        self._settle(lic, outcome.end, actor=caller.uid)
+        settle(self._store, self._seats, lic, [outcome.end], actor=caller.uid)
         released_now = outcome.kind == "ENDED" and outcome.end.state == "released"
         return Answer(False, {"status": "released" if released_now else "already_released"})
 

@@ -1,9 +1,9 @@
-"""How an ended session is told to the audit log (shared by release and the sweep)."""
+"""Making ends durable: the one way release, force-release, revoke and the sweep do it."""
 
 from __future__ import annotations
 
-from shared.seats import SessionEnd
-from shared.store import AuditEvent, License
+from shared.seats import SeatTable, SessionEnd
+from shared.store import AuditEvent, FirestoreStore, License
 
 # Why a session ended -> the audit event type recorded for it.
 END_EVENT = {
@@ -28,3 +28,19 @@ def end_event(lic: License, end: SessionEnd, *, actor: str) -> AuditEvent:
         at_ms=end.ended_ms,
         details={"hardware_id": end.hardware_id, "uid": end.uid},
     )
+
+
+def record_closed(store: FirestoreStore, lic: License, ends: list[SessionEnd], *, actor: str) -> int:
+    """Close the sessions in Firestore, each with its end event; returns the writes made."""
+    if not ends:
+        return 0
+    return store.record_ends([(end, lic.id, lic.tenant_id, end_event(lic, end, actor=actor)) for end in ends])
+
+
+def settle(store: FirestoreStore, seats: SeatTable, lic: License, ends: list[SessionEnd], *, actor: str) -> int:
+    """Make Redis-side ends durable, then drop them from the outbox (never the other way
+    round: if Firestore fails, the outbox keeps them for a retry or the sweep)."""
+    writes = record_closed(store, lic, ends, actor=actor)
+    if ends:
+        seats.settled(lic.id, [end.session_id for end in ends])
+    return writes

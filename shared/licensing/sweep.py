@@ -32,10 +32,10 @@ import redis
 from shared.clock import Clock
 from shared.errors import BackendUnavailable
 from shared.licensing.license_directory import LicenseDirectory
-from shared.licensing.settlement import end_event
+from shared.licensing.settlement import record_closed, settle
 from shared.seats import SeatTable
 from shared.seats.seat_table import INDEX_SHARDS, REVIVED_COUNTER, LeaseRecord, SessionEnd
-from shared.store import AuditEvent, FirestoreStore, License, SessionRecord
+from shared.store import FirestoreStore, License, SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,7 @@ class Sweeper:
             self._seats.unindex_if_idle(lic.id)
 
     def _settle(self, lic: License, ends: list[SessionEnd], report: SweepReport) -> None:
-        report.firestore_writes += self._store.record_ends(
-            [(end, lic.id, lic.tenant_id, end_event(lic, end, actor="system")) for end in ends]
-        )
-        self._seats.settled(lic.id, [end.session_id for end in ends])
+        report.firestore_writes += settle(self._store, self._seats, lic, ends, actor="system")
 
     def _verify(self, lic: License, leases: list[LeaseRecord], report: SweepReport) -> int:
         durable = self._store.sessions([lease.session_id for lease in leases])
@@ -240,8 +237,6 @@ class Sweeper:
                                          session.acquired_ms, session.last_heartbeat_ms or session.acquired_ms, now))
         if any(o == "restored" for o in outcomes):
             self._seats.index_license(lic.id)
-        if closed:
-            report.reconciled += len(closed)
-            report.firestore_writes += self._store.record_ends(
-                [(end, lic.id, lic.tenant_id, end_event(lic, end, actor="system")) for end in closed]
-            )
+        report.reconciled += len(closed)
+        # These were never in Redis (it lost them): only the durable record closes.
+        report.firestore_writes += record_closed(self._store, lic, closed, actor="system")

@@ -227,10 +227,6 @@ class FirestoreStore:
         self._add_event(batch, event)
         self._call(batch.commit, **self._opts())
 
-    def record_end(self, end: SessionEnd, *, license_id: str, tenant_id: str, event: AuditEvent) -> None:
-        """Close one session (idempotent: a repeat writes the same values)."""
-        self.record_ends([(end, license_id, tenant_id, event)])
-
     def record_ends(self, ends: list[tuple[SessionEnd, str, str, AuditEvent]]) -> int:
         """Close sessions with their audit events, in atomic batches of at most 500 writes.
 

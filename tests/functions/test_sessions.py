@@ -112,7 +112,7 @@ def test_release_retried_after_a_failed_durable_write_finishes_the_record(call, 
     from shared.runtime import Runtime, install_runtime
 
     class FirestoreDownOnEnd(type(rt.store)):
-        def record_end(self, *args, **kwargs):
+        def record_ends(self, *args, **kwargs):
             raise BackendUnavailable("firestore")
 
     lic = make_license(seats=1)
