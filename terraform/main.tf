@@ -117,6 +117,51 @@ resource "google_firestore_index" "active_sessions_by_id" {
   }
 }
 
+# The admin function: licenses of a tenant by id; the audit log newest first, per
+# tenant and per license.
+resource "google_firestore_index" "licenses_by_tenant" {
+  database   = google_firestore_database.default.name
+  collection = "licenses"
+  fields {
+    field_path = "tenant_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "license_id"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "events_by_tenant" {
+  database   = google_firestore_database.default.name
+  collection = "events"
+  fields {
+    field_path = "tenant_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "at"
+    order      = "DESCENDING"
+  }
+}
+
+resource "google_firestore_index" "events_by_license" {
+  database   = google_firestore_database.default.name
+  collection = "events"
+  fields {
+    field_path = "tenant_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "license_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "at"
+    order      = "DESCENDING"
+  }
+}
+
 # --- KMS: the root of every lease token --------------------------------------------
 resource "google_kms_key_ring" "tokens" {
   name       = "${local.name}-tokens"
