@@ -110,6 +110,15 @@ def call(function_clients, id_token):
     return invoke
 
 
+@pytest.fixture(scope="session")
+def function_server(stack, tmp_path_factory):
+    """Every function at <base_url>/<name>, emulator ID tokens accepted (as ./scripts/dev)."""
+    log = tmp_path_factory.mktemp("logs") / "functions.log"
+    server = stack.serve_functions(workers=2, threads=8, log_path=log)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def manual_clock(rt):
     """Install a runtime whose clock only moves when the test says so (same backends)."""

@@ -6,15 +6,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def function_server(stack, tmp_path_factory):
-    """Every function at <base_url>/<name>, emulator ID tokens accepted (as ./scripts/dev)."""
-    log = tmp_path_factory.mktemp("logs") / "functions.log"
-    server = stack.serve_functions(workers=2, threads=8, log_path=log)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def production_auth_server(stack, google_certs, tmp_path_factory):
     """The same functions, verifying ID tokens as in production (RS256 against served certs)."""
     log = tmp_path_factory.mktemp("logs") / "functions-prod-auth.log"
