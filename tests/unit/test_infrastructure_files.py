@@ -47,4 +47,4 @@ def test_checkov_finds_no_failed_check_in_terraform():
     assert summary["failed"] == 0, failed
     assert summary["passed"] >= 20
     for skipped in report["results"]["skipped_checks"]:
-        assert skipped.get("suppress_comment"), f"{skipped['check_id']} skipped without a reason"
+        assert skipped["check_result"].get("suppress_comment"), f"{skipped['check_id']} skipped without a reason"
