@@ -38,8 +38,9 @@ class Settings:
     """Lifetime of a delegate signing key's certificate (one KMS call per renewal)."""
     default_lease_ttl_s: int = 360
     default_heartbeat_interval_s: int = 300
-    license_cache_ttl_s: int = 60
-    """Upper bound on how long license metadata is trusted without a generation check."""
+    license_cache_ttl_s: int = 600
+    """Life of a cached license. Freshness does not depend on it (every seat script checks
+    the license's generation); it bounds memory and the Firestore reads of reloading."""
     max_body_bytes: int = 64 * 1024
     jwks_max_age_s: int = 300
     rate_limit_ip: Limit = Limit(100, 300)
@@ -105,7 +106,7 @@ class Settings:
             delegation_ttl_s=integer("DELEGATION_TTL_S", 3600),
             default_lease_ttl_s=integer("DEFAULT_LEASE_TTL_S", 360),
             default_heartbeat_interval_s=integer("DEFAULT_HEARTBEAT_INTERVAL_S", 300),
-            license_cache_ttl_s=integer("LICENSE_CACHE_TTL_S", 60),
+            license_cache_ttl_s=integer("LICENSE_CACHE_TTL_S", 600),
             max_body_bytes=integer("MAX_BODY_BYTES", 64 * 1024),
             rate_limit_ip=limit("RATE_LIMIT_IP", cls.rate_limit_ip),
             rate_limit_user=limit("RATE_LIMIT_USER", cls.rate_limit_user),
