@@ -164,6 +164,8 @@ def json_function(
                 headers = {"Allow": ", ".join(sorted(allowed[route]))} if isinstance(error, MethodNotAllowed) else None
                 response = _error_response(error, headers)
                 status, outcome = error.http_status, error.code
+                if "backend" in error.details:  # which backend is down: an alert's label
+                    fields["backend"] = error.details["backend"]
             except Exception:  # noqa: BLE001 - the one place unexpected failures are caught
                 log.exception("unhandled error in function %s", name)
                 response = _response(500, {"error": {"code": "INTERNAL", "message": "internal error; it has been logged"}})

@@ -11,25 +11,40 @@ REPO = Path(__file__).resolve().parents[2]
 TF_FILES = sorted((REPO / "terraform").rglob("*.tf"))
 
 
+def _load(path: Path) -> dict:
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
 @pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_terraform_file_parses(path):
-    with path.open() as handle:
-        assert hcl2.load(handle) is not None
+    assert _load(path) is not None
 
 
 def test_every_function_is_deployed_by_terraform():
     functions = sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py"))
-    main = (REPO / "terraform" / "main.tf").read_text()
+    module = (REPO / "terraform" / "modules" / "functions" / "main.tf").read_text()
     for name in functions:
-        assert f"    {name} " in main or f"    {name}=" in main.replace(" = ", "="), name
+        assert f"    {name} " in module, f"{name} missing from terraform/modules/functions"
 
 
-def test_every_terraform_variable_is_typed_and_described():
-    with (REPO / "terraform" / "variables.tf").open() as handle:
-        variables = hcl2.load(handle)["variable"]
-    for block in variables:
+@pytest.mark.parametrize("path", sorted((REPO / "terraform").rglob("variables.tf")), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_terraform_variable_is_typed_and_described(path):
+    for block in _load(path).get("variable", []):
         [(name, body)] = block.items()
-        assert "type" in body and body.get("description"), name
+        assert "type" in body and body.get("description"), f"{path}: {name}"
+
+
+def test_environments_use_the_same_modules_with_their_own_sizes():
+    envs = {env: (REPO / "terraform" / "environments" / env / "main.tf").read_text() for env in ("staging", "production")}
+    modules = {env: sorted(m.strip('"') for block in _load(REPO / "terraform" / "environments" / env / "main.tf")["module"] for m in block)
+               for env in envs}
+    assert modules["staging"] == modules["production"] == sorted(
+        ["network", "redis", "firestore", "kms", "functions", "monitoring", "delivery"])
+    assert 'tier       = "BASIC"' in envs["staging"] and 'tier       = "STANDARD_HA"' in envs["production"]
+    for env in envs:
+        versions = (REPO / "terraform" / "environments" / env / "versions.tf").read_text()
+        assert 'version = "= ' in versions and 'backend "gcs"' in versions  # pinned provider, remote state
 
 
 def test_checkov_finds_no_failed_check_in_terraform():

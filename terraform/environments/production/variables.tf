@@ -1,0 +1,44 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project of this environment."
+}
+
+variable "region" {
+  type        = string
+  description = "Region for everything regional."
+  default     = "europe-west1"
+}
+
+variable "source_bucket" {
+  type        = string
+  description = "Bucket of function archives (cloudbuild.yaml uploads there)."
+}
+
+variable "function_sources" {
+  type        = map(string)
+  description = "Function name -> archive object (scripts/build-bundles' JSON output)."
+}
+
+variable "kms_algorithm" {
+  type        = string
+  description = "Lease-token root key algorithm."
+  default     = "EC_SIGN_P256_SHA256"
+}
+
+variable "github_owner" {
+  type        = string
+  description = "GitHub owner of the repository Cloud Build builds."
+  default     = "coditect"
+}
+
+variable "github_repo" {
+  type        = string
+  description = "GitHub repository Cloud Build builds."
+  default     = "license-server"
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Who is told when an alert fires."
+  default     = []
+}

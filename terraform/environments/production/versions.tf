@@ -1,0 +1,19 @@
+terraform {
+  # State in GCS; the bucket is created once by hand (README: first deploy) and given at
+  # init: terraform init -backend-config=bucket=<project>-license-server-tfstate
+  backend "gcs" {
+    prefix = "license-server/production"
+  }
+  required_version = ">= 1.6.0, < 2.0.0"
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "= 6.12.0"
+    }
+  }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}

@@ -1,0 +1,31 @@
+# Firestore (native): the durable record, and the composite indexes the code's queries use.
+
+resource "google_firestore_database" "default" {
+  name        = "(default)"
+  location_id = var.location
+  type        = "FIRESTORE_NATIVE"
+}
+
+locals {
+  # collection -> ordered fields ("-" prefix: descending), one entry per composite query
+  indexes = {
+    active_sessions       = { collection = "sessions", fields = ["license_id", "status"] }   # reconciliation
+    active_sessions_by_id = { collection = "sessions", fields = ["status", "session_id"] }   # recovery walk
+    licenses_by_tenant    = { collection = "licenses", fields = ["tenant_id", "license_id"] } # admin listing
+    events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
+    events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
+  }
+}
+
+resource "google_firestore_index" "query" {
+  for_each   = local.indexes
+  database   = google_firestore_database.default.name
+  collection = each.value.collection
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = trimprefix(fields.value, "-")
+      order      = startswith(fields.value, "-") ? "DESCENDING" : "ASCENDING"
+    }
+  }
+}

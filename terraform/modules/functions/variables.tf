@@ -1,0 +1,76 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions and the scheduler job."
+}
+
+variable "environment" {
+  type        = string
+  description = "staging or production: prefixes function and account names."
+}
+
+variable "source_bucket" {
+  type        = string
+  description = "GCS bucket with the functions' source archives."
+}
+
+variable "function_sources" {
+  type        = map(string)
+  description = "Function name -> archive object in source_bucket (scripts/build-bundles output)."
+  validation {
+    condition = alltrue([for name in ["acquire", "heartbeat", "release", "validate", "admin", "health", "jwks", "sweep"] :
+    contains(keys(var.function_sources), name)])
+    error_message = "function_sources needs an archive for each of acquire, heartbeat, release, validate, admin, health, jwks, sweep."
+  }
+}
+
+variable "kms_key_id" {
+  type        = string
+  description = "The lease-token root key (LEASE_ROOT_KMS_KEY)."
+}
+
+variable "redis_url_secret_id" {
+  type        = string
+  description = "Secret Manager secret with the Memorystore URL (REDIS_URL)."
+}
+
+variable "vpc_connector_id" {
+  type        = string
+  description = "Serverless VPC Access connector for egress to Memorystore."
+}
+
+variable "min_instances_signing" {
+  type        = number
+  description = "Warm instances of acquire and heartbeat (0 in staging; >= 1 avoids cold starts)."
+  default     = 0
+}
+
+variable "max_instances" {
+  type        = number
+  description = "Upper bound on instances per function."
+  default     = 50
+}
+
+variable "concurrency" {
+  type        = number
+  description = "Requests one instance serves at once (gunicorn threads)."
+  default     = 16
+}
+
+variable "rate_limits" {
+  type = object({
+    per_ip              = string
+    per_user            = string
+    per_license_acquire = string
+  })
+  description = "\"<per second>:<burst>\" limits (RATE_LIMIT_IP, RATE_LIMIT_USER, RATE_LIMIT_LICENSE_ACQUIRE); \"0\" = off."
+  default = {
+    per_ip              = "100:300"
+    per_user            = "20:60"
+    per_license_acquire = "50:200"
+  }
+}
