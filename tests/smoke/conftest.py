@@ -1,9 +1,13 @@
-"""Where the smoke tests point.
+"""Where the smoke tests point, and as whom.
 
-Deployed: SMOKE_BASE_URL=https://<region>-<project>.cloudfunctions.net/<env>- style base
-(each function at <base><name>, or one host with /<name>), SMOKE_ADMIN_TOKEN = an ID token
-of a tenant admin, SMOKE_USER_TOKEN = an end user's ID token. Locally (the default, also
-inside ./scripts/test): the test session's own function server and minted tokens.
+Deployed gen2 functions each have their own URL: SMOKE_URL_TEMPLATE, e.g.
+`https://europe-west1-P.cloudfunctions.net/staging-{name}` (Terraform's output
+`function_url_template`). One host serving every function at /<name> (the dev stack):
+SMOKE_BASE_URL. Identity: SMOKE_ADMIN_TOKEN / SMOKE_USER_TOKEN (ID tokens), or test users
+that sign in through Firebase Auth's REST API: SMOKE_FIREBASE_API_KEY with
+SMOKE_ADMIN_EMAIL/SMOKE_ADMIN_PASSWORD and SMOKE_USER_EMAIL/SMOKE_USER_PASSWORD (what
+cloudbuild.yaml does: ID tokens expire, passwords in Secret Manager do not). With none of
+these (inside ./scripts/test) the test session's own function server and minted tokens.
 """
 
 from __future__ import annotations
@@ -11,28 +15,52 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import httpx
 import pytest
+
+SIGN_IN_URL = "https://identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
 
 
 @dataclass(frozen=True)
 class SmokeTarget:
-    base_url: str
+    url_template: str  # "{name}" is the function; the rest of the path follows it
     admin_token: str
     user_token: str
 
     def url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+        name, _, rest = path.strip("/").partition("/")
+        return self.url_template.format(name=name) + (f"/{rest}" if rest else "")
+
+
+def _sign_in(api_key: str, email: str, password: str) -> str:
+    answer = httpx.post(SIGN_IN_URL, params={"key": api_key}, timeout=30,
+                        json={"email": email, "password": password, "returnSecureToken": True})
+    if answer.status_code != 200:
+        pytest.fail(f"signing in {email} failed: {answer.status_code} {answer.text[:200]}")
+    return answer.json()["idToken"]
+
+
+def _token(role: str) -> str | None:
+    token = os.environ.get(f"SMOKE_{role}_TOKEN")
+    if token:
+        return token
+    api_key, email, password = (os.environ.get(f"SMOKE_{n}") for n in ("FIREBASE_API_KEY", f"{role}_EMAIL", f"{role}_PASSWORD"))
+    return _sign_in(api_key, email, password) if api_key and email and password else None
 
 
 @pytest.fixture(scope="session")
 def smoke_target(request) -> SmokeTarget:
-    base_url = os.environ.get("SMOKE_BASE_URL")
-    if base_url:
-        missing = [name for name in ("SMOKE_ADMIN_TOKEN", "SMOKE_USER_TOKEN") if not os.environ.get(name)]
-        if missing:
-            pytest.fail(f"smoke tests against {base_url} need {', '.join(missing)}")
-        return SmokeTarget(base_url, os.environ["SMOKE_ADMIN_TOKEN"], os.environ["SMOKE_USER_TOKEN"])
+    template = os.environ.get("SMOKE_URL_TEMPLATE")
+    if not template and os.environ.get("SMOKE_BASE_URL"):
+        template = os.environ["SMOKE_BASE_URL"].rstrip("/") + "/{name}"
+    if template:
+        admin, user = _token("ADMIN"), _token("USER")
+        if not (admin and user):
+            pytest.fail("smoke tests against a deployment need SMOKE_ADMIN_TOKEN and SMOKE_USER_TOKEN, "
+                        "or SMOKE_FIREBASE_API_KEY with the test users' emails and passwords")
+        return SmokeTarget(template, admin, user)
     server = request.getfixturevalue("function_server")
     id_token = request.getfixturevalue("id_token")
     tenant = request.getfixturevalue("tenant")
-    return SmokeTarget(server.base_url, id_token("smoke-admin", role="admin", tenant=tenant), id_token("smoke-user"))
+    return SmokeTarget(server.base_url + "/{name}", id_token("smoke-admin", role="admin", tenant=tenant),
+                       id_token("smoke-user"))

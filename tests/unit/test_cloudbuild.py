@@ -1,0 +1,74 @@
+"""cloudbuild.yaml does what the delivery pipeline promises (checked statically)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+STEPS = {step["id"]: step for step in BUILD["steps"]}
+
+
+def _script(step: dict) -> str:
+    return " ".join(step.get("args", []))
+
+
+def test_every_step_has_an_id_and_a_pinned_builder_image():
+    assert all("id" in step for step in BUILD["steps"])
+    for step in BUILD["steps"]:
+        substitution = re.fullmatch(r"\$\{(_[A-Z_]+)\}", step["name"])
+        assert substitution, f"{step['id']}: builder image must come from a substitution"
+        image = BUILD["substitutions"][substitution.group(1)]
+        assert re.search(r":\d[\w.-]*$", image) and not image.endswith(":latest"), f"{image} is not pinned"
+
+
+def test_the_pipeline_tests_bundles_deploys_smokes_and_rolls_back_in_order():
+    assert list(STEPS) == ["test", "bundles", "previous-revisions", "upload", "deploy", "smoke",
+                           "rollback-on-smoke-failure"]
+    assert "./scripts/test" in _script(STEPS["test"])
+    assert "scripts/build-bundles" in _script(STEPS["bundles"])
+    assert set(STEPS["upload"]["waitFor"]) == {"test", "bundles"}  # nothing ships untested
+    assert "--no-clobber" in _script(STEPS["upload"])  # content-addressed: unchanged stays unchanged
+    assert set(STEPS["deploy"]["waitFor"]) == {"upload", "previous-revisions"}
+    assert "terraform apply" in _script(STEPS["deploy"]) and "function_url_template" in _script(STEPS["deploy"])
+    assert STEPS["smoke"]["waitFor"] == ["deploy"] and STEPS["smoke"]["allowFailure"] is True
+    assert "tests/smoke" in _script(STEPS["smoke"]) and "smoke-status" in _script(STEPS["smoke"])
+    rollback = _script(STEPS["rollback-on-smoke-failure"])
+    assert STEPS["rollback-on-smoke-failure"]["waitFor"] == ["smoke"]
+    assert "scripts/rollback build/previous-revisions.txt" in rollback and "exit 1" in rollback
+
+
+def test_each_environment_has_a_terraform_root_the_deploy_step_can_enter():
+    assert STEPS["deploy"]["dir"] == "terraform/environments/${_ENVIRONMENT}"
+    assert BUILD["substitutions"]["_ENVIRONMENT"] == "staging"
+    for env in ("staging", "production"):
+        assert (REPO / "terraform" / "environments" / env / "main.tf").exists()
+    trigger = (REPO / "terraform" / "modules" / "delivery" / "main.tf").read_text()
+    assert "_ENVIRONMENT   = var.environment" in trigger  # the production trigger substitutes production
+
+
+def test_smoke_secrets_come_from_secret_manager():
+    secrets = {s["env"] for s in BUILD["availableSecrets"]["secretManager"]}
+    assert set(STEPS["smoke"]["secretEnv"]) == secrets
+
+
+def test_rollback_puts_each_service_back_and_skips_first_deploys(tmp_path):
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    revisions = tmp_path / "previous.txt"
+    revisions.write_text("staging-acquire staging-acquire-00007-abc\nstaging-admin -\n")
+    run = subprocess.run([str(REPO / "scripts" / "rollback"), str(revisions), "europe-west1"], capture_output=True,
+                         text=True, env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"})
+    assert run.returncode == 0, run.stderr
+    assert calls.read_text().splitlines() == [
+        "run services update-traffic staging-acquire --region europe-west1 --to-revisions staging-acquire-00007-abc=100 --quiet"
+    ]
+    assert "staging-admin had no previous revision" in run.stderr
