@@ -4,7 +4,8 @@
     ├── InvalidRequest                400 INVALID_REQUEST
     ├── Unauthenticated               401 UNAUTHENTICATED
     ├── Forbidden                     403 FORBIDDEN
-    │   └── LicenseSuspended          403 LICENSE_SUSPENDED
+    │   ├── LicenseSuspended          403 LICENSE_SUSPENDED
+    │   └── BorrowNotAllowed          403 BORROW_NOT_ALLOWED
     ├── NotFound                      404 NOT_FOUND
     │   ├── LicenseNotFound           404 LICENSE_NOT_FOUND
     │   └── SessionNotFound           404 SESSION_NOT_FOUND
@@ -69,6 +70,12 @@ class LicenseSuspended(Forbidden):
     """The license is suspended by its administrator."""
 
     code = "LICENSE_SUSPENDED"
+
+
+class BorrowNotAllowed(Forbidden):
+    """The license does not allow checking a seat out (its max_borrow_s is 0)."""
+
+    code = "BORROW_NOT_ALLOWED"
 
 
 class NotFound(ServiceError):

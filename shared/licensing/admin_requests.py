@@ -27,6 +27,8 @@ class CreateLicenseRequest(_Body):
     allowed_domains: list[str] = Field(default_factory=list, max_length=100)
     revive_window_s: int = Field(default=0, ge=0, le=86_400)
     max_sessions_per_user: int = Field(default=0, ge=0, le=10_000)
+    offline_grace_s: int = Field(default=0, ge=0, le=30 * 86_400)
+    max_borrow_s: int = Field(default=0, ge=0, le=90 * 86_400)
 
 
 class UpdateLicenseRequest(_Body):
@@ -40,3 +42,5 @@ class UpdateLicenseRequest(_Body):
     allowed_domains: list[str] | None = Field(default=None, max_length=100)
     revive_window_s: int | None = Field(default=None, ge=0, le=86_400)
     max_sessions_per_user: int | None = Field(default=None, ge=0, le=10_000)
+    offline_grace_s: int | None = Field(default=None, ge=0, le=30 * 86_400)
+    max_borrow_s: int | None = Field(default=None, ge=0, le=90 * 86_400)

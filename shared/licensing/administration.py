@@ -107,6 +107,7 @@ class Administration:
             expires_ms=_time(request.expires_at, "expires_at"), lease_ttl_s=request.lease_ttl_s,
             heartbeat_interval_s=request.heartbeat_interval_s, allowed_domains=tuple(request.allowed_domains),
             revive_window_s=request.revive_window_s, max_sessions_per_user=request.max_sessions_per_user,
+            offline_grace_s=request.offline_grace_s, max_borrow_s=request.max_borrow_s,
         ), actor=caller.uid)
         return {"license": issued.license.admin_view(), "license_key": issued.license_key}
 

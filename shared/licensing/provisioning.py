@@ -30,6 +30,8 @@ class LicenseSpec:
     suspended: bool = False
     revive_window_s: int = 0
     max_sessions_per_user: int = 0
+    offline_grace_s: int = 0
+    max_borrow_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class Provisioning:
             problems.append("max_seats must be between 1 and 1000000")
         if not 10 <= ttl_s <= 86_400:
             problems.append("lease_ttl_s must be between 10 and 86400")
+        if not 0 <= spec.offline_grace_s <= 30 * 86_400:
+            problems.append("offline_grace_s must be between 0 and 2592000 (30 days)")
+        if not 0 <= spec.max_borrow_s <= 90 * 86_400:
+            problems.append("max_borrow_s must be between 0 (no borrowing) and 7776000 (90 days)")
         if not 0 <= spec.max_sessions_per_user <= 10_000:
             problems.append("max_sessions_per_user must be between 0 (no limit) and 10000")
         if not 0 <= spec.revive_window_s <= 86_400:
@@ -101,6 +107,7 @@ class Provisioning:
             features=tuple(spec.features), expires_ms=spec.expires_ms, suspended=spec.suspended,
             allowed_domains=domains, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
             revive_window_s=spec.revive_window_s, max_sessions_per_user=spec.max_sessions_per_user,
+            offline_grace_s=spec.offline_grace_s, max_borrow_s=spec.max_borrow_s,
             key_hash=key_hash(key), created_ms=now, updated_ms=now,
         )
         event = AuditEvent(

@@ -33,3 +33,8 @@ class SessionRequest(_Body):
 
 class ValidateRequest(_Body):
     license_key: str = Field(min_length=1, max_length=128)
+
+
+class BorrowRequest(_Body):
+    session_id: str = Field(min_length=1, max_length=128)
+    duration_s: int = Field(ge=1, le=90 * 86_400)

@@ -21,6 +21,8 @@ from shared.auth import Principal
 from shared.clock import Clock, rfc3339
 from shared.errors import (
     BackendUnavailable,
+    BorrowNotAllowed,
+    InvalidRequest,
     ServiceError,
     Forbidden,
     LicenseExpired,
@@ -34,7 +36,7 @@ from shared.errors import (
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
 from shared.licensing.settlement import settle
-from shared.licensing.requests import AcquireRequest, SessionRequest, ValidateRequest
+from shared.licensing.requests import AcquireRequest, BorrowRequest, SessionRequest, ValidateRequest
 from shared.observability import annotate
 from shared.ratelimit import Limit, RedisRateLimiter
 from shared.seats import SeatTable
@@ -47,6 +49,7 @@ _STALE_RETRIES = 3
 _END_MESSAGE = {
     "expired": "the lease ran out before this heartbeat; acquire a new seat",
     "released": "the session was released; acquire a new seat",
+    "returned": "the borrowed seat was returned; acquire a new seat",
     "forced": "an administrator ended this session; acquire a new seat",
     "revoked": "the license was revoked",
     "evicted_on_recovery": "the session could not be restored after a service recovery; acquire a new seat",
@@ -123,6 +126,8 @@ class SeatService:
             raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
 
     def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int, expires_ms: int) -> str:
+        # A lease that outlives a normal ttl from now is a borrow (only borrow extends past it).
+        borrowed = expires_ms > now_ms + lic.lease_ttl_s * 1000
         return self._signer.sign_lease({
             "iss": self._issuer,
             "sub": session_id,
@@ -134,6 +139,8 @@ class SeatService:
             "features": list(lic.features),
             "iat": now_ms // 1000,
             "exp": expires_ms // 1000,  # never claims more than the lease
+            "grace": lic.offline_grace_s,  # valid offline until exp + grace, signed
+            "bor": borrowed,
         })
 
     def _license_of_session(self, session_id: str) -> CachedLicense | None:
@@ -218,8 +225,12 @@ class SeatService:
             },
         )
 
-    def heartbeat(self, caller: Principal, request: SessionRequest) -> Answer:
-        session_id = request.session_id
+    def _extend(self, caller: Principal, session_id: str,
+                ttl_ms_for: Callable[[License], int]) -> tuple[License, int, Any]:
+        """Extend the caller's live lease to now + ttl (never shortening it): heartbeat and borrow.
+
+        Returns (license, now, outcome) for a live lease; raises for everything else.
+        """
         entry = self._license_of_session(session_id)
         if entry is None:
             self._settled_session(session_id, caller, None)
@@ -229,11 +240,13 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic, now_ms = current.license, self._clock.now_ms()
-            # Refused before the script runs: a refused heartbeat must not extend the lease.
-            if not self._refusal_holds(current, lambda: self._check_in_force(lic, now_ms)):
+            ttl_ms: list[int] = []
+            # Refused before the script runs: a refused request must not extend the lease.
+            if not self._refusal_holds(current, lambda: (self._check_in_force(lic, now_ms),
+                                                         ttl_ms.append(ttl_ms_for(lic)))):
                 return None
             outcome = self._seats.heartbeat(
-                lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
+                lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms[0],
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
                 revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats,
             )
@@ -255,37 +268,74 @@ class SeatService:
         if outcome.kind == "UNKNOWN":
             record = self._settled_session(session_id, caller, lic.tenant_id)
             raise SessionExpired(_END_MESSAGE.get(record.end_reason or "", "the session has ended; acquire a new seat"))
-        token = self._lease_token(lic, session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
+        return lic, now_ms, outcome
+
+    def heartbeat(self, caller: Principal, request: SessionRequest) -> Answer:
+        lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000)
+        token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
         return Answer(False, {
             "status": "ok",
-            "session_id": session_id,
+            "session_id": request.session_id,
             "token": token,
             "expires_at": rfc3339(outcome.expires_ms),
             "heartbeat_interval_s": lic.heartbeat_interval_s,
         })
 
+    def borrow(self, caller: Principal, request: BorrowRequest) -> Answer:
+        """Check the seat out: held server-side until `duration_s` from now, no heartbeat needed."""
+
+        def borrow_ttl_ms(lic: License) -> int:
+            if lic.max_borrow_s == 0:
+                raise BorrowNotAllowed("this license does not allow borrowing seats")
+            if request.duration_s > lic.max_borrow_s:
+                raise InvalidRequest(f"a borrow may last at most {lic.max_borrow_s} s on this license",
+                                     max_borrow_s=lic.max_borrow_s)
+            return request.duration_s * 1000
+
+        lic, now_ms, outcome = self._extend(caller, request.session_id, borrow_ttl_ms)
+        self._store.record_event(AuditEvent(
+            id=f"{request.session_id}:borrow:{outcome.expires_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
+            session_id=request.session_id, type="borrow", actor=caller.uid, at_ms=now_ms,
+            details={"until": rfc3339(outcome.expires_ms), "hardware_id": outcome.hardware_id},
+        ))
+        token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
+        return Answer(False, {
+            "session_id": request.session_id,
+            "token": token,
+            "expires_at": rfc3339(outcome.expires_ms),
+            "borrowed_until": rfc3339(outcome.expires_ms),
+        })
+
+    def return_borrow(self, caller: Principal, request: SessionRequest) -> Answer:
+        """Give a borrowed seat back early (any live seat, in fact: recorded as `returned`)."""
+        answer = self._end(caller, request.session_id, "returned")
+        return Answer(False, {"status": "returned" if answer == "ended" else "already_released"})
+
     def release(self, caller: Principal, request: SessionRequest) -> Answer:
-        session_id = request.session_id
+        return Answer(False, {"status": "released" if self._end(caller, request.session_id, "released") == "ended"
+                              else "already_released"})
+
+    def _end(self, caller: Principal, session_id: str, end_state: str) -> str:
+        """End the caller's session now: "ended", or "already" if it had ended before."""
         entry = self._license_of_session(session_id)
         if entry is None:
             self._settled_session(session_id, caller, None)
-            return Answer(False, {"status": "already_released"})
+            return "already"
         lic = entry.license
         annotate(tenant=lic.tenant_id)
         outcome = self._seats.release(
             lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
-            may_act_for_others=caller.administers(lic.tenant_id),
+            may_act_for_others=caller.administers(lic.tenant_id), end_state=end_state,
         )
         if outcome.kind == "FORBIDDEN":
             raise Forbidden("this session belongs to another user")
         if outcome.kind == "UNKNOWN":
             self._settled_session(session_id, caller, lic.tenant_id)
-            return Answer(False, {"status": "already_released"})
+            return "already"
         # ENDED or ALREADY: either way make the end durable (a retry after a failed
         # Firestore write lands here with ALREADY and finishes the job).
         settle(self._store, self._seats, lic, [outcome.end], actor=caller.uid)
-        released_now = outcome.kind == "ENDED" and outcome.end.state == "released"
-        return Answer(False, {"status": "released" if released_now else "already_released"})
+        return "ended" if outcome.kind == "ENDED" and outcome.end.state == end_state else "already"
 
     def validate(self, caller: Principal, request: ValidateRequest) -> Answer:
         entry = self._licenses.by_key(request.license_key)

@@ -8,6 +8,7 @@ from shared.store import AuditEvent, FirestoreStore, License
 # Why a session ended -> the audit event type recorded for it.
 END_EVENT = {
     "released": "release",
+    "returned": "return",
     "expired": "expire",
     "forced": "force-release",
     "revoked": "revoke",
@@ -24,7 +25,7 @@ def end_event(lic: License, end: SessionEnd, *, actor: str) -> AuditEvent:
         license_id=lic.id,
         session_id=end.session_id,
         type=END_EVENT.get(end.state, end.state),
-        actor=actor if end.state in ("released", "forced", "revoked") else "system",
+        actor=actor if end.state in ("released", "returned", "forced", "revoked") else "system",
         at_ms=end.ended_ms,
         details={"hardware_id": end.hardware_id, "uid": end.uid},
     )

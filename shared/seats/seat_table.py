@@ -253,7 +253,7 @@ class SeatTable:
         now_ms: int,
         caller_uid: str,
         may_act_for_others: bool,
-        end_state: Literal["released", "forced", "revoked", "unrecorded", "rollback"] = "released",
+        end_state: Literal["released", "returned", "forced", "revoked", "unrecorded", "rollback"] = "released",
     ) -> ReleaseOutcome:
         reply = self._run(
             self._release,

@@ -34,6 +34,11 @@ class License:
     """A heartbeat this late after its lease ran out may still revive it (if a seat is free)."""
     max_sessions_per_user: int = 0
     """Live sessions one user may hold at once, across machines (0: no limit)."""
+    offline_grace_s: int = 0
+    """How long past its signed exp a lease token stays valid to a client that cannot
+    reach the server (stated, signed, in every token as `grace`)."""
+    max_borrow_s: int = 0
+    """Longest check-out (borrow) a session may take; 0: borrowing not allowed."""
     revoked_ms: int | None = None
     """Set when an admin revoked (deleted) the license; its key no longer opens anything."""
 
@@ -60,6 +65,8 @@ class License:
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "revive_window_s": self.revive_window_s,
             "max_sessions_per_user": self.max_sessions_per_user,
+            "offline_grace_s": self.offline_grace_s,
+            "max_borrow_s": self.max_borrow_s,
             "created_at": rfc3339(self.created_ms),
             "updated_at": rfc3339(self.updated_ms),
             "revoked_at": rfc3339(self.revoked_ms),

@@ -97,7 +97,12 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("POST", "/release", token=user, json={"session_id": first["session_id"]}, expect=200)
 
     second = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw2"}, expect=201)
-    api("POST", "/release", token=user, json={"session_id": second["session_id"]}, expect=200)
+    api("POST", "/borrow", token=user, json={"session_id": second["session_id"], "duration_s": 60}, expect=403)
+    api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"max_borrow_s": 600, "offline_grace_s": 60}, expect=200)
+    api("POST", "/borrow", token=user, json={"session_id": second["session_id"], "duration_s": 600}, expect=200)
+    api("POST", "/borrow/return", token=user, json={"session_id": second["session_id"]}, expect=200)
+    third = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw2"}, expect=201)
+    api("POST", "/release", token=user, json={"session_id": third["session_id"]}, expect=200)
     api("GET", "/admin/events", token=admin, params={"license": lic}, expect=200)
     api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"suspended": True}, expect=200)
     api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw3"}, expect=403)

@@ -26,7 +26,7 @@ if held then
   if expiry and tonumber(expiry) > now then
     -- A retried or repeated acquire: one user + hardware never holds two seats.
     local rec = cjson.decode(redis.call('HGET', KEYS[3], held))
-    rec.b, rec.e = now, now + ttl
+    rec.b, rec.e = now, math.max(rec.e, now + ttl)  -- never shortens a borrow
     redis.call('ZADD', KEYS[1], rec.e, held)
     redis.call('HSET', KEYS[3], held, cjson.encode(rec))
     return {'EXISTING', held, rec.e, live_count(KEYS, ARGV[1]), max_seats, rec.a}

@@ -1,4 +1,5 @@
--- heartbeat_seat: extend the owner's live lease, or revive it inside the revive window.
+-- heartbeat_seat: extend the owner's live lease (never shortening it: a borrow is a
+-- long heartbeat), or revive it inside the revive window.
 -- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)   ARGV[3] cached generation
 -- ARGV[4] session id ARGV[5] caller uid       ARGV[6] '1' if the caller may act for others
@@ -40,7 +41,8 @@ end
 if rec.s ~= 'live' then
   return {'ENDED', rec.s}
 end
-rec.b, rec.e = now, now + ttl
+-- Never shorten: a borrowed (checked-out) lease keeps its longer expiry.
+rec.b, rec.e = now, math.max(rec.e, now + ttl)
 redis.call('ZADD', KEYS[1], rec.e, sid)
 redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
 return {'OK', rec.e, rec.h, rec.u, rec.a}

@@ -7,6 +7,7 @@ locals {
   functions = {
     acquire   = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
     heartbeat = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
+    borrow    = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
     release   = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true }
     validate  = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true }
     admin     = { memory = "512M", signs = false, public = true, timeout = 60, uses_store = true }
