@@ -35,16 +35,19 @@ def test_every_terraform_variable_is_typed_and_described(path):
         assert "type" in body and body.get("description"), f"{path}: {name}"
 
 
-def test_environments_use_the_same_modules_with_their_own_sizes():
-    envs = {env: (REPO / "terraform" / "environments" / env / "main.tf").read_text() for env in ("staging", "production")}
-    modules = {env: sorted(m.strip('"') for block in _load(REPO / "terraform" / "environments" / env / "main.tf")["module"] for m in block)
-               for env in envs}
-    assert modules["staging"] == modules["production"] == sorted(
+def test_environments_are_the_same_stack_with_their_own_sizes():
+    stack = _load(REPO / "terraform" / "modules" / "license_server" / "main.tf")
+    assert sorted(m.strip('"') for block in stack["module"] for m in block) == sorted(
         ["network", "redis", "firestore", "kms", "functions", "monitoring", "delivery"])
-    assert 'tier       = "BASIC"' in envs["staging"] and 'tier       = "STANDARD_HA"' in envs["production"]
-    for env in envs:
+    sizes = {}
+    for env in ("staging", "production"):
+        [root] = [block['"license_server"'] for block in _load(REPO / "terraform" / "environments" / env / "main.tf")["module"]]
+        value = lambda key: root[key].strip('"') if isinstance(root[key], str) else root[key]  # noqa: E731
+        assert value("source") == "../../modules/license_server" and value("environment") == env
+        sizes[env] = (value("redis_tier"), value("kms_protection_level"), value("min_instances_signing"))
         versions = (REPO / "terraform" / "environments" / env / "versions.tf").read_text()
         assert 'version = "= ' in versions and 'backend "gcs"' in versions  # pinned provider, remote state
+    assert sizes == {"staging": ("BASIC", "SOFTWARE", 0), "production": ("STANDARD_HA", "HSM", 1)}
 
 
 def test_checkov_finds_no_failed_check_in_terraform():

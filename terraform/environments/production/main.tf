@@ -1,81 +1,20 @@
-# The production environment: the reusable modules, with production's sizes.
+# The production environment: the license server with production's sizes.
 
-locals {
+module "license_server" {
+  source      = "../../modules/license_server"
   environment = "production"
-  name        = "coditect-production"
-}
 
-resource "google_project_service" "apis" {
-  for_each = toset([
-    "cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
-    "firestore.googleapis.com", "redis.googleapis.com", "cloudkms.googleapis.com",
-    "secretmanager.googleapis.com", "vpcaccess.googleapis.com", "artifactregistry.googleapis.com",
-    "cloudscheduler.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com",
-  ])
-  service            = each.value
-  disable_on_destroy = false
-}
+  project_id       = var.project_id
+  region           = var.region
+  source_bucket    = var.source_bucket
+  function_sources = var.function_sources
+  kms_algorithm    = var.kms_algorithm
+  github_owner     = var.github_owner
+  github_repo      = var.github_repo
+  alert_emails     = var.alert_emails
 
-module "network" {
-  source      = "../../modules/network"
-  name        = local.name
-  environment = local.environment
-  region      = var.region
-  depends_on  = [google_project_service.apis]
-}
-
-module "redis" {
-  source     = "../../modules/redis"
-  name       = local.name
-  region     = var.region
-  network_id = module.network.network_id
-  tier       = "STANDARD_HA"
-  memory_gb  = 1
-}
-
-module "firestore" {
-  source     = "../../modules/firestore"
-  location   = var.region
-  depends_on = [google_project_service.apis]
-}
-
-module "kms" {
-  source           = "../../modules/kms"
-  name             = local.name
-  location         = var.region
-  algorithm        = var.kms_algorithm
-  protection_level = "HSM"
-  depends_on       = [google_project_service.apis]
-}
-
-module "delivery" {
-  source        = "../../modules/delivery"
-  environment   = local.environment
-  region        = var.region
-  source_bucket = var.source_bucket
-  github_owner  = var.github_owner
-  github_repo   = var.github_repo
-}
-
-module "functions" {
-  source                = "../../modules/functions"
-  project_id            = var.project_id
-  region                = var.region
-  environment           = local.environment
-  source_bucket         = module.delivery.source_bucket
-  function_sources      = var.function_sources
-  kms_key_id            = module.kms.key_id
-  redis_url_secret_id   = module.redis.url_secret_id
-  vpc_connector_id      = module.network.connector_id
+  redis_tier            = "STANDARD_HA"
+  kms_protection_level  = "HSM"
   min_instances_signing = 1
   max_instances         = 100
-}
-
-module "monitoring" {
-  source       = "../../modules/monitoring"
-  project_id   = var.project_id
-  environment  = local.environment
-  ready_host   = module.functions.health_host
-  ready_path   = module.functions.health_path
-  alert_emails = var.alert_emails
 }

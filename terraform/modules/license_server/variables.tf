@@ -1,0 +1,79 @@
+variable "environment" {
+  type        = string
+  description = "staging or production: prefixes every resource name."
+  validation {
+    condition     = contains(["staging", "production"], var.environment)
+    error_message = "environment must be staging or production."
+  }
+}
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project of this environment."
+}
+
+variable "region" {
+  type        = string
+  description = "Region for everything regional."
+  default     = "europe-west1"
+}
+
+variable "source_bucket" {
+  type        = string
+  description = "Bucket of function archives (cloudbuild.yaml uploads there)."
+}
+
+variable "function_sources" {
+  type        = map(string)
+  description = "Function name -> archive object (scripts/build-bundles' JSON output)."
+}
+
+variable "kms_algorithm" {
+  type        = string
+  description = "Lease-token root key algorithm."
+  default     = "EC_SIGN_P256_SHA256"
+}
+
+variable "github_owner" {
+  type        = string
+  description = "GitHub owner of the repository Cloud Build builds."
+  default     = "coditect"
+}
+
+variable "github_repo" {
+  type        = string
+  description = "GitHub repository Cloud Build builds."
+  default     = "license-server"
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Who is told when an alert fires."
+  default     = []
+}
+
+variable "redis_tier" {
+  type        = string
+  description = "Memorystore tier: BASIC or STANDARD_HA."
+}
+
+variable "redis_memory_gb" {
+  type        = number
+  description = "Memorystore capacity in GiB."
+  default     = 1
+}
+
+variable "kms_protection_level" {
+  type        = string
+  description = "HSM or SOFTWARE for the lease-token root key."
+}
+
+variable "min_instances_signing" {
+  type        = number
+  description = "Warm instances of the token-signing functions."
+}
+
+variable "max_instances" {
+  type        = number
+  description = "Upper bound on instances per function."
+}
