@@ -64,7 +64,7 @@ def _sweep_on_a_timer(stack: LocalStack, base_url: str, interval_s: float, stopp
 def _banner(base_url: str, license_key: str, token: str, admin_token: str, log_path: Path) -> str:
     auth = '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     return f"""
-License server running at {base_url}  (functions: acquire heartbeat release validate health jwks admin sweep)
+License server running at {base_url}  (functions: acquire heartbeat borrow release validate health jwks admin sweep)
 Function logs: {log_path}     Stack facts: {STACK_FILE}
 
 Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}

@@ -1,0 +1,54 @@
+"""Coditect license client: hold a floating seat for the life of a tool.
+
+    from coditect_license import License, FirebaseAuthProvider
+    with License(KEY, server=URL, token_provider=provider) as lease:
+        main(features=lease.features)
+"""
+
+from coditect_license._version import __version__
+from coditect_license.errors import (
+    AuthError,
+    BorrowNotAllowed,
+    Forbidden,
+    Gone,
+    InvalidRequest,
+    LeaseLost,
+    LicenseError,
+    LicenseExpired,
+    LicenseNotFound,
+    LicenseSuspended,
+    NetworkError,
+    NoLease,
+    NoSeatAvailable,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    SessionExpired,
+    SessionNotFound,
+    TokenExpired,
+    TokenInvalid,
+    Unauthenticated,
+    UserSessionLimit,
+)
+from coditect_license.fingerprint import Fingerprint, hardware_id
+from coditect_license.fingerprint import compute as compute_fingerprint
+from coditect_license.identity import (
+    CallableTokenProvider,
+    FirebaseAuthProvider,
+    StaticTokenProvider,
+    TokenProvider,
+)
+from coditect_license.jwks import JwksCache
+from coditect_license.lease import License, LeaseState
+from coditect_license.tokens import CLOCK_SKEW_S, LeaseClaims, verify_lease_token
+from coditect_license.transport import ApiClient, RetryPolicy
+
+__all__ = [
+    "__version__", "License", "LeaseState", "LeaseClaims", "JwksCache", "verify_lease_token", "CLOCK_SKEW_S",
+    "TokenProvider", "StaticTokenProvider", "CallableTokenProvider", "FirebaseAuthProvider",
+    "Fingerprint", "hardware_id", "compute_fingerprint", "ApiClient", "RetryPolicy",
+    "LicenseError", "InvalidRequest", "Unauthenticated", "Forbidden", "LicenseSuspended", "BorrowNotAllowed",
+    "NotFound", "LicenseNotFound", "SessionNotFound", "NoSeatAvailable", "UserSessionLimit", "Gone",
+    "LicenseExpired", "SessionExpired", "RateLimited", "ServiceUnavailable", "NetworkError", "AuthError",
+    "TokenInvalid", "TokenExpired", "NoLease", "LeaseLost",
+]

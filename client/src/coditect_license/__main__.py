@@ -1,0 +1,5 @@
+import sys
+
+from coditect_license.cli import main
+
+sys.exit(main())

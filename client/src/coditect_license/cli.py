@@ -1,0 +1,610 @@
+"""`coditect-license`: seats, borrows and lease tokens from the command line.
+
+    coditect-license fingerprint                  this machine's hardware id
+    coditect-license login --email E              sign in (Firebase Auth); refresh token stored 0600
+    coditect-license status                       what is held here, and the license's seats
+    coditect-license acquire [--hold] [--wait S]  take a seat (--hold: keep it until Ctrl-C)
+    coditect-license release                      give the seat back
+    coditect-license borrow --duration 8h         check the seat out for offline use
+    coditect-license return                       give a borrowed seat back early
+    coditect-license verify TOKEN                 verify a lease token offline
+    coditect-license run -- CMD ...               hold a seat while CMD runs
+
+Options may come before or after the command. Settings from the environment:
+CODITECT_LICENSE_SERVER, CODITECT_LICENSE_KEY, CODITECT_ID_TOKEN (a static ID token, e.g.
+in CI), CODITECT_FIREBASE_API_KEY, FIREBASE_AUTH_EMULATOR_HOST. Exit codes: EXIT_CODES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+from coditect_license import borrows, fingerprint, paths
+from coditect_license._version import __version__
+from coditect_license.errors import AuthError, LicenseError, NoLease, TokenInvalid
+from coditect_license.identity import (
+    GOOGLE_IDENTITY_TOOLKIT,
+    GOOGLE_SECURE_TOKEN,
+    FirebaseAuthProvider,
+    StaticTokenProvider,
+    TokenProvider,
+)
+from coditect_license.jwks import JwksCache
+from coditect_license.lease import ENV_SERVER, License, LeaseState
+from coditect_license.tokens import LeaseClaims, unverified_claims
+from coditect_license.transport import ApiClient, RetryPolicy
+
+ENV_KEY = "CODITECT_LICENSE_KEY"
+ENV_TOKEN = "CODITECT_ID_TOKEN"
+ENV_API_KEY = "CODITECT_FIREBASE_API_KEY"
+ENV_AUTH_EMULATOR = "FIREBASE_AUTH_EMULATOR_HOST"
+
+# One exit code per outcome, stable for scripts (README: "Exit codes").
+EXIT_CODES: Dict[str, int] = {
+    "OK": 0,
+    "ERROR": 1,               # anything not listed
+    "USAGE": 2,               # bad command line
+    "NETWORK": 3,             # the server could not be reached
+    "UNAUTHENTICATED": 4,     # the server refused the ID token
+    "AUTH_FAILED": 5,         # sign-in / token refresh failed, or not signed in
+    "FORBIDDEN": 6,
+    "LICENSE_SUSPENDED": 7,
+    "LICENSE_NOT_FOUND": 8,
+    "SESSION_NOT_FOUND": 9,
+    "NO_SEAT_AVAILABLE": 10,
+    "USER_SESSION_LIMIT": 11,
+    "LICENSE_EXPIRED": 12,
+    "SESSION_EXPIRED": 13,
+    "RATE_LIMITED": 14,
+    "UNAVAILABLE": 15,
+    "INVALID_REQUEST": 16,
+    "BORROW_NOT_ALLOWED": 17,
+    "TOKEN_INVALID": 18,
+    "TOKEN_EXPIRED": 19,
+    "NO_LEASE": 20,
+    "LEASE_LOST": 21,
+    "ALREADY_BORROWED": 22,
+    "NOT_FOUND": 9,
+}
+_VALIDATE_CODES = {"SUSPENDED": "LICENSE_SUSPENDED", "EXPIRED": "LICENSE_EXPIRED",
+                   "NO_SEAT_AVAILABLE": "NO_SEAT_AVAILABLE"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def exit_code(error: LicenseError) -> int:
+    return EXIT_CODES.get(error.code, 1)
+
+
+# -- output ---------------------------------------------------------------------------
+def _when(epoch: Optional[float]) -> str:
+    if epoch is None:
+        return "never"
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    delta = epoch - time.time()
+    rel = f"in {_duration(delta)}" if delta >= 0 else f"{_duration(-delta)} ago"
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC ({rel})"
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s >= 86400:
+        return f"{s // 86400}d {s % 86400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60}s"
+    return f"{s}s"
+
+
+class Output:
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+
+    def result(self, data: Dict[str, Any], lines: List[str]) -> None:
+        if self.as_json:
+            print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        else:
+            for line in lines:
+                print(line)
+        sys.stdout.flush()
+
+    def note(self, message: str) -> None:
+        if not self.as_json:
+            print(message, flush=True)
+
+    def error(self, code: str, message: str, status: int, **extra: Any) -> int:
+        if self.as_json:
+            print(json.dumps({"error": {"code": code, "message": message, "exit_code": status, **extra}},
+                             indent=2, sort_keys=True, default=str), flush=True)
+        print(f"coditect-license: {message} [{code}]", file=sys.stderr, flush=True)
+        return status
+
+
+def _human_error(error: LicenseError) -> str:
+    from coditect_license.errors import NoSeatAvailable, UserSessionLimit
+
+    if isinstance(error, UserSessionLimit):
+        return f"you already hold the most sessions this license allows per user ({error.seats_used}/" \
+               f"{error.seats_max}); release one on another machine first"
+    if isinstance(error, NoSeatAvailable):
+        wait = f"; the earliest lease ends in {int(error.retry_after)} s" if error.retry_after else ""
+        return f"all seats are in use ({error.seats_used}/{error.seats_max}){wait}"
+    messages = {
+        "NETWORK": f"cannot reach the license server: {error.message}",
+        "UNAUTHENTICATED": f"the server did not accept your sign-in ({error.message}); run `coditect-license login`",
+        "AUTH_FAILED": f"sign-in failed: {error.message}",
+        "LICENSE_NOT_FOUND": "no license has this key (check it for typos)",
+        "LICENSE_SUSPENDED": "the license is suspended; contact its administrator",
+        "LICENSE_EXPIRED": "the license has expired",
+        "BORROW_NOT_ALLOWED": "this license does not allow borrowing seats",
+        "RATE_LIMITED": f"too many requests; retry in {int(error.retry_after or 1)} s",
+        "UNAVAILABLE": f"the license service is temporarily unavailable: {error.message}",
+    }
+    message = messages.get(error.code, error.message)
+    if error.code == "INVALID_REQUEST" and "max_borrow_s" in error.details:
+        message = f"{error.message} (this license allows at most {error.details['max_borrow_s']} s)"
+    return message
+
+
+# -- settings -------------------------------------------------------------------------
+def _credentials_path():
+    return paths.config_dir() / "credentials.json"
+
+
+def _server(args: argparse.Namespace) -> str:
+    server = args.server or os.environ.get(ENV_SERVER)
+    if not server:
+        raise UsageError(f"no license server: pass --server URL or set {ENV_SERVER}")
+    return server.rstrip("/")
+
+
+def _key(args: argparse.Namespace) -> str:
+    key = args.key or os.environ.get(ENV_KEY)
+    if not key:
+        raise UsageError(f"no license key: pass --key KEY or set {ENV_KEY}")
+    return key.strip()
+
+
+def _provider(args: argparse.Namespace) -> TokenProvider:
+    token = args.token or os.environ.get(ENV_TOKEN)
+    if token:
+        return StaticTokenProvider(token)
+    stored = paths.read_json(_credentials_path())
+    if not isinstance(stored, dict) or not stored.get("refresh_token"):
+        raise AuthError("not signed in: run `coditect-license login` (or pass --token / set CODITECT_ID_TOKEN)",
+                        permanent=True)
+
+    def keep(refresh_token: str) -> None:
+        paths.write_json(_credentials_path(), {**stored, "refresh_token": refresh_token})
+
+    return FirebaseAuthProvider(stored["api_key"], refresh_token=stored["refresh_token"],
+                                identitytoolkit_url=stored.get("identitytoolkit_url", GOOGLE_IDENTITY_TOOLKIT),
+                                securetoken_url=stored.get("securetoken_url", GOOGLE_SECURE_TOKEN),
+                                on_refresh_token=keep)
+
+
+def _api(args: argparse.Namespace, *, auth: bool = True) -> ApiClient:
+    return ApiClient(_server(args), _provider(args) if auth else None, timeout_s=args.timeout,
+                     retry=RetryPolicy(attempts=3, deadline_s=max(5.0, args.timeout * 2)))
+
+
+def _license(args: argparse.Namespace, **kwargs: Any) -> License:
+    return License(_key(args), server=_server(args), token_provider=_provider(args), timeout_s=args.timeout,
+                   client_version=f"coditect-license-cli/{__version__}",
+                   retry=RetryPolicy(attempts=3, deadline_s=max(5.0, args.timeout * 2)), **kwargs)
+
+
+def _parse_duration(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text or "")
+    if not match:
+        raise UsageError(f"bad duration {text!r}: use seconds or e.g. 90m, 8h, 2d")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _claims_lines(claims: LeaseClaims, indent: str = "  ") -> List[str]:
+    lines = [
+        f"{indent}license:   {claims.license_id} (tier {claims.tier or '-'}; features: "
+        f"{', '.join(claims.features) or '-'})",
+        f"{indent}session:   {claims.session_id}",
+        f"{indent}user:      {claims.uid} on {claims.hardware_id[:24]}...",
+        f"{indent}expires:   {_when(claims.expires_at)}" + (" [borrowed]" if claims.borrowed else ""),
+    ]
+    if claims.grace_s:
+        lines.append(f"{indent}offline grace: {claims.grace_s} s (valid offline until {_when(claims.valid_until)})")
+    return lines
+
+
+# -- commands --------------------------------------------------------------------------
+def cmd_fingerprint(args: argparse.Namespace, out: Output) -> int:
+    found = fingerprint.compute()
+    data = {"hardware_id": found.hardware_id, "source": found.source}
+    lines = [found.hardware_id] + ([f"source: {found.source}"] if args.details else [])
+    out.result(data, lines)
+    return 0
+
+
+def cmd_login(args: argparse.Namespace, out: Output) -> int:
+    api_key = args.api_key or os.environ.get(ENV_API_KEY)
+    emulator = args.auth_emulator or os.environ.get(ENV_AUTH_EMULATOR)
+    if not api_key:
+        if not emulator:
+            raise UsageError(f"pass --api-key (the Firebase web API key) or set {ENV_API_KEY}")
+        api_key = "emulator-api-key"
+    if emulator:
+        provider = FirebaseAuthProvider.for_emulator(emulator, api_key)
+    else:
+        provider = FirebaseAuthProvider(api_key, identitytoolkit_url=args.identitytoolkit_url,
+                                        securetoken_url=args.securetoken_url)
+    if args.custom_token:
+        provider.sign_in_custom_token(args.custom_token)
+    else:
+        email = args.email or (input("email: ") if sys.stdin.isatty() else None)
+        if not email:
+            raise UsageError("pass --email (or --custom-token)")
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif sys.stdin.isatty():
+            password = getpass.getpass("password: ")
+        else:
+            raise UsageError("no terminal to ask the password: use --password-stdin")
+        provider.sign_in_password(email, password)
+    record = {"api_key": api_key, "identitytoolkit_url": provider.identitytoolkit_url,
+              "securetoken_url": provider.securetoken_url, "refresh_token": provider.refresh_token,
+              "uid": provider.uid, "email": provider.email, "signed_in_at": int(time.time())}
+    path = _credentials_path()
+    paths.write_json(path, record)
+    who = provider.email or provider.uid or "user"
+    out.result({"signed_in": True, "uid": provider.uid, "email": provider.email, "credentials": str(path)},
+               [f"signed in as {who}; credentials stored in {path} (mode 0600)"])
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace, out: Output) -> int:
+    removed = paths.remove(_credentials_path())
+    out.result({"signed_out": removed}, ["signed out" if removed else "was not signed in"])
+    return 0
+
+
+def _stored(path) -> Optional[Dict[str, Any]]:
+    return borrows.load(path)
+
+
+def _verify_stored(record: Dict[str, Any], server: str, *, offline: bool, api: Optional[ApiClient]) \
+        -> Dict[str, Any]:
+    cache = JwksCache(server, fetch=None if offline or api is None else api.jwks)
+    try:
+        claims = cache.verify(record["token"], hardware_id=fingerprint.hardware_id())
+        return {"valid": True, "claims": claims.as_dict(), "_claims": claims}
+    except TokenInvalid as exc:
+        return {"valid": False, "reason": exc.message, "code": exc.code}
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    server = args.server or os.environ.get(ENV_SERVER)
+    found = fingerprint.compute()
+    data: Dict[str, Any] = {"hardware_id": found.hardware_id, "fingerprint_source": found.source}
+    lines = [f"machine:   {found.hardware_id[:40]}... ({found.source})"]
+    usable = False
+    api = None if args.offline or not server else _api(args, auth=False)
+    for kind, path in (("borrow", borrows.borrow_file(key)), ("session", borrows.session_file(key))):
+        record = _stored(path)
+        if record is None:
+            continue
+        check = _verify_stored(record, record.get("server") or server or "", offline=args.offline, api=api)
+        claims = check.pop("_claims", None)
+        data[kind] = {**check, "server": record.get("server"), "session_id": record.get("session_id")}
+        if claims is not None:
+            usable = True
+            lines.append(f"{kind}: valid{' (offline, no network needed)' if kind == 'borrow' else ''}")
+            lines += _claims_lines(claims)
+        else:
+            lines.append(f"{kind}: stored but not usable: {check['reason']}")
+    if "borrow" not in data and "session" not in data:
+        lines.append("held here: nothing (no stored session or borrow)")
+    if args.offline or not server:
+        data["server"] = None
+    else:
+        try:
+            answer = _api(args).post("validate", {"license_key": key})
+            data["server"] = answer
+            seats = answer.get("seats", {})
+            lic = answer.get("license", {})
+            lines.append(f"license:   {lic.get('id')} {answer.get('code')} — {seats.get('used')}/{seats.get('max')} "
+                         f"seats in use; tier {lic.get('tier')}; expires {lic.get('expires_at') or 'never'}")
+            if answer.get("valid"):
+                usable = True
+            elif not usable:
+                code = _VALIDATE_CODES.get(str(answer.get("code")), "ERROR")
+                data["usable"] = False
+                out.result(data, lines)
+                return EXIT_CODES.get(code, 1)
+        except LicenseError as exc:
+            data["server"] = {"error": {"code": exc.code, "message": exc.message}}
+            lines.append(f"server:    {_human_error(exc)}")
+            if not usable:
+                data["usable"] = False
+                out.result(data, lines)
+                return exit_code(exc)
+    data["usable"] = usable
+    out.result(data, lines)
+    return 0 if usable else EXIT_CODES["NO_LEASE"]
+
+
+def cmd_acquire(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    if args.hold:
+        return _hold(args, out, key)
+    lease = _license(args, handle_signals=False, release_at_exit=False, use_borrow=True)
+    lease.acquire(wait_s=args.wait)
+    if lease.state == LeaseState.BORROWED:
+        out.result({"borrowed": True, "session_id": lease.session_id, "claims": lease.claims.as_dict()},
+                   ["this machine holds a borrowed seat (no new seat taken):"] + _claims_lines(lease.claims))
+        lease.detach()
+        return 0
+    record = lease.detach()
+    borrows.save(borrows.session_file(key), record)
+    claims = lease.claims
+    assert claims is not None
+    seats = lease.seats or {}
+    out.result({"session_id": lease.session_id, "token": lease.token, "claims": claims.as_dict(), "seats": seats,
+                "heartbeat_interval_s": lease.heartbeat_interval_s},
+               [f"seat acquired ({seats.get('used')}/{seats.get('max')} in use)"] + _claims_lines(claims) +
+               ["  nothing heartbeats it: it ends at its expiry unless released "
+                "(`coditect-license release`); use --hold to keep it"])
+    return 0
+
+
+def _hold(args: argparse.Namespace, out: Output, key: str) -> int:
+    stop = threading.Event()
+    lost = threading.Event()
+
+    def changed(lease: License, old: LeaseState, new: LeaseState) -> None:
+        if old not in (LeaseState.IDLE, LeaseState.ACQUIRING):  # the start is said once, below
+            out.note(f"{time.strftime('%H:%M:%S')} lease {old.value} -> {new.value}")
+
+    lease = _license(args, on_state_change=changed, on_lost=lambda *_: lost.set(),
+                     on_regained=lambda *_: lost.clear())
+
+    def ask_stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for name in ("SIGTERM", "SIGINT"):
+        signal.signal(getattr(signal, name), ask_stop)
+    with lease.acquire(wait_s=args.wait):
+        claims = lease.claims
+        assert claims is not None
+        out.note(f"holding seat {lease.session_id} (heartbeat every {lease.heartbeat_interval_s:.0f} s); "
+                 "Ctrl-C releases it")
+        if out.as_json:
+            out.result({"session_id": lease.session_id, "claims": claims.as_dict()}, [])
+        while not stop.wait(0.5):
+            if args.exit_on_lost and lost.is_set():
+                break
+    out.note("seat released")
+    return EXIT_CODES["LEASE_LOST"] if lost.is_set() else 0
+
+
+def cmd_release(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    path = borrows.session_file(key)
+    record = _stored(path)
+    if record is None:
+        raise NoLease("no seat acquired by `coditect-license acquire` is stored here")
+    args.server = args.server or record.get("server")
+    answer = _api(args).post("release", {"session_id": record["session_id"]})
+    borrows.forget(path)
+    out.result({"session_id": record["session_id"], **answer},
+               [f"{answer.get('status', 'released')}: {record['session_id']}"])
+    return 0
+
+
+def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    duration = _parse_duration(args.duration)
+    had_session = borrows.load(borrows.session_file(key)) is not None
+    lease = _license(args, handle_signals=False, release_at_exit=False)
+    lease.acquire(wait_s=args.wait)  # the same session if this machine already holds one
+    if lease.state == LeaseState.BORROWED:
+        lease.detach()
+        raise LicenseError("this machine already has a borrowed seat of this license; `return` it first",
+                           code="ALREADY_BORROWED")
+    try:
+        claims = lease.borrow(duration)
+    except BaseException:
+        if had_session:
+            lease.detach()  # the seat `acquire` stored stays as it was
+        else:
+            lease.close()  # taken only to borrow it: give it back
+        raise
+    lease.detach()
+    borrows.forget(borrows.session_file(key))  # the session is the borrow now
+    out.result({"session_id": claims.session_id, "borrowed_until": lease.borrowed_until, "token": lease.token,
+                "claims": claims.as_dict()},
+               [f"seat borrowed until {_when(lease.borrowed_until)}; the tool runs offline until then"]
+               + _claims_lines(claims))
+    return 0
+
+
+def cmd_return(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    path = borrows.borrow_file(key)
+    record = _stored(path)
+    if record is None:
+        raise NoLease("no borrowed seat of this license is stored here")
+    args.server = args.server or record.get("server")
+    answer = _api(args).post("borrow/return", {"session_id": record["session_id"]})
+    borrows.forget(path)
+    out.result({"session_id": record["session_id"], **answer},
+               [f"{answer.get('status', 'returned')}: the borrowed seat is back ({record['session_id']})"])
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    token = sys.stdin.read().strip() if args.token_to_verify == "-" else args.token_to_verify.strip()
+    pinned = None
+    if args.jwks:
+        with open(args.jwks, "rb") as handle:
+            pinned = json.load(handle)
+    server = args.server or os.environ.get(ENV_SERVER)
+    if pinned is None and not server:
+        raise UsageError("verify needs --jwks FILE or a server (--server / CODITECT_LICENSE_SERVER) whose cached "
+                         "or published keys to use")
+    fetch = None
+    if pinned is None and not args.offline:
+        api = ApiClient(server, None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1))  # type: ignore[arg-type]
+        fetch = api.jwks
+    cache = JwksCache(server, fetch=fetch, jwks=pinned)
+    expect: Dict[str, Any] = {}
+    if args.this_machine:
+        expect["hardware_id"] = fingerprint.hardware_id()
+    try:
+        claims = cache.verify(token, **expect)
+    except TokenInvalid as exc:
+        try:
+            shown = unverified_claims(token)
+        except TokenInvalid:
+            shown = None
+        return out.error(exc.code, f"token rejected: {exc.message}", exit_code(exc), claims_unverified=shown)
+    out.result({"valid": True, "claims": claims.as_dict()}, ["valid lease token"] + _claims_lines(claims))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: Output) -> int:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not command:
+        raise UsageError("run needs a command: coditect-license run -- CMD [ARGS...]")
+    child: Dict[str, subprocess.Popen] = {}
+
+    def forward(signum: int, frame: Any) -> None:
+        process = child.get("p")
+        if process is not None and process.poll() is None:
+            process.send_signal(signum)
+
+    for name in ("SIGTERM", "SIGINT"):
+        signal.signal(getattr(signal, name), forward)
+    lost = threading.Event()
+    with _license(args, on_lost=lambda *_: lost.set(), on_regained=lambda *_: lost.clear()).acquire(
+            wait_s=args.wait) as lease:
+        env = {**os.environ, "CODITECT_LEASE_TOKEN": lease.token or "", "CODITECT_LEASE_SESSION": lease.session_id or ""}
+        process = child["p"] = subprocess.Popen(command, env=env)
+        while True:
+            try:
+                code = process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if lost.is_set() and args.exit_on_lost:
+                    process.terminate()
+    return code if code >= 0 else 128 - code
+
+
+# -- parser ---------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", help=f"license server base URL (env {ENV_SERVER})")
+    common.add_argument("--key", help=f"license key (env {ENV_KEY})")
+    common.add_argument("--token", help=f"a Firebase ID token to use as is (env {ENV_TOKEN})")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--timeout", type=float, help="seconds per request (default 10)")
+
+    parser = argparse.ArgumentParser(prog="coditect-license", parents=[common],
+                                     description="Coditect floating licenses: seats, borrows, lease tokens.",
+                                     epilog="exit codes: " + ", ".join(f"{v} {k}" for k, v in EXIT_CODES.items()
+                                                                      if k != "NOT_FOUND"))
+    parser.add_argument("--version", action="version", version=f"coditect-license {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    suppress = argparse.ArgumentParser(add_help=False)
+    for action in common._actions:
+        kwargs: Dict[str, Any] = {"help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
+        if isinstance(action, argparse._StoreTrueAction):
+            suppress.add_argument(*action.option_strings, action="store_true", **kwargs)
+        else:
+            suppress.add_argument(*action.option_strings, type=action.type, **kwargs)
+
+    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[suppress], help=help_text, description=help_text)
+        command.set_defaults(func=func)
+        return command
+
+    p = add("fingerprint", cmd_fingerprint, "print this machine's hardware id")
+    p.add_argument("--details", action="store_true", help="also say which source gave it")
+
+    p = add("login", cmd_login, "sign in with Firebase Auth; the refresh token is stored (0600)")
+    p.add_argument("--email")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--custom-token", help="sign in with a Firebase custom token instead")
+    p.add_argument("--api-key", help=f"Firebase web API key (env {ENV_API_KEY})")
+    p.add_argument("--auth-emulator", metavar="HOST:PORT", help=f"use a Firebase Auth emulator (env {ENV_AUTH_EMULATOR})")
+    p.add_argument("--identitytoolkit-url", default=GOOGLE_IDENTITY_TOOLKIT)
+    p.add_argument("--securetoken-url", default=GOOGLE_SECURE_TOKEN)
+
+    add("logout", cmd_logout, "forget the stored credentials")
+
+    p = add("status", cmd_status, "what this machine holds, and the license's seats")
+    p.add_argument("--offline", action="store_true", help="no network: only the stored tokens, verified offline")
+
+    p = add("acquire", cmd_acquire, "take a seat")
+    p.add_argument("--hold", action="store_true", help="keep the seat (heartbeats) until Ctrl-C / SIGTERM")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for a free seat")
+    p.add_argument("--exit-on-lost", action="store_true", help="with --hold: exit (21) when the lease is lost")
+
+    add("release", cmd_release, "release the seat taken by `acquire`")
+
+    p = add("borrow", cmd_borrow, "borrow a seat for offline use")
+    p.add_argument("--duration", required=True, help="how long: seconds, or 90m, 8h, 2d")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for a free seat")
+
+    add("return", cmd_return, "return a borrowed seat early")
+
+    p = add("verify", cmd_verify, "verify a lease token offline (exit 0 if valid)")
+    p.add_argument("token_to_verify", metavar="TOKEN", help="the token, or - to read it from standard input")
+    p.add_argument("--jwks", metavar="FILE", help="verify against these keys instead of the server's cached jwks")
+    p.add_argument("--offline", action="store_true", help="never fetch the jwks, even for an unknown key")
+    p.add_argument("--this-machine", action="store_true", help="also require the token to be bound to this machine")
+
+    p = add("run", cmd_run, "hold a seat while a command runs (its exit code is returned)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for a free seat")
+    p.add_argument("--exit-on-lost", action="store_true", help="stop the command if the lease is lost")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD", help="-- CMD [ARGS...]")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.timeout = args.timeout or 10.0
+    out = Output(args.json)
+    try:
+        return int(args.func(args, out) or 0)
+    except UsageError as exc:
+        return out.error("USAGE", str(exc), EXIT_CODES["USAGE"])
+    except LicenseError as exc:
+        extra: Dict[str, Any] = {k: v for k, v in exc.details.items() if k != "claims"}
+        if exc.retry_after is not None:
+            extra["retry_after"] = exc.retry_after
+        return out.error(exc.code, _human_error(exc), exit_code(exc), **extra)
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""A seat held by the SDK: acquire, heartbeats, release on exit, signals, crashes, outages."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+import threading
+import time
+
+import pytest
+
+from sdk_helpers import python_child, seats_used, wait_for
+from lease_verifier import verify_lease_token
+
+from coditect_license import (
+    LeaseState,
+    License,
+    LicenseNotFound,
+    NoSeatAvailable,
+    SessionExpired,
+    StaticTokenProvider,
+)
+
+
+def test_acquire_heartbeats_then_release_on_exit(server, make_license, user, rt):
+    lic = make_license(seats=2, lease_ttl_s=10, heartbeat_interval_s=1, tier="pro", features=("build", "debug"))
+    states = []
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-lifecycle",
+                 on_state_change=lambda lease, old, new: states.append(new)) as lease:
+        assert lease.state == LeaseState.ACTIVE and lease.valid
+        assert (lease.license_id, lease.tier, lease.features) == (lic.license_id, "pro", ["build", "debug"])
+        assert lease.seats == {"used": 1, "max": 2} and lease.heartbeat_interval_s == 1
+        session, first_exp = lease.session_id, lease.expires_at
+        # the independent test verifier agrees with the SDK's own
+        jwks = rt.root_signer.public_jwks()
+        assert verify_lease_token(lease.token, {"keys": jwks}, now_s=int(time.time()))["sub"] == session
+        wait_for(lambda: lease.heartbeats >= 3, 8, "three heartbeats")
+        assert lease.session_id == session and lease.state == LeaseState.ACTIVE
+        assert lease.expires_at > first_exp  # each beat brought a fresh token
+        assert seats_used(server, lic.key, user.token()) == 1
+    assert lease.state == LeaseState.CLOSED and not lease.valid
+    assert seats_used(server, lic.key, user.token()) == 0  # released, not left to expire
+    assert rt.store.get_session(session).end_reason == "released"
+    assert states[:2] == [LeaseState.ACQUIRING, LeaseState.ACTIVE] and states[-1] == LeaseState.CLOSED
+
+
+def test_errors_are_typed_and_a_full_license_says_when_to_retry(server, make_license, user, other_user):
+    lic = make_license(seats=1, lease_ttl_s=30)
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-a"):
+        with pytest.raises(NoSeatAvailable) as full:
+            License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="hw-b").acquire()
+    assert (full.value.seats_used, full.value.seats_max) == (1, 1)
+    assert full.value.status == 409 and 0 < full.value.retry_after <= 30
+    with pytest.raises(LicenseNotFound):
+        License("CDT-0000-0000-0000-0000", server=server, token_provider=user.provider()).acquire()
+
+
+def test_waiting_for_a_seat_takes_it_when_the_holder_leaves(server, make_license, user, other_user):
+    lic = make_license(seats=1, lease_ttl_s=30)
+    holder = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-a").acquire()
+    threading.Timer(1.5, holder.close).start()
+    started = time.monotonic()
+    with License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="hw-b").acquire(
+            wait_s=20) as waiter:
+        assert waiter.state == LeaseState.ACTIVE
+    assert 1.0 < time.monotonic() - started < 10
+
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys, time
+    from coditect_license import License
+    {setup}
+    lease = License(os.environ["KEY"], server=os.environ["SERVER"], token_provider=os.environ["ID_TOKEN"],
+                    hardware_id="hw-child").acquire()
+    print(lease.session_id, flush=True)
+    time.sleep(60)
+""")
+
+
+def _child(server, lic, user, setup=""):
+    child = python_child(CHILD.format(setup=setup),
+                         env={"KEY": lic.key, "SERVER": server, "ID_TOKEN": user.token()})
+    session = child.stdout.readline().strip()
+    assert session, child.stderr.read()
+    return child, session
+
+
+def test_sigterm_of_a_child_releases_its_seat(server, make_license, user, rt):
+    lic = make_license(seats=1, lease_ttl_s=60)
+    child, session = _child(server, lic, user)
+    assert seats_used(server, lic.key, user.token()) == 1
+
+    child.send_signal(signal.SIGTERM)
+
+    assert child.wait(20) == -signal.SIGTERM  # it still dies of SIGTERM, as without the SDK
+    assert seats_used(server, lic.key, user.token()) == 0
+    assert rt.store.get_session(session).end_reason == "released"
+
+
+def test_a_host_applications_own_sigterm_handler_still_runs(server, make_license, user, rt):
+    # The host's handler (installed before the SDK) decides to exit with 3; atexit releases.
+    setup = "signal.signal(signal.SIGTERM, lambda *a: (print('host handler', flush=True), sys.exit(3)))"
+    lic = make_license(seats=1, lease_ttl_s=60)
+    child, session = _child(server, lic, user, setup=setup)
+
+    child.send_signal(signal.SIGTERM)
+
+    assert child.wait(20) == 3
+    assert child.stdout.read().strip() == "host handler"
+    assert seats_used(server, lic.key, user.token()) == 0
+    assert rt.store.get_session(session).end_reason == "released"
+
+
+def test_sigint_releases_through_keyboard_interrupt(server, make_license, user, rt):
+    lic = make_license(seats=1, lease_ttl_s=60)
+    child, session = _child(server, lic, user)
+
+    child.send_signal(signal.SIGINT)
+
+    # Python dies of SIGINT after an uncaught KeyboardInterrupt; atexit released the seat first
+    assert child.wait(20) == -signal.SIGINT and "KeyboardInterrupt" in child.stderr.read()
+    assert rt.store.get_session(session).end_reason == "released"
+
+
+def test_sigkill_leaves_a_lease_that_frees_itself_at_expiry(server, make_license, user, other_user):
+    lic = make_license(seats=1, lease_ttl_s=10, heartbeat_interval_s=2)
+    child, _ = _child(server, lic, user)
+    killed_at = time.monotonic()
+
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+
+    other = License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="hw-next")
+    with pytest.raises(NoSeatAvailable) as full:
+        other.acquire()
+    assert full.value.retry_after <= 10
+    other.acquire(wait_s=20)  # waits for the dead child's lease to run out
+    try:
+        assert other.state == LeaseState.ACTIVE
+        assert 7 <= time.monotonic() - killed_at <= 16
+    finally:
+        other.close()
+
+
+def test_server_restart_mid_lease_heartbeats_retry_then_recover(own_server, make_license, user):
+    lic = make_license(seats=1, lease_ttl_s=20, heartbeat_interval_s=1)
+    with License(lic.key, server=own_server.base_url, token_provider=user.provider(),
+                 hardware_id="hw-restart") as lease:
+        session = lease.session_id
+        wait_for(lambda: lease.heartbeats >= 1, 5, "a first heartbeat")
+
+        own_server.stop()
+        wait_for(lambda: lease.state == LeaseState.RETRYING, 6, "RETRYING while the server is down")
+        assert lease.valid and lease.last_error.code == "NETWORK"
+        own_server.start()
+
+        wait_for(lambda: lease.state == LeaseState.ACTIVE, 20, "ACTIVE again after the restart")
+        beats = lease.heartbeats
+        wait_for(lambda: lease.heartbeats > beats, 5, "heartbeats after recovery")
+        assert lease.session_id == session and lease.reacquisitions == 0  # the same lease, kept alive
+    assert seats_used(own_server.base_url, lic.key, user.token()) == 0
+
+
+def test_redis_flushed_the_sdk_reacquires_on_410(server, make_license, user, rt):
+    lic = make_license(seats=2, lease_ttl_s=10, heartbeat_interval_s=1)
+    regained = []
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-flush",
+                 on_regained=regained.append) as lease:
+        old_session = lease.session_id
+
+        rt.redis.flushdb()  # Redis lost everything: the server answers 410 to the next heartbeat
+
+        wait_for(lambda: lease.reacquisitions == 1, 8, "a re-acquire")
+        assert lease.session_id != old_session and lease.state == LeaseState.ACTIVE and lease.valid
+        beats = lease.heartbeats
+        wait_for(lambda: lease.heartbeats > beats, 5, "heartbeats on the new session")
+        assert regained == []  # never lost: the seat was taken again before the lease ran out
+        assert seats_used(server, lic.key, user.token()) == 1
+    with pytest.raises(SessionExpired):
+        from coditect_license import ApiClient
+
+        ApiClient(server, StaticTokenProvider(user.token())).post("heartbeat", {"session_id": old_session})
+
+
+def test_a_forced_release_is_lost_then_regained(server, make_license, user, rt):
+    """An admin force-releases the session: 410 on the next beat, the SDK takes a seat again."""
+    lic = make_license(seats=1, lease_ttl_s=10, heartbeat_interval_s=1)
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-forced") as lease:
+        old = lease.session_id
+        rt.seat_service.release(_admin(rt, lic), _session_request(old))
+        wait_for(lambda: lease.session_id != old and lease.state == LeaseState.ACTIVE, 8, "a new session")
+
+
+def _admin(rt, lic):
+    from shared.auth import Principal
+
+    return Principal(uid="admin", role="owner")
+
+
+def _session_request(session_id):
+    from shared.licensing.requests import SessionRequest
+
+    return SessionRequest(session_id=session_id)
