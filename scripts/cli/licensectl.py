@@ -3,7 +3,8 @@
     scripts/licensectl create-tenant "Acme Corp" [--id acme]
     scripts/licensectl create-license --tenant acme --seats 10 [--tier pro] [--features a,b]
         [--expires 2027-12-31T00:00:00Z] [--lease-ttl 360] [--heartbeat-interval 300]
-        [--allowed-domain acme.com ...] [--revive-window 0]      (the key is printed once)
+        [--allowed-domain acme.com ...] [--revive-window 0] [--max-borrow 0] [--offline-grace 0]
+        [--max-sessions-per-user 0]                               (the key is printed once)
     scripts/licensectl licenses [--tenant acme]
     scripts/licensectl holders LICENSE_ID
     scripts/licensectl force-release LICENSE_ID SESSION_ID
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     lic.add_argument("--heartbeat-interval", type=int, help="seconds between heartbeats (default 300)")
     lic.add_argument("--allowed-domain", action="append", default=[], help="restrict to verified emails of a domain")
     lic.add_argument("--revive-window", type=int, default=0, help="seconds a late heartbeat may still revive")
+    lic.add_argument("--max-borrow", type=int, default=0, help="longest check-out in seconds (0: no borrowing)")
+    lic.add_argument("--offline-grace", type=int, default=0, help="seconds a token stays valid offline past its exp")
+    lic.add_argument("--max-sessions-per-user", type=int, default=0, help="live sessions per user (0: no limit)")
 
     listing = command("licenses", "list licenses")
     listing.add_argument("--tenant")
@@ -94,6 +98,8 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None,
         case "create-license":
             body: dict[str, Any] = {
                 "max_seats": args.seats, "tier": args.tier, "revive_window_s": args.revive_window,
+                "max_borrow_s": args.max_borrow, "offline_grace_s": args.offline_grace,
+                "max_sessions_per_user": args.max_sessions_per_user,
                 "features": [f.strip() for f in args.features.split(",") if f.strip()],
                 "allowed_domains": args.allowed_domain,
             }
