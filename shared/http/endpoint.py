@@ -135,7 +135,6 @@ def json_function(
     routes: dict[str, Iterable[str]],
     public: bool = False,
     scheduler: bool = False,
-    json_body: bool = True,
 ) -> Callable[[Callable[[Call], Answer]], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler as a functions-framework HTTP function.
 
@@ -145,7 +144,6 @@ def json_function(
             methods it answers.
         public: True for functions that take no Firebase ID token.
         scheduler: True for functions only Cloud Scheduler may call (its OIDC token).
-        json_body: True when the methods with a body expect a JSON object.
     """
     allowed = {route: frozenset(methods) for route, methods in routes.items()}
 
@@ -207,7 +205,7 @@ def json_function(
                     raise
                 limiter.charge([("ip", ip, settings.rate_limit_ip), ("user", call.principal.uid, settings.rate_limit_user)])
             has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-            if json_body and request.method in ("POST", "PUT", "PATCH") and (has_body or not scheduler):
+            if request.method in ("POST", "PUT", "PATCH") and (has_body or not scheduler):
                 call._json = _read_json(request, settings.max_body_bytes)
             answer = handler(call)
             return _response(*answer)

@@ -127,7 +127,7 @@ class Administration:
         return {"license": lic.admin_view(), "seats": {"used": self._used(lic), "max": lic.max_seats}}
 
     def _used(self, lic: License) -> int:
-        return len(self._seats.live_sessions(lic.id, now_ms=self._clock.now_ms(), limit=lic.max_seats + 1000))
+        return self._seats.live_count(lic.id, now_ms=self._clock.now_ms())
 
     def update_license(self, caller: Principal, license_id: str, request: UpdateLicenseRequest) -> dict[str, Any]:
         lic = self._visible_license(caller, license_id)

@@ -44,6 +44,7 @@ from shared.store import AuditEvent, FirestoreStore, License, SessionRecord
 from shared.tokens import DelegatedSigner
 
 Outcome = TypeVar("Outcome")
+STALE = object()  # a check ran on a cached license that has changed since
 _STALE_RETRIES = 3
 
 _END_MESSAGE = {
@@ -90,19 +91,19 @@ class SeatService:
             entry = reloaded
         raise BackendUnavailable("license metadata (changing too fast)")
 
-    def _refusal_holds(self, current: CachedLicense, check: Callable[[], None]) -> bool:
-        """Run a check on cached metadata; a refusal stands only if the copy is current.
+    def _unless_stale(self, current: CachedLicense, check: Callable[[], Outcome]) -> Outcome | object:
+        """Run a check on cached metadata and return its value; a refusal stands only if
+        the copy is current, otherwise the answer is STALE (the caller reloads and retries).
 
         The seat scripts catch stale copies themselves, but these checks run before any
         script: without this, a resumed license would stay refused until its cache entry
-        aged out. Returns False when the copy is stale (the caller reloads and retries).
+        aged out.
         """
         try:
-            check()
-            return True
+            return check()
         except ServiceError:
             if self._seats.generation(current.license.id) != current.generation:
-                return False
+                return STALE
             raise
 
     @staticmethod
@@ -169,7 +170,7 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic, now_ms = current.license, self._clock.now_ms()
-            if not self._refusal_holds(current, lambda: self._check_usable(lic, caller, now_ms)):
+            if self._unless_stale(current, lambda: self._check_usable(lic, caller, now_ms)) is STALE:
                 return None
             outcome = self._seats.acquire(
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
@@ -240,13 +241,16 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic, now_ms = current.license, self._clock.now_ms()
-            ttl_ms: list[int] = []
-            # Refused before the script runs: a refused request must not extend the lease.
-            if not self._refusal_holds(current, lambda: (self._check_in_force(lic, now_ms),
-                                                         ttl_ms.append(ttl_ms_for(lic)))):
+            def checked_ttl_ms() -> int:
+                # Refused before the script runs: a refused request must not extend the lease.
+                self._check_in_force(lic, now_ms)
+                return ttl_ms_for(lic)
+
+            ttl_ms = self._unless_stale(current, checked_ttl_ms)
+            if ttl_ms is STALE:
                 return None
             outcome = self._seats.heartbeat(
-                lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms[0],
+                lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
                 revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats,
             )
@@ -343,7 +347,7 @@ class SeatService:
 
         def attempt(current: CachedLicense):
             lic = current.license
-            if not self._refusal_holds(current, lambda: self._check_admitted(lic, caller)):
+            if self._unless_stale(current, lambda: self._check_admitted(lic, caller)) is STALE:
                 return None
             count = self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms())
             return None if count.kind == "STALE" else (lic, count)

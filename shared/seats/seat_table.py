@@ -375,3 +375,10 @@ class SeatTable:
             day, _, name = _s(field).partition(":")
             days.setdefault(day, {"peak": 0, "denials": 0})[name] = int(value)
         return dict(sorted(days.items()))
+
+    def live_count(self, license_id: str, *, now_ms: int) -> int:
+        """How many leases of the license are live (one ZCOUNT, no generation check)."""
+        try:
+            return self._redis.zcount(license_keys(license_id)[0], f"({now_ms}", "+inf")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailable("redis") from exc

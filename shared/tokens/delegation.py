@@ -49,7 +49,6 @@ class DelegatedSigner:
         self._renew_margin_s = renew_margin_s
         self._lock = threading.Lock()
         self._delegate: _Delegate | None = None
-        self.certificates_issued = 0
 
     def _current(self, now_s: int) -> _Delegate:
         delegate = self._delegate
@@ -71,7 +70,6 @@ class DelegatedSigner:
             {"iss": self._issuer, "sub": jwk["kid"], "jwk": jwk, "iat": now_s, "exp": now_s + self._ttl_s},
             lambda signing_input: self._root.sign(root_kid, signing_input),
         )
-        self.certificates_issued += 1
         log.info("delegation certificate issued", extra={"delegate_kid": jwk["kid"], "root_kid": root_kid})
         return _Delegate(private_key, jwk["kid"], certificate, now_s + self._ttl_s)
 
