@@ -399,18 +399,24 @@ def _hold(args: argparse.Namespace, out: Output, key: str) -> int:
     return EXIT_CODES["LEASE_LOST"] if lost.is_set() else 0
 
 
-def cmd_release(args: argparse.Namespace, out: Output) -> int:
-    key = _key(args)
-    path = borrows.session_file(key)
+def _end_stored(args: argparse.Namespace, out: Output, path, *, missing: str, route: str, done: str,
+                default_status: str) -> int:
+    """End the session stored at `path` through `route`, then forget it (release and return)."""
     record = _stored(path)
     if record is None:
-        raise NoLease("no seat acquired by `coditect-license acquire` is stored here")
+        raise NoLease(missing)
     args.server = args.server or record.get("server")
-    answer = _api(args).post("release", {"session_id": record["session_id"]})
+    answer = _api(args).post(route, {"session_id": record["session_id"]})
     borrows.forget(path)
     out.result({"session_id": record["session_id"], **answer},
-               [f"{answer.get('status', 'released')}: {record['session_id']}"])
+               [done.format(status=answer.get("status", default_status), session_id=record["session_id"])])
     return 0
+
+
+def cmd_release(args: argparse.Namespace, out: Output) -> int:
+    return _end_stored(args, out, borrows.session_file(_key(args)), route="release",
+                       missing="no seat acquired by `coditect-license acquire` is stored here",
+                       done="{status}: {session_id}", default_status="released")
 
 
 def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
@@ -441,17 +447,9 @@ def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_return(args: argparse.Namespace, out: Output) -> int:
-    key = _key(args)
-    path = borrows.borrow_file(key)
-    record = _stored(path)
-    if record is None:
-        raise NoLease("no borrowed seat of this license is stored here")
-    args.server = args.server or record.get("server")
-    answer = _api(args).post("borrow/return", {"session_id": record["session_id"]})
-    borrows.forget(path)
-    out.result({"session_id": record["session_id"], **answer},
-               [f"{answer.get('status', 'returned')}: the borrowed seat is back ({record['session_id']})"])
-    return 0
+    return _end_stored(args, out, borrows.borrow_file(_key(args)), route="borrow/return",
+                       missing="no borrowed seat of this license is stored here",
+                       done="{status}: the borrowed seat is back ({session_id})", default_status="returned")
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:

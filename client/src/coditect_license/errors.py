@@ -95,14 +95,17 @@ class NoSeatAvailable(LicenseError):
     code, status = "NO_SEAT_AVAILABLE", 409
 
     @property
+    def _counts(self) -> Dict[str, Any]:
+        # NO_SEAT_AVAILABLE says `seats`; USER_SESSION_LIMIT says `sessions`.
+        return self.details.get("seats") or self.details.get("sessions") or {}
+
+    @property
     def seats_used(self) -> Optional[int]:
-        seats = self.details.get("seats") or self.details.get("sessions") or {}
-        return seats.get("used")
+        return self._counts.get("used")
 
     @property
     def seats_max(self) -> Optional[int]:
-        seats = self.details.get("seats") or self.details.get("sessions") or {}
-        return seats.get("max")
+        return self._counts.get("max")
 
 
 class UserSessionLimit(NoSeatAvailable):
