@@ -178,6 +178,7 @@ def test_license_lifecycle_with_its_audit_log(admin_api, tenants, call):
     status, body = admin_api("DELETE", f"licenses/{license_id}", tenant=tenant)
     assert status == 200 and body["status"] == "revoked" and body["sessions_ended"] == 4
     assert call("acquire", {"license_key": key, "hardware_id": "hw-9"}, uid="user-9")[0] == 404
+    assert call("validate", {"license_key": key}, uid="user-9")[0] == 404
     assert call("heartbeat", {"session_id": holders[1]}, uid="user-1")[1]["error"]["code"] == "SESSION_EXPIRED"
     assert admin_api("DELETE", f"licenses/{license_id}", tenant=tenant)[1]["status"] == "already_revoked"
 
