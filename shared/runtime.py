@@ -75,10 +75,12 @@ class Runtime:
     @property
     def signer(self):
         def build():
+            from shared.store.models import LEASE_TOKEN_MAX_S
             from shared.tokens import DelegatedSigner
 
             return DelegatedSigner(
-                self.root_signer, self.clock, issuer=self.settings.token_issuer, ttl_s=self.settings.delegation_ttl_s
+                self.root_signer, self.clock, issuer=self.settings.token_issuer, ttl_s=self.settings.delegation_ttl_s,
+                lease_max_s=LEASE_TOKEN_MAX_S,
             )
 
         return self._once("_signer", build)

@@ -2,7 +2,8 @@
 
 It follows DESIGN.md's recipe from the outside, as a customer's verifier would:
 certificate against JWKS, token against the certificate's key, token iat inside the
-certificate's validity, token exp in the future.
+certificate's validity, token exp + grace within the certificate's bound (its exp plus
+its `lease_max_s`), token exp in the future.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def verify_lease_token(token: str, jwks: dict[str, Any], *, now_s: int) -> dict[
     _, claims = _verify_jws(token, cert["jwk"])
     if not cert["iat"] <= claims["iat"] < cert["exp"]:
         raise Rejected("token issued outside the certificate's validity")
+    lease_max_s = cert.get("lease_max_s")
+    if not isinstance(lease_max_s, int) or isinstance(lease_max_s, bool) or lease_max_s < 0:
+        raise Rejected("the certificate states no lease_max_s")
+    if claims["exp"] + claims.get("grace", 0) > cert["exp"] + lease_max_s:
+        raise Rejected("token valid beyond what its certificate allows")
     if now_s >= claims["exp"]:
         raise Rejected("token expired")
     return claims

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
+
 _NAME = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -27,8 +29,8 @@ class CreateLicenseRequest(_Body):
     allowed_domains: list[str] = Field(default_factory=list, max_length=100)
     revive_window_s: int = Field(default=0, ge=0, le=86_400)
     max_sessions_per_user: int = Field(default=0, ge=0, le=10_000)
-    offline_grace_s: int = Field(default=0, ge=0, le=30 * 86_400)
-    max_borrow_s: int = Field(default=0, ge=0, le=90 * 86_400)
+    offline_grace_s: int = Field(default=0, ge=0, le=MAX_OFFLINE_GRACE_S)
+    max_borrow_s: int = Field(default=0, ge=0, le=MAX_BORROW_S)
 
 
 class UpdateLicenseRequest(_Body):
@@ -42,5 +44,5 @@ class UpdateLicenseRequest(_Body):
     allowed_domains: list[str] | None = Field(default=None, max_length=100)
     revive_window_s: int | None = Field(default=None, ge=0, le=86_400)
     max_sessions_per_user: int | None = Field(default=None, ge=0, le=10_000)
-    offline_grace_s: int | None = Field(default=None, ge=0, le=30 * 86_400)
-    max_borrow_s: int | None = Field(default=None, ge=0, le=90 * 86_400)
+    offline_grace_s: int | None = Field(default=None, ge=0, le=MAX_OFFLINE_GRACE_S)
+    max_borrow_s: int | None = Field(default=None, ge=0, le=MAX_BORROW_S)

@@ -13,6 +13,7 @@ from shared.errors import InvalidRequest, NotFound
 from shared.ids import TENANT_ID, IdGenerator
 from shared.licensing.license_keys import key_hash, new_license_key
 from shared.store import AuditEvent, FirestoreStore, License, Tenant
+from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -87,10 +88,10 @@ class Provisioning:
             problems.append("max_seats must be between 1 and 1000000")
         if not 10 <= ttl_s <= 86_400:
             problems.append("lease_ttl_s must be between 10 and 86400")
-        if not 0 <= spec.offline_grace_s <= 30 * 86_400:
-            problems.append("offline_grace_s must be between 0 and 2592000 (30 days)")
-        if not 0 <= spec.max_borrow_s <= 90 * 86_400:
-            problems.append("max_borrow_s must be between 0 (no borrowing) and 7776000 (90 days)")
+        if not 0 <= spec.offline_grace_s <= MAX_OFFLINE_GRACE_S:
+            problems.append(f"offline_grace_s must be between 0 and {MAX_OFFLINE_GRACE_S} (30 days)")
+        if not 0 <= spec.max_borrow_s <= MAX_BORROW_S:
+            problems.append(f"max_borrow_s must be between 0 (no borrowing) and {MAX_BORROW_S} (90 days)")
         if not 0 <= spec.max_sessions_per_user <= 10_000:
             problems.append("max_sessions_per_user must be between 0 (no limit) and 10000")
         if not 0 <= spec.revive_window_s <= 86_400:

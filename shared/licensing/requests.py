@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
+
 # No control characters: hardware ids are joined with a newline inside Redis keys.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
@@ -37,4 +39,4 @@ class ValidateRequest(_Body):
 
 class BorrowRequest(_Body):
     session_id: str = Field(min_length=1, max_length=128)
-    duration_s: int = Field(ge=1, le=90 * 86_400)
+    duration_s: int = Field(ge=1, le=MAX_BORROW_S)

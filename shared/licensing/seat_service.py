@@ -129,6 +129,12 @@ class SeatService:
     def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int, expires_ms: int) -> str:
         # A lease that outlives a normal ttl from now is a borrow (only borrow extends past it).
         borrowed = expires_ms > now_ms + lic.lease_ttl_s * 1000
+        exp_s, grace_s = expires_ms // 1000, lic.offline_grace_s
+        if lic.expires_ms is not None:
+            # Nothing signed outlives the license: neither the lease nor its offline grace.
+            license_end_s = lic.expires_ms // 1000
+            exp_s = min(exp_s, license_end_s)
+            grace_s = max(0, min(grace_s, license_end_s - exp_s))
         return self._signer.sign_lease({
             "iss": self._issuer,
             "sub": session_id,
@@ -139,8 +145,8 @@ class SeatService:
             "tier": lic.tier,
             "features": list(lic.features),
             "iat": now_ms // 1000,
-            "exp": expires_ms // 1000,  # never claims more than the lease
-            "grace": lic.offline_grace_s,  # valid offline until exp + grace, signed
+            "exp": exp_s,  # never claims more than the lease
+            "grace": grace_s,  # valid offline until exp + grace, signed
             "bor": borrowed,
         })
 

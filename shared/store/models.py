@@ -8,6 +8,15 @@ from typing import Any
 from shared.clock import rfc3339
 
 
+MAX_OFFLINE_GRACE_S = 30 * 86_400
+"""The longest offline grace a license may give its lease tokens."""
+MAX_BORROW_S = 90 * 86_400
+"""The longest check-out (borrow) a license may allow."""
+LEASE_TOKEN_MAX_S = MAX_BORROW_S + MAX_OFFLINE_GRACE_S
+"""How far past its delegation certificate's expiry a lease token may stay valid
+offline (`exp + grace`): every certificate states it as `lease_max_s`."""
+
+
 @dataclass(frozen=True)
 class Tenant:
     id: str

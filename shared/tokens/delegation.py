@@ -7,8 +7,14 @@ checks the certificate against JWKS, the token against the certificate's key, an
 the token's `iat` lies inside the certificate's validity.
 
     certificate  header {alg: root alg, kid: root kid, typ: "dlg+jwt"}
-                 claims {iss, sub: delegate kid, jwk: delegate public JWK, iat, exp}
+                 claims {iss, sub: delegate kid, jwk: delegate public JWK, iat, exp, lease_max_s}
     lease token  header {alg: "ES256", kid: delegate kid, typ: "lease+jwt", dlg: certificate}
+
+The certificate also bounds what its delegate may sign: a token's offline validity
+(`exp + grace`) never lies more than `lease_max_s` past the certificate's `exp`.
+Verifiers refuse a token that claims more, and this signer never makes one, so a
+leaked delegate key (it lives an hour, in memory) cannot mint a ten-year lease.
+`lease_max_s` is the longest borrow plus the longest offline grace a license may set.
 """
 
 from __future__ import annotations
@@ -36,12 +42,20 @@ class _Delegate:
     valid_until_s: int
 
 
+class TokenBeyondCertificate(ValueError):
+    """A lease token would claim more offline validity than its certificate allows."""
+
+
 class DelegatedSigner:
     """Signs lease tokens with a delegate key, renewing its certificate before it lapses."""
 
-    def __init__(self, root: RootSigner, clock: Clock, *, issuer: str, ttl_s: int = 3600, renew_margin_s: int = 300):
+    def __init__(self, root: RootSigner, clock: Clock, *, issuer: str, lease_max_s: int, ttl_s: int = 3600,
+                 renew_margin_s: int = 300):
         if renew_margin_s >= ttl_s:
             raise ValueError("renew_margin_s must be shorter than ttl_s")
+        if lease_max_s < 0:
+            raise ValueError("lease_max_s must not be negative")
+        self._lease_max_s = lease_max_s
         self._root = root
         self._clock = clock
         self._issuer = issuer
@@ -67,7 +81,8 @@ class DelegatedSigner:
         root_kid, root_alg = self._root.current_key()
         certificate = sign_compact(
             {"alg": root_alg, "kid": root_kid, "typ": "dlg+jwt"},
-            {"iss": self._issuer, "sub": jwk["kid"], "jwk": jwk, "iat": now_s, "exp": now_s + self._ttl_s},
+            {"iss": self._issuer, "sub": jwk["kid"], "jwk": jwk, "iat": now_s, "exp": now_s + self._ttl_s,
+             "lease_max_s": self._lease_max_s},
             lambda signing_input: self._root.sign(root_kid, signing_input),
         )
         log.info("delegation certificate issued", extra={"delegate_kid": jwk["kid"], "root_kid": root_kid})
@@ -78,8 +93,17 @@ class DelegatedSigner:
         self._current(now_s)
 
     def sign_lease(self, claims: dict[str, Any]) -> str:
-        """A compact `lease+jwt` JWS over `claims` (which must hold `iat`)."""
+        """A compact `lease+jwt` JWS over `claims` (which must hold `iat` and `exp`).
+
+        Raises TokenBeyondCertificate rather than sign a token whose `exp + grace` lies
+        past what the certificate allows (see the module doc)."""
         delegate = self._current(int(claims["iat"]))
+        valid_until_s = int(claims["exp"]) + int(claims.get("grace", 0))
+        if valid_until_s > delegate.valid_until_s + self._lease_max_s or int(claims["exp"]) < int(claims["iat"]):
+            raise TokenBeyondCertificate(
+                f"a token valid until {valid_until_s} is beyond its certificate's bound "
+                f"({delegate.valid_until_s} + {self._lease_max_s} s)"
+            )
         return jwt.encode(
             claims,
             delegate.private_key,

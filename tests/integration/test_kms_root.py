@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pytest
 
 from devstack.kms_standin import KmsStandIn
-from lease_verifier import verify_lease_token
+from lease_verifier import Rejected, verify_lease_token
 from shared.clock import ManualClock
 from shared.errors import KmsIntegrityError
+from shared.store.models import LEASE_TOKEN_MAX_S
 from shared.tokens import DelegatedSigner, KmsRootSigner
+from shared.tokens.delegation import TokenBeyondCertificate
 from shared.tokens.kms_root import kms_client
 
 KEY = "projects/p/locations/global/keyRings/r/cryptoKeys/root"
@@ -26,7 +29,7 @@ def make_signer(kms, algorithm="EC_SIGN_P256_SHA256", clock=None):
     kms.create_key(KEY, algorithm)
     clock = clock or ManualClock(start_ms=int(time.time() * 1000))
     root = KmsRootSigner(kms_client(kms.address), KEY, clock, version_refresh_s=60)
-    return root, DelegatedSigner(root, clock, issuer="test", ttl_s=3600), clock
+    return root, DelegatedSigner(root, clock, issuer="test", ttl_s=3600, lease_max_s=LEASE_TOKEN_MAX_S), clock
 
 
 def lease(signer, clock, **extra):
@@ -40,6 +43,27 @@ def test_root_algorithms_produce_verifiable_chains(kms, algorithm, alg):
     [jwk] = root.public_jwks()
     assert jwk["alg"] == alg
     verify_lease_token(lease(signer, clock), {"keys": [jwk]}, now_s=clock.now_ms() // 1000)
+
+
+def test_the_certificate_bounds_what_its_delegate_may_sign(kms):
+    root, signer, clock = make_signer(kms)
+    jwks, now = {"keys": root.public_jwks()}, clock.now_ms() // 1000
+    certificate = jwt.decode(jwt.get_unverified_header(lease(signer, clock))["dlg"], options={"verify_signature": False})
+    assert certificate["lease_max_s"] == LEASE_TOKEN_MAX_S
+    bound = certificate["exp"] + LEASE_TOKEN_MAX_S
+    # The signer makes nothing past the bound (ten years out, or exp + grace one second over).
+    with pytest.raises(TokenBeyondCertificate):
+        signer.sign_lease({"sub": "s", "iat": now, "exp": now + 10 * 365 * 86_400})
+    with pytest.raises(TokenBeyondCertificate):
+        signer.sign_lease({"sub": "s", "iat": now, "exp": bound - 100, "grace": 101})
+    verify_lease_token(signer.sign_lease({"sub": "s", "iat": now, "exp": bound - 100, "grace": 100}), jwks, now_s=now)
+    # A token made with the delegate key directly (a leaked key) is refused by verifiers.
+    delegate = signer._delegate
+    headers = {"typ": "lease+jwt", "kid": delegate.kid, "dlg": delegate.certificate}
+    forged = jwt.encode({"sub": "s", "iat": now, "exp": bound, "grace": 1}, delegate.private_key, algorithm="ES256",
+                        headers=headers)
+    with pytest.raises(Rejected, match="beyond what its certificate allows"):
+        verify_lease_token(forged, jwks, now_s=now)
 
 
 def test_one_kms_call_per_certificate_not_per_token(kms):

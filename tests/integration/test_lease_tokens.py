@@ -74,3 +74,15 @@ def test_no_kms_call_per_acquire_or_heartbeat_in_steady_state(call, make_license
     for sid in sessions:
         assert call("heartbeat", {"session_id": sid})[0] == 200
     assert stack.kms.sign_calls == before
+
+
+def test_no_token_outlives_its_license(call, make_license, rt):
+    """A lease (and its offline grace) signed shortly before the license expires ends with it."""
+    expires_ms = rt.clock.now_ms() + 100_000
+    lic = make_license(seats=1, lease_ttl_s=120, expires_ms=expires_ms, offline_grace_s=3600)
+    status, body, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw-late"})
+    assert status == 201
+    jwks = call("jwks", method="GET", uid=None)[1]
+    claims = verify_lease_token(body["token"], jwks, now_s=rt.clock.now_ms() // 1000)
+    assert claims["exp"] <= expires_ms // 1000
+    assert claims["exp"] + claims["grace"] <= expires_ms // 1000
