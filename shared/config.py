@@ -29,7 +29,9 @@ class Settings:
     kms_endpoint: str | None = None
     """host:port of a plaintext KMS gRPC endpoint (the local stand-in); None = Google."""
     auth_emulated: bool = False
-    """True when FIREBASE_AUTH_EMULATOR_HOST is set: unsigned emulator ID tokens."""
+    """True when FIREBASE_AUTH_EMULATOR_HOST is set: firebase-admin then accepts unsigned
+    emulator ID tokens with any claims and no expiry check, so it is refused unless the
+    project is a `demo-*` one (which Firebase keeps offline)."""
     id_token_certs_url: str | None = None
     """Override of Google's ID-token certificate URL (tests serve their own)."""
     auth_clock_skew_s: int = 5
@@ -94,12 +96,21 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{name} must look like 100:300 (per second:burst) or 0, got {raw!r}") from exc
 
+        project_id = env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "demo-coditect"
+        auth_emulated = bool(env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip())
+        if auth_emulated and not project_id.startswith("demo-"):
+            # firebase-admin reads the variable itself: with it set, anyone could mint an
+            # owner token. Only an offline demo project may run like that.
+            raise ConfigError(
+                f"FIREBASE_AUTH_EMULATOR_HOST is set but project {project_id!r} is not a demo-* project: "
+                "emulator ID tokens are unsigned, so this would accept forged identities; unset it"
+            )
         return cls(
-            project_id=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "demo-coditect",
+            project_id=project_id,
             redis_url=env.get("REDIS_URL", "").strip() or None,
             lease_root_kms_key=env.get("LEASE_ROOT_KMS_KEY", "").strip() or None,
             kms_endpoint=env.get("KMS_ENDPOINT", "").strip() or None,
-            auth_emulated=bool(env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip()),
+            auth_emulated=auth_emulated,
             id_token_certs_url=env.get("ID_TOKEN_CERTS_URL", "").strip() or None,
             auth_clock_skew_s=integer("AUTH_CLOCK_SKEW_S", 5),
             token_issuer=env.get("LEASE_TOKEN_ISSUER", "").strip() or cls.token_issuer,

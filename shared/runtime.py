@@ -92,6 +92,7 @@ class Runtime:
 
             return FirebaseTokenVerifier(
                 self.settings.project_id,
+                emulated=self.settings.auth_emulated,
                 certs_url=self.settings.id_token_certs_url,
                 clock_skew_s=self.settings.auth_clock_skew_s,
             )

@@ -21,6 +21,7 @@ from firebase_admin import auth as firebase_auth
 from firebase_admin import credentials as firebase_credentials
 
 from shared.auth.principal import Principal
+from shared.config import ConfigError
 from shared.errors import BackendUnavailable, Unauthenticated
 
 _MAX_TOKEN_CHARS = 8192
@@ -56,7 +57,10 @@ class FirebaseTokenVerifier:
     _CACHE_TTL_S = 300
     _CACHE_SIZE = 20_000
 
-    def __init__(self, project_id: str, *, certs_url: str | None = None, clock_skew_s: int = 5):
+    def __init__(self, project_id: str, *, emulated: bool = False, certs_url: str | None = None,
+                 clock_skew_s: int = 5):
+        if emulated and not project_id.startswith("demo-"):
+            raise ConfigError(f"emulator ID tokens are refused for project {project_id!r} (only demo-* projects)")
         # A private app per verifier: several configurations can coexist in one process.
         self._app = firebase_admin.initialize_app(
             _VerifyOnlyCredential(), options={"projectId": project_id}, name=f"license-server-{uuid.uuid4().hex}"

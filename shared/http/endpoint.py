@@ -26,6 +26,7 @@ import flask
 import pydantic
 
 from shared.auth import Principal, bearer_token
+from shared.config import Settings
 from shared.errors import (
     InvalidRequest,
     Unauthenticated,
@@ -146,6 +147,10 @@ def json_function(
         scheduler: True for functions only Cloud Scheduler may call (its OIDC token).
     """
     allowed = {route: frozenset(methods) for route, methods in routes.items()}
+    # Read the settings now, at import: a function whose configuration is unsafe or broken
+    # (emulator tokens on a real project, a malformed number) must fail to start, loudly,
+    # rather than serve until its first request.
+    Settings.from_env()
 
     def decorate(handler: Callable[[Call], Answer]) -> Callable[[flask.Request], flask.Response]:
         def view(request: flask.Request) -> flask.Response:

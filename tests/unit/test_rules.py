@@ -27,6 +27,17 @@ def test_settings_have_documented_defaults_and_reject_garbage():
         settings.require("lease_root_kms_key")
 
 
+def test_emulator_tokens_are_refused_outside_demo_projects():
+    assert Settings.from_env({"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}).auth_emulated is True
+    assert Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-x", "FIREBASE_AUTH_EMULATOR_HOST": "h:1"}).auth_emulated
+    with pytest.raises(ConfigError, match="not a demo-\\* project"):
+        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "coditect-prod", "FIREBASE_AUTH_EMULATOR_HOST": "h:1"})
+    from shared.auth import FirebaseTokenVerifier
+
+    with pytest.raises(ConfigError, match="only demo"):
+        FirebaseTokenVerifier("coditect-prod", emulated=True)
+
+
 def test_admins_administer_only_their_tenant_and_owners_all():
     assert Principal("a", tenant="acme", role="admin").administers("acme")
     assert not Principal("a", tenant="acme", role="admin").administers("other")
