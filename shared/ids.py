@@ -12,9 +12,10 @@ import secrets
 from typing import Protocol
 
 _LOWER_BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford: no i, l, o, u
-LICENSE_ID = re.compile(r"^lic_[0-9a-z]{20}$")
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-SESSION_ID = re.compile(r"^(lic_[0-9a-z]{20})\.([A-Za-z0-9_-]{22})$")
+# Use with fullmatch (a bare `$` would also accept a trailing newline).
+LICENSE_ID = re.compile(r"lic_[0-9a-z]{20}")
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+SESSION_ID = re.compile(r"(lic_[0-9a-z]{20})\.([A-Za-z0-9_-]{22})")
 
 
 class IdGenerator(Protocol):
@@ -44,5 +45,5 @@ class RandomIds:
 
 def license_id_of_session(session_id: str) -> str | None:
     """The license a session id belongs to, or None when it is not one of ours."""
-    match = SESSION_ID.match(session_id)
+    match = SESSION_ID.fullmatch(session_id)
     return match.group(1) if match else None

@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     tenant.add_argument("name")
     tenant.add_argument("--id", help="tenant id (default: derived from the name)")
 
-    lic = command("create-license", "create a license and print its key once")
-    lic.add_argument("--tenant", help="required for the owner; an admin's own tenant otherwise")
+    lic = command("create-license", "create a license and print its key once (owner: the vendor)")
+    lic.add_argument("--tenant", required=True, help="the customer (tenant id) the license is sold to")
     lic.add_argument("--seats", type=int, required=True, help="concurrent seats (max_seats)")
     lic.add_argument("--tier", default="standard")
     lic.add_argument("--features", default="", help="comma-separated feature names")
@@ -136,11 +136,13 @@ def _human(command: str, answer: dict[str, Any]) -> str:
                          f"{'  SUSPENDED' if lic['suspended'] else ''}{'  REVOKED' if lic['revoked_at'] else ''}"
                          for lic in answer["licenses"]) or "(no licenses)"
     if command == "holders":
-        rows = [f"{s['session_id']}  {s['uid']:<20} {s['hardware_id']:<20} since {s['since']}  until {s['expires_at']}"
+        rows = [f"{s['session_id']}  {s['uid']:<20} {s['hardware_id']:<20} {s['state']:<8} since {s['since']}  "
+                f"{'counted until' if s['state'] == 'held' else 'until'} {s['expires_at']}"
                 for s in answer["sessions"]]
         return "\n".join([f"{answer['seats']['used']} of {answer['seats']['max']} seats in use", *rows])
     if command == "force-release":
-        return f"session {answer.get('session_id', '')} {answer['status'].replace('_', ' ')}".replace("  ", " ")
+        done = f"session {answer.get('session_id', '')} {answer['status'].replace('_', ' ')}".replace("  ", " ")
+        return f"{done}\n{answer['notice']}" if answer.get("notice") else done
     if command == "usage":
         rows = [f"{d['date']}  peak {d['peak']:>5}  denials {d['denials']:>5}" for d in answer["days"]]
         return "\n".join([f"now: {answer['seats']['used']} of {answer['seats']['max']} seats", *rows])

@@ -20,7 +20,7 @@ import google.auth.credentials
 from firebase_admin import auth as firebase_auth
 from firebase_admin import credentials as firebase_credentials
 
-from shared.auth.principal import Principal
+from shared.auth.principal import Principal, principal_from_claims
 from shared.config import ConfigError
 from shared.errors import BackendUnavailable, Unauthenticated
 
@@ -99,12 +99,5 @@ class FirebaseTokenVerifier:
             raise Unauthenticated("the ID token has expired; refresh it and retry") from exc
         except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
             raise Unauthenticated("the ID token is not valid for this service") from exc
-        tenant, role = claims.get("tenant"), claims.get("role")
         expires_s = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else 0
-        return Principal(
-            uid=claims["uid"],
-            email=claims.get("email") if isinstance(claims.get("email"), str) else None,
-            email_verified=claims.get("email_verified") is True,
-            tenant=tenant if isinstance(tenant, str) else None,
-            role=role if role in ("owner", "admin") else None,
-        ), int(expires_s)
+        return principal_from_claims(claims), int(expires_s)

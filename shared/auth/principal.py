@@ -1,8 +1,24 @@
-"""The authenticated caller and what its custom claims let it do."""
+"""The authenticated caller and what its custom claims let it do.
+
+Claims are checked here, at the auth boundary, so nothing past it meets a malformed
+identity: a uid that cannot be a Redis key part (control characters join uid and
+hardware id inside Redis; a lone surrogate cannot be encoded) is refused, and a
+`tenant` claim that is not a tenant id (a list, a number, "", "ab/cd") counts as no
+tenant at all. An `admin` without a usable tenant administers nothing (it is refused
+on every admin route); only the platform `owner` ever acts across tenants.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any, Mapping
+
+from shared.errors import Unauthenticated
+from shared.ids import TENANT_ID
+
+ROLES = ("owner", "admin")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -11,12 +27,48 @@ class Principal:
     email: str | None = None
     email_verified: bool = False
     tenant: str | None = None
-    role: str | None = None  # "owner" (platform operator) | "admin" (of `tenant`) | None
+    role: str | None = None  # "owner" (platform operator: the vendor) | "admin" (of `tenant`) | None
 
     @property
     def is_owner(self) -> bool:
         return self.role == "owner"
 
+    @property
+    def is_tenant_admin(self) -> bool:
+        """An admin with a tenant to administer (an admin claim without one grants nothing)."""
+        return self.role == "admin" and self.tenant is not None
+
     def administers(self, tenant_id: str) -> bool:
         """Owner of the platform, or admin of this very tenant."""
-        return self.is_owner or (self.role == "admin" and self.tenant == tenant_id)
+        return self.is_owner or (self.is_tenant_admin and self.tenant == tenant_id)
+
+
+def _clean_text(value: Any, max_chars: int) -> bool:
+    """A non-empty string of at most `max_chars`, no control character, encodable as UTF-8."""
+    if not isinstance(value, str) or not 1 <= len(value) <= max_chars or _CONTROL.search(value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def valid_uid(uid: Any) -> bool:
+    """Firebase allows uids of up to 128 characters; ours must also be safe inside Redis keys."""
+    return _clean_text(uid, 128)
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    """The Principal of verified ID-token claims; Unauthenticated if the uid is unusable."""
+    uid = claims.get("uid", claims.get("sub"))
+    if not valid_uid(uid):
+        raise Unauthenticated("the ID token's uid must be 1 to 128 characters with no control characters")
+    tenant, role, email = claims.get("tenant"), claims.get("role"), claims.get("email")
+    return Principal(
+        uid=uid,
+        email=email if _clean_text(email, 320) else None,
+        email_verified=claims.get("email_verified") is True,
+        tenant=tenant if isinstance(tenant, str) and TENANT_ID.fullmatch(tenant) else None,
+        role=role if role in ROLES else None,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.ids import TENANT_ID
 from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
 
 _NAME = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -14,12 +15,12 @@ class _Body(BaseModel):
 
 
 class CreateTenantRequest(_Body):
-    id: str | None = Field(default=None, min_length=3, max_length=63)
+    id: str | None = Field(default=None, min_length=3, max_length=63, pattern=f"^{TENANT_ID.pattern}$")
     name: str = Field(min_length=1, max_length=200)
 
 
 class CreateLicenseRequest(_Body):
-    tenant: str | None = Field(default=None, min_length=3, max_length=63)
+    tenant: str | None = Field(default=None, min_length=3, max_length=63, pattern=f"^{TENANT_ID.pattern}$")
     max_seats: int = Field(ge=1, le=1_000_000)
     tier: str = _NAME
     features: list[str] = Field(default_factory=list, max_length=100)
@@ -37,6 +38,8 @@ class UpdateLicenseRequest(_Body):
     """Only the fields present change; `expires_at: null` removes the expiry."""
 
     max_seats: int | None = Field(default=None, ge=1, le=1_000_000)
+    lease_ttl_s: int | None = Field(default=None, ge=10, le=86_400)
+    heartbeat_interval_s: int | None = Field(default=None, ge=1, le=86_400)
     expires_at: str | None = None
     suspended: bool | None = None
     tier: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -1,10 +1,18 @@
 """Tenant administration: licenses, live holders, force-release, audit log.
 
-Who may do what, checked first and in this order:
-    no role (an end user)        403 on every admin route
-    admin of tenant T            T's licenses only; anything else is 404, exactly as if it
-                                 did not exist (a wrong-tenant lookup reveals nothing)
-    owner (platform operator)    everything, and tenants
+Roles (the README's "Roles" section says the same for users):
+    owner    the platform operator: the vendor. Sells and sets entitlements: creates
+             tenants and licenses, changes what a license grants (ENTITLEMENTS),
+             revokes, and may act in every tenant.
+    admin    the administrator of one customer organisation (its `tenant` claim).
+             Reads everything of its tenant, force-releases sessions, suspends and
+             resumes its licenses (not one the vendor suspended), and sets the
+             restrictions that only narrow use (TENANT_SETTINGS). Changing an
+             entitlement, creating or revoking a license is 403, naming what it tried.
+    (none)   an end user: 403 on every admin route.
+Checked in this order: role (403), then visibility (another tenant's object is 404,
+exactly as if it did not exist), then the field-level rule (403). An admin claim
+without a valid tenant administers nothing (see shared.auth.principal).
 Every change is one audit event with the actor, the time and, for updates, before/after.
 A change to a license bumps its generation in Redis, so every instance's cached copy is
 refused by the next seat script and the change holds at once.
@@ -18,7 +26,7 @@ from typing import Any
 from shared.auth import Principal
 from shared.clock import Clock, parse_rfc3339, rfc3339
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
-from shared.ids import IdGenerator, license_id_of_session
+from shared.ids import LICENSE_ID, TENANT_ID, IdGenerator, license_id_of_session
 from shared.licensing.admin_requests import CreateLicenseRequest, CreateTenantRequest, UpdateLicenseRequest
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
 from shared.licensing.settlement import settle
@@ -26,6 +34,13 @@ from shared.seats import SeatTable
 from shared.store import AuditEvent, FirestoreStore, License
 
 _MAX_PAGE = 500
+
+# What the customer bought: only the owner (the vendor) changes these.
+ENTITLEMENTS = ("max_seats", "tier", "features", "expires_at", "lease_ttl_s", "heartbeat_interval_s",
+                "offline_grace_s", "max_borrow_s")
+# What a tenant's admin may set on its own licenses: suspension and restrictions that
+# only narrow who may use a seat, and how.
+TENANT_SETTINGS = ("suspended", "allowed_domains", "max_sessions_per_user", "revive_window_s")
 
 
 def _page_limit(raw: str | None, default: int = 100) -> int:
@@ -36,6 +51,15 @@ def _page_limit(raw: str | None, default: int = 100) -> int:
     if not 1 <= limit <= _MAX_PAGE:
         raise InvalidRequest(f"limit must be between 1 and {_MAX_PAGE}", field="limit")
     return limit
+
+
+def _id_param(raw: str | None, pattern, field: str) -> str | None:
+    """A query parameter that names an object by id: absent, or well formed (else 400)."""
+    if raw is None or raw == "":
+        return None
+    if not pattern.fullmatch(raw):
+        raise InvalidRequest(f"{field} is not a valid id", field=field)
+    return raw
 
 
 def _time(value: str | None, field: str) -> int | None:
@@ -59,20 +83,32 @@ class Administration:
     # -- who may -------------------------------------------------------------------------
     @staticmethod
     def _require_admin(caller: Principal) -> None:
-        if caller.role not in ("admin", "owner"):
+        if caller.role == "admin" and not caller.is_tenant_admin:
+            raise Forbidden("an admin token must carry a valid tenant claim")
+        if not (caller.is_owner or caller.is_tenant_admin):
             raise Forbidden("administration needs the admin or owner role")
 
     @staticmethod
-    def _require_owner(caller: Principal) -> None:
+    def _require_owner(caller: Principal, what: str) -> None:
         if not caller.is_owner:
-            raise Forbidden("only the platform owner manages tenants")
+            raise Forbidden(f"only the platform owner (the vendor) {what}")
 
     def _visible_license(self, caller: Principal, license_id: str) -> License:
         self._require_admin(caller)
-        lic = self._store.get_license(license_id) if license_id.startswith("lic_") else None
+        lic = self._store.get_license(license_id) if LICENSE_ID.fullmatch(license_id) else None
         if lic is None or not caller.administers(lic.tenant_id):
             raise NotFound(f"no license {license_id}")
         return lic
+
+    @staticmethod
+    def _tenant_scope(caller: Principal, asked: str | None) -> str | None:
+        """The tenant a listing covers: the owner's choice (None: every tenant), an
+        admin's own tenant always. The store is asked for every tenant only for the owner."""
+        asked = _id_param(asked, TENANT_ID, "tenant")
+        if caller.is_owner:
+            return asked
+        assert caller.tenant is not None  # _require_admin let only a tenant admin through
+        return caller.tenant
 
     def _event(self, caller: Principal, lic: License | None, kind: str, tenant_id: str | None = None,
                **details: Any) -> AuditEvent:
@@ -81,27 +117,23 @@ class Administration:
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, caller: Principal, request: CreateTenantRequest) -> dict[str, Any]:
-        self._require_owner(caller)
+        self._require_owner(caller, "manages tenants")
         tenant = self._provisioning.create_tenant(request.name, tenant_id=request.id, actor=caller.uid)
         return {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_ms)}
 
     def list_tenants(self, caller: Principal, *, after: str | None, limit: str | None) -> dict[str, Any]:
-        self._require_owner(caller)
-        tenants = self._store.list_tenants(after=after or "", limit=_page_limit(limit))
+        self._require_owner(caller, "manages tenants")
+        tenants = self._store.list_tenants(after=_id_param(after, TENANT_ID, "after") or "", limit=_page_limit(limit))
         return {"tenants": [{"id": t.id, "name": t.name, "created_at": rfc3339(t.created_ms)} for t in tenants],
                 "next_after": tenants[-1].id if tenants else None}
 
     # -- licenses ---------------------------------------------------------------------------
     def create_license(self, caller: Principal, request: CreateLicenseRequest) -> dict[str, Any]:
         self._require_admin(caller)
-        if caller.is_owner:
-            if not request.tenant:
-                raise InvalidRequest("the owner must name the license's tenant", field="tenant")
-            tenant_id = request.tenant
-        else:
-            if request.tenant and request.tenant != caller.tenant:
-                raise NotFound(f"no tenant {request.tenant}")
-            tenant_id = caller.tenant
+        self._require_owner(caller, "creates licenses (a license is an entitlement the customer buys)")
+        if not request.tenant:
+            raise InvalidRequest("name the license's tenant", field="tenant")
+        tenant_id = request.tenant
         issued = self._provisioning.create_license(LicenseSpec(
             tenant_id=tenant_id, max_seats=request.max_seats, tier=request.tier, features=tuple(request.features),
             expires_ms=_time(request.expires_at, "expires_at"), lease_ttl_s=request.lease_ttl_s,
@@ -114,11 +146,11 @@ class Administration:
     def list_licenses(self, caller: Principal, *, tenant: str | None, after: str | None,
                       limit: str | None) -> dict[str, Any]:
         self._require_admin(caller)
-        if not caller.is_owner:
-            if tenant and tenant != caller.tenant:
-                return {"licenses": [], "next_after": None}  # another tenant's: nothing, not an error
-            tenant = caller.tenant
-        licenses = self._store.list_licenses(tenant_id=tenant, after=after or "", limit=_page_limit(limit))
+        scope = self._tenant_scope(caller, tenant)
+        if tenant and scope != tenant:
+            return {"licenses": [], "next_after": None}  # another tenant's: nothing, not an error
+        licenses = self._store.list_licenses(tenant_id=scope, after=_id_param(after, LICENSE_ID, "after") or "",
+                                             limit=_page_limit(limit))
         return {"licenses": [lic.admin_view() for lic in licenses],
                 "next_after": licenses[-1].id if licenses else None}
 
@@ -134,7 +166,7 @@ class Administration:
         if lic.revoked_ms is not None:
             raise InvalidRequest("a revoked license cannot change")
         changes: dict[str, Any] = {}
-        for field in request.model_fields_set:
+        for field in sorted(request.model_fields_set):
             value = getattr(request, field)
             if field == "expires_at":
                 changes["expires_ms"] = _time(value, "expires_at")
@@ -148,6 +180,13 @@ class Administration:
                 changes[field] = value
         if not changes:
             raise InvalidRequest("nothing to change: send one or more of " + ", ".join(UpdateLicenseRequest.model_fields))
+        changes = {k: v for k, v in changes.items() if v != getattr(lic, k)}  # resending a value changes nothing
+        self._check_may_change(caller, lic, changes)
+        if "suspended" in changes:
+            changes["suspended_by"] = caller.role if changes["suspended"] else None
+        if not 1 <= changes.get("heartbeat_interval_s", lic.heartbeat_interval_s) < changes.get("lease_ttl_s",
+                                                                                                 lic.lease_ttl_s):
+            raise InvalidRequest("heartbeat_interval_s must be shorter than lease_ttl_s", field="heartbeat_interval_s")
         updated = replace(lic, **changes, updated_ms=self._clock.now_ms())
         before, after = lic.admin_view(), updated.admin_view()
         diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k] and k != "updated_at"}
@@ -164,33 +203,66 @@ class Administration:
             )
         return answer
 
+    @staticmethod
+    def _check_may_change(caller: Principal, lic: License, changes: dict[str, Any]) -> None:
+        """A tenant admin changes only TENANT_SETTINGS, and never resumes a vendor's suspension."""
+        if caller.is_owner:
+            return
+        entitlements = sorted({"expires_at" if k == "expires_ms" else k for k in changes} - set(TENANT_SETTINGS))
+        if entitlements:
+            raise Forbidden(f"only the platform owner (the vendor) changes entitlements: {', '.join(entitlements)}",
+                            denied_fields=entitlements)
+        if changes.get("suspended") is False and lic.suspended_by == "owner":
+            raise Forbidden("the vendor suspended this license; only the platform owner resumes it",
+                            denied_fields=["suspended"])
+
     def revoke_license(self, caller: Principal, license_id: str) -> dict[str, Any]:
+        """Revoke: the key stops working and no token is ever signed for the license again.
+
+        Repeatable: a second revoke ends whatever is still live (e.g. a session a failed
+        first attempt left), answering `already_revoked`."""
         lic = self._visible_license(caller, license_id)
-        if lic.revoked_ms is not None:
-            return {"status": "already_revoked", "license": lic.admin_view()}
+        self._require_owner(caller, "revokes licenses")
         now = self._clock.now_ms()
-        revoked = replace(lic, revoked_ms=now, updated_ms=now)
-        # Durable first (the key stops working), then the generation (every cache sees it),
-        # then every live session ends (their next heartbeat is 410).
-        self._store.revoke_license(revoked, self._event(caller, revoked, "license.revoke"))
+        status = "already_revoked" if lic.revoked_ms is not None else "revoked"
+        if status == "revoked":
+            lic = replace(lic, revoked_ms=now, updated_ms=now)
+            # Durable first (the key stops working), then the generation (every cache sees
+            # it), then every live session ends (their next heartbeat is 410).
+            self._store.revoke_license(lic, self._event(caller, lic, "license.revoke"))
         self._seats.bump_generation(lic.id)
         ended = []
         for lease in self._seats.live_sessions(lic.id, now_ms=now, limit=1_000_000):
+            if lease.state != "live":
+                continue
             outcome = self._seats.release(lic.id, lease.session_id, now_ms=now, caller_uid=caller.uid,
-                                          may_act_for_others=True, end_state="revoked")
-            if outcome.end is not None:
+                                          may_act_for_others=True, end_state="revoked", **self._hold_terms(lic))
+            if outcome.kind == "ENDED" and outcome.end is not None:
                 ended.append(outcome.end)
         settle(self._store, self._seats, lic, ended, actor=caller.uid)
-        return {"status": "revoked", "sessions_ended": len(ended), "license": revoked.admin_view()}
+        return {"status": status, "sessions_ended": len(ended), "license": lic.admin_view()}
+
+    @staticmethod
+    def _hold_terms(lic: License) -> dict[str, Any]:
+        """How long an admin-ended borrow keeps its seat: what its token allows offline."""
+        return {"offline_grace_ms": lic.offline_grace_s * 1000, "license_end_ms": lic.expires_ms}
 
     # -- live holders ------------------------------------------------------------------------
     def list_sessions(self, caller: Principal, license_id: str) -> dict[str, Any]:
         lic = self._visible_license(caller, license_id)
-        leases = self._seats.live_sessions(lic.id, now_ms=self._clock.now_ms(), limit=10_000)
+        now = self._clock.now_ms()
+        leases = self._seats.live_sessions(lic.id, now_ms=now, limit=10_000)
+
+        def state(lease) -> str:
+            if lease.state == "held":
+                return "held"  # ended by an admin, still counted: its borrow token is valid offline
+            return "borrowed" if lease.borrowed_until_ms is not None and lease.borrowed_until_ms > now else "live"
+
         return {"sessions": [
             {"session_id": lease.session_id, "uid": lease.uid, "hardware_id": lease.hardware_id,
-             "since": rfc3339(lease.acquired_ms), "last_heartbeat_at": rfc3339(lease.last_heartbeat_ms),
-             "expires_at": rfc3339(lease.expires_ms)}
+             "state": state(lease), "since": rfc3339(lease.acquired_ms),
+             "last_heartbeat_at": rfc3339(lease.last_heartbeat_ms), "expires_at": rfc3339(lease.expires_ms),
+             "borrowed_until": rfc3339(lease.borrowed_until_ms) if state(lease) != "live" else None}
             for lease in sorted(leases, key=lambda lease: lease.acquired_ms)
         ], "seats": {"used": len(leases), "max": lic.max_seats}}
 
@@ -199,7 +271,7 @@ class Administration:
         if license_id_of_session(session_id) != lic.id:
             raise SessionNotFound(f"license {lic.id} has no session {session_id}")
         outcome = self._seats.release(lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
-                                      may_act_for_others=True, end_state="forced")
+                                      may_act_for_others=True, end_state="forced", **self._hold_terms(lic))
         if outcome.kind == "UNKNOWN":
             record = self._store.get_session(session_id)
             if record is None or record.license_id != lic.id:
@@ -207,9 +279,15 @@ class Administration:
             return {"status": "already_released"}
         end = outcome.end
         settle(self._store, self._seats, lic, [end], actor=caller.uid)
-        if outcome.kind == "ENDED" and end.state == "forced":
-            return {"status": "released", "session_id": session_id, "uid": end.uid, "hardware_id": end.hardware_id}
-        return {"status": "already_released"}
+        if not (outcome.kind == "ENDED" and end.state == "forced"):
+            return {"status": "already_released"}
+        answer = {"status": "released", "session_id": session_id, "uid": end.uid, "hardware_id": end.hardware_id,
+                  "seat_counted_until": None}
+        if end.held_until_ms:
+            answer["seat_counted_until"] = rfc3339(end.held_until_ms)
+            answer["notice"] = (f"the session ended; its seat stays counted until {rfc3339(end.held_until_ms)} "
+                                "because it was borrowed: the borrower's token stays valid offline until then")
+        return answer
 
     def usage(self, caller: Principal, license_id: str, *, days: str | None) -> dict[str, Any]:
         """Seats used now, and per UTC day the peak in use and the acquires refused for want of a seat."""
@@ -236,12 +314,10 @@ class Administration:
         if license_id:
             lic = self._visible_license(caller, license_id)
             tenant_id = lic.tenant_id
-        elif caller.is_owner:
-            tenant_id = tenant
         else:
-            if tenant and tenant != caller.tenant:
+            tenant_id = self._tenant_scope(caller, tenant)
+            if tenant and tenant_id != tenant:
                 return {"events": []}
-            tenant_id = caller.tenant
         events = self._store.list_events(tenant_id=tenant_id, license_id=license_id, limit=_page_limit(limit))
         return {"events": [
             {"id": e.id, "type": e.type, "actor": e.actor, "at": rfc3339(e.at_ms), "tenant": e.tenant_id,

@@ -70,7 +70,7 @@ class Provisioning:
         if not name or len(name) > 200:
             raise InvalidRequest("a tenant name of 1 to 200 characters is required")
         tenant_id = tenant_id or _slug(name)
-        if not TENANT_ID.match(tenant_id):
+        if not TENANT_ID.fullmatch(tenant_id):
             raise InvalidRequest("tenant id must be 3-63 lowercase letters, digits or hyphens", field="id")
         now = self._clock.now_ms()
         tenant = Tenant(tenant_id, name, now)
@@ -106,6 +106,7 @@ class Provisioning:
         license = License(
             id=self._ids.license_id(), tenant_id=spec.tenant_id, max_seats=spec.max_seats, tier=spec.tier,
             features=tuple(spec.features), expires_ms=spec.expires_ms, suspended=spec.suspended,
+            suspended_by="owner" if spec.suspended else None,
             allowed_domains=domains, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
             revive_window_s=spec.revive_window_s, max_sessions_per_user=spec.max_sessions_per_user,
             offline_grace_s=spec.offline_grace_s, max_borrow_s=spec.max_borrow_s,

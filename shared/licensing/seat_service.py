@@ -232,11 +232,12 @@ class SeatService:
             },
         )
 
-    def _extend(self, caller: Principal, session_id: str,
-                ttl_ms_for: Callable[[License], int]) -> tuple[License, int, Any]:
+    def _extend(self, caller: Principal, session_id: str, ttl_ms_for: Callable[[License], int], *,
+                borrow: bool = False) -> tuple[License, int, Any]:
         """Extend the caller's live lease to now + ttl (never shortening it): heartbeat and borrow.
 
-        Returns (license, now, outcome) for a live lease; raises for everything else.
+        Returns (license, now, outcome) for a live lease; raises for everything else. A
+        revoked license extends nothing and revives nothing: no token is signed for it.
         """
         entry = self._license_of_session(session_id)
         if entry is None:
@@ -249,6 +250,8 @@ class SeatService:
             lic, now_ms = current.license, self._clock.now_ms()
             def checked_ttl_ms() -> int:
                 # Refused before the script runs: a refused request must not extend the lease.
+                if lic.revoked_ms is not None:
+                    raise SessionExpired(_END_MESSAGE["revoked"])
                 self._check_in_force(lic, now_ms)
                 return ttl_ms_for(lic)
 
@@ -258,7 +261,7 @@ class SeatService:
             outcome = self._seats.heartbeat(
                 lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
-                revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats,
+                revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats, borrow=borrow,
             )
             return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
 
@@ -302,7 +305,7 @@ class SeatService:
                                      max_borrow_s=lic.max_borrow_s)
             return request.duration_s * 1000
 
-        lic, now_ms, outcome = self._extend(caller, request.session_id, borrow_ttl_ms)
+        lic, now_ms, outcome = self._extend(caller, request.session_id, borrow_ttl_ms, borrow=True)
         self._store.record_event(AuditEvent(
             id=f"{request.session_id}:borrow:{outcome.expires_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
             session_id=request.session_id, type="borrow", actor=caller.uid, at_ms=now_ms,

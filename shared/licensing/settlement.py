@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.clock import rfc3339
 from shared.seats import SeatTable, SessionEnd
 from shared.store import AuditEvent, FirestoreStore, License
 
@@ -27,7 +28,8 @@ def end_event(lic: License, end: SessionEnd, *, actor: str) -> AuditEvent:
         type=END_EVENT.get(end.state, end.state),
         actor=actor if end.state in ("released", "returned", "forced", "revoked") else "system",
         at_ms=end.ended_ms,
-        details={"hardware_id": end.hardware_id, "uid": end.uid},
+        details={"hardware_id": end.hardware_id, "uid": end.uid,
+                 **({"seat_counted_until": rfc3339(end.held_until_ms)} if end.held_until_ms else {})},
     )
 
 

@@ -224,6 +224,14 @@ class Sweeper:
             return
         lic, now = entry.license, self._clock.now_ms()
         sessions.sort(key=lambda s: (s.acquired_ms, s.id))
+        if lic.revoked_ms is not None:
+            # A revoked license gets no seat back (nothing may sign a token for it): its
+            # sessions that the revocation could not reach in Redis close here.
+            closed = [SessionEnd(s.id, "revoked", s.uid, s.hardware_id, s.acquired_ms,
+                                 s.last_heartbeat_ms or s.acquired_ms, now) for s in sessions]
+            report.reconciled += len(closed)
+            report.firestore_writes += record_closed(self._store, lic, closed, actor="system")
+            return
         outcomes = self._seats.restore(
             lic.id, [(s.id, s.uid, s.hardware_id, s.acquired_ms) for s in sessions],
             now_ms=now, max_seats=lic.max_seats, ttl_ms=lic.lease_ttl_s * 1000,

@@ -41,6 +41,7 @@ def license_keys(license_id: str) -> list[str]:
     return [f"seat:{tag}:{part}" for part in _KEY_PARTS]
 
 
+HOLD_PREFIX = "hold:"  # a leases member that counts a seat after its session ended (release_seat)
 INDEX_SHARDS = 16
 REVIVED_COUNTER = "sweep:{stats}:revived"
 
@@ -96,6 +97,8 @@ class SessionEnd:
     acquired_ms: int
     last_heartbeat_ms: int
     ended_ms: int
+    held_until_ms: int | None = None
+    """A borrowed seat an admin ended keeps counting until its token lapses offline."""
 
 
 @dataclass(frozen=True)
@@ -114,14 +117,16 @@ class LeaseRecord:
     acquired_ms: int
     last_heartbeat_ms: int
     expires_ms: int
-    state: str
+    state: str  # live | expired | released | ... | held (an ended borrow still counted until expires_ms)
     ended_ms: int | None
+    borrowed_until_ms: int | None = None
 
     @classmethod
-    def parse(cls, session_id: bytes | str, raw: bytes | str) -> "LeaseRecord":
+    def parse(cls, member: bytes | str, raw: bytes | str) -> "LeaseRecord":
         rec = json.loads(raw)
-        return cls(_s(session_id), rec["u"], rec["h"], int(rec["a"]), int(rec["b"]), int(rec["e"]), rec["s"],
-                   int(rec["x"]) if "x" in rec else None)
+        return cls(_s(member).removeprefix(HOLD_PREFIX), rec["u"], rec["h"], int(rec["a"]), int(rec["b"]),
+                   int(rec["e"]), rec["s"], int(rec["x"]) if "x" in rec else None,
+                   int(rec["o"]) if "o" in rec else None)
 
     def as_end(self) -> "SessionEnd":
         return SessionEnd(self.session_id, self.state, self.uid, self.hardware_id, self.acquired_ms,
@@ -228,12 +233,13 @@ class SeatTable:
         may_act_for_others: bool,
         revive_window_ms: int = 0,
         max_seats: int = 0,
+        borrow: bool = False,
     ) -> HeartbeatOutcome:
         reply = self._run(
             self._heartbeat,
             license_keys(license_id),
             [now_ms, ttl_ms, generation, session_id, caller_uid, "1" if may_act_for_others else "0",
-             revive_window_ms, max_seats],
+             revive_window_ms, max_seats, "1" if borrow else "0"],
         )
         kind = _s(reply[0])
         if kind == "OK":
@@ -254,11 +260,17 @@ class SeatTable:
         caller_uid: str,
         may_act_for_others: bool,
         end_state: Literal["released", "returned", "forced", "revoked", "unrecorded", "rollback"] = "released",
+        offline_grace_ms: int = 0,
+        license_end_ms: int | None = None,
     ) -> ReleaseOutcome:
+        """End a session now. A borrowed one ended by an admin ('forced', 'revoked') keeps
+        its seat counted until its token's end plus `offline_grace_ms` (never past the
+        license's end): the borrower may hold that token offline, out of anyone's reach."""
         reply = self._run(
             self._release,
             license_keys(license_id),
-            [now_ms, session_id, caller_uid, "1" if may_act_for_others else "0", end_state],
+            [now_ms, session_id, caller_uid, "1" if may_act_for_others else "0", end_state, offline_grace_ms,
+             license_end_ms or 0],
         )
         kind = _s(reply[0])
         if kind in ("ENDED", "ALREADY"):
@@ -270,6 +282,7 @@ class SeatTable:
                 acquired_ms=int(reply[4]),
                 last_heartbeat_ms=int(reply[5]),
                 ended_ms=int(reply[6]),
+                held_until_ms=int(reply[7]) or None,
             )
             return ReleaseOutcome(kind, end)
         return ReleaseOutcome(kind)
@@ -355,7 +368,8 @@ class SeatTable:
             pass  # a statistic, not state: never fail a heartbeat for it
 
     def live_sessions(self, license_id: str, *, now_ms: int, limit: int = 1000) -> list[LeaseRecord]:
-        """The license's live leases, soonest expiry first."""
+        """What counts against the license's seats now, soonest expiry first: live leases,
+        and holds of ended borrows (state 'held')."""
         leases, _, sessions, *_ = license_keys(license_id)
         try:
             ids = self._redis.zrangebyscore(leases, f"({now_ms}", "+inf", start=0, num=limit)

@@ -174,6 +174,7 @@ class FirestoreStore:
             "features": list(lic.features),
             "expires_at": _dt(lic.expires_ms),
             "suspended": lic.suspended,
+            "suspended_by": lic.suspended_by,
             "allowed_domains": list(lic.allowed_domains),
             "lease_ttl_s": lic.lease_ttl_s,
             "heartbeat_interval_s": lic.heartbeat_interval_s,
@@ -197,6 +198,7 @@ class FirestoreStore:
             features=tuple(data.get("features") or ()),
             expires_ms=_ms(data.get("expires_at")),
             suspended=bool(data.get("suspended")),
+            suspended_by=data.get("suspended_by"),
             allowed_domains=tuple(data.get("allowed_domains") or ()),
             lease_ttl_s=int(data["lease_ttl_s"]),
             heartbeat_interval_s=int(data["heartbeat_interval_s"]),
@@ -255,6 +257,8 @@ class FirestoreStore:
                         "ended_at": _dt(end.ended_ms),
                         "end_reason": end.state,
                         "last_heartbeat_at": _dt(end.last_heartbeat_ms),
+                        # an ended borrow whose seat still counts (its token is valid offline)
+                        **({"seat_held_until": _dt(end.held_until_ms)} if end.held_until_ms else {}),
                     },
                     merge=True,
                 )

@@ -49,7 +49,9 @@ class License:
     max_borrow_s: int = 0
     """Longest check-out (borrow) a session may take; 0: borrowing not allowed."""
     revoked_ms: int | None = None
-    """Set when an admin revoked (deleted) the license; its key no longer opens anything."""
+    """Set when the owner revoked (deleted) the license; its key no longer opens anything."""
+    suspended_by: str | None = None
+    """Who suspended it: "owner" (the vendor: only the owner resumes it) or "admin"."""
 
     def is_expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and now_ms >= self.expires_ms
@@ -69,6 +71,7 @@ class License:
             "tenant": self.tenant_id,
             "max_seats": self.max_seats,
             "suspended": self.suspended,
+            "suspended_by": self.suspended_by,
             "allowed_domains": list(self.allowed_domains),
             "lease_ttl_s": self.lease_ttl_s,
             "heartbeat_interval_s": self.heartbeat_interval_s,

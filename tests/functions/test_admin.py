@@ -35,8 +35,9 @@ def tenants(admin_api):
 
 
 def new_license(admin_api, tenant, **fields):
-    body = {"max_seats": 2, "tier": "pro", "features": ["build"], **fields}
-    status, answer = admin_api("POST", "licenses", body, tenant=tenant)
+    """A license sold to `tenant` (only the owner, the vendor, creates licenses)."""
+    body = {"tenant": tenant, "max_seats": 2, "tier": "pro", "features": ["build"], **fields}
+    status, answer = admin_api("POST", "licenses", body, role="owner", uid="vendor")
     assert status == 201, answer
     return answer["license"]["id"], answer["license_key"]
 
@@ -114,10 +115,13 @@ def test_listings_show_only_the_callers_tenant(admin_api, tenants):
     assert events and {e["tenant"] for e in events} == {a}
 
 
-def test_an_admin_cannot_create_in_another_tenant(admin_api, tenants):
+def test_an_admin_cannot_create_licenses_in_its_tenant_or_another(admin_api, tenants):
     a, b = tenants
-    status, body = admin_api("POST", "licenses", {"tenant": b, "max_seats": 1, "tier": "pro"}, tenant=a)
-    assert status == 404
+    for body in ({"tenant": b, "max_seats": 1, "tier": "pro"}, {"tenant": a, "max_seats": 1000, "tier": "pro"},
+                 {"max_seats": 1000, "tier": "pro"}):
+        status, answer = admin_api("POST", "licenses", body, tenant=a)
+        assert status == 403 and "only the platform owner" in answer["error"]["message"]
+    assert admin_api("GET", "licenses", tenant=a)[1]["licenses"] == []
 
 
 def test_listing_pages_by_id(admin_api, tenants):
@@ -139,9 +143,9 @@ def test_bad_license_bodies_are_400(admin_api, tenants, body, field):
 
 
 def test_bad_times_and_domains_are_400(admin_api, tenants):
-    base = {"max_seats": 1, "tier": "pro"}
-    assert admin_api("POST", "licenses", {**base, "expires_at": "tomorrow"}, tenant=tenants[0])[0] == 400
-    assert admin_api("POST", "licenses", {**base, "allowed_domains": ["not a domain"]}, tenant=tenants[0])[0] == 400
+    base = {"tenant": tenants[0], "max_seats": 1, "tier": "pro"}
+    assert admin_api("POST", "licenses", {**base, "expires_at": "tomorrow"}, role="owner")[0] == 400
+    assert admin_api("POST", "licenses", {**base, "allowed_domains": ["not a domain"]}, role="owner")[0] == 400
     license_id, _ = new_license(admin_api, tenants[0])
     assert admin_api("PATCH", f"licenses/{license_id}", {}, tenant=tenants[0])[0] == 400
     assert admin_api("PATCH", f"licenses/{license_id}", {"max_seats": None}, tenant=tenants[0])[0] == 400
@@ -157,33 +161,36 @@ def test_license_lifecycle_with_its_audit_log(admin_api, tenants, call):
     holders = [call("acquire", {"license_key": key, "hardware_id": f"hw-{i}"}, uid=f"user-{i}")[1]["session_id"]
                for i in range(3)]
 
-    # reduce seats below use: nobody is evicted, the answer says so, new grants wait
-    status, body = admin_api("PATCH", f"licenses/{license_id}", {"max_seats": 1}, tenant=tenant)
+    # the vendor reduces seats below use: nobody is evicted, the answer says so, new grants wait
+    status, body = admin_api("PATCH", f"licenses/{license_id}", {"max_seats": 1}, role="owner", uid="vendor")
     assert status == 200 and body["seats"] == {"used": 3, "max": 1} and "nobody is evicted" in body["notice"]
     assert all(call("heartbeat", {"session_id": sid}, uid=f"user-{i}")[0] == 200 for i, sid in enumerate(holders))
     assert call("acquire", {"license_key": key, "hardware_id": "new"}, uid="newcomer")[0] == 409
     update = admin_api("GET", "events", tenant=tenant, query={"license": license_id})[1]["events"][0]
-    assert update["type"] == "license.update" and update["actor"] == "admin-1" and update["at"].endswith("Z")
+    assert update["type"] == "license.update" and update["actor"] == "vendor" and update["at"].endswith("Z")
     assert update["details"]["changes"] == {"max_seats": {"before": 3, "after": 1}}
 
-    # suspend: no new seat, no heartbeat
+    # the tenant's admin suspends: no new seat, no heartbeat
     assert admin_api("PATCH", f"licenses/{license_id}", {"suspended": True}, tenant=tenant)[0] == 200
     assert call("acquire", {"license_key": key, "hardware_id": "hw-0"}, uid="user-0")[1]["error"]["code"] == "LICENSE_SUSPENDED"
     assert call("heartbeat", {"session_id": holders[0]}, uid="user-0")[0] == 403
-    # resume
-    assert admin_api("PATCH", f"licenses/{license_id}", {"suspended": False, "max_seats": 5}, tenant=tenant)[0] == 200
+    # resume (the admin) and more seats (the vendor)
+    assert admin_api("PATCH", f"licenses/{license_id}", {"suspended": False}, tenant=tenant)[0] == 200
+    assert admin_api("PATCH", f"licenses/{license_id}", {"max_seats": 5}, role="owner", uid="vendor")[0] == 200
     assert call("acquire", {"license_key": key, "hardware_id": "new"}, uid="newcomer")[0] == 201
 
-    # revoke: the key opens nothing, every holder's next heartbeat is 410
-    status, body = admin_api("DELETE", f"licenses/{license_id}", tenant=tenant)
+    # revoke (the vendor): the key opens nothing, every holder's next heartbeat is 410
+    assert admin_api("DELETE", f"licenses/{license_id}", tenant=tenant)[0] == 403
+    status, body = admin_api("DELETE", f"licenses/{license_id}", role="owner", uid="vendor")
     assert status == 200 and body["status"] == "revoked" and body["sessions_ended"] == 4
     assert call("acquire", {"license_key": key, "hardware_id": "hw-9"}, uid="user-9")[0] == 404
     assert call("validate", {"license_key": key}, uid="user-9")[0] == 404
     assert call("heartbeat", {"session_id": holders[1]}, uid="user-1")[1]["error"]["code"] == "SESSION_EXPIRED"
-    assert admin_api("DELETE", f"licenses/{license_id}", tenant=tenant)[1]["status"] == "already_revoked"
+    again = admin_api("DELETE", f"licenses/{license_id}", role="owner", uid="vendor")[1]
+    assert (again["status"], again["sessions_ended"]) == ("already_revoked", 0)
 
     types = event_types(admin_api, tenant, license_id)
-    assert types.count("license.update") == 3 and types.count("acquire") == 4 and types.count("revoke") == 4
+    assert types.count("license.update") == 4 and types.count("acquire") == 4 and types.count("revoke") == 4
     assert types[-1] == "license.create" and "license.revoke" in types
 
 
@@ -227,3 +234,153 @@ def test_usage_reports_seats_now_and_daily_peak_and_denials(admin_api, tenants, 
     assert len(body["days"]) == 7 and body["days"][-1] == {"date": today, "peak": 2, "denials": 3}
     assert all(day == {"date": day["date"], "peak": 0, "denials": 0} for day in body["days"][:-1])
     assert admin_api("GET", f"licenses/{license_id}/usage", tenant=tenant, query={"days": "0"})[0] == 400
+
+
+# -- roles: the vendor's entitlements and the customer's administration ---------------------
+
+ENTITLEMENT_CHANGES = {
+    "max_seats": 500, "tier": "enterprise", "features": ["build", "everything"], "expires_at": None,
+    "lease_ttl_s": 900, "heartbeat_interval_s": 30, "offline_grace_s": 86_400, "max_borrow_s": 86_400,
+}
+
+
+@pytest.mark.parametrize("field", sorted(ENTITLEMENT_CHANGES))
+def test_only_the_owner_changes_an_entitlement(admin_api, tenants, field):
+    tenant = tenants[0]
+    license_id, _ = new_license(admin_api, tenant, expires_at="2030-01-01T00:00:00Z")
+    change = {field: ENTITLEMENT_CHANGES[field]}
+    before = admin_api("GET", f"licenses/{license_id}", tenant=tenant)[1]["license"]
+
+    status, answer = admin_api("PATCH", f"licenses/{license_id}", change, tenant=tenant)
+    assert status == 403 and field in answer["error"]["message"] and answer["error"]["denied_fields"] == [field]
+    assert admin_api("PATCH", f"licenses/{license_id}", change, role=None, uid="user-x")[0] == 403
+    assert admin_api("GET", f"licenses/{license_id}", tenant=tenant)[1]["license"] == before  # nothing changed
+
+    status, answer = admin_api("PATCH", f"licenses/{license_id}", change, role="owner", uid="vendor")
+    assert status == 200 and answer["license"][field] == ENTITLEMENT_CHANGES[field]
+
+
+def test_a_tenant_admin_sets_restrictions_and_suspends_within_what_it_bought(admin_api, tenants):
+    tenant = tenants[0]
+    license_id, _ = new_license(admin_api, tenant)
+    restrictions = {"allowed_domains": ["acme.com"], "max_sessions_per_user": 1, "revive_window_s": 60,
+                    "suspended": True}
+    status, answer = admin_api("PATCH", f"licenses/{license_id}", restrictions, tenant=tenant)
+    assert status == 200 and answer["license"]["suspended_by"] == "admin"
+    assert admin_api("PATCH", f"licenses/{license_id}", {"suspended": False}, tenant=tenant)[0] == 200
+    # resending an entitlement unchanged is no attempt to change it
+    assert admin_api("PATCH", f"licenses/{license_id}", {"max_seats": 2, "revive_window_s": 0}, tenant=tenant)[0] == 200
+
+
+def test_a_license_the_vendor_suspended_is_resumed_only_by_the_vendor(admin_api, tenants, call):
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant)
+    assert admin_api("PATCH", f"licenses/{license_id}", {"suspended": True}, role="owner", uid="vendor")[0] == 200
+    status, answer = admin_api("PATCH", f"licenses/{license_id}", {"suspended": False}, tenant=tenant)
+    assert status == 403 and "only the platform owner resumes it" in answer["error"]["message"]
+    assert call("acquire", {"license_key": key, "hardware_id": "hw"})[1]["error"]["code"] == "LICENSE_SUSPENDED"
+    assert admin_api("PATCH", f"licenses/{license_id}", {"suspended": False}, role="owner", uid="vendor")[0] == 200
+    assert call("acquire", {"license_key": key, "hardware_id": "hw"})[0] == 201
+
+
+MALFORMED_TENANT_CLAIMS = [None, "", ["acme"], 7, {"id": "acme"}, "ab/cd", "UPPER", "acme\n"]
+
+
+@pytest.mark.parametrize("claim", MALFORMED_TENANT_CLAIMS, ids=repr)
+def test_an_admin_claim_without_a_usable_tenant_administers_nothing(admin_api, tenants, id_token, claim):
+    license_id, _ = new_license(admin_api, tenants[0])
+    claims = {"role": "admin"} if claim is None else {"role": "admin", "tenant": claim}
+    token = id_token("admin-nowhere", **claims)
+    for method, path, query in [("GET", "licenses", None), ("GET", "events", None), ("GET", "tenants", None),
+                                ("GET", f"licenses/{license_id}", None), ("GET", "events", {"license": license_id}),
+                                ("GET", "licenses", {"tenant": tenants[0]})]:
+        status, answer = admin_api(method, path, token=token, query=query)
+        assert status == 403, (method, path, answer)
+    status, answer = admin_api("GET", "licenses", token=token)
+    assert "valid tenant claim" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize("query", [{"tenant": "ab/cd"}, {"after": "x/y"}, {"tenant": "acme\n"}])
+def test_malformed_ids_in_listings_are_400(admin_api, tenants, query):
+    status, answer = admin_api("GET", "licenses", role="owner", query=query)
+    assert status == 400 and answer["error"]["field"] in query
+
+
+@pytest.mark.parametrize("body", [{"tenant": "ab/cd", "max_seats": 1, "tier": "pro"},
+                                  {"tenant": "x" * 3 + "/", "max_seats": 1, "tier": "pro"}])
+def test_a_malformed_tenant_id_from_the_owner_is_400_not_500(admin_api, body):
+    assert admin_api("POST", "licenses", body, role="owner")[0] == 400
+    assert admin_api("POST", "tenants", {"id": body["tenant"], "name": "x"}, role="owner")[0] == 400
+
+
+# -- revocation is final ------------------------------------------------------------------
+
+def test_a_revoked_license_signs_nothing_more_heartbeat_borrow_or_revive(admin_api, tenants, call, manual_clock):
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant, lease_ttl_s=60, revive_window_s=3600, max_borrow_s=3600)
+    lapsed = call("acquire", {"license_key": key, "hardware_id": "hw-1"}, uid="u1")[1]["session_id"]
+    manual_clock.advance(seconds=61)  # lapsed, but inside its revive window
+    live = call("acquire", {"license_key": key, "hardware_id": "hw-2"}, uid="u2")[1]["session_id"]
+
+    assert admin_api("DELETE", f"licenses/{license_id}", role="owner", uid="vendor")[1]["status"] == "revoked"
+
+    for sid, uid in ((lapsed, "u1"), (live, "u2")):
+        status, answer, _ = call("heartbeat", {"session_id": sid}, uid=uid)
+        assert status == 410 and "token" not in answer, answer
+        status, answer, _ = call("borrow", {"session_id": sid, "duration_s": 600}, uid=uid)
+        assert status == 410 and "token" not in answer, answer
+
+
+def test_a_repeated_revoke_ends_what_is_still_live(admin_api, tenants, call, rt):
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant)
+    assert admin_api("DELETE", f"licenses/{license_id}", role="owner", uid="vendor")[1]["status"] == "revoked"
+    # a grant that raced the revocation into Redis (its script ran on the old generation)
+    straggler = rt.seats.acquire(license_id, generation=rt.seats.generation(license_id), now_ms=rt.clock.now_ms(),
+                                 ttl_ms=60_000, max_seats=2, uid="late", hardware_id="hw",
+                                 new_session_id=rt.ids.session_id(license_id))
+    assert straggler.kind == "GRANTED"
+
+    status, answer = admin_api("DELETE", f"licenses/{license_id}", role="owner", uid="vendor")
+
+    assert (status, answer["status"], answer["sessions_ended"]) == (200, "already_revoked", 1)
+    assert rt.seats.live_count(license_id, now_ms=rt.clock.now_ms()) == 0
+
+
+# -- a borrowed seat stays counted while its token is usable offline --------------------------
+
+def test_force_releasing_a_borrow_keeps_its_seat_counted_until_the_token_lapses(admin_api, tenants, call,
+                                                                                manual_clock):
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant, max_seats=1, lease_ttl_s=60, max_borrow_s=3600,
+                                  offline_grace_s=300)
+    sid = call("acquire", {"license_key": key, "hardware_id": "laptop"}, uid="traveller")[1]["session_id"]
+    borrowed = call("borrow", {"session_id": sid, "duration_s": 3600}, uid="traveller")[1]
+    holders = admin_api("GET", f"licenses/{license_id}/sessions", tenant=tenant)[1]["sessions"]
+    assert holders[0]["state"] == "borrowed" and holders[0]["borrowed_until"] == borrowed["borrowed_until"]
+
+    status, answer = admin_api("DELETE", f"licenses/{license_id}/sessions/{sid}", tenant=tenant)
+
+    assert status == 200 and answer["status"] == "released"
+    from shared.clock import parse_rfc3339, rfc3339
+    counted_until = parse_rfc3339(borrowed["borrowed_until"]) + 300_000
+    assert answer["seat_counted_until"] == rfc3339(counted_until) and "because it was borrowed" in answer["notice"]
+    assert call("heartbeat", {"session_id": sid}, uid="traveller")[0] == 410
+    [held] = admin_api("GET", f"licenses/{license_id}/sessions", tenant=tenant)[1]["sessions"]
+    assert (held["session_id"], held["state"], held["expires_at"]) == (sid, "held", rfc3339(counted_until))
+    # borrow, force-release, borrow again no longer multiplies offline seats
+    assert call("acquire", {"license_key": key, "hardware_id": "laptop"}, uid="traveller")[0] == 409
+    assert call("acquire", {"license_key": key, "hardware_id": "desk"}, uid="colleague")[0] == 409
+    manual_clock.advance(ms=counted_until - manual_clock.now_ms() - 1)
+    assert call("acquire", {"license_key": key, "hardware_id": "desk"}, uid="colleague")[0] == 409
+    manual_clock.advance(ms=1)
+    assert call("acquire", {"license_key": key, "hardware_id": "desk"}, uid="colleague")[0] == 201
+
+
+def test_force_releasing_a_lease_that_was_never_borrowed_frees_the_seat_at_once(admin_api, tenants, call):
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant, max_seats=1, offline_grace_s=300)
+    sid = call("acquire", {"license_key": key, "hardware_id": "box"}, uid="u")[1]["session_id"]
+    answer = admin_api("DELETE", f"licenses/{license_id}/sessions/{sid}", tenant=tenant)[1]
+    assert answer["seat_counted_until"] is None and "notice" not in answer
+    assert call("acquire", {"license_key": key, "hardware_id": "other"}, uid="v")[0] == 201

@@ -225,6 +225,29 @@ def test_after_redis_loses_everything_live_sessions_come_back_and_heartbeats_rec
     assert world.call("acquire", {"license_key": key, "hardware_id": "late"}, uid="late")[0] == 409
 
 
+def test_recovery_restores_no_session_of_a_revoked_license(world):
+    lic, key = world.license(seats=3, lease_ttl_s=60)
+    sids = [world.acquire(key, f"hw-{i}", uid=f"u{i}") for i in range(2)]
+    # revoked durably, then Redis lost before the revocation could end the sessions there
+    world.rt.store.revoke_license(replace(lic, revoked_ms=world.clock.now_ms()), _revoke_event(world, lic))
+    world.rt.redis.flushdb()
+
+    status, report = world.sweep()
+
+    assert status == 200 and report["recovered"] and report["reconciled"] == 2
+    assert world.rt.redis.zcard(license_keys(lic.id)[0]) == 0 and world.rt.store.active_sessions(lic.id) == []
+    assert {world.record(sid).end_reason for sid in sids} == {"revoked"}
+    for i, sid in enumerate(sids):
+        status, body = world.call("heartbeat", {"session_id": sid}, uid=f"u{i}")
+        assert status == 410 and "token" not in body
+
+
+def _revoke_event(world, lic):
+    from shared.store import AuditEvent
+
+    return AuditEvent(world.rt.ids.event_id(), lic.tenant_id, lic.id, "license.revoke", "tests", world.clock.now_ms())
+
+
 def test_recovery_never_oversubscribes_and_evicts_the_newest(world):
     lic, key = world.license(seats=2, lease_ttl_s=60)
     oldest = world.acquire(key, "a", uid="a")

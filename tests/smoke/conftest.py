@@ -24,8 +24,9 @@ SIGN_IN_URL = "https://identitytoolkit.googleapis.com/v1/accounts:signInWithPass
 @dataclass(frozen=True)
 class SmokeTarget:
     url_template: str  # "{name}" is the function; the rest of the path follows it
-    admin_token: str
+    owner_token: str  # the vendor's smoke account: only the owner creates and revokes licenses
     user_token: str
+    tenant: str  # the tenant smoke licenses are sold to (created if missing)
 
     def url(self, path: str) -> str:
         name, _, rest = path.strip("/").partition("/")
@@ -54,13 +55,13 @@ def smoke_target(request) -> SmokeTarget:
     if not template and os.environ.get("SMOKE_BASE_URL"):
         template = os.environ["SMOKE_BASE_URL"].rstrip("/") + "/{name}"
     if template:
-        admin, user = _token("ADMIN"), _token("USER")
-        if not (admin and user):
-            pytest.fail("smoke tests against a deployment need SMOKE_ADMIN_TOKEN and SMOKE_USER_TOKEN, "
+        owner, user = _token("OWNER"), _token("USER")
+        if not (owner and user):
+            pytest.fail("smoke tests against a deployment need SMOKE_OWNER_TOKEN and SMOKE_USER_TOKEN, "
                         "or SMOKE_FIREBASE_API_KEY with the test users' emails and passwords")
-        return SmokeTarget(template, admin, user)
+        return SmokeTarget(template, owner, user, os.environ.get("SMOKE_TENANT", "smoke"))
     server = request.getfixturevalue("function_server")
     id_token = request.getfixturevalue("id_token")
     tenant = request.getfixturevalue("tenant")
-    return SmokeTarget(server.base_url + "/{name}", id_token("smoke-admin", role="admin", tenant=tenant),
-                       id_token("smoke-user"))
+    return SmokeTarget(server.base_url + "/{name}", id_token("smoke-owner", role="owner"), id_token("smoke-user"),
+                       tenant)

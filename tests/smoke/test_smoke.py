@@ -46,9 +46,13 @@ def test_seat_functions_demand_a_token(smoke_target, name):
 
 
 def test_acquire_heartbeat_release_walk(smoke_target):
-    admin = {"Authorization": f"Bearer {smoke_target.admin_token}"}
-    created = _cold_start(httpx.post)(smoke_target.url("admin/licenses"), headers=admin, timeout=30,
-                                      json={"max_seats": 1, "tier": "smoke", "features": [PREFIX]})
+    owner = {"Authorization": f"Bearer {smoke_target.owner_token}"}
+    tenant = _cold_start(httpx.post)(smoke_target.url("admin/tenants"), headers=owner, timeout=30,
+                                     json={"id": smoke_target.tenant, "name": "Smoke tests"})
+    assert tenant.status_code in (201, 409), tenant.text
+    created = _cold_start(httpx.post)(smoke_target.url("admin/licenses"), headers=owner, timeout=30,
+                                      json={"tenant": smoke_target.tenant, "max_seats": 1, "tier": "smoke",
+                                            "features": [PREFIX]})
     assert created.status_code == 201, created.text
     license_id, key = created.json()["license"]["id"], created.json()["license_key"]
     try:
@@ -59,5 +63,5 @@ def test_acquire_heartbeat_release_walk(smoke_target):
         assert _post(smoke_target, "heartbeat", smoke_target.user_token, json=session).json()["status"] == "ok"
         assert _post(smoke_target, "release", smoke_target.user_token, json=session).json() == {"status": "released"}
     finally:
-        revoked = _cold_start(httpx.delete)(smoke_target.url(f"admin/licenses/{license_id}"), headers=admin, timeout=30)
+        revoked = _cold_start(httpx.delete)(smoke_target.url(f"admin/licenses/{license_id}"), headers=owner, timeout=30)
         assert revoked.status_code == 200

@@ -46,7 +46,7 @@ def test_licensectl_walks_an_operator_through_a_stuck_seat(function_server, stac
 def test_licensectl_reports_errors_plainly(function_server, id_token):
     admin = ["--base-url", function_server.base_url, "--token", id_token("ops", role="admin", tenant="some-tenant")]
     missing = run("licensectl", *admin, "holders", "lic_00000000000000000000")
-    bad = run("licensectl", *admin, "create-license", "--seats", "0")
+    bad = run("licensectl", *admin, "create-license", "--tenant", "some-tenant", "--seats", "0")
     unauthenticated = run("licensectl", "--base-url", function_server.base_url, "--token", "junk", "licenses")
     assert missing.returncode == 1 and "404 NOT_FOUND" in missing.stderr
     assert bad.returncode == 1 and "max_seats" in bad.stderr

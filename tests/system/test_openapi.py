@@ -66,9 +66,11 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     # administration: a tenant, a license
     api("POST", "/admin/tenants", token=owner, json={"id": tenant, "name": "OAS"}, expect=201)
     api("GET", "/admin/tenants", token=owner, expect=200)
-    created = api("POST", "/admin/licenses", token=admin, json={"max_seats": 1, "tier": "pro", "features": ["x"]}, expect=201)
+    created = api("POST", "/admin/licenses", token=owner, json={"tenant": tenant, "max_seats": 1, "tier": "pro",
+                                                                "features": ["x"]}, expect=201)
     lic, key = created["license"]["id"], created["license_key"]
-    api("POST", "/admin/licenses", token=admin, json={"max_seats": 0, "tier": "pro"}, expect=400)
+    api("POST", "/admin/licenses", token=owner, json={"tenant": tenant, "max_seats": 0, "tier": "pro"}, expect=400)
+    api("POST", "/admin/licenses", token=admin, json={"tenant": tenant, "max_seats": 9, "tier": "pro"}, expect=403)
     api("GET", "/admin/licenses", token=admin, expect=200)
     api("GET", f"/admin/licenses/{lic}", token=admin, expect=200)
     api("GET", f"/admin/licenses/{lic}", token=user, expect=403)
@@ -91,14 +93,15 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
 
     api("GET", f"/admin/licenses/{lic}/sessions", token=admin, expect=200)
     api("GET", f"/admin/licenses/{lic}/usage", token=admin, expect=200)
-    api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"max_seats": 2, "suspended": False}, expect=200)
+    api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"max_seats": 2}, expect=403)
+    api("PATCH", f"/admin/licenses/{lic}", token=owner, json={"max_seats": 2, "suspended": False}, expect=200)
     api("DELETE", f"/admin/licenses/{lic}/sessions/{first['session_id']}", token=admin, expect=200)
     api("POST", "/heartbeat", token=user, json={"session_id": first["session_id"]}, expect=410)
     api("POST", "/release", token=user, json={"session_id": first["session_id"]}, expect=200)
 
     second = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw2"}, expect=201)
     api("POST", "/borrow", token=user, json={"session_id": second["session_id"], "duration_s": 60}, expect=403)
-    api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"max_borrow_s": 600, "offline_grace_s": 60}, expect=200)
+    api("PATCH", f"/admin/licenses/{lic}", token=owner, json={"max_borrow_s": 600, "offline_grace_s": 60}, expect=200)
     api("POST", "/borrow", token=user, json={"session_id": second["session_id"], "duration_s": 600}, expect=200)
     api("POST", "/borrow/return", token=user, json={"session_id": second["session_id"]}, expect=200)
     third = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw2"}, expect=201)
@@ -106,7 +109,8 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("GET", "/admin/events", token=admin, params={"license": lic}, expect=200)
     api("PATCH", f"/admin/licenses/{lic}", token=admin, json={"suspended": True}, expect=200)
     api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw3"}, expect=403)
-    api("DELETE", f"/admin/licenses/{lic}", token=admin, expect=200)
+    api("DELETE", f"/admin/licenses/{lic}", token=admin, expect=403)
+    api("DELETE", f"/admin/licenses/{lic}", token=owner, expect=200)
 
     # the scheduler's function
     api("POST", "/sweep", token=stack.scheduler_token(), expect=200)

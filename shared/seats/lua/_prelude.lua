@@ -3,11 +3,15 @@
 -- Per license, seven keys share the hash tag {<license_id>}, so every script runs in
 -- one cluster slot (every script is given all seven, in this order):
 --   leases   ZSET   session id -> lease expiry; live leases only (expired ones are
---                   moved out lazily, and never counted: counts use score > now)
+--                   moved out lazily, and never counted: counts use score > now),
+--                   and holds: "hold:<session id>" -> until when a borrowed seat that
+--                   an admin ended stays counted (its borrow token is still valid
+--                   offline; see release_seat)
 --   holders  HASH   "<uid>\n<hardware id>" -> session id of that pair's live lease
 --   sessions HASH   session id -> JSON {u uid, h hardware, a acquired, b last
 --                   heartbeat, e expiry, s state live|expired|released|revoked|forced,
---                   x ended}
+--                   x ended, o borrowed until (set by a borrow)};
+--                   "hold:<session id>" -> JSON {u, h, a, b, o, e counted until, s 'held'}
 --   ended    ZSET   session id -> end time: ends not yet written to Firestore
 --                   (an outbox drained by the release path and the sweep)
 --   gen      STRING generation of the license metadata; callers pass the one they
@@ -60,11 +64,15 @@ local function expire_due(keys, now_arg, limit)
   local due = redis.call('ZRANGEBYSCORE', keys[1], '-inf', now_arg, 'LIMIT', 0, limit)
   for _, sid in ipairs(due) do
     local raw = redis.call('HGET', keys[3], sid)
-    if raw then
-      local rec = cjson.decode(raw)
+    local rec = raw and cjson.decode(raw)
+    if rec and rec.s == 'live' then
       end_session(keys, sid, rec, 'expired', rec.e)
     else
+      -- a hold that ran out (its record goes with it), or a record already forgotten
       redis.call('ZREM', keys[1], sid)
+      if rec and rec.s == 'held' then
+        redis.call('HDEL', keys[3], sid)
+      end
     end
   end
   return #due

@@ -4,6 +4,7 @@
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)   ARGV[3] cached generation
 -- ARGV[4] session id ARGV[5] caller uid       ARGV[6] '1' if the caller may act for others
 -- ARGV[7] revive window (ms)                  ARGV[8] max seats
+-- ARGV[9] '1' for a borrow (check-out): the record remembers until when it is borrowed
 -- returns {'OK', expires, hardware id, uid, acquired}
 --       | {'REVIVED', expires, hardware id, uid, acquired, expired at}
 --         an expired lease back within the window, a seat being free for it
@@ -43,6 +44,9 @@ if rec.s ~= 'live' then
 end
 -- Never shorten: a borrowed (checked-out) lease keeps its longer expiry.
 rec.b, rec.e = now, math.max(rec.e, now + ttl)
+if ARGV[9] == '1' then
+  rec.o = rec.e
+end
 redis.call('ZADD', KEYS[1], rec.e, sid)
 redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
 return {'OK', rec.e, rec.h, rec.u, rec.a}
