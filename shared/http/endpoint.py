@@ -110,9 +110,20 @@ def _read_json(request: flask.Request, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes", limit=max_bytes)
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("the body is not valid JSON: nested too deeply") from None
+    except ValueError:  # an integer beyond Python's digit limit for str -> int
+        raise InvalidRequest("the body is not valid JSON: a number is too long") from None
+    try:
+        # A "\ud800" escape decodes to a lone surrogate, which no backend can store:
+        # refuse it here, once for the whole body, instead of failing deep inside.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("the body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text") from None
+    return body
 
 
 def _response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> flask.Response:

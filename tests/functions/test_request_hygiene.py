@@ -79,3 +79,33 @@ def test_errors_never_leak_internals(call):
     status, body, _ = call("heartbeat", {"session_id": 5})
     assert status == 400
     assert set(body) == {"error"} and "Traceback" not in str(body)
+
+
+@pytest.mark.parametrize("raw, why", [
+    (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
+    (b'{"license_key": "CDT-x", "hardware_id": "hw", "n": ' + b"9" * 5000 + b"}", "number is too long"),
+    (b'{"license_key": "CDT-x", "hardware_id": "\\ud800"}', "lone UTF-16 surrogate"),
+])
+def test_json_edge_cases_are_400_with_one_log_line_and_no_trace(function_clients, id_token, capsys, raw, why):
+    response = function_clients["acquire"].post(
+        "/", data=raw, headers={"Authorization": f"Bearer {id_token()}", "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "INVALID_REQUEST" and why in response.get_json()["error"]["message"]
+    logged = capsys.readouterr()
+    assert "Traceback" not in logged.out + logged.err
+    assert [line for line in logged.out.splitlines() if '"function":"acquire"' in line.replace(" ", "")]
+
+
+@pytest.mark.parametrize("uid", ["alice\nevil", "tab\there", "\ud800lone", "del\x7f"])
+def test_unusable_uids_are_refused_at_the_auth_boundary(call, make_license, uid):
+    lic = make_license()
+    status, body, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, uid=uid)
+    assert status == 401 and "uid" in body["error"]["message"]
+
+
+def test_a_uid_with_a_newline_is_not_counted_as_another_user(call, make_license):
+    """'alice\\nevil' once shared alice's per-user count (uid and hardware joined by a newline)."""
+    lic = make_license(seats=5, max_sessions_per_user=1)
+    assert call("acquire", {"license_key": lic.key, "hardware_id": "box"}, uid="alice")[0] == 201
+    assert call("acquire", {"license_key": lic.key, "hardware_id": "box"}, uid="alice\nevil")[0] == 401
+    assert call("acquire", {"license_key": lic.key, "hardware_id": "other"}, uid="alice")[0] == 409
