@@ -29,3 +29,22 @@ resource "google_firestore_index" "query" {
     }
   }
 }
+
+# Security rules for client SDKs: deny everything (see firestore.rules).
+resource "google_firebaserules_ruleset" "firestore" {
+  source {
+    files {
+      name    = "firestore.rules"
+      content = file("${path.module}/firestore.rules")
+    }
+  }
+  depends_on = [google_firestore_database.default]
+}
+
+resource "google_firebaserules_release" "firestore" {
+  name         = "cloud.firestore" # the release that governs the (default) database
+  ruleset_name = google_firebaserules_ruleset.firestore.name
+  lifecycle {
+    replace_triggered_by = [google_firebaserules_ruleset.firestore]
+  }
+}

@@ -11,6 +11,7 @@ resource "google_project_service" "apis" {
     "firestore.googleapis.com", "redis.googleapis.com", "cloudkms.googleapis.com",
     "secretmanager.googleapis.com", "vpcaccess.googleapis.com", "artifactregistry.googleapis.com",
     "cloudscheduler.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com",
+    "firebaserules.googleapis.com", "identitytoolkit.googleapis.com",
   ])
   service            = each.value
   disable_on_destroy = false
