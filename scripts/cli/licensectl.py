@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -150,6 +151,22 @@ def _human(command: str, answer: dict[str, Any]) -> str:
                      for e in answer["events"]) or "(no events)"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _inert(value: Any) -> Any:
+    """The answer with every control character in its strings shown as an escape: values
+    such as client hostnames and tenant names come from users, and a terminal would obey
+    an escape sequence (or a newline would forge a line) hidden in one."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), value)
+    if isinstance(value, list):
+        return [_inert(v) for v in value]
+    if isinstance(value, dict):
+        return {_inert(k): _inert(v) for k, v in value.items()}
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     base_url, token = _target(args)
@@ -162,13 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     answer = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code >= 400:
-        error = answer.get("error", {})
-        print(f"licensectl: {response.status_code} {error.get('code', '')}: {error.get('message', response.text)}",
+        error = _inert(answer.get("error", {}))
+        print(f"licensectl: {response.status_code} {error.get('code', '')}: {error.get('message', _inert(response.text))}",
               file=sys.stderr)
         for problem in error.get("fields", []):
             print(f"  {problem['field']}: {problem['problem']}", file=sys.stderr)
         return 1
-    print(json.dumps(answer, indent=2) if args.json else _human(args.command, answer))
+    # JSON escapes control characters itself; the human form shows them inert.
+    print(json.dumps(answer, indent=2) if args.json else _human(args.command, _inert(answer)))
     return 0
 
 

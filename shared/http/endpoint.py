@@ -129,6 +129,9 @@ def _read_json(request: flask.Request, max_bytes: int) -> Any:
 def _response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> flask.Response:
     response = flask.Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
+    # Answers carry text users chose (hostnames, tenant names): a browser must never sniff
+    # one as HTML, whatever it holds.
+    response.headers["X-Content-Type-Options"] = "nosniff"
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -147,6 +150,7 @@ def json_function(
     routes: dict[str, Iterable[str]],
     public: bool = False,
     scheduler: bool = False,
+    checks_accounts: bool = False,
 ) -> Callable[[Callable[[Call], Answer]], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler as a functions-framework HTTP function.
 
@@ -156,6 +160,8 @@ def json_function(
             methods it answers.
         public: True for functions that take no Firebase ID token.
         scheduler: True for functions only Cloud Scheduler may call (its OIDC token).
+        checks_accounts: True to check each caller's account is still as its token says
+            (not disabled, revoked or re-roled): the admin function.
     """
     allowed = {route: frozenset(methods) for route, methods in routes.items()}
     # Read the settings now, at import: a function whose configuration is unsafe or broken
@@ -215,7 +221,8 @@ def json_function(
             else:
                 limiter = runtime().rate_limiter
                 try:
-                    call.principal = runtime().token_verifier.verify(bearer_token(request.headers.get("Authorization")))
+                    verifier = runtime().admin_token_verifier if checks_accounts else runtime().token_verifier
+                    call.principal = verifier.verify(bearer_token(request.headers.get("Authorization")))
                 except Unauthenticated:
                     limiter.charge([("ip", ip, settings.rate_limit_ip)])  # floods of bad tokens too
                     raise

@@ -16,7 +16,7 @@ class _Body(BaseModel):
 
 class CreateTenantRequest(_Body):
     id: str | None = Field(default=None, min_length=3, max_length=63, pattern=f"^{TENANT_ID.pattern}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")  # shown to people: no controls
 
 
 class CreateLicenseRequest(_Body):

@@ -19,8 +19,10 @@ class _Body(BaseModel):
 
 
 class ClientInfo(_Body):
-    version: str = Field(default="", max_length=64)
-    hostname: str = Field(default="", max_length=255)
+    # Stored and shown to administrators (CLI, console): no control characters, which a
+    # terminal would obey (escape sequences) and a log line would split on.
+    version: str = Field(default="", max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
+    hostname: str = Field(default="", max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class AcquireRequest(_Body):

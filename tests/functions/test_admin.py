@@ -306,6 +306,11 @@ def test_malformed_ids_in_listings_are_400(admin_api, tenants, query):
     assert status == 400 and answer["error"]["field"] in query
 
 
+def test_tenant_names_hold_no_control_characters(admin_api):
+    status, answer = admin_api("POST", "tenants", {"name": "Acme\x1b]0;pwned\x07"}, role="owner")
+    assert status == 400 and answer["error"]["fields"][0]["field"] == "name"
+
+
 @pytest.mark.parametrize("body", [{"tenant": "ab/cd", "max_seats": 1, "tier": "pro"},
                                   {"tenant": "x" * 3 + "/", "max_seats": 1, "tier": "pro"}])
 def test_a_malformed_tenant_id_from_the_owner_is_400_not_500(admin_api, body):

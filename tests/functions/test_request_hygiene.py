@@ -109,3 +109,18 @@ def test_a_uid_with_a_newline_is_not_counted_as_another_user(call, make_license)
     assert call("acquire", {"license_key": lic.key, "hardware_id": "box"}, uid="alice")[0] == 201
     assert call("acquire", {"license_key": lic.key, "hardware_id": "box"}, uid="alice\nevil")[0] == 401
     assert call("acquire", {"license_key": lic.key, "hardware_id": "other"}, uid="alice")[0] == 409
+
+
+@pytest.mark.parametrize("client", [{"hostname": "box\x1b[2J"}, {"version": "1.0\nFAKE LOG LINE"}])
+def test_client_strings_shown_to_administrators_hold_no_control_characters(call, make_license, client):
+    lic = make_license()
+    status, answer, headers = call("acquire", {"license_key": lic.key, "hardware_id": "hw", "client": client})
+    assert status == 400 and [f["field"] for f in answer["error"]["fields"]] == [f"client.{next(iter(client))}"]
+
+
+def test_answers_are_never_sniffed_as_html(call, make_license):
+    lic = make_license()
+    status, _, headers = call("acquire", {"license_key": lic.key, "hardware_id": "hw",
+                                          "client": {"hostname": "<script>alert(1)</script>"}})
+    assert status == 201 and headers["Content-Type"] == "application/json"
+    assert headers["X-Content-Type-Options"] == "nosniff"

@@ -72,3 +72,10 @@ def test_times_round_trip_in_rfc3339():
     assert parse_rfc3339("2026-11-18T11:06:40.123Z") == 1_795_000_000_123
     with pytest.raises(ValueError):
         parse_rfc3339("2026-11-18T08:26:40")
+
+
+def test_licensectl_shows_control_characters_inert():
+    from cli.licensectl import _inert
+
+    shown = _inert({"name": "Acme\x1b[2J\nforged line", "seats": 3, "tags": ["ok\x07"]})
+    assert shown == {"name": "Acme\\x1b[2J\\nforged line", "seats": 3, "tags": ["ok\\x07"]}
