@@ -32,6 +32,11 @@ class Settings:
     """True when FIREBASE_AUTH_EMULATOR_HOST is set: firebase-admin then accepts unsigned
     emulator ID tokens with any claims and no expiry check, so it is refused unless the
     project is a `demo-*` one (which Firebase keeps offline)."""
+    admin_checks_accounts: bool = True
+    """The admin function looks every (uncached) ID token's account up in Firebase Auth:
+    disabled, revoked or re-roled administrators lose access within a minute. Always on
+    against real Firebase; with emulator tokens only when ADMIN_CHECK_ACCOUNTS=1 (it needs
+    the Auth emulator running, and the accounts to exist there)."""
     id_token_certs_url: str | None = None
     """Override of Google's ID-token certificate URL (tests serve their own)."""
     auth_clock_skew_s: int = 5
@@ -105,8 +110,14 @@ class Settings:
                 f"FIREBASE_AUTH_EMULATOR_HOST is set but project {project_id!r} is not a demo-* project: "
                 "emulator ID tokens are unsigned, so this would accept forged identities; unset it"
             )
+        check_accounts = env.get("ADMIN_CHECK_ACCOUNTS", "").strip()
+        if check_accounts not in ("", "0", "1"):
+            raise ConfigError(f"ADMIN_CHECK_ACCOUNTS must be 0 or 1, got {check_accounts!r}")
+        if check_accounts == "0" and not auth_emulated:
+            raise ConfigError("ADMIN_CHECK_ACCOUNTS=0 is only for emulator tokens: real administrators are checked")
         return cls(
             project_id=project_id,
+            admin_checks_accounts=check_accounts == "1" or not auth_emulated,
             redis_url=env.get("REDIS_URL", "").strip() or None,
             lease_root_kms_key=env.get("LEASE_ROOT_KMS_KEY", "").strip() or None,
             kms_endpoint=env.get("KMS_ENDPOINT", "").strip() or None,

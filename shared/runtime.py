@@ -100,6 +100,25 @@ class Runtime:
         return self._once("_token_verifier", build)
 
     @property
+    def admin_token_verifier(self):
+        """The admin function's: each token's account is also checked (see FirebaseTokenVerifier)."""
+        if not self.settings.admin_checks_accounts:
+            return self.token_verifier
+
+        def build():
+            from shared.auth import FirebaseTokenVerifier
+
+            return FirebaseTokenVerifier(
+                self.settings.project_id,
+                emulated=self.settings.auth_emulated,
+                check_account=True,
+                certs_url=self.settings.id_token_certs_url,
+                clock_skew_s=self.settings.auth_clock_skew_s,
+            )
+
+        return self._once("_admin_token_verifier", build)
+
+    @property
     def licenses(self):
         def build():
             from shared.licensing.license_directory import LicenseDirectory

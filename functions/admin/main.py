@@ -18,7 +18,7 @@ ROUTES = {
 
 
 @functions_framework.http
-@json_function("admin", routes=ROUTES)
+@json_function("admin", routes=ROUTES, checks_accounts=True)
 def admin(call: Call):
     service, caller, query, params = runtime().administration, call.principal, call.request.args, call.params
     match call.request.method, call.route:

@@ -50,6 +50,24 @@ def test_environments_are_the_same_stack_with_their_own_sizes():
     assert sizes == {"staging": ("BASIC", "SOFTWARE", 0), "production": ("STANDARD_HA", "HSM", 1)}
 
 
+def test_client_sdks_are_denied_all_of_firestore():
+    module = _load(REPO / "terraform" / "modules" / "firestore" / "main.tf")
+    resources = {kind.strip('"'): body for block in module["resource"] for kind, body in block.items()}
+    release = resources["google_firebaserules_release"]['"firestore"']
+    assert release["name"].strip('"') == "cloud.firestore" and "google_firebaserules_ruleset.firestore" in release["ruleset_name"]
+    rules = (REPO / "terraform" / "modules" / "firestore" / "firestore.rules").read_text()
+    allows = [line.strip() for line in rules.splitlines() if line.strip().startswith("allow")]
+    assert allows == ["allow read, write: if false;"] and "match /{document=**}" in rules
+
+
+def test_the_admin_function_may_read_accounts_and_no_other_function_may():
+    """It checks every administrator's account (check_account); that needs firebaseauth.viewer."""
+    module = (REPO / "terraform" / "modules" / "functions" / "main.tf").read_text()
+    assert module.count("roles/firebaseauth.viewer") == 1
+    assert 'role    = "roles/firebaseauth.viewer"\n  member  = "serviceAccount:${google_service_account.function["admin"].email}"' in module
+    assert "checks_accounts=True" in (REPO / "functions" / "admin" / "main.py").read_text()
+
+
 def test_checkov_finds_no_failed_check_in_terraform():
     """Every skip carries its reason in a #checkov:skip comment next to the resource."""
     import json

@@ -51,6 +51,14 @@ resource "google_project_iam_member" "firestore_user" {
   member   = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
+# The admin function looks each caller's account up (disabled, revoked, re-roled admins
+# lose access within a minute: shared/auth/firebase_tokens.py); nothing else reads accounts.
+resource "google_project_iam_member" "admin_reads_accounts" {
+  project = var.project_id
+  role    = "roles/firebaseauth.viewer"
+  member  = "serviceAccount:${google_service_account.function["admin"].email}"
+}
+
 resource "google_secret_manager_secret_iam_member" "redis_url" {
   for_each  = { for name, fn in local.functions : name => fn if fn.uses_store }
   secret_id = var.redis_url_secret_id
