@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.licensing.sweep import Sweeper
     from shared.runtime import Runtime
     from shared.config import Settings
+    from shared.seats.seat_table import RestoreEntry
 
     with LocalStack.start() as stack:
         stack.apply_env()
@@ -67,14 +68,16 @@ def main(argv: list[str] | None = None) -> int:
 
         def put_leases(tag: str, ttl_ms: int) -> None:
             for lic in licenses:
-                sessions = [(f"{lic.id}.{tag}{i:020d}", f"u{i}", "hw", clock.now_ms()) for i in range(per_license)]
+                sessions = [RestoreEntry(f"{lic.id}.{tag}{i:020d}", f"u{i}", "hw", clock.now_ms())
+                            for i in range(per_license)]
                 rt.seats.restore(lic.id, sessions, now_ms=clock.now_ms(), max_seats=lic.max_seats, ttl_ms=ttl_ms)
                 rt.seats.index_license(lic.id)
 
         # (0) the Redis side alone, on licenses of its own (ids only: Redis needs no record)
         synthetic = [f"lic_{i:020d}" for i in range(args.licenses)]
         for lic_id in synthetic:
-            rt.seats.restore(lic_id, [(f"{lic_id}.z{i:020d}", f"u{i}", "hw", clock.now_ms()) for i in range(per_license)],
+            rt.seats.restore(lic_id, [RestoreEntry(f"{lic_id}.z{i:020d}", f"u{i}", "hw", clock.now_ms())
+                                      for i in range(per_license)],
                              now_ms=clock.now_ms(), max_seats=per_license * 2, ttl_ms=60_000)
             rt.seats.index_license(lic_id)
         expire_at = clock.now_ms() + 61_000

@@ -306,7 +306,7 @@ class SeatService:
             return request.duration_s * 1000
 
         lic, now_ms, outcome = self._extend(caller, request.session_id, borrow_ttl_ms, borrow=True)
-        self._store.record_event(AuditEvent(
+        self._store.record_borrow(request.session_id, outcome.expires_ms, AuditEvent(
             id=f"{request.session_id}:borrow:{outcome.expires_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
             session_id=request.session_id, type="borrow", actor=caller.uid, at_ms=now_ms,
             details={"until": rfc3339(outcome.expires_ms), "hardware_id": outcome.hardware_id},

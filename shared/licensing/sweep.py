@@ -2,10 +2,13 @@
 
 Cloud Scheduler calls it every minute. One run, under a Redis lock whose fencing token
 is re-checked before every batch of writes:
-    1. recovery   if Redis lost its data (the epoch key is gone), every session Firestore
-                  holds as active is put back, oldest first, never beyond max seats; the
-                  rest are closed `evicted_on_recovery`. The epoch is set only once the
-                  whole walk is done, so an interrupted recovery resumes next run.
+    1. recovery   if Redis lost its data (the epoch key is gone), what Firestore says
+                  counts against the seats is put back: first the holds of ended borrows
+                  and the borrowed sessions (their tokens are valid offline, out of
+                  reach: they always count, until their end), then every other active
+                  session, oldest first, never beyond max seats; the rest are closed
+                  `evicted_on_recovery`. The epoch is set only once the whole walk is
+                  done, so an interrupted recovery resumes next run.
     2. per license with leases (a sharded Redis index, so cost follows live leases):
        expire     leases past expiry leave Redis (the scripts also do this lazily);
        settle     ended sessions in the outbox are closed in Firestore (ended_at = the
@@ -24,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -34,7 +38,7 @@ from shared.errors import BackendUnavailable
 from shared.licensing.license_directory import LicenseDirectory
 from shared.licensing.settlement import record_closed, settle
 from shared.seats import SeatTable
-from shared.seats.seat_table import INDEX_SHARDS, REVIVED_COUNTER, LeaseRecord, SessionEnd
+from shared.seats.seat_table import INDEX_SHARDS, REVIVED_COUNTER, LeaseRecord, RestoreEntry, SessionEnd
 from shared.store import FirestoreStore, License, SessionRecord
 
 log = logging.getLogger(__name__)
@@ -202,6 +206,10 @@ class Sweeper:
         each license's sessions are contiguous; the last license of a page may go on in
         the next one and is carried over until it is complete.
         """
+        holds = sorted(self._store.held_seats(now_ms=self._clock.now_ms()), key=lambda s: s.license_id)
+        for license_id, group in itertools.groupby(holds, key=lambda s: s.license_id):
+            lock.check()
+            self._restore_license(license_id, [], report, holds=list(group))
         after, carry = "", []
         while True:
             page = self._store.active_sessions_page(after=after, limit=500)
@@ -218,12 +226,14 @@ class Sweeper:
             if time.monotonic() >= deadline:
                 return False
 
-    def _restore_license(self, license_id: str, sessions: list[SessionRecord], report: SweepReport) -> None:
+    def _restore_license(self, license_id: str, sessions: list[SessionRecord], report: SweepReport, *,
+                         holds: Sequence[SessionRecord] = ()) -> None:
         entry = self._licenses.by_id(license_id, fresh=True)
         if entry is None:
             return
         lic, now = entry.license, self._clock.now_ms()
-        sessions.sort(key=lambda s: (s.acquired_ms, s.id))
+        # Borrows first (they count whatever else happens), then the oldest sessions.
+        sessions.sort(key=lambda s: (not (s.borrowed_until_ms or 0) > now, s.acquired_ms, s.id))
         if lic.revoked_ms is not None:
             # A revoked license gets no seat back (nothing may sign a token for it): its
             # sessions that the revocation could not reach in Redis close here.
@@ -232,10 +242,14 @@ class Sweeper:
             report.reconciled += len(closed)
             report.firestore_writes += record_closed(self._store, lic, closed, actor="system")
             return
-        outcomes = self._seats.restore(
-            lic.id, [(s.id, s.uid, s.hardware_id, s.acquired_ms) for s in sessions],
-            now_ms=now, max_seats=lic.max_seats, ttl_ms=lic.lease_ttl_s * 1000,
-        )
+        entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
+                   for h in holds]
+        entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms) for s in sessions]
+        outcomes = self._seats.restore(lic.id, entries, now_ms=now, max_seats=lic.max_seats,
+                                       ttl_ms=lic.lease_ttl_s * 1000)
+        if any(o == "held" for o in outcomes[:len(holds)]):
+            self._seats.index_license(lic.id)  # the sweep drops each hold when it ends
+        outcomes = outcomes[len(holds):]
         closed = []
         for session, outcome in zip(sessions, outcomes):
             if outcome == "restored":

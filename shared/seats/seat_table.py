@@ -143,6 +143,18 @@ class SweepBatch:
 
 
 @dataclass(frozen=True)
+class RestoreEntry:
+    """What the durable record says counts against a license's seats (for restore)."""
+
+    session_id: str
+    uid: str
+    hardware_id: str
+    acquired_ms: int
+    until_ms: int | None = None  # a session: the end of its borrow; a hold: when it stops counting
+    hold: bool = False  # an ended borrow whose seat still counts
+
+
+@dataclass(frozen=True)
 class SeatCount:
     kind: Literal["OK", "STALE"]
     used: int = 0
@@ -352,12 +364,14 @@ class SeatTable:
         if session_ids:
             self._run(self._mark_verified, license_keys(license_id), session_ids)
 
-    def restore(self, license_id: str, sessions: list[tuple[str, str, str, int]], *, now_ms: int, max_seats: int,
+    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, max_seats: int,
                 ttl_ms: int) -> list[str]:
-        """Put (session id, uid, hardware id, acquired ms) back, oldest first; one outcome each."""
+        """Put what counts against the seats back after a loss, in the order given (holds
+        and borrows first, then sessions oldest first); one outcome each (restore_seats.lua)."""
         args: list = [now_ms, max_seats, ttl_ms]
-        for session in sessions:
-            args.extend(session)
+        for entry in entries:
+            args.extend([entry.session_id, entry.uid, entry.hardware_id, entry.acquired_ms, entry.until_ms or 0,
+                         "h" if entry.hold else "s"])
         return [_s(o) for o in self._run(self._restore, license_keys(license_id), args)]
 
     def count_revival(self) -> None:

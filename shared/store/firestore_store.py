@@ -267,6 +267,22 @@ class FirestoreStore:
             self._call(batch.commit, **self._opts())
         return writes
 
+    def record_borrow(self, session_id: str, borrowed_until_ms: int, event: AuditEvent) -> None:
+        """A borrow, durably: the session's borrow end (recovery after a Redis loss keeps
+        the seat that long) and its audit event, in one commit."""
+        batch = self._db.batch()
+        batch.set(self._db.collection("sessions").document(session_id),
+                  {"borrowed_until": _dt(borrowed_until_ms)}, merge=True)
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def held_seats(self, *, now_ms: int, limit: int = 10_000) -> list[SessionRecord]:
+        """Ended borrows whose seats still count (seat_held_until in the future)."""
+        query = (self._db.collection("sessions")
+                 .where(filter=firestore.FieldFilter("seat_held_until", ">", _dt(now_ms))).limit(limit))
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
+
     def record_event(self, event: AuditEvent) -> None:
         batch = self._db.batch()
         self._add_event(batch, event)
@@ -319,6 +335,8 @@ class FirestoreStore:
             ended_ms=_ms(d.get("ended_at")),
             end_reason=d.get("end_reason"),
             last_heartbeat_ms=_ms(d.get("last_heartbeat_at")),
+            borrowed_until_ms=_ms(d.get("borrowed_until")),
+            seat_held_until_ms=_ms(d.get("seat_held_until")),
         )
 
     # -- audit events --------------------------------------------------------------

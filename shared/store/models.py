@@ -103,6 +103,10 @@ class SessionRecord:
     ended_ms: int | None = None
     end_reason: str | None = None  # released | expired | forced | revoked
     last_heartbeat_ms: int | None = None
+    borrowed_until_ms: int | None = None
+    """Set by a borrow: the signed token of this session is valid offline until then."""
+    seat_held_until_ms: int | None = None
+    """An ended borrow whose seat stays counted until then (its token is still usable)."""
 
 
 @dataclass(frozen=True)

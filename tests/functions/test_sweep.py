@@ -242,6 +242,32 @@ def test_recovery_restores_no_session_of_a_revoked_license(world):
         assert status == 410 and "token" not in body
 
 
+def test_a_borrowed_seat_and_a_held_one_survive_redis_loss_until_their_tokens_lapse(world):
+    from shared.auth import Principal
+
+    lic, key = world.license(seats=2, lease_ttl_s=60, max_borrow_s=3600, offline_grace_s=600)
+    borrower, held = world.acquire(key, "laptop", uid="b"), world.acquire(key, "tablet", uid="h")
+    for sid, uid in ((borrower, "b"), (held, "h")):
+        assert world.call("borrow", {"session_id": sid, "duration_s": 3600}, uid=uid)[0] == 200
+    vendor = Principal("vendor", role="owner")
+    ended = world.rt.administration.force_release(vendor, lic.id, held)
+    hold_end_ms = world.clock.now_ms() + 3600_000 + 600_000
+    assert ended["seat_counted_until"] is not None
+    world.rt.redis.flushdb()
+
+    status, report = world.sweep()
+
+    assert status == 200 and report["recovered"]
+    world.clock.advance(seconds=120)  # far past a normal lease: both seats still count
+    assert world.call("acquire", {"license_key": key, "hardware_id": "desk"}, uid="newcomer")[0] == 409
+    assert world.call("heartbeat", {"session_id": borrower}, uid="b")[0] == 200
+    world.clock.advance(ms=world.rt.store.get_session(borrower).borrowed_until_ms - world.clock.now_ms())
+    assert world.call("acquire", {"license_key": key, "hardware_id": "desk"}, uid="newcomer")[0] == 201
+    assert world.call("acquire", {"license_key": key, "hardware_id": "desk2"}, uid="second")[0] == 409  # the hold
+    world.clock.set_ms(hold_end_ms + 1000)
+    assert world.call("acquire", {"license_key": key, "hardware_id": "desk2"}, uid="second")[0] == 201
+
+
 def _revoke_event(world, lic):
     from shared.store import AuditEvent
 
