@@ -16,12 +16,15 @@ from coditect_license import (
     NoLease,
     NoSeatAvailable,
     TokenInvalid,
+    TrustNotPinned,
 )
 
 
-def test_borrow_then_the_server_stops_and_the_tool_runs_offline(own_server, make_license, user, sdk_dirs):
+def test_borrow_then_the_server_stops_and_the_tool_runs_offline(own_server, make_license, user, sdk_dirs,
+                                                                trusted_roots):
     lic = make_license(seats=1, lease_ttl_s=10, heartbeat_interval_s=2, max_borrow_s=3600)
-    lease = License(lic.key, server=own_server.base_url, token_provider=user.provider()).acquire()
+    lease = License(lic.key, server=own_server.base_url, token_provider=user.provider(),
+                    trusted_roots=trusted_roots).acquire()
     claims = lease.borrow(600)
     assert lease.state == LeaseState.BORROWED and claims.borrowed and claims.session_id == lease.session_id
     assert 595 <= claims.expires_at - claims.issued_at <= 600
@@ -34,17 +37,26 @@ def test_borrow_then_the_server_stops_and_the_tool_runs_offline(own_server, make
 
     own_server.stop()  # from here on, no server at all
 
-    # the tool starts again, offline: the stored borrow is its lease
-    with License(lic.key, server=own_server.base_url, token_provider=user.provider()) as offline:
+    # the tool starts again, offline: the stored borrow, verified under the pinned roots, is its lease
+    with License(lic.key, server=own_server.base_url, token_provider=user.provider(),
+                 trusted_roots=trusted_roots) as offline:
         assert offline.state == LeaseState.BORROWED and offline.valid
         assert offline.session_id == claims.session_id and offline.features == list(claims.features)
-    assert License.offline(lic.key).session_id == claims.session_id
-    status = run_cli("status", "--key", lic.key, "--server", own_server.base_url, "--offline", "--json")
+    assert License.offline(lic.key, trusted_roots=trusted_roots).session_id == claims.session_id
+    pins = {"CODITECT_TRUSTED_ROOTS": ",".join(trusted_roots)}
+    status = run_cli("status", "--key", lic.key, "--server", own_server.base_url, "--offline", "--json", env=pins)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["borrow"]["valid"] is True
     # the borrow token is bound to this machine
     with pytest.raises(TokenInvalid, match="another machine"):
-        License.offline(lic.key, hardware_id="a-copy-elsewhere")
+        License.offline(lic.key, hardware_id="a-copy-elsewhere", trusted_roots=trusted_roots)
+    # and with no pinned roots nothing stored here is trusted offline: refused, saying what is missing
+    with pytest.raises(TrustNotPinned, match="trusted_roots"):
+        License(lic.key, server=own_server.base_url, token_provider=user.provider()).acquire()
+    with pytest.raises(TrustNotPinned, match="trusted_roots"):
+        License.offline(lic.key)
+    unpinned = run_cli("status", "--key", lic.key, "--server", own_server.base_url, "--offline")
+    assert unpinned.returncode == 23 and "--trusted-root" in unpinned.stderr
 
     own_server.start()
     other = License(lic.key, server=own_server.base_url, token_provider=user.provider(), hardware_id="desk")
@@ -52,7 +64,7 @@ def test_borrow_then_the_server_stops_and_the_tool_runs_offline(own_server, make
         other.acquire()  # the borrowed seat stayed held with no heartbeat
 
 
-def test_returning_a_borrow_early_frees_the_seat(server, make_license, user, other_user):
+def test_returning_a_borrow_early_frees_the_seat(server, make_license, user, other_user, trusted_roots):
     lic = make_license(seats=1, lease_ttl_s=10, max_borrow_s=3600)
     lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id="laptop").acquire()
     lease.borrow(1800)
@@ -65,7 +77,7 @@ def test_returning_a_borrow_early_frees_the_seat(server, make_license, user, oth
     with License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="desk") as other:
         assert other.state == LeaseState.ACTIVE
     with pytest.raises(NoLease):
-        License.offline(lic.key)
+        License.offline(lic.key, trusted_roots=trusted_roots)
 
 
 def test_borrowing_limits_are_typed_errors(server, make_license, user):

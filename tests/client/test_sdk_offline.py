@@ -11,16 +11,19 @@ from sdk_helpers import wait_for
 from coditect_license import JwksCache, LeaseState, License, TokenExpired
 
 
-def test_server_stopped_the_token_verifies_until_exp_plus_grace_then_lost(own_server, make_license, user):
+def test_server_stopped_the_token_verifies_until_exp_plus_grace_then_lost(own_server, make_license, user,
+                                                                         trusted_roots):
     lic = make_license(seats=1, lease_ttl_s=10, heartbeat_interval_s=2, offline_grace_s=5)
     events = []
     lease = License(lic.key, server=own_server.base_url, token_provider=user.provider(), hardware_id="hw-offline",
+                    trusted_roots=trusted_roots,
                     on_lost=lambda lease, error: events.append(("lost", lease.state, error.code)),
                     on_expiring=lambda lease, left: events.append(("expiring", lease.state, left)),
                     on_regained=lambda lease: events.append(("regained", lease.state, None)))
     with lease:
         assert lease.claims.grace_s == 5 and lease.claims.borrowed is False
-        offline = JwksCache(own_server.base_url)  # no fetch: only the keys the SDK cached on disk
+        # no fetch: only the pinned keys the SDK cached on disk
+        offline = JwksCache(own_server.base_url, trusted_roots=trusted_roots)
 
         own_server.stop()
         wait_for(lambda: lease.state == LeaseState.RETRYING, 5, "RETRYING")

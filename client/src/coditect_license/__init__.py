@@ -1,7 +1,7 @@
 """Coditect license client: hold a floating seat for the life of a tool.
 
     from coditect_license import License, FirebaseAuthProvider
-    with License(KEY, server=URL, token_provider=provider) as lease:
+    with License(KEY, server=URL, token_provider=provider, trusted_roots=ROOT_THUMBPRINTS) as lease:
         main(features=lease.features)
 """
 
@@ -27,6 +27,7 @@ from coditect_license.errors import (
     SessionNotFound,
     TokenExpired,
     TokenInvalid,
+    TrustNotPinned,
     Unauthenticated,
     UserSessionLimit,
 )
@@ -50,5 +51,5 @@ __all__ = [
     "LicenseError", "InvalidRequest", "Unauthenticated", "Forbidden", "LicenseSuspended", "BorrowNotAllowed",
     "NotFound", "LicenseNotFound", "SessionNotFound", "NoSeatAvailable", "UserSessionLimit", "Gone",
     "LicenseExpired", "SessionExpired", "RateLimited", "ServiceUnavailable", "NetworkError", "AuthError",
-    "TokenInvalid", "TokenExpired", "NoLease", "LeaseLost",
+    "TokenInvalid", "TokenExpired", "TrustNotPinned", "NoLease", "LeaseLost",
 ]

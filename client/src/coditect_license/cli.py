@@ -12,7 +12,14 @@
 
 Options may come before or after the command. Settings from the environment:
 CODITECT_LICENSE_SERVER, CODITECT_LICENSE_KEY, CODITECT_ID_TOKEN (a static ID token, e.g.
-in CI), CODITECT_FIREBASE_API_KEY, FIREBASE_AUTH_EMULATOR_HOST. Exit codes: EXIT_CODES.
+in CI), CODITECT_FIREBASE_API_KEY, FIREBASE_AUTH_EMULATOR_HOST, CODITECT_TRUSTED_ROOTS.
+Exit codes: EXIT_CODES.
+
+Trusted roots: anything verified offline (`verify`, `status --offline`, a borrowed seat
+while the server is unreachable) needs the thumbprints of the root keys to trust:
+`--trusted-root THUMBPRINT` (repeatable) or CODITECT_TRUSTED_ROOTS (comma-separated).
+The SDK itself never reads pins from the environment (a licensee sets it); the CLI does,
+because it is the licensee's own tool, run on the licensee's behalf.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import re
 import signal
@@ -32,7 +40,7 @@ from typing import Any, Dict, List, Optional
 
 from coditect_license import borrows, fingerprint, paths
 from coditect_license._version import __version__
-from coditect_license.errors import AuthError, LicenseError, NoLease, TokenInvalid
+from coditect_license.errors import AuthError, LicenseError, NoLease, TokenInvalid, TrustNotPinned
 from coditect_license.identity import (
     GOOGLE_IDENTITY_TOOLKIT,
     GOOGLE_SECURE_TOKEN,
@@ -42,13 +50,14 @@ from coditect_license.identity import (
 )
 from coditect_license.jwks import JwksCache
 from coditect_license.lease import ENV_SERVER, License, LeaseState
-from coditect_license.tokens import LeaseClaims, unverified_claims
-from coditect_license.transport import ApiClient, RetryPolicy
+from coditect_license.tokens import LeaseClaims, trusted_root_set, unverified_claims
+from coditect_license.transport import ApiClient, RetryPolicy, checked_server_url
 
 ENV_KEY = "CODITECT_LICENSE_KEY"
 ENV_TOKEN = "CODITECT_ID_TOKEN"
 ENV_API_KEY = "CODITECT_FIREBASE_API_KEY"
 ENV_AUTH_EMULATOR = "FIREBASE_AUTH_EMULATOR_HOST"
+ENV_TRUSTED_ROOTS = "CODITECT_TRUSTED_ROOTS"
 
 # One exit code per outcome, stable for scripts (README: "Exit codes").
 EXIT_CODES: Dict[str, int] = {
@@ -75,6 +84,7 @@ EXIT_CODES: Dict[str, int] = {
     "NO_LEASE": 20,
     "LEASE_LOST": 21,
     "ALREADY_BORROWED": 22,
+    "TRUST_NOT_PINNED": 23,   # offline verification asked, but no --trusted-root / CODITECT_TRUSTED_ROOTS
     "NOT_FOUND": 9,
 }
 _VALIDATE_CODES = {"SUSPENDED": "LICENSE_SUSPENDED", "EXPIRED": "LICENSE_EXPIRED",
@@ -169,7 +179,29 @@ def _server(args: argparse.Namespace) -> str:
     server = args.server or os.environ.get(ENV_SERVER)
     if not server:
         raise UsageError(f"no license server: pass --server URL or set {ENV_SERVER}")
-    return server.rstrip("/")
+    try:
+        return checked_server_url(server)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _trusted_roots(args: argparse.Namespace) -> Optional[List[str]]:
+    """The pinned root thumbprints: every --trusted-root and CODITECT_TRUSTED_ROOTS (None: none)."""
+    given = list(getattr(args, "trusted_root", None) or [])
+    given += os.environ.get(ENV_TRUSTED_ROOTS, "").split(",")
+    pins = sorted({pin.strip() for pin in given if pin.strip()})
+    if not pins:
+        return None
+    try:
+        trusted_root_set(pins)
+    except ValueError as exc:
+        raise UsageError(f"--trusted-root / {ENV_TRUSTED_ROOTS}: {exc}") from None
+    return pins
+
+
+def _missing_pins(what: str) -> TrustNotPinned:
+    return TrustNotPinned(f"{what} needs the root keys to trust: pass --trusted-root THUMBPRINT (repeatable) or set "
+                          f"{ENV_TRUSTED_ROOTS} (the RFC 7638 thumbprints, i.e. the kids of the vendor's GET /jwks)")
 
 
 def _key(args: argparse.Namespace) -> str:
@@ -204,6 +236,7 @@ def _api(args: argparse.Namespace, *, auth: bool = True) -> ApiClient:
 
 def _license(args: argparse.Namespace, **kwargs: Any) -> License:
     return License(_key(args), server=_server(args), token_provider=_provider(args), timeout_s=args.timeout,
+                   trusted_roots=_trusted_roots(args),
                    client_version=f"coditect-license-cli/{__version__}",
                    retry=RetryPolicy(attempts=3, deadline_s=max(5.0, args.timeout * 2)), **kwargs)
 
@@ -283,9 +316,9 @@ def _stored(path) -> Optional[Dict[str, Any]]:
     return borrows.load(path)
 
 
-def _verify_stored(record: Dict[str, Any], server: str, *, offline: bool, api: Optional[ApiClient]) \
-        -> Dict[str, Any]:
-    cache = JwksCache(server, fetch=None if offline or api is None else api.jwks)
+def _verify_stored(record: Dict[str, Any], server: str, *, offline: bool, api: Optional[ApiClient],
+                   trusted_roots: Optional[List[str]]) -> Dict[str, Any]:
+    cache = JwksCache(server, trusted_roots=trusted_roots, fetch=None if offline or api is None else api.jwks)
     try:
         claims = cache.verify(record["token"], hardware_id=fingerprint.hardware_id())
         return {"valid": True, "claims": claims.as_dict(), "_claims": claims}
@@ -296,6 +329,9 @@ def _verify_stored(record: Dict[str, Any], server: str, *, offline: bool, api: O
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     server = args.server or os.environ.get(ENV_SERVER)
+    trusted_roots = _trusted_roots(args)
+    if (args.offline or not server) and trusted_roots is None:
+        raise _missing_pins("status --offline" if args.offline else "status with no server")
     found = fingerprint.compute()
     data: Dict[str, Any] = {"hardware_id": found.hardware_id, "fingerprint_source": found.source}
     lines = [f"machine:   {found.hardware_id[:40]}... ({found.source})"]
@@ -305,7 +341,8 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         record = _stored(path)
         if record is None:
             continue
-        check = _verify_stored(record, record.get("server") or server or "", offline=args.offline, api=api)
+        check = _verify_stored(record, record.get("server") or server or "", offline=args.offline, api=api,
+                               trusted_roots=trusted_roots)
         claims = check.pop("_claims", None)
         data[kind] = {**check, "server": record.get("server"), "session_id": record.get("session_id")}
         if claims is not None:
@@ -400,14 +437,21 @@ def _hold(args: argparse.Namespace, out: Output, key: str) -> int:
 
 
 def _end_stored(args: argparse.Namespace, out: Output, path, *, missing: str, route: str, done: str,
-                default_status: str) -> int:
-    """End the session stored at `path` through `route`, then forget it (release and return)."""
+                default_status: str, forget_first: bool) -> int:
+    """End the session stored at `path` through `route` and forget it (release and return).
+
+    `forget_first` deletes the file before the server is asked (a borrow token must not
+    outlive its return, even by a crash); otherwise only after, so a failed release can be retried."""
     record = _stored(path)
     if record is None:
         raise NoLease(missing)
     args.server = args.server or record.get("server")
-    answer = _api(args).post(route, {"session_id": record["session_id"]})
-    borrows.forget(path)
+    api = _api(args)
+    if forget_first:
+        borrows.forget(path)
+    answer = api.post(route, {"session_id": record["session_id"]})
+    if not forget_first:
+        borrows.forget(path)
     out.result({"session_id": record["session_id"], **answer},
                [done.format(status=answer.get("status", default_status), session_id=record["session_id"])])
     return 0
@@ -416,7 +460,7 @@ def _end_stored(args: argparse.Namespace, out: Output, path, *, missing: str, ro
 def cmd_release(args: argparse.Namespace, out: Output) -> int:
     return _end_stored(args, out, borrows.session_file(_key(args)), route="release",
                        missing="no seat acquired by `coditect-license acquire` is stored here",
-                       done="{status}: {session_id}", default_status="released")
+                       done="{status}: {session_id}", default_status="released", forget_first=False)
 
 
 def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
@@ -449,24 +493,27 @@ def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
 def cmd_return(args: argparse.Namespace, out: Output) -> int:
     return _end_stored(args, out, borrows.borrow_file(_key(args)), route="borrow/return",
                        missing="no borrowed seat of this license is stored here",
-                       done="{status}: the borrowed seat is back ({session_id})", default_status="returned")
+                       done="{status}: the borrowed seat is back ({session_id})", default_status="returned",
+                       forget_first=True)
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     token = sys.stdin.read().strip() if args.token_to_verify == "-" else args.token_to_verify.strip()
-    pinned = None
+    given_keys = None
     if args.jwks:
         with open(args.jwks, "rb") as handle:
-            pinned = json.load(handle)
+            given_keys = json.load(handle)
+    trusted_roots = _trusted_roots(args)
+    if given_keys is None and trusted_roots is None:
+        raise _missing_pins("verify (without --jwks FILE)")
     server = args.server or os.environ.get(ENV_SERVER)
-    if pinned is None and not server:
+    if given_keys is None and not server:
         raise UsageError("verify needs --jwks FILE or a server (--server / CODITECT_LICENSE_SERVER) whose cached "
                          "or published keys to use")
     fetch = None
-    if pinned is None and not args.offline:
-        api = ApiClient(server, None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1))  # type: ignore[arg-type]
-        fetch = api.jwks
-    cache = JwksCache(server, fetch=fetch, jwks=pinned)
+    if given_keys is None and not args.offline:
+        fetch = ApiClient(_server(args), None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1)).jwks
+    cache = JwksCache(server, trusted_roots=trusted_roots, fetch=fetch, jwks=given_keys)
     expect: Dict[str, Any] = {}
     if args.this_machine:
         expect["hardware_id"] = fingerprint.hardware_id()
@@ -518,6 +565,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--token", help=f"a Firebase ID token to use as is (env {ENV_TOKEN})")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("--timeout", type=float, help="seconds per request (default 10)")
+    common.add_argument("--trusted-root", action="append", metavar="THUMBPRINT",
+                        help=f"a root key to trust offline (RFC 7638 thumbprint; repeatable; env {ENV_TRUSTED_ROOTS}, "
+                             "comma-separated)")
 
     parser = argparse.ArgumentParser(prog="coditect-license", parents=[common],
                                      description="Coditect floating licenses: seats, borrows, lease tokens.",
@@ -531,6 +581,8 @@ def _parser() -> argparse.ArgumentParser:
         kwargs: Dict[str, Any] = {"help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
         if isinstance(action, argparse._StoreTrueAction):
             suppress.add_argument(*action.option_strings, action="store_true", **kwargs)
+        elif isinstance(action, argparse._AppendAction):
+            suppress.add_argument(*action.option_strings, action="append", metavar=action.metavar, **kwargs)
         else:
             suppress.add_argument(*action.option_strings, type=action.type, **kwargs)
 
@@ -582,7 +634,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliWarnings(logging.StreamHandler):
+    """The SDK's warnings on stderr, marked as ours like every other message of the CLI."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+        self.setFormatter(logging.Formatter("coditect-license: %(message)s"))
+
+
+def _show_sdk_warnings() -> None:
+    logger = logging.getLogger("coditect_license")
+    if not any(isinstance(handler, _CliWarnings) for handler in logger.handlers):
+        logger.addHandler(_CliWarnings())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _show_sdk_warnings()
     parser = _parser()
     args = parser.parse_args(argv)
     args.timeout = args.timeout or 10.0

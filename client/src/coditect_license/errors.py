@@ -19,7 +19,8 @@
     ├── NetworkError                 NETWORK: no answer (connection refused, timeout, DNS)
     ├── AuthError                    AUTH_FAILED: the ID-token provider could not give a token
     ├── TokenInvalid                 TOKEN_INVALID: a lease token failed offline verification
-    │   └── TokenExpired             TOKEN_EXPIRED: genuine, but past exp + grace (+ skew)
+    │   ├── TokenExpired             TOKEN_EXPIRED: genuine, but past exp + grace (+ skew)
+    │   └── TrustNotPinned           TRUST_NOT_PINNED: offline verification asked, no trusted root pinned
     ├── NoLease                      NO_LEASE: nothing held / no stored session or borrow
     └── LeaseLost                    LEASE_LOST: the lease could not be kept
 """
@@ -175,6 +176,12 @@ class TokenExpired(TokenInvalid):
     """A genuine lease token past its validity (exp + grace + clock-skew tolerance)."""
 
     code = "TOKEN_EXPIRED"
+
+
+class TrustNotPinned(TokenInvalid):
+    """Offline verification was asked for, but the tool pins no trusted root key (`trusted_roots`)."""
+
+    code = "TRUST_NOT_PINNED"
 
 
 class NoLease(LicenseError):

@@ -1,6 +1,6 @@
 """A floating seat held for the life of a tool: acquire, heartbeat, release, borrow.
 
-    with License(key, server=URL, token_provider=provider) as lease:
+    with License(key, server=URL, token_provider=provider, trusted_roots=ROOT_THUMBPRINTS) as lease:
         run_the_tool(features=lease.features)
 
 States (`lease.state`):
@@ -26,6 +26,19 @@ once per episode when the lease is about to run out without renewal.
 Lease deadlines are measured on the monotonic clock from the moment each token
 arrived (its `exp - iat`), so a wrong or changing local clock cannot stretch or cut a
 lease. Callbacks run on the heartbeat thread; their exceptions are logged, not raised.
+
+Trust (`trusted_roots`): tokens are accepted only under root keys whose RFC 7638
+thumbprints the tool pins. Why the pins are a parameter of the tool and nothing else:
+the jwks cache file, the borrow file and every environment variable are the licensee's
+to write, so only what the vendor compiles into the tool can be a trust anchor. Without
+pins, tokens verify only with keys the server sent to this process, and a stored borrow
+is used only after the server confirms it: never offline.
+
+A stored borrow is resumed like this: (pinned) its token is verified offline first; then,
+if the server answers, one heartbeat on the stored session must confirm it is still
+live (a heartbeat never shortens a lease, so it costs the borrow nothing). A session
+the server ended (returned, force-released) forgets the file and acquires normally; a
+server that cannot be reached leaves the verified file alone to serve, offline.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from coditect_license import borrows, fingerprint
 from coditect_license._version import __version__
@@ -55,10 +68,11 @@ from coditect_license.errors import (
     SessionNotFound,
     TokenExpired,
     TokenInvalid,
+    TrustNotPinned,
 )
 from coditect_license.identity import ProviderLike, as_provider
 from coditect_license.jwks import JwksCache
-from coditect_license.tokens import CLOCK_SKEW_S, LeaseClaims, root_kid_of, split, verify_lease_token
+from coditect_license.tokens import CLOCK_SKEW_S, LeaseClaims, split, trusted_root_set, unverified_claims
 from coditect_license.transport import NO_RETRY, ApiClient, RetryPolicy
 
 log = logging.getLogger("coditect_license")
@@ -140,6 +154,46 @@ def _install_exit_hooks(handle_signals: bool) -> None:
                 pass
 
 
+_unpinned_warning_lock = threading.Lock()
+_unpinned_warning_given = False
+
+
+def _warn_unpinned_once() -> None:
+    """One warning per process: a License without trusted_roots has no offline trust."""
+    global _unpinned_warning_given
+    with _unpinned_warning_lock:
+        if _unpinned_warning_given:
+            return
+        _unpinned_warning_given = True
+    log.warning("no trusted root keys are pinned (trusted_roots / --trusted-root): lease tokens are verified only "
+                "with keys the server sends, and a borrowed seat is usable only while the server confirms it")
+
+
+def _missing_pins(what: str) -> TrustNotPinned:
+    return TrustNotPinned(f"{what} needs pinned root keys: pass trusted_roots=[...] (the RFC 7638 thumbprints of "
+                          "the vendor's root keys, the `kid`s of its GET /jwks); without them nothing stored on "
+                          "this machine can be trusted")
+
+
+def _cannot_ask_now(error: LicenseError) -> bool:
+    """The server could not be asked: no answer, a 5xx or 429, or no ID token to ask with (offline)."""
+    return error.retryable
+
+
+def _session_to_confirm(record: Dict[str, Any], hardware_id: str) -> Optional[str]:
+    """The session a stored borrow names if it says it is this machine's, else None.
+
+    Unverified: it only chooses what to ask the server, whose answer alone counts."""
+    try:
+        claims = unverified_claims(record["token"])
+    except TokenInvalid:
+        return None
+    session_id = claims.get("sub")
+    if claims.get("hw") != hardware_id or not isinstance(session_id, str) or not session_id:
+        return None
+    return session_id
+
+
 def _parse_time(value: Any) -> Optional[float]:
     """Unix seconds of an RFC 3339 string (None if absent/unparseable)."""
     if not isinstance(value, str):
@@ -153,9 +207,18 @@ def _parse_time(value: Any) -> Optional[float]:
 
 
 class License:
-    """One seat of a license, kept alive in the background. See the module doc."""
+    """One seat of a license, kept alive in the background. See the module doc.
+
+    `trusted_roots`: the RFC 7638 thumbprints (base64url SHA-256) of every root key
+    version the vendor accepts, i.e. the `kid`s of its deployment's `GET /jwks`; list
+    a new version before the server rotates to it. Only tokens rooted in these keys are
+    accepted; without it, see "Trust" in the module doc. `jwks`: the root keys
+    themselves, handed over by the tool (an anchor too). `server` must be https://
+    (plain http:// only on loopback): ValueError otherwise.
+    """
 
     def __init__(self, key: str, *, server: Optional[str] = None, token_provider: Optional[ProviderLike] = None,
+                 trusted_roots: Optional[Iterable[str]] = None,
                  hardware_id: Optional[str] = None, client_version: str = "", hostname: Optional[str] = None,
                  on_lost: Optional[Callback] = None, on_regained: Optional[Callback] = None,
                  on_expiring: Optional[Callback] = None, on_state_change: Optional[Callback] = None,
@@ -173,7 +236,9 @@ class License:
         provider = as_provider(token_provider) if token_provider is not None else None
         self._api = ApiClient(self.server, provider, timeout_s=timeout_s, retry=retry or RetryPolicy(), verify=verify,
                               transport=transport)
-        self._jwks = JwksCache(self.server, fetch=lambda: self._api.jwks(), jwks=jwks)
+        self._jwks = JwksCache(self.server, trusted_roots=trusted_roots, fetch=lambda: self._api.jwks(), jwks=jwks)
+        if not self._jwks.anchored:
+            _warn_unpinned_once()
         self.hardware_id = hardware_id or fingerprint.hardware_id()
         self._client_info = {"version": (client_version or f"coditect-license/{__version__}")[:64],
                              "hostname": (hostname if hostname is not None else socket.gethostname())[:255]}
@@ -378,9 +443,9 @@ class License:
         """Check the seat out for `duration_s`: no heartbeats, valid offline until then.
 
         The borrow token is stored in the user's cache dir; later runs of the tool (or
-        `License.offline(key)`) use it with no network. BorrowNotAllowed (403) if the
-        license allows no borrowing, InvalidRequest (400, `details["max_borrow_s"]`) if
-        longer than it allows."""
+        `License.offline(key)`) use it (offline only with `trusted_roots`). BorrowNotAllowed
+        (403) if the license allows no borrowing, InvalidRequest (400,
+        `details["max_borrow_s"]`) if longer than it allows."""
         with self._lock:
             if self._state == LeaseState.BORROWED:
                 raise LicenseError("the seat is already borrowed", code="ALREADY_BORROWED")
@@ -390,27 +455,24 @@ class License:
         body = self._api.post("borrow", {"session_id": session_id, "duration_s": int(duration_s)},
                               retry=RetryPolicy(attempts=3, deadline_s=20.0))
         claims = self._verify_fresh(body["token"])
-        with self._lock:
-            self._install_token(body["token"], claims)
-            self.borrowed_until = _parse_time(body.get("borrowed_until")) or float(claims.expires_at)
-            self._set_state(LeaseState.BORROWED)
-            self._warned = False
-        borrows.save(borrows.borrow_file(self.key), {
-            "server": self.server, "session_id": claims.session_id, "token": body["token"],
-            "license_id": claims.license_id, "hardware_id": self.hardware_id,
-            "borrowed_until": body.get("borrowed_until"),
-        })
+        self._install_borrow(body["token"], claims, _parse_time(body.get("borrowed_until")))
+        self._store_borrow(body["token"], claims, body.get("borrowed_until"))
         self._wake.set()  # the thread now only watches the borrow's end (on_expiring / on_lost)
         return claims
 
     def return_borrow(self) -> str:
-        """Give a borrowed seat back early; the lease is CLOSED. Returns the server's status."""
+        """Give a borrowed seat back early; the lease is CLOSED. Returns the server's status.
+
+        The stored borrow token is deleted *before* the server is asked, so a crash in
+        between can never leave a usable token for a seat the server freed. If the server
+        cannot be told, the error is raised and the lease stays BORROWED in this process
+        (call again); the server counts the seat until the borrow's end anyway."""
         with self._lock:
             if self._state != LeaseState.BORROWED or self._session_id is None:
                 raise NoLease("no borrowed seat to return")
             session_id = self._session_id
-        body = self._api.post("borrow/return", {"session_id": session_id}, retry=RetryPolicy(attempts=3, deadline_s=20.0))
         borrows.forget(borrows.borrow_file(self.key))
+        body = self._api.post("borrow/return", {"session_id": session_id}, retry=RetryPolicy(attempts=3, deadline_s=20.0))
         with self._lock:
             self._set_state(LeaseState.CLOSED)
         self._stop.set()
@@ -421,35 +483,91 @@ class License:
 
     @classmethod
     def offline(cls, key: str, *, server: Optional[str] = None, hardware_id: Optional[str] = None,
-                jwks: Optional[Dict[str, Any]] = None, now: Optional[float] = None) -> LeaseClaims:
-        """The stored borrow of `key`, verified with no network (cached or given jwks).
+                trusted_roots: Optional[Iterable[str]] = None, jwks: Optional[Dict[str, Any]] = None,
+                now: Optional[float] = None) -> LeaseClaims:
+        """The stored borrow of `key`, verified with no network, under the pinned root keys.
 
-        Raises NoLease (nothing stored), TokenExpired (the borrow ended), TokenInvalid
-        (forged, other machine, other server)."""
+        Raises TrustNotPinned (neither `trusted_roots` nor `jwks` given: nothing on this
+        machine can be trusted), NoLease (nothing stored), TokenExpired (the borrow ended),
+        TokenInvalid (forged, not under a pinned root, other machine, other server)."""
+        if trusted_root_set(trusted_roots) is None and jwks is None:
+            raise _missing_pins("License.offline")
         record = borrows.load(borrows.borrow_file(key))
         if record is None:
             raise NoLease("no borrowed seat is stored for this license key")
         stored_server = str(record.get("server", ""))
         if server and stored_server and server.rstrip("/") != stored_server:
             raise NoLease("the stored borrow is from another server")
-        cache = JwksCache(server or stored_server, jwks=jwks)
+        cache = JwksCache(server or stored_server, trusted_roots=trusted_roots, jwks=jwks)
         return cache.verify(record["token"], now=now, hardware_id=hardware_id or fingerprint.hardware_id())
 
-    # -- internals: tokens and state -------------------------------------------------------
+    # -- internals: borrows ------------------------------------------------------------------
     def _resume_borrow(self) -> bool:
-        """Use a stored borrow of this key (no network unless the jwks lacks its root)."""
+        """Use a stored borrow of this key; False when there is none to use (acquire normally).
+
+        Pinned: the stored token is verified offline first. Then one heartbeat asks the
+        server whether the session is still live (see the module doc). Refusals other
+        than "session ended" and "another user's session" are raised, as an acquire's
+        would be."""
         path = borrows.borrow_file(self.key)
         record = borrows.load(path)
         if record is None or str(record.get("server", "")).rstrip("/") != self.server:
             return False
+        stored_claims = self._verified_stored_borrow(record, path)
+        if self._jwks.anchored and stored_claims is None:
+            return False
+        session_id = stored_claims.session_id if stored_claims else _session_to_confirm(record, self.hardware_id)
+        if session_id is None:
+            return False
         try:
-            claims = self._jwks.verify(record["token"], issuer=self._issuer, hardware_id=self.hardware_id)
-        except TokenExpired:
+            body = self._api.post("heartbeat", {"session_id": session_id}, retry=NO_RETRY)
+        except (SessionExpired, SessionNotFound) as exc:
+            log.info("the stored borrow's session has ended (%s); acquiring a seat", exc.code)
             borrows.forget(path)
             return False
+        except Forbidden as exc:
+            if exc.code != Forbidden.code:
+                raise  # suspended, or the like: refused as an acquire would be
+            # Another user's borrow on this machine: theirs to keep; this user takes a seat of their own.
+            log.info("the stored borrow belongs to another user; acquiring a seat")
+            return False
+        except LicenseError as exc:
+            if not _cannot_ask_now(exc):
+                raise
+            if stored_claims is None:
+                raise _missing_pins("using a borrowed seat while the server cannot be reached") from exc
+            self._resume_offline(record, stored_claims)
+            return True
+        return self._resume_confirmed(body, session_id, path)
+
+    def _verified_stored_borrow(self, record: Dict[str, Any], path: Any) -> Optional[LeaseClaims]:
+        """The stored borrow's claims, verified offline under the pins; None if unusable or unpinned."""
+        if not self._jwks.anchored:
+            return None
+        try:
+            return self._jwks.verify(record["token"], issuer=self._issuer, hardware_id=self.hardware_id)
+        except TokenExpired:
+            borrows.forget(path)
         except TokenInvalid as exc:
             log.warning("ignoring the stored borrow: %s", exc)
+        return None
+
+    def _resume_confirmed(self, body: Dict[str, Any], session_id: str, path: Any) -> bool:
+        """The server confirmed the session: resume the borrow with its fresh token."""
+        claims = self._verify_fresh(body["token"])
+        if claims.session_id != session_id:
+            raise TokenInvalid("the server's token is for another session")
+        if not claims.borrowed:
+            # The borrow ends within a lease ttl: a plain seat now, which acquire returns as it is.
+            borrows.forget(path)
             return False
+        self._install_borrow(body["token"], claims, float(claims.expires_at))
+        self._store_borrow(body["token"], claims, body.get("expires_at"))
+        log.info("using the borrowed seat %s, confirmed by the server", claims.session_id)
+        return True
+
+    def _resume_offline(self, record: Dict[str, Any], claims: LeaseClaims) -> None:
+        """The server is unreachable: the verified stored borrow alone serves."""
         with self._lock:
             # Offline, this machine's clock is all there is: the same rule as verification.
             self._install_token(record["token"], claims)
@@ -457,9 +575,22 @@ class License:
             self._expires_mono = self._valid_until_mono = time.monotonic() + max(0.0, remaining)
             self.borrowed_until = _parse_time(record.get("borrowed_until")) or float(claims.expires_at)
             self._set_state(LeaseState.BORROWED)
-        log.info("using the borrowed seat %s (until %s)", claims.session_id, record.get("borrowed_until"))
-        return True
+        log.info("using the borrowed seat %s offline (until %s)", claims.session_id, record.get("borrowed_until"))
 
+    def _install_borrow(self, token: str, claims: LeaseClaims, borrowed_until: Optional[float]) -> None:
+        with self._lock:
+            self._install_token(token, claims)
+            self.borrowed_until = borrowed_until or float(claims.expires_at)
+            self._set_state(LeaseState.BORROWED)
+            self._warned = False
+
+    def _store_borrow(self, token: str, claims: LeaseClaims, borrowed_until: Any) -> None:
+        borrows.save(borrows.borrow_file(self.key), {
+            "server": self.server, "session_id": claims.session_id, "token": token,
+            "license_id": claims.license_id, "hardware_id": self.hardware_id, "borrowed_until": borrowed_until,
+        })
+
+    # -- internals: tokens and state -------------------------------------------------------
     def _acquire_body(self) -> Dict[str, Any]:
         return {"license_key": self.key, "hardware_id": self.hardware_id, "client": self._client_info}
 
@@ -470,9 +601,7 @@ class License:
             iat = float(split(token)[1].get("iat", 0))
         except TokenInvalid:
             iat = 0.0
-        kid_keys = self._jwks.keys(root_kid_of(token))
-        return verify_lease_token(token, kid_keys, now=iat, leeway_s=0, issuer=self._issuer,
-                                  hardware_id=self.hardware_id)
+        return self._jwks.verify(token, now=iat, leeway_s=0, issuer=self._issuer, hardware_id=self.hardware_id)
 
     def _install_token(self, token: str, claims: LeaseClaims) -> None:
         now = time.monotonic()

@@ -4,15 +4,24 @@
                   claims {iss, sub: session, lic, ten, uid, hw, tier, features, iat, exp,
                           grace?: offline seconds after exp, bor?: true on a borrow token}
     certificate   header {alg: ES256 | RS256 | PS256 | EdDSA, typ: "dlg+jwt", kid: root kid in jwks}
-                  claims {iss, sub: delegate kid, jwk: delegate public JWK, iat, exp}
+                  claims {iss, sub: delegate kid, jwk: delegate public JWK, iat, exp,
+                          lease_max_s: how far past its exp a token it roots may stay valid}
 
 A token is accepted when: the certificate's signature verifies with the root key of its
-`kid` in the jwks; the delegate JWK's RFC 7638 thumbprint is its kid, which is the
-certificate's `sub` and the token's `kid`; the token's signature verifies with the
-delegate key; the token's `iat` lies inside the certificate's validity (both stamped by
-the same server clock, so no tolerance); the token was not issued in the future and
-`now < exp + grace`, both with CLOCK_SKEW_S of tolerance for this machine's clock.
-Nothing here touches the network; `JwksCache` (jwks.py) supplies the keys.
+`kid` (and, with `trusted_roots`, that key's own RFC 7638 thumbprint is pinned: the
+`kid` a key document states is never trusted); the delegate JWK's thumbprint is its
+kid, which is the certificate's `sub` and the token's `kid`; the token's signature
+verifies with the delegate key; the token's `iat` lies inside the certificate's validity
+(both stamped by the same server clock, so no tolerance); the token stays inside its
+certificate's bound:
+
+    iat <= exp   and   exp + grace <= certificate exp + certificate lease_max_s
+
+(a certificate without an integer `lease_max_s` >= 0 is malformed), so a leaked
+delegate key, which lives an hour, cannot mint a lease valid for years; and the token
+was not issued in the future and `now < exp + grace`, both with CLOCK_SKEW_S of
+tolerance for this machine's clock. Nothing here touches the network; `JwksCache`
+(jwks.py) supplies the keys.
 """
 
 from __future__ import annotations
@@ -20,9 +29,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +45,8 @@ from coditect_license.errors import TokenExpired, TokenInvalid
 # future) and to `exp + grace` (not yet past). Stated in the README.
 CLOCK_SKEW_S = 60
 _MAX_TOKEN_CHARS = 16384
+# An RFC 7638 thumbprint as the server publishes it: SHA-256, base64url without padding.
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -82,6 +94,42 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
         raise TokenInvalid("unsupported or incomplete JWK")
     required = {m: jwk[m] for m in members}
     return b64url(hashlib.sha256(json.dumps(required, separators=(",", ":"), sort_keys=True).encode()).digest())
+
+
+def trusted_root_set(trusted_roots: Optional[Iterable[str]]) -> Optional[FrozenSet[str]]:
+    """The pinned root thumbprints as a set; None when nothing is pinned.
+
+    Raises ValueError for one string instead of a collection, an empty collection (pass
+    None to pin nothing), or an entry that is not a SHA-256 RFC 7638 thumbprint."""
+    if trusted_roots is None:
+        return None
+    if isinstance(trusted_roots, (str, bytes)):
+        raise ValueError("trusted_roots is a collection of thumbprints, not a single string")
+    pins = frozenset(trusted_roots)
+    if not pins:
+        raise ValueError("trusted_roots names no key (pass None to run without pinned roots)")
+    for pin in pins:
+        if not isinstance(pin, str) or not _THUMBPRINT.fullmatch(pin):
+            raise ValueError(f"trusted root {pin!r} is not an RFC 7638 SHA-256 thumbprint (43 base64url characters)")
+    return pins
+
+
+def pinned_root_keys(jwks: Mapping[str, Any], pins: FrozenSet[str]) -> Dict[str, Dict[str, Any]]:
+    """The keys of a jwks document whose own thumbprint is pinned, indexed by that thumbprint.
+
+    A key's stated `kid` plays no part: a key is trusted for what it is, not for what a
+    (possibly licensee-written) document calls it."""
+    found: Dict[str, Dict[str, Any]] = {}
+    for jwk in jwks.get("keys", []) if isinstance(jwks, Mapping) else []:
+        if not isinstance(jwk, dict):
+            continue
+        try:
+            thumbprint = jwk_thumbprint(jwk)
+        except TokenInvalid:
+            continue
+        if thumbprint in pins:
+            found[thumbprint] = {**jwk, "kid": thumbprint}
+    return found
 
 
 def _int(value: str) -> int:
@@ -164,18 +212,24 @@ def _number(claims: Mapping[str, Any], name: str, default: Optional[int] = None)
     return int(value)
 
 
-def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now: Optional[float] = None,
-                       leeway_s: int = CLOCK_SKEW_S, issuer: Optional[str] = None,
-                       hardware_id: Optional[str] = None, license_id: Optional[str] = None) -> LeaseClaims:
-    """Verify a lease token against root keys (kid -> JWK); LeaseClaims or TokenInvalid/TokenExpired.
+def _root_key(root_kid: str, keys: Mapping[str, Mapping[str, Any]],
+              pins: Optional[FrozenSet[str]]) -> Mapping[str, Any]:
+    """The root key a certificate names, refused unless its own thumbprint is pinned (when pins are given)."""
+    root = keys.get(root_kid)
+    if root is None:
+        if pins is not None and root_kid not in pins:
+            raise TokenInvalid(f"the certificate's root key {root_kid!r} is not one of the trusted roots")
+        raise TokenInvalid(f"the certificate's root key {root_kid!r} is not in the jwks")
+    if pins is not None:
+        thumbprint = jwk_thumbprint(root)
+        if thumbprint not in pins:
+            raise TokenInvalid(f"the certificate's root key (thumbprint {thumbprint}) is not one of the trusted roots")
+    return root
 
-    `issuer`, `hardware_id` and `license_id`, when given, must match the token's claims
-    (a borrow token copied to another machine fails the hardware check).
-    """
-    now = time.time() if now is None else now
-    header, claims, signing_input, signature = split(token)
-    if header.get("typ") != "lease+jwt" or header.get("alg") not in ("ES256", "EdDSA"):
-        raise TokenInvalid("not a lease token (typ lease+jwt, alg ES256/EdDSA)")
+
+def _verified_certificate(header: Mapping[str, Any], keys: Mapping[str, Mapping[str, Any]],
+                          pins: Optional[FrozenSet[str]]) -> Tuple[Dict[str, Any], str]:
+    """(claims, root kid) of the token's delegation certificate, its signature checked against its root."""
     certificate = header.get("dlg")
     if not isinstance(certificate, str):
         raise TokenInvalid("the token carries no delegation certificate")
@@ -183,13 +237,15 @@ def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now
     root_kid = cert_header.get("kid")
     if cert_header.get("typ") != "dlg+jwt" or not isinstance(root_kid, str):
         raise TokenInvalid("malformed delegation certificate")
-    root = keys.get(root_kid)
-    if root is None:
-        raise TokenInvalid(f"the certificate's root key {root_kid!r} is not in the jwks")
+    root = _root_key(root_kid, keys, pins)
     if root.get("alg") not in (None, cert_header.get("alg")):
         raise TokenInvalid("the certificate's algorithm is not its root key's")
     verify_signature(str(cert_header.get("alg")), public_key(root), cert_input, cert_signature)
+    return cert, root_kid
 
+
+def _verify_delegated_signature(header: Mapping[str, Any], cert: Mapping[str, Any], signing_input: bytes,
+                                signature: bytes) -> None:
     delegate = cert.get("jwk")
     if not isinstance(delegate, dict):
         raise TokenInvalid("the certificate holds no delegate key")
@@ -200,13 +256,63 @@ def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now
         raise TokenInvalid("the token's algorithm is not its delegate key's")
     verify_signature(str(header.get("alg")), public_key(delegate), signing_input, signature)
 
+
+def _check_within_certificate(cert: Mapping[str, Any], iat: int, exp: int, grace: int) -> None:
+    """The token claims no more than its certificate allows (the bound in the module doc)."""
     cert_iat, cert_exp = _number(cert, "iat"), _number(cert, "exp")
+    lease_max_s = cert.get("lease_max_s")
+    if isinstance(lease_max_s, bool) or not isinstance(lease_max_s, int) or lease_max_s < 0:
+        raise TokenInvalid("malformed delegation certificate: no integer lease_max_s >= 0")
+    if not cert_iat <= iat < cert_exp:
+        raise TokenInvalid("token issued outside its certificate's validity")
+    if exp < iat:
+        raise TokenInvalid("the token expires before it was issued")
+    if exp + grace > cert_exp + lease_max_s:
+        raise TokenInvalid(f"the token's validity (exp + grace = {exp + grace}) exceeds its certificate's bound "
+                           f"(exp + lease_max_s = {cert_exp + lease_max_s})")
+
+
+def _bound_strings(claims: Mapping[str, Any]) -> Dict[str, str]:
+    strings = {}
+    for name in ("sub", "lic", "ten", "uid", "hw"):
+        value = claims.get(name)
+        if not isinstance(value, str) or not value:
+            raise TokenInvalid(f"claim {name!r} missing")
+        strings[name] = value
+    return strings
+
+
+def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now: Optional[float] = None,
+                       leeway_s: int = CLOCK_SKEW_S, issuer: Optional[str] = None,
+                       hardware_id: Optional[str] = None, license_id: Optional[str] = None,
+                       trusted_roots: Optional[Iterable[str]] = None) -> LeaseClaims:
+    """Verify a lease token against root keys (kid -> JWK); LeaseClaims or TokenInvalid/TokenExpired.
+
+    Args:
+        keys: candidate root keys. Without `trusted_roots` they are the caller's trust
+            anchors as given; with it, they only supply key material.
+        trusted_roots: RFC 7638 thumbprints (base64url SHA-256) of the root keys to
+            accept, which is what the server publishes as each root's `kid`. The root key
+            is used only if the thumbprint computed from it is in this set.
+        issuer, hardware_id, license_id: when given, must match the token's claims (a
+            borrow token copied to another machine fails the hardware check).
+
+    Raises:
+        ValueError: `trusted_roots` is malformed (see `trusted_root_set`).
+    """
+    pins = trusted_root_set(trusted_roots)
+    now = time.time() if now is None else now
+    header, claims, signing_input, signature = split(token)
+    if header.get("typ") != "lease+jwt" or header.get("alg") not in ("ES256", "EdDSA"):
+        raise TokenInvalid("not a lease token (typ lease+jwt, alg ES256/EdDSA)")
+    cert, root_kid = _verified_certificate(header, keys, pins)
+    _verify_delegated_signature(header, cert, signing_input, signature)
+
     iat, exp = _number(claims, "iat"), _number(claims, "exp")
     grace = _number(claims, "grace", 0)
     if grace < 0:
         raise TokenInvalid("negative grace")
-    if not cert_iat <= iat < cert_exp:
-        raise TokenInvalid("token issued outside its certificate's validity")
+    _check_within_certificate(cert, iat, exp, grace)
     if cert.get("iss") != claims.get("iss"):
         raise TokenInvalid("token and certificate issuers differ")
     if issuer is not None and claims.get("iss") != issuer:
@@ -214,12 +320,7 @@ def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now
     if iat > now + leeway_s:
         raise TokenInvalid("token issued in the future (check this machine's clock)")
 
-    strings = {}
-    for name in ("sub", "lic", "ten", "uid", "hw"):
-        value = claims.get(name)
-        if not isinstance(value, str) or not value:
-            raise TokenInvalid(f"claim {name!r} missing")
-        strings[name] = value
+    strings = _bound_strings(claims)
     features = claims.get("features", [])
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise TokenInvalid("claim 'features' must be a list of strings")

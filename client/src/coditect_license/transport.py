@@ -4,6 +4,10 @@
 function at `<server>/<name>`), or a template with `{name}` for deployments where each
 function has its own host (`https://{name}-abc123-uc.a.run.app`).
 
+Plain `http://` is refused except on this machine's loopback (127.0.0.0/8, ::1,
+`localhost`): the ID token travels in every request, and anyone on the path of a plain
+connection could read it and answer in the server's name.
+
 Retried (exponential backoff with jitter, honouring Retry-After): connection errors,
 timeouts, 5xx, 429. A 401 is retried once right away with a force-refreshed ID token.
 Everything else raises its typed exception at once.
@@ -11,12 +15,14 @@ Everything else raises its typed exception at once.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -55,13 +61,39 @@ def _retry_after(headers: httpx.Headers) -> Optional[float]:
         return None
 
 
+def _is_loopback(host: Optional[str]) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_server_url(server: Optional[str]) -> str:
+    """`server` without its trailing slash, if it is https:// (or http:// on loopback).
+
+    Raises ValueError (with a message for the user) for anything else."""
+    if not server or not server.strip():
+        raise ValueError("the license server URL is required (server=... or CODITECT_LICENSE_SERVER)")
+    url = server.strip().rstrip("/")
+    parts = urlsplit(url.replace("{name}", "function"))
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme == "https" and host:
+        return url
+    if scheme == "http" and _is_loopback(host):
+        return url
+    raise ValueError(f"refusing the license server {url!r}: it must be https:// (plain http:// only on this "
+                     "machine's loopback: 127.0.0.0/8, ::1, localhost)")
+
+
 class ApiClient:
     def __init__(self, server: str, token_provider: Optional[TokenProvider], *, timeout_s: float = 10.0,
                  retry: RetryPolicy = RetryPolicy(), verify: Any = True,
                  transport: Optional[httpx.BaseTransport] = None):
-        if not server or not server.strip():
-            raise ValueError("the license server URL is required (server=... or CODITECT_LICENSE_SERVER)")
-        self.server = server.strip().rstrip("/")
+        self.server = checked_server_url(server)
         self.token_provider = token_provider
         self.retry = retry
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
@@ -153,4 +185,4 @@ class ApiClient:
         return self.call("GET", "jwks", auth=False, retry=retry or NO_RETRY)
 
 
-__all__ = ["ApiClient", "RetryPolicy", "NO_RETRY", "Unauthenticated"]
+__all__ = ["ApiClient", "RetryPolicy", "NO_RETRY", "Unauthenticated", "checked_server_url"]

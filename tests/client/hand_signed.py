@@ -1,0 +1,94 @@
+"""Lease tokens signed by hand with a test's own keys (imported by name: tests/client is on sys.path).
+
+A `Root` plays a KMS root key nobody pinned (a forger's, or a test's own with its own
+pins); `lease_token` builds the whole chain: a delegation certificate under the root,
+and a token signed by the certified delegate.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from coditect_license.tokens import jwk_thumbprint
+
+ISSUER = "https://license.coditect.dev"
+_OMIT = object()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def json_segment(value: Any) -> str:
+    return b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def segments(token: str):
+    """(header, claims, signature segment) of a compact JWS, unverified."""
+    head, body, sig = token.split(".")
+    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+    return json.loads(base64.urlsafe_b64decode(pad(head))), json.loads(base64.urlsafe_b64decode(pad(body))), sig
+
+
+def sign_es256(key: ec.EllipticCurvePrivateKey, header: Dict[str, Any], claims: Dict[str, Any]) -> str:
+    signing_input = f"{json_segment(header)}.{json_segment(claims)}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def public_jwk(key: ec.EllipticCurvePrivateKey) -> Dict[str, str]:
+    numbers = key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")),
+           "y": b64(numbers.y.to_bytes(32, "big"))}
+    return {**jwk, "kid": jwk_thumbprint(jwk), "alg": "ES256", "use": "sig"}
+
+
+@dataclass(frozen=True)
+class Root:
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def new(cls) -> "Root":
+        return cls(ec.generate_private_key(ec.SECP256R1()))
+
+    @property
+    def jwk(self) -> Dict[str, str]:
+        return public_jwk(self.key)
+
+    @property
+    def kid(self) -> str:
+        return self.jwk["kid"]
+
+    def jwks(self) -> Dict[str, Any]:
+        return {"keys": [self.jwk]}
+
+
+def lease_token(root: Root, claims: Dict[str, Any], *, cert_iat: int, cert_exp: int,
+                lease_max_s: Any = _OMIT, issuer: str = ISSUER) -> str:
+    """A lease token with `claims`, signed by a fresh delegate that `root` certified.
+
+    `lease_max_s` is left out of the certificate unless given (any value, to test refusals)."""
+    delegate = ec.generate_private_key(ec.SECP256R1())
+    delegate_jwk = public_jwk(delegate)
+    certificate_claims: Dict[str, Any] = {"iss": issuer, "sub": delegate_jwk["kid"], "jwk": delegate_jwk,
+                                          "iat": cert_iat, "exp": cert_exp}
+    if lease_max_s is not _OMIT:
+        certificate_claims["lease_max_s"] = lease_max_s
+    certificate = sign_es256(root.key, {"alg": "ES256", "kid": root.kid, "typ": "dlg+jwt"}, certificate_claims)
+    return sign_es256(delegate, {"alg": "ES256", "typ": "lease+jwt", "kid": delegate_jwk["kid"],
+                                 "dlg": certificate}, claims)
+
+
+def lease_claims(*, iat: int, exp: int, hardware_id: str = "hw-test", grace: int = 0, borrowed: bool = False,
+                 tier: str = "pro", session_id: str = "sess-hand-signed", license_id: str = "lic_hand",
+                 features: Optional[list] = None) -> Dict[str, Any]:
+    return {"iss": ISSUER, "sub": session_id, "lic": license_id, "ten": "t-hand", "uid": "someone",
+            "hw": hardware_id, "tier": tier, "features": list(features or []), "iat": iat, "exp": exp,
+            "grace": grace, "bor": borrowed}
