@@ -132,15 +132,21 @@ def _anchor(pinned: bool, trusted_roots) -> dict:
     return {"trusted_roots": trusted_roots} if pinned else {}
 
 
+def _borrowed_then_closed(lic, server, user, hardware_id: str, anchor: dict):
+    """Acquire, borrow for half an hour and close (the borrow stays stored); its claims."""
+    lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id=hardware_id,
+                    **anchor).acquire()
+    claims = lease.borrow(1800)
+    lease.close()
+    return claims
+
+
 @pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
 def test_a_borrow_the_admin_ended_is_not_resumed_while_the_server_answers(server, make_license, user, id_token,
                                                                           trusted_roots, pinned):
     lic = make_license(seats=2, lease_ttl_s=30, max_borrow_s=3600)
     anchor = _anchor(pinned, trusted_roots)
-    lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-laptop",
-                    **anchor).acquire()
-    claims = lease.borrow(1800)
-    lease.close()
+    claims = _borrowed_then_closed(lic, server, user, "hw-laptop", anchor)
 
     _force_release(server, id_token, lic, claims.session_id)
 
@@ -180,10 +186,7 @@ def test_another_users_borrow_on_this_machine_is_left_to_them(server, make_licen
                                                               trusted_roots, pinned):
     lic = make_license(seats=2, lease_ttl_s=30, max_borrow_s=3600)
     anchor = _anchor(pinned, trusted_roots)
-    lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-shared",
-                    **anchor).acquire()
-    claims = lease.borrow(1800)
-    lease.close()
+    claims = _borrowed_then_closed(lic, server, user, "hw-shared", anchor)
 
     with License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="hw-shared",
                  **anchor) as theirs:
