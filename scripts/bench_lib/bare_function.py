@@ -8,8 +8,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
+
 from devstack.processes import free_port, spawn, stop, wait_until
 from devstack.stack import REPO
 
@@ -21,7 +23,7 @@ class BareServer:
     process: subprocess.Popen
     base_url: str
     argv: list[str]
-    log: object
+    log: IO[bytes]  # gunicorn's own messages; shown only if it fails to start
 
     def stop(self) -> None:
         stop(self.process, timeout_s=10)

@@ -23,12 +23,11 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from devstack.stack import REPO
 
 from bench_lib import fixtures as fixtures_mod
 from bench_lib import redis_loop, report
@@ -49,6 +48,7 @@ from bench_lib.stack_facts import (
     pss_by_role,
     state_dir,
 )
+from devstack.stack import REPO
 
 SEAT_OPS = ("acquire", "heartbeat", "release", "validate")
 
@@ -154,7 +154,7 @@ class Bench:
         self.app, self.flags = gunicorn_flags(self.master)
         self.sampler = MemorySampler(stack.pid)
         self.phases: dict[str, PhaseRecord] = {}
-        self.started = datetime.now(timezone.utc)
+        self.started = datetime.now(UTC)
         self.run_id = fixtures_mod.new_run_id()
 
     # -- one measured phase -------------------------------------------------------------
@@ -185,7 +185,7 @@ class Bench:
             load=load,
             log=self.log.read(window["log"], after["log"]),
             cpu_s={role: after["cpu"].get(role, 0.0) - window["cpu"].get(role, 0.0) for role in after["cpu"]},
-            worker_cpu_s=[a - b for a, b in zip(after["workers"], window["workers"])],
+            worker_cpu_s=[a - b for a, b in zip(after["workers"], window["workers"], strict=True)],
             connections_per_worker=probed,
             before_window=self.log.read(before["log"], window["log"]) if window is not before else None,
         )
@@ -278,7 +278,8 @@ class Bench:
         try:
             plain = {**closed, "ops": {"noop": 1}, "license_keys": [],
                      "paths": {"noop": {"path": "/", "method": "POST"}}, "base_url": bare.base_url}
-            run_phase({**plain, "duration_s": 2}, hard_limit_s=60)  # warm the workers; not counted
+            # Warm the workers; not counted. At most as long as a measured phase (tiny smoke runs).
+            run_phase({**plain, "duration_s": min(2.0, args.sat_duration)}, hard_limit_s=60)
             bare_cpu: dict[str, float] = {}
 
             def on_bare_event(event: str) -> None:

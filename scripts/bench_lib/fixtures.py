@@ -13,9 +13,8 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from devstack.dev_tokens import emulator_id_token
-
 from bench_lib.stack_facts import Stack
+from devstack.dev_tokens import emulator_id_token
 
 TOKEN_LIFETIME_S = 6 * 3600  # the emulator does not check exp; still, outlive any run
 

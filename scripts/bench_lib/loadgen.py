@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from devstack.processes import spawn
 from devstack.stack import REPO

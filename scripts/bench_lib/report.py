@@ -1,4 +1,7 @@
-"""The plain-text report of scripts/bench, rendered from its JSON document."""
+"""The plain-text report of scripts/bench, rendered from its JSON document.
+
+Its closing Targets table (`targets_section`) also ends scripts/bench-sweep's output.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ TARGETS = {
     "acquire_sat_over_bare": 0.30,
     "seat_lib_over_bare_evalsha": 0.80,
 }
+TARGET_HEADERS = ["figure", "measured", "target", "verdict"]
 
 
 def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _verdict(ok: bool | None) -> str:
+def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
@@ -25,12 +29,13 @@ def _errors(counts: dict[str, int]) -> str:
     return ", ".join(f"{label} x{n}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
+def text_table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Lines of a plain-text table: a header, a rule, the rows; `align` is "l" or "r" per column."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)
+            str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align, strict=True)
         ).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *[line(r) for r in rows]]
@@ -163,7 +168,7 @@ def render(doc: dict[str, Any]) -> str:
     ramp = (ref.get("ramp") or {}).get("acquire")
     if ramp:
         rows.append(_op_row(f"login ramp acquire ({ref['ramp']['elapsed_s']:.1f} s)", ramp))
-    out += ["    " + line for line in _table(OP_HEADERS, rows, OP_ALIGN)]
+    out += ["    " + line for line in text_table(OP_HEADERS, rows, OP_ALIGN)]
     acq = ref["ops"].get("acquire") or {}
     variants = ", ".join(f"{k} x{v['count']:,} (p50 {_num(v['p50'], 2)} / p99 {_num(v['p99'], 2)} ms)"
                          for k, v in sorted((acq.get("variants") or {}).items()))
@@ -211,7 +216,7 @@ def render(doc: dict[str, Any]) -> str:
     rows.append(_op_row("(c) bare function (POST)", bare["ops"].get("noop"))
                 + [_cpu_per_request(bare.get("server_cpu_s"), bare["ops"].get("noop"))])
     notes += _error_lines("bare function", bare["ops"].get("noop"))
-    out += ["    " + line for line in _table(OP_HEADERS + ["server CPU ms/req"], rows, OP_ALIGN + "r")]
+    out += ["    " + line for line in text_table(OP_HEADERS + ["server CPU ms/req"], rows, OP_ALIGN + "r")]
     out.append("    server CPU ms/req: CPU time of every stack process (gunicorn, Redis, Firestore emulator, "
                "scripts/dev) per answered request; for (c) the bare server's")
     out += notes
@@ -282,28 +287,32 @@ def render(doc: dict[str, Any]) -> str:
         st = ref["ops"].get(op)
         p99 = st["latency_ms"]["p99"] if st else None
         rows.append([f"reference p99 {op}", f"{_num(p99, 2)} ms", f"<= {P99_TARGET_MS:g} ms",
-                     _verdict(None if p99 is None else p99 <= P99_TARGET_MS)])
+                     verdict(None if p99 is None else p99 <= P99_TARGET_MS)])
     rows.append(["reference unexpected errors", str(total["unexpected_error_count"] +
                                                     (ramp["unexpected_error_count"] if ramp else 0)),
-                 "0", _verdict(total["unexpected_error_count"] == 0 and not (ramp and ramp["unexpected_error_count"]))])
+                 "0", verdict(total["unexpected_error_count"] == 0 and not (ramp and ramp["unexpected_error_count"]))])
     bare_rps = ratios["bare_function_rps"]
     for key, op in (("heartbeat_sat_over_bare", "heartbeat"), ("acquire_sat_over_bare", "acquire")):
         value = ratios[key]
         rps = (sat[f"sat {op}"]["ops"].get(op) or {}).get("rps", 0.0)
         percent = _num(None if value is None else value * 100)
         rows.append([f"{op} saturation / bare function", f"{rps:,.0f} / {bare_rps:,.0f} = {percent} %",
-                     f">= {TARGETS[key] * 100:.0f} %", _verdict(None if value is None else value >= TARGETS[key])])
+                     f">= {TARGETS[key] * 100:.0f} %", verdict(None if value is None else value >= TARGETS[key])])
     value = ratios["seat_lib_over_bare_evalsha"]
     rows.append(["SeatTable.acquire / bare EVALSHA",
                  f"{r['lib_per_s']:,.0f} / {r['bare_per_s']:,.0f} = {value * 100:.1f} %",
                  f">= {TARGETS['seat_lib_over_bare_evalsha'] * 100:.0f} %",
-                 _verdict(value >= TARGETS["seat_lib_over_bare_evalsha"])])
+                 verdict(value >= TARGETS["seat_lib_over_bare_evalsha"])])
     per_1000 = k["steady_per_1000"]
     rows.append(["KMS calls per 1000 acquires+heartbeats (steady)", _num(per_1000, 3), "0",
-                 _verdict(None if per_1000 is None else per_1000 == 0)])
+                 verdict(None if per_1000 is None else per_1000 == 0)])
     rows.append(["KMS calls in warm-up", str(k["warmup_calls"]), f"<= {server['workers']} (1 per worker)",
-                 _verdict(None if k["warmup_calls"] is None else k["warmup_calls"] <= server["workers"])])
+                 verdict(None if k["warmup_calls"] is None else k["warmup_calls"] <= server["workers"])])
     rows.append(["peak RSS of the stack", f"{mem['peak_rss_mib']:.1f} MiB", "(reported)", ""])
-    out += ["", "Targets"]
-    out += ["    " + line for line in _table(["figure", "measured", "target", "verdict"], rows, "lrll")]
+    out += targets_section(rows)
     return "\n".join(out)
+
+
+def targets_section(rows: list[list[str]]) -> list[str]:
+    """The closing "Targets" table of scripts/bench and scripts/bench-sweep: one row per target."""
+    return ["", "Targets", *("    " + line for line in text_table(TARGET_HEADERS, rows, "lrll"))]

@@ -150,7 +150,8 @@ def gunicorn_flags(master: int | None) -> tuple[str | None, list[str]]:
     return app, flags
 
 
-def flag_value(flags: list[str], name: str, default: str | None = None) -> str | None:
+def flag_value(flags: list[str], name: str, default: str) -> str:
+    """The value after `name` in a gunicorn command line, or `default` when the flag is absent."""
     if name in flags:
         index = flags.index(name)
         if index + 1 < len(flags):
@@ -271,7 +272,7 @@ class MemorySampler:
         while not self._stop.wait(self.interval_s):
             self.sample()
 
-    def start(self) -> "MemorySampler":
+    def start(self) -> MemorySampler:
         self.sample()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()

@@ -1,0 +1,146 @@
+"""scripts/bench and scripts/bench-sweep end to end, with tiny durations and sizes.
+
+They are run as a developer runs them, each on a stack of its own: scripts/bench
+against a ./scripts/dev started here (found through DEV_STATE_DIR, as the bench finds
+any dev stack), scripts/bench-sweep on the stack it starts itself. Neither touches the
+session's stack nor the developer's .dev/. A run this short measures nothing, so the
+timing verdicts are not checked; that each tool completes, prints every section and its
+Targets table, and that the figures which must be exact are, is — so a changed seat
+script, key or endpoint cannot silently break the benchmark again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.processes import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+# Seconds, not minutes: every phase of scripts/bench runs about a second.
+TINY_BENCH = ["--users", "4", "--licenses", "2", "--duration", "1", "--think", "0.05", "0.1", "--ramp", "0.5",
+              "--connections", "2", "--sat-duration", "1", "--heartbeat-sessions", "10", "--warmup", "0.5",
+              "--redis-calls", "50"]
+TINY_SWEEP = ["--licenses", "5", "--leases", "50"]
+TARGET_HEADERS = ["figure", "measured", "target", "verdict"]
+
+
+def _own_backends_env(**extra: str) -> dict[str, str]:
+    """This environment without the session stack's backends, so the tool starts its own."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FIRESTORE_EMULATOR_HOST", "DEV_STATE_DIR")}
+    return {**env, **extra}
+
+
+def _targets(stdout: str) -> dict[str, list[str]]:
+    """The closing Targets table: figure -> [measured, target, verdict]; its header checked."""
+    lines = stdout.splitlines()
+    assert "Targets" in lines, stdout
+    header, rule, *rows = lines[lines.index("Targets") + 1:]
+    assert re.split(r"\s{2,}", header.strip()) == TARGET_HEADERS, header
+    assert set(rule.strip()) <= {"-", " "}, rule
+    table = {}
+    for row in rows:
+        if not row.startswith("    ") or not row.strip():
+            break  # anything after the table (e.g. "JSON written to ...")
+        figure, *rest = re.split(r"\s{2,}", row.strip())
+        table[figure] = rest
+    return table
+
+
+def _run(tool: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    started = time.monotonic()
+    done = subprocess.run([str(REPO / "scripts" / tool), *args], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, f"{tool} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-3000:]}"
+    print(f"{tool} took {time.monotonic() - started:.1f} s")
+    return done
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory) -> Iterator[Path]:
+    """./scripts/dev with its own backends and state folder; yields that folder (DEV_STATE_DIR)."""
+    state = tmp_path_factory.mktemp("bench-dev")
+    env = _own_backends_env(DEV_STATE_DIR=str(state), PORT=str(free_port()), WORKERS="2",
+                            SWEEP_INTERVAL_S="3600")  # no timed sweep during the run
+    with open(state / "dev.out", "wb") as out:
+        dev = subprocess.Popen([str(REPO / "scripts" / "dev")], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (state / "stack.json").exists():
+            assert dev.poll() is None and time.monotonic() < deadline, (state / "dev.out").read_text()
+            time.sleep(0.2)
+        yield state
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            dev.wait()
+
+
+def test_bench_measures_a_dev_stack_and_prints_its_targets(dev_stack, tmp_path):
+    report = tmp_path / "bench.json"
+    done = _run("bench", *TINY_BENCH, "--json", str(report), env=_own_backends_env(DEV_STATE_DIR=str(dev_stack)))
+    facts = json.loads((dev_stack / "stack.json").read_text())
+    out = done.stdout
+
+    assert out.startswith("scripts/bench: license server, running local stack"), out
+    assert f"server  : {facts['base_url']} (stack pid {facts['pid']})" in out
+    for section in ("(a) Reference profile: 4 users", "(b) Saturation: closed loop, 2 connections",
+                    "(d) Redis, acquire_seat script, one call at a time, 50 calls x 3 rounds",
+                    "(e) KMS AsymmetricSign calls", "(f) Peak RSS of the stack"):
+        assert section in out, section
+    targets = _targets(out)
+    assert list(targets) == [
+        "reference p99 acquire", "reference p99 heartbeat", "reference p99 release", "reference p99 validate",
+        "reference unexpected errors", "heartbeat saturation / bare function", "acquire saturation / bare function",
+        "SeatTable.acquire / bare EVALSHA", "KMS calls per 1000 acquires+heartbeats (steady)",
+        "KMS calls in warm-up", "peak RSS of the stack",
+    ]
+    # Exact, however short the run: every request answered as the API says, and both
+    # Redis loops granted every call (a refusal stops the bench before the table).
+    assert targets["reference unexpected errors"] == ["0", "0", "PASS"]
+    assert re.fullmatch(r"[\d,]+ / [\d,]+ = [\d.]+ %", targets["SeatTable.acquire / bare EVALSHA"][0])
+
+    document = json.loads(report.read_text())
+    redis_loops = document["redis_evalsha"]
+    assert redis_loops["calls_per_round"] == 50
+    assert min(redis_loops["bare_rounds_per_s"] + redis_loops["lib_rounds_per_s"]) > 0
+    for phase in ("sat acquire", "sat heartbeat", "sat release", "sat validate", "sat health"):
+        ops = document["phases"][phase]["ops"]
+        assert sum(stats["ok"] for stats in ops.values()) > 0, phase
+        assert sum(stats["unexpected_error_count"] for stats in ops.values()) == 0, (phase, ops)
+
+
+def test_bench_sweep_runs_on_its_own_stack_and_prints_its_targets(tmp_path):
+    report = tmp_path / "sweep.json"
+    done = _run("bench-sweep", *TINY_SWEEP, "--json", str(report), env=_own_backends_env())
+    out = done.stdout
+
+    for phase in ("(0) Redis side alone, 50 expirations", "(1) 50 expired leases",
+                  "(2) 50 live leases, nothing to do", "(2') the same again"):
+        assert phase in out, phase
+    targets = _targets(out)
+    assert list(targets) == [
+        "(0) Redis side alone, 50 expirations", "(1) leases expired by the full sweep",
+        "(1) Redis side inside the full sweep", "(2) live leases, nothing to do: Firestore reads / writes",
+        "(2') live leases, nothing to do: Firestore reads / writes",
+    ]
+    # Exact, however small the run: every lease expires once, and a sweep with nothing to
+    # do costs Firestore nothing after that history.
+    assert targets["(1) leases expired by the full sweep"] == ["50", "50 (all)", "PASS"]
+    assert targets["(2) live leases, nothing to do: Firestore reads / writes"][::2] == ["0 / 0", "PASS"]
+    assert targets["(2') live leases, nothing to do: Firestore reads / writes"][::2] == ["0 / 0", "PASS"]
+    assert [phase["phase"] for phase in json.loads(report.read_text())][0] == "(0) Redis side alone"
