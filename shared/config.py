@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from shared.ratelimit.limits import Limit
+from shared.domain.limits import Limit
 
 
 class ConfigError(ValueError):

@@ -1,36 +1,64 @@
 """Wiring: each adapter built once per process, on first use, from Settings.
 
 Lazily, not at import: a forked gunicorn worker must open its own gRPC channels and
-Redis pool, and `health` must answer without any backend configured. Tests replace the
-whole runtime (e.g. with a clock they move) through `install_runtime`.
+Redis pool, and `health` must answer without any backend configured; each property
+imports its adapter only when first used, so a function's bundle needs only the
+libraries of the adapters it touches. Tests replace the whole runtime (e.g. with a clock
+they move) through `install_runtime`. Properties are typed with the ports the use cases
+see (shared/licensing/ports.py), or the adapter where only the wiring uses it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.ids import IdGenerator, RandomIds
 
+if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module doc)
+    import redis
+
+    from shared.auth import FirebaseTokenVerifier
+    from shared.auth.scheduler_oidc import SchedulerTokenVerifier
+    from shared.licensing.administration import Administration
+    from shared.licensing.license_directory import LicenseDirectory
+    from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger
+    from shared.licensing.provisioning import Provisioning
+    from shared.licensing.seat_service import SeatService
+    from shared.licensing.sweep import Sweeper
+    from shared.ratelimit import LocalRateLimiter
+    from shared.store import FirestoreStore
+    from shared.tokens.kms_root import RootSigner
+
+Built = TypeVar("Built")
+
 
 class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, ids: IdGenerator | None = None):
         self.settings = settings
-        self.clock = clock or SystemClock()
-        self.ids = ids or RandomIds()
+        self.clock: Clock = clock or SystemClock()
+        self.ids: IdGenerator = ids or RandomIds()
         self._build_lock = threading.RLock()
+        self._built: dict[str, Any] = {}
 
-    def _once(self, name: str, build):
+    def override(self, name: str, adapter: Any) -> None:
+        """Use `adapter` as the one named (tests: e.g. "firestore" with a store that fails)."""
+        with self._build_lock:
+            self._built[name] = adapter
+
+    def _once(self, name: str, build: Callable[[], Built]) -> Built:
         # Threads of one worker may race to the first use; build exactly once.
         with self._build_lock:
-            if name not in self.__dict__:
-                self.__dict__[name] = build()
-            return self.__dict__[name]
+            if name not in self._built:
+                self._built[name] = build()
+            return self._built[name]  # type: ignore[no-any-return]  # stored by this very call
 
     @property
-    def redis(self):
-        def build():
+    def redis(self) -> redis.Redis:
+        def build() -> redis.Redis:
             import redis
 
             return redis.Redis.from_url(
@@ -41,17 +69,23 @@ class Runtime:
                 max_connections=256,
             )
 
-        return self._once("_redis", build)
+        return self._once("redis", build)
 
     @property
-    def seats(self):
+    def seats(self) -> SeatLedger:
         from shared.seats import SeatTable
 
-        return self._once("_seats", lambda: SeatTable(self.redis))
+        return self._once("seats", lambda: SeatTable(self.redis))
 
     @property
-    def store(self):
-        def build():
+    def sweep_ledger(self) -> SweepLedger:
+        from shared.seats import SweepLedger
+
+        return self._once("sweep_ledger", lambda: SweepLedger(self.redis))
+
+    @property
+    def firestore(self) -> FirestoreStore:
+        def build() -> FirestoreStore:
             from google.cloud import firestore
 
             from shared.store import FirestoreStore
@@ -59,23 +93,27 @@ class Runtime:
             client = firestore.Client(project=self.settings.project_id)
             return FirestoreStore(client, timeout_s=self.settings.firestore_timeout_s)
 
-        return self._once("_store", build)
+        return self._once("firestore", build)
 
     @property
-    def root_signer(self):
-        def build():
+    def store(self) -> DurableRecord:
+        return self.firestore
+
+    @property
+    def root_signer(self) -> RootSigner:
+        def build() -> RootSigner:
             from shared.tokens.kms_root import KmsRootSigner, kms_client
 
             return KmsRootSigner(
                 kms_client(self.settings.kms_endpoint), self.settings.require("lease_root_kms_key"), self.clock
             )
 
-        return self._once("_root_signer", build)
+        return self._once("root_signer", build)
 
     @property
-    def signer(self):
-        def build():
-            from shared.store.models import LEASE_TOKEN_MAX_S
+    def signer(self) -> LeaseSigner:
+        def build() -> LeaseSigner:
+            from shared.domain import LEASE_TOKEN_MAX_S
             from shared.tokens import DelegatedSigner
 
             return DelegatedSigner(
@@ -83,11 +121,11 @@ class Runtime:
                 lease_max_s=LEASE_TOKEN_MAX_S,
             )
 
-        return self._once("_signer", build)
+        return self._once("signer", build)
 
     @property
-    def token_verifier(self):
-        def build():
+    def token_verifier(self) -> FirebaseTokenVerifier:
+        def build() -> FirebaseTokenVerifier:
             from shared.auth import FirebaseTokenVerifier
 
             return FirebaseTokenVerifier(
@@ -97,15 +135,15 @@ class Runtime:
                 clock_skew_s=self.settings.auth_clock_skew_s,
             )
 
-        return self._once("_token_verifier", build)
+        return self._once("token_verifier", build)
 
     @property
-    def admin_token_verifier(self):
+    def admin_token_verifier(self) -> FirebaseTokenVerifier:
         """The admin function's: each token's account is also checked (see FirebaseTokenVerifier)."""
         if not self.settings.admin_checks_accounts:
             return self.token_verifier
 
-        def build():
+        def build() -> FirebaseTokenVerifier:
             from shared.auth import FirebaseTokenVerifier
 
             return FirebaseTokenVerifier(
@@ -116,20 +154,20 @@ class Runtime:
                 clock_skew_s=self.settings.auth_clock_skew_s,
             )
 
-        return self._once("_admin_token_verifier", build)
+        return self._once("admin_token_verifier", build)
 
     @property
-    def licenses(self):
-        def build():
+    def licenses(self) -> LicenseDirectory:
+        def build() -> LicenseDirectory:
             from shared.licensing.license_directory import LicenseDirectory
 
             return LicenseDirectory(self.store, self.seats, self.clock, ttl_s=self.settings.license_cache_ttl_s)
 
-        return self._once("_licenses", build)
+        return self._once("licenses", build)
 
     @property
-    def seat_service(self):
-        def build():
+    def seat_service(self) -> SeatService:
+        def build() -> SeatService:
             from shared.licensing.seat_service import SeatService
 
             return SeatService(
@@ -138,23 +176,23 @@ class Runtime:
                 rate_limiter=self.rate_limiter, license_acquire_limit=self.settings.rate_limit_license_acquire,
             )
 
-        return self._once("_seat_service", build)
+        return self._once("seat_service", build)
 
     @property
-    def rate_limiter(self):
+    def rate_limiter(self) -> RateLimiter:
         from shared.ratelimit import RedisRateLimiter
 
-        return self._once("_rate_limiter", lambda: RedisRateLimiter(self.redis, self.clock))
+        return self._once("rate_limiter", lambda: RedisRateLimiter(self.redis, self.clock))
 
     @property
-    def local_rate_limiter(self):
+    def local_rate_limiter(self) -> LocalRateLimiter:
         from shared.ratelimit import LocalRateLimiter
 
-        return self._once("_local_rate_limiter", lambda: LocalRateLimiter(self.clock))
+        return self._once("local_rate_limiter", lambda: LocalRateLimiter(self.clock))
 
     @property
-    def scheduler_verifier(self):
-        def build():
+    def scheduler_verifier(self) -> SchedulerTokenVerifier:
+        def build() -> SchedulerTokenVerifier:
             from shared.auth.scheduler_oidc import SchedulerTokenVerifier
 
             return SchedulerTokenVerifier(
@@ -163,21 +201,21 @@ class Runtime:
                 certs_url=self.settings.oidc_certs_url,
             )
 
-        return self._once("_scheduler_verifier", build)
+        return self._once("scheduler_verifier", build)
 
     @property
-    def sweeper(self):
-        def build():
+    def sweeper(self) -> Sweeper:
+        def build() -> Sweeper:
             from shared.licensing.sweep import Sweeper
 
-            return Sweeper(seats=self.seats, store=self.store, licenses=self.licenses, redis_client=self.redis,
+            return Sweeper(seats=self.seats, ledger=self.sweep_ledger, store=self.store, licenses=self.licenses,
                            clock=self.clock, budget_s=self.settings.sweep_budget_s)
 
-        return self._once("_sweeper", build)
+        return self._once("sweeper", build)
 
     @property
-    def provisioning(self):
-        def build():
+    def provisioning(self) -> Provisioning:
+        def build() -> Provisioning:
             from shared.licensing.provisioning import Provisioning
 
             return Provisioning(
@@ -186,17 +224,17 @@ class Runtime:
                 default_heartbeat_interval_s=self.settings.default_heartbeat_interval_s,
             )
 
-        return self._once("_provisioning", build)
+        return self._once("provisioning", build)
 
     @property
-    def administration(self):
-        def build():
+    def administration(self) -> Administration:
+        def build() -> Administration:
             from shared.licensing.administration import Administration
 
             return Administration(store=self.store, seats=self.seats, provisioning=self.provisioning,
                                   clock=self.clock, ids=self.ids)
 
-        return self._once("_administration", build)
+        return self._once("administration", build)
 
 
 _current: Runtime | None = None

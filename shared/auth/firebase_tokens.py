@@ -21,7 +21,8 @@ from firebase_admin import auth as firebase_auth
 from firebase_admin import credentials as firebase_credentials
 from firebase_admin import exceptions as firebase_exceptions
 
-from shared.auth.principal import Principal, principal_from_claims
+from shared.auth.principal import principal_from_claims
+from shared.domain import Principal
 from shared.config import ConfigError
 from shared.errors import BackendUnavailable, Unauthenticated
 

@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable, TypeVar
 import flask
 import pydantic
 
-from shared.auth import Principal, bearer_token
+from shared.auth import bearer_token
+from shared.domain import Principal
 from shared.config import Settings
 from shared.errors import (
     InvalidRequest,

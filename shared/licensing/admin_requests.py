@@ -1,13 +1,32 @@
-"""Request bodies of the admin function (API.md "Administration"), validated strictly."""
+"""Request bodies of the admin function (API.md "Administration"), validated strictly.
+
+Numeric bounds come from shared.domain.LicenseBounds, the one place they are defined.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain import LicenseBounds
 from shared.ids import TENANT_ID
-from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
 
-_NAME = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_TENANT_PATTERN = f"^{TENANT_ID.pattern}$"
+_NO_CONTROLS = r"^[^\x00-\x1f\x7f]+$"  # text shown to people
+
+
+def bounded(name: str, default: Any = ...) -> Any:
+    """A pydantic field held to the license setting's bounds."""
+    limits = LicenseBounds.BY_FIELD[name]
+    return Field(default=default, ge=limits.low, le=limits.high)
+
+
+def _list(default_factory: Any = None) -> Any:
+    if default_factory is None:
+        return Field(default=None, max_length=LicenseBounds.MAX_LIST_ITEMS)
+    return Field(default_factory=default_factory, max_length=LicenseBounds.MAX_LIST_ITEMS)
 
 
 class _Body(BaseModel):
@@ -15,37 +34,37 @@ class _Body(BaseModel):
 
 
 class CreateTenantRequest(_Body):
-    id: str | None = Field(default=None, min_length=3, max_length=63, pattern=f"^{TENANT_ID.pattern}$")
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")  # shown to people: no controls
+    id: str | None = Field(default=None, min_length=3, max_length=63, pattern=_TENANT_PATTERN)
+    name: str = Field(min_length=1, max_length=200, pattern=_NO_CONTROLS)
 
 
 class CreateLicenseRequest(_Body):
-    tenant: str | None = Field(default=None, min_length=3, max_length=63, pattern=f"^{TENANT_ID.pattern}$")
-    max_seats: int = Field(ge=1, le=1_000_000)
-    tier: str = _NAME
-    features: list[str] = Field(default_factory=list, max_length=100)
+    tenant: str | None = Field(default=None, min_length=3, max_length=63, pattern=_TENANT_PATTERN)
+    max_seats: int = bounded("max_seats")
+    tier: str = Field(min_length=1, max_length=64, pattern=_TIER_PATTERN)
+    features: list[str] = _list(list)
     expires_at: str | None = None
-    lease_ttl_s: int | None = Field(default=None, ge=10, le=86_400)
-    heartbeat_interval_s: int | None = Field(default=None, ge=1, le=86_400)
-    allowed_domains: list[str] = Field(default_factory=list, max_length=100)
-    revive_window_s: int = Field(default=0, ge=0, le=86_400)
-    max_sessions_per_user: int = Field(default=0, ge=0, le=10_000)
-    offline_grace_s: int = Field(default=0, ge=0, le=MAX_OFFLINE_GRACE_S)
-    max_borrow_s: int = Field(default=0, ge=0, le=MAX_BORROW_S)
+    lease_ttl_s: int | None = bounded("lease_ttl_s", None)
+    heartbeat_interval_s: int | None = bounded("heartbeat_interval_s", None)
+    allowed_domains: list[str] = _list(list)
+    revive_window_s: int = bounded("revive_window_s", 0)
+    max_sessions_per_user: int = bounded("max_sessions_per_user", 0)
+    offline_grace_s: int = bounded("offline_grace_s", 0)
+    max_borrow_s: int = bounded("max_borrow_s", 0)
 
 
 class UpdateLicenseRequest(_Body):
     """Only the fields present change; `expires_at: null` removes the expiry."""
 
-    max_seats: int | None = Field(default=None, ge=1, le=1_000_000)
-    lease_ttl_s: int | None = Field(default=None, ge=10, le=86_400)
-    heartbeat_interval_s: int | None = Field(default=None, ge=1, le=86_400)
+    max_seats: int | None = bounded("max_seats", None)
+    lease_ttl_s: int | None = bounded("lease_ttl_s", None)
+    heartbeat_interval_s: int | None = bounded("heartbeat_interval_s", None)
     expires_at: str | None = None
     suspended: bool | None = None
-    tier: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    features: list[str] | None = Field(default=None, max_length=100)
-    allowed_domains: list[str] | None = Field(default=None, max_length=100)
-    revive_window_s: int | None = Field(default=None, ge=0, le=86_400)
-    max_sessions_per_user: int | None = Field(default=None, ge=0, le=10_000)
-    offline_grace_s: int | None = Field(default=None, ge=0, le=MAX_OFFLINE_GRACE_S)
-    max_borrow_s: int | None = Field(default=None, ge=0, le=MAX_BORROW_S)
+    tier: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TIER_PATTERN)
+    features: list[str] | None = _list()
+    allowed_domains: list[str] | None = _list()
+    revive_window_s: int | None = bounded("revive_window_s", None)
+    max_sessions_per_user: int | None = bounded("max_sessions_per_user", None)
+    offline_grace_s: int | None = bounded("offline_grace_s", None)
+    max_borrow_s: int | None = bounded("max_borrow_s", None)

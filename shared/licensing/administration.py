@@ -23,15 +23,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from shared.auth import Principal
-from shared.clock import Clock, parse_rfc3339, rfc3339
+from shared.clock import Clock
+from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal
+from shared.domain.times import parse_rfc3339, rfc3339
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import LICENSE_ID, TENANT_ID, IdGenerator, license_id_of_session
 from shared.licensing.admin_requests import CreateLicenseRequest, CreateTenantRequest, UpdateLicenseRequest
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
+from shared.licensing.ports import DurableRecord, SeatLedger
 from shared.licensing.settlement import settle
-from shared.seats import SeatTable
-from shared.store import AuditEvent, FirestoreStore, License
 
 _MAX_PAGE = 500
 
@@ -72,7 +72,7 @@ def _time(value: str | None, field: str) -> int | None:
 
 
 class Administration:
-    def __init__(self, *, store: FirestoreStore, seats: SeatTable, provisioning: Provisioning, clock: Clock,
+    def __init__(self, *, store: DurableRecord, seats: SeatLedger, provisioning: Provisioning, clock: Clock,
                  ids: IdGenerator):
         self._store = store
         self._seats = seats
@@ -185,9 +185,10 @@ class Administration:
         self._check_may_change(caller, lic, changes)
         if "suspended" in changes:
             changes["suspended_by"] = caller.role if changes["suspended"] else None
-        if not 1 <= changes.get("heartbeat_interval_s", lic.heartbeat_interval_s) < changes.get("lease_ttl_s",
-                                                                                                 lic.lease_ttl_s):
-            raise InvalidRequest("heartbeat_interval_s must be shorter than lease_ttl_s", field="heartbeat_interval_s")
+        timing = {name: changes.get(name, getattr(lic, name)) for name in ("lease_ttl_s", "heartbeat_interval_s")}
+        problems = LicenseBounds.problems(**timing)
+        if problems:
+            raise InvalidRequest("; ".join(problems), field="heartbeat_interval_s")
         updated = replace(lic, **changes, updated_ms=self._clock.now_ms())
         before, after = lic.admin_view(), updated.admin_view()
         diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k] and k != "updated_at"}
@@ -237,7 +238,7 @@ class Administration:
             if lease.state != "live":
                 continue
             outcome = self._seats.release(lic.id, lease.session_id, now_ms=now, caller_uid=caller.uid,
-                                          may_act_for_others=True, end_state="revoked", **self._hold_terms(lic))
+                                          may_act_for_others=True, end=EndReason.REVOKED, **self._hold_terms(lic))
             if outcome.kind == "ENDED" and outcome.end is not None:
                 ended.append(outcome.end)
         settle(self._store, self._seats, lic, ended, actor=caller.uid)
@@ -272,7 +273,7 @@ class Administration:
         if license_id_of_session(session_id) != lic.id:
             raise SessionNotFound(f"license {lic.id} has no session {session_id}")
         outcome = self._seats.release(lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
-                                      may_act_for_others=True, end_state="forced", **self._hold_terms(lic))
+                                      may_act_for_others=True, end=EndReason.FORCED, **self._hold_terms(lic))
         if outcome.kind == "UNKNOWN":
             record = self._store.get_session(session_id)
             if record is None or record.license_id != lic.id:
@@ -280,7 +281,7 @@ class Administration:
             return {"status": "already_released"}
         end = outcome.end
         settle(self._store, self._seats, lic, [end], actor=caller.uid)
-        if not (outcome.kind == "ENDED" and end.state == "forced"):
+        if not (outcome.kind == "ENDED" and end.state == EndReason.FORCED):
             return {"status": "already_released"}
         answer = {"status": "released", "session_id": session_id, "uid": end.uid, "hardware_id": end.hardware_id,
                   "seat_counted_until": None}

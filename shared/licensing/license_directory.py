@@ -18,8 +18,8 @@ import cachetools
 from shared.clock import Clock
 from shared.errors import LicenseNotFound
 from shared.licensing.license_keys import MalformedKey, canonical_key, key_hash
-from shared.seats import SeatTable
-from shared.store import FirestoreStore, License
+from shared.domain import License
+from shared.licensing.ports import DurableRecord, SeatLedger
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class CachedLicense:
 class LicenseDirectory:
     """Finds licenses by key or id, from cache when the generation allows."""
 
-    def __init__(self, store: FirestoreStore, seats: SeatTable, clock: Clock, *, ttl_s: int, max_entries: int = 50_000):
+    def __init__(self, store: DurableRecord, seats: SeatLedger, clock: Clock, *, ttl_s: int, max_entries: int = 50_000):
         self._store = store
         self._seats = seats
         timer = lambda: clock.now_ms() / 1000  # noqa: E731 - the cache's clock is the service's

@@ -12,8 +12,8 @@ from shared.clock import Clock
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import TENANT_ID, IdGenerator
 from shared.licensing.license_keys import key_hash, new_license_key
-from shared.store import AuditEvent, FirestoreStore, License, Tenant
-from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
+from shared.domain import AuditEvent, License, LicenseBounds, Tenant
+from shared.licensing.ports import DurableRecord
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -57,7 +57,7 @@ def _slug(name: str) -> str:
 
 
 class Provisioning:
-    def __init__(self, *, store: FirestoreStore, clock: Clock, ids: IdGenerator,
+    def __init__(self, *, store: DurableRecord, clock: Clock, ids: IdGenerator,
                  default_lease_ttl_s: int, default_heartbeat_interval_s: int):
         self._store = store
         self._clock = clock
@@ -83,21 +83,11 @@ class Provisioning:
             raise NotFound(f"no tenant {spec.tenant_id}")
         ttl_s = spec.lease_ttl_s or self._default_ttl_s
         interval_s = spec.heartbeat_interval_s or min(self._default_interval_s, max(1, ttl_s * 5 // 6))
-        problems = []
-        if not 1 <= spec.max_seats <= 1_000_000:
-            problems.append("max_seats must be between 1 and 1000000")
-        if not 10 <= ttl_s <= 86_400:
-            problems.append("lease_ttl_s must be between 10 and 86400")
-        if not 0 <= spec.offline_grace_s <= MAX_OFFLINE_GRACE_S:
-            problems.append(f"offline_grace_s must be between 0 and {MAX_OFFLINE_GRACE_S} (30 days)")
-        if not 0 <= spec.max_borrow_s <= MAX_BORROW_S:
-            problems.append(f"max_borrow_s must be between 0 (no borrowing) and {MAX_BORROW_S} (90 days)")
-        if not 0 <= spec.max_sessions_per_user <= 10_000:
-            problems.append("max_sessions_per_user must be between 0 (no limit) and 10000")
-        if not 0 <= spec.revive_window_s <= 86_400:
-            problems.append("revive_window_s must be between 0 and 86400")
-        if not 1 <= interval_s < ttl_s:
-            problems.append("heartbeat_interval_s must be at least 1 and shorter than lease_ttl_s")
+        problems = LicenseBounds.problems(
+            max_seats=spec.max_seats, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
+            offline_grace_s=spec.offline_grace_s, max_borrow_s=spec.max_borrow_s,
+            max_sessions_per_user=spec.max_sessions_per_user, revive_window_s=spec.revive_window_s,
+        )
         domains = normalise_domains(spec.allowed_domains)
         if problems:
             raise InvalidRequest("; ".join(problems))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.store.models import MAX_BORROW_S, MAX_OFFLINE_GRACE_S
+from shared.domain import LicenseBounds
 
 # No control characters: hardware ids are joined with a newline inside Redis keys.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
@@ -41,4 +41,4 @@ class ValidateRequest(_Body):
 
 class BorrowRequest(_Body):
     session_id: str = Field(min_length=1, max_length=128)
-    duration_s: int = Field(ge=1, le=MAX_BORROW_S)
+    duration_s: int = Field(ge=1, le=LicenseBounds.MAX_BORROW_S.high)

@@ -14,60 +14,56 @@ certificate is made ready first, so a KMS outage is a 503 that changed nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-from shared.auth import Principal
-from shared.clock import Clock, rfc3339
+from shared.clock import Clock
+from shared.domain import AuditEvent, EndReason, License, Limit, Principal, SessionRecord
+from shared.domain.leases import AcquireOutcome, HeartbeatOutcome, SeatCount
+from shared.domain.sessions import end_message
+from shared.domain.times import rfc3339
 from shared.errors import (
     BackendUnavailable,
     BorrowNotAllowed,
-    InvalidRequest,
-    ServiceError,
     Forbidden,
+    InvalidRequest,
     LicenseExpired,
     LicenseNotFound,
     LicenseSuspended,
     NoSeatAvailable,
+    ServiceError,
     SessionExpired,
     SessionNotFound,
     UserSessionLimit,
 )
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
-from shared.licensing.settlement import settle
+from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger
 from shared.licensing.requests import AcquireRequest, BorrowRequest, SessionRequest, ValidateRequest
+from shared.licensing.settlement import settle
 from shared.observability import annotate
-from shared.ratelimit import Limit, RedisRateLimiter
-from shared.seats import SeatTable
-from shared.store import AuditEvent, FirestoreStore, License, SessionRecord
-from shared.tokens import DelegatedSigner
 
 Outcome = TypeVar("Outcome")
-STALE = object()  # a check ran on a cached license that has changed since
 _STALE_RETRIES = 3
 
-_END_MESSAGE = {
-    "expired": "the lease ran out before this heartbeat; acquire a new seat",
-    "released": "the session was released; acquire a new seat",
-    "returned": "the borrowed seat was returned; acquire a new seat",
-    "forced": "an administrator ended this session; acquire a new seat",
-    "revoked": "the license was revoked",
-    "evicted_on_recovery": "the session could not be restored after a service recovery; acquire a new seat",
-    "unrecorded": "the session was never recorded; acquire a new seat",
-}
+
+class _Stale(Exception):
+    """The cached license changed since it was loaded: reload it and try again."""
 
 
 @dataclass(frozen=True)
-class Answer:
+class SeatReply:
+    """What a seat operation answers: the body, and whether it created a session (201)."""
+
     created: bool
     body: dict[str, Any]
 
 
 class SeatService:
-    def __init__(self, *, licenses: LicenseDirectory, seats: SeatTable, store: FirestoreStore,
-                 signer: DelegatedSigner, clock: Clock, ids: IdGenerator, issuer: str,
-                 rate_limiter: RedisRateLimiter, license_acquire_limit: Limit):
+    def __init__(self, *, licenses: LicenseDirectory, seats: SeatLedger, store: DurableRecord,
+                 signer: LeaseSigner, clock: Clock, ids: IdGenerator, issuer: str,
+                 rate_limiter: RateLimiter, license_acquire_limit: Limit):
         self._licenses = licenses
         self._seats = seats
         self._store = store
@@ -79,21 +75,21 @@ class SeatService:
         self._license_acquire_limit = license_acquire_limit
 
     # -- shared steps ------------------------------------------------------------------
-    def _with_fresh_license(self, entry: CachedLicense, attempt: Callable[[CachedLicense], Outcome | None]) -> Outcome:
-        """Run a seat script; on STALE (attempt returns None) reload the license and retry."""
+    def _with_fresh_license(self, entry: CachedLicense, attempt: Callable[[CachedLicense], Outcome]) -> Outcome:
+        """Run `attempt` on the cached license; when it raises _Stale, reload the license and retry."""
         for _ in range(_STALE_RETRIES):
-            outcome = attempt(entry)
-            if outcome is not None:
-                return outcome
-            reloaded = self._licenses.by_id(entry.license.id, fresh=True)
-            if reloaded is None:
-                raise LicenseNotFound("the license no longer exists")
-            entry = reloaded
+            try:
+                return attempt(entry)
+            except _Stale:
+                reloaded = self._licenses.by_id(entry.license.id, fresh=True)
+                if reloaded is None:
+                    raise LicenseNotFound("the license no longer exists") from None
+                entry = reloaded
         raise BackendUnavailable("license metadata (changing too fast)")
 
-    def _unless_stale(self, current: CachedLicense, check: Callable[[], Outcome]) -> Outcome | object:
+    def _unless_stale(self, current: CachedLicense, check: Callable[[], Outcome]) -> Outcome:
         """Run a check on cached metadata and return its value; a refusal stands only if
-        the copy is current, otherwise the answer is STALE (the caller reloads and retries).
+        the copy is current, otherwise _Stale (the caller reloads and retries).
 
         The seat scripts catch stale copies themselves, but these checks run before any
         script: without this, a resumed license would stay refused until its cache entry
@@ -103,7 +99,7 @@ class SeatService:
             return check()
         except ServiceError:
             if self._seats.generation(current.license.id) != current.generation:
-                return STALE
+                raise _Stale() from None
             raise
 
     @staticmethod
@@ -167,23 +163,24 @@ class SeatService:
         return record
 
     # -- operations -----------------------------------------------------------------------
-    def acquire_seat(self, caller: Principal, request: AcquireRequest) -> Answer:
+    def acquire_seat(self, caller: Principal, request: AcquireRequest) -> SeatReply:
         entry = self._licenses.by_key(request.license_key)
         annotate(tenant=entry.license.tenant_id, license=entry.license.id)
         self._rate_limiter.charge([("license", entry.license.id, self._license_acquire_limit)])
         self._signer.prepare(self._clock.now_ms() // 1000)
         new_session_id = self._ids.session_id(entry.license.id)
 
-        def attempt(current: CachedLicense):
+        def attempt(current: CachedLicense) -> tuple[License, int, AcquireOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
-            if self._unless_stale(current, lambda: self._check_usable(lic, caller, now_ms)) is STALE:
-                return None
+            self._unless_stale(current, lambda: self._check_usable(lic, caller, now_ms))
             outcome = self._seats.acquire(
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
                 new_session_id=new_session_id, max_sessions_per_user=lic.max_sessions_per_user,
             )
-            return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
+            if outcome.kind == "STALE":
+                raise _Stale()
+            return lic, now_ms, outcome
 
         lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
         if outcome.kind == "USER_LIMIT":
@@ -220,7 +217,7 @@ class SeatService:
                 self._seats.rollback(lic.id, outcome.session_id, now_ms=now_ms)
                 raise
         token = self._lease_token(lic, outcome.session_id, caller.uid, request.hardware_id, now_ms, outcome.expires_ms)
-        return Answer(
+        return SeatReply(
             created=outcome.kind == "GRANTED",
             body={
                 "session_id": outcome.session_id,
@@ -233,7 +230,7 @@ class SeatService:
         )
 
     def _extend(self, caller: Principal, session_id: str, ttl_ms_for: Callable[[License], int], *,
-                borrow: bool = False) -> tuple[License, int, Any]:
+                borrow: bool = False) -> tuple[License, int, HeartbeatOutcome]:
         """Extend the caller's live lease to now + ttl (never shortening it): heartbeat and borrow.
 
         Returns (license, now, outcome) for a live lease; raises for everything else. A
@@ -242,28 +239,29 @@ class SeatService:
         entry = self._license_of_session(session_id)
         if entry is None:
             self._settled_session(session_id, caller, None)
-            raise SessionExpired(_END_MESSAGE["revoked"])
+            raise SessionExpired(EndReason.REVOKED.client_message)
         annotate(tenant=entry.license.tenant_id)
         self._signer.prepare(self._clock.now_ms() // 1000)
 
-        def attempt(current: CachedLicense):
+        def attempt(current: CachedLicense) -> tuple[License, int, HeartbeatOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
+
             def checked_ttl_ms() -> int:
                 # Refused before the script runs: a refused request must not extend the lease.
                 if lic.revoked_ms is not None:
-                    raise SessionExpired(_END_MESSAGE["revoked"])
+                    raise SessionExpired(EndReason.REVOKED.client_message)
                 self._check_in_force(lic, now_ms)
                 return ttl_ms_for(lic)
 
             ttl_ms = self._unless_stale(current, checked_ttl_ms)
-            if ttl_ms is STALE:
-                return None
             outcome = self._seats.heartbeat(
                 lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
                 caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
                 revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats, borrow=borrow,
             )
-            return None if outcome.kind == "STALE" else (lic, now_ms, outcome)
+            if outcome.kind == "STALE":
+                raise _Stale()
+            return lic, now_ms, outcome
 
         lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
         if outcome.kind == "FORBIDDEN":
@@ -277,16 +275,16 @@ class SeatService:
                 details={"expired_at": rfc3339(outcome.expired_ms), "late_by_ms": now_ms - outcome.expired_ms},
             ))
         if outcome.kind == "ENDED":
-            raise SessionExpired(_END_MESSAGE.get(outcome.end_state, _END_MESSAGE["expired"]))
+            raise SessionExpired(end_message(outcome.end_state))
         if outcome.kind == "UNKNOWN":
             record = self._settled_session(session_id, caller, lic.tenant_id)
-            raise SessionExpired(_END_MESSAGE.get(record.end_reason or "", "the session has ended; acquire a new seat"))
+            raise SessionExpired(end_message(record.end_reason))
         return lic, now_ms, outcome
 
-    def heartbeat(self, caller: Principal, request: SessionRequest) -> Answer:
+    def heartbeat(self, caller: Principal, request: SessionRequest) -> SeatReply:
         lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000)
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
-        return Answer(False, {
+        return SeatReply(False, {
             "status": "ok",
             "session_id": request.session_id,
             "token": token,
@@ -294,7 +292,7 @@ class SeatService:
             "heartbeat_interval_s": lic.heartbeat_interval_s,
         })
 
-    def borrow(self, caller: Principal, request: BorrowRequest) -> Answer:
+    def borrow(self, caller: Principal, request: BorrowRequest) -> SeatReply:
         """Check the seat out: held server-side until `duration_s` from now, no heartbeat needed."""
 
         def borrow_ttl_ms(lic: License) -> int:
@@ -312,54 +310,55 @@ class SeatService:
             details={"until": rfc3339(outcome.expires_ms), "hardware_id": outcome.hardware_id},
         ))
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
-        return Answer(False, {
+        return SeatReply(False, {
             "session_id": request.session_id,
             "token": token,
             "expires_at": rfc3339(outcome.expires_ms),
             "borrowed_until": rfc3339(outcome.expires_ms),
         })
 
-    def return_borrow(self, caller: Principal, request: SessionRequest) -> Answer:
+    def return_borrow(self, caller: Principal, request: SessionRequest) -> SeatReply:
         """Give a borrowed seat back early (any live seat, in fact: recorded as `returned`)."""
-        answer = self._end(caller, request.session_id, "returned")
-        return Answer(False, {"status": "returned" if answer == "ended" else "already_released"})
+        ended = self._end(caller, request.session_id, EndReason.RETURNED)
+        return SeatReply(False, {"status": "returned" if ended else "already_released"})
 
-    def release(self, caller: Principal, request: SessionRequest) -> Answer:
-        return Answer(False, {"status": "released" if self._end(caller, request.session_id, "released") == "ended"
-                              else "already_released"})
+    def release(self, caller: Principal, request: SessionRequest) -> SeatReply:
+        ended = self._end(caller, request.session_id, EndReason.RELEASED)
+        return SeatReply(False, {"status": "released" if ended else "already_released"})
 
-    def _end(self, caller: Principal, session_id: str, end_state: str) -> str:
-        """End the caller's session now: "ended", or "already" if it had ended before."""
+    def _end(self, caller: Principal, session_id: str, end: EndReason) -> bool:
+        """End the caller's session now: True, or False if it had ended before."""
         entry = self._license_of_session(session_id)
         if entry is None:
             self._settled_session(session_id, caller, None)
-            return "already"
+            return False
         lic = entry.license
         annotate(tenant=lic.tenant_id)
         outcome = self._seats.release(
             lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
-            may_act_for_others=caller.administers(lic.tenant_id), end_state=end_state,
+            may_act_for_others=caller.administers(lic.tenant_id), end=end,
         )
         if outcome.kind == "FORBIDDEN":
             raise Forbidden("this session belongs to another user")
-        if outcome.kind == "UNKNOWN":
+        if outcome.end is None:  # UNKNOWN
             self._settled_session(session_id, caller, lic.tenant_id)
-            return "already"
+            return False
         # ENDED or ALREADY: either way make the end durable (a retry after a failed
         # Firestore write lands here with ALREADY and finishes the job).
         settle(self._store, self._seats, lic, [outcome.end], actor=caller.uid)
-        return "ended" if outcome.kind == "ENDED" and outcome.end.state == end_state else "already"
+        return outcome.kind == "ENDED" and outcome.end.state == end
 
-    def validate(self, caller: Principal, request: ValidateRequest) -> Answer:
+    def validate(self, caller: Principal, request: ValidateRequest) -> SeatReply:
         entry = self._licenses.by_key(request.license_key)
         annotate(tenant=entry.license.tenant_id, license=entry.license.id)
 
-        def attempt(current: CachedLicense):
+        def attempt(current: CachedLicense) -> tuple[License, SeatCount]:
             lic = current.license
-            if self._unless_stale(current, lambda: self._check_admitted(lic, caller)) is STALE:
-                return None
+            self._unless_stale(current, lambda: self._check_admitted(lic, caller))
             count = self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms())
-            return None if count.kind == "STALE" else (lic, count)
+            if count.kind == "STALE":
+                raise _Stale()
+            return lic, count
 
         lic, count = self._with_fresh_license(entry, attempt)
         # Fixed order, most fundamental first.
@@ -371,7 +370,7 @@ class SeatService:
             code = "NO_SEAT_AVAILABLE"
         else:
             code = "VALID"
-        return Answer(False, {
+        return SeatReply(False, {
             "valid": code == "VALID",
             "code": code,
             "license": lic.public_view(),

@@ -29,27 +29,17 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-
-import redis
+from typing import Any
 
 from shared.clock import Clock
+from shared.domain import EndReason, License, SessionEnd, SessionRecord
+from shared.domain.leases import LeaseRecord, RestoreEntry, SweepLockLost
 from shared.errors import BackendUnavailable
 from shared.licensing.license_directory import LicenseDirectory
+from shared.licensing.ports import DurableRecord, SeatLedger, SweepLedger, SweepLock
 from shared.licensing.settlement import record_closed, settle
-from shared.seats import SeatTable
-from shared.seats.seat_table import INDEX_SHARDS, REVIVED_COUNTER, LeaseRecord, RestoreEntry, SessionEnd
-from shared.store import FirestoreStore, License, SessionRecord
 
 log = logging.getLogger(__name__)
-
-LOCK_KEY = "sweep:{lock}"
-FENCE_KEY = "sweep:{lock}:fence"
-EPOCH_KEY = "sweep:{epoch}"
-
-
-class LockLost(Exception):
-    """Another sweep holds the lock now: stop writing."""
 
 
 @dataclass
@@ -64,7 +54,7 @@ class SweepReport:
     recovered: bool = False
     started: float = field(default_factory=time.perf_counter)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "expired": self.expired, "reconciled": self.reconciled, "revived": self.revived,
             "duration_ms": round((time.perf_counter() - self.started) * 1000),
@@ -73,39 +63,13 @@ class SweepReport:
         }
 
 
-class SweepLock:
-    """A Redis lock whose value is a fencing token that only ever grows."""
-
-    def __init__(self, client):
-        self._redis = client
-        self._release = client.register_script((resources.files("shared.seats") / "lua" / "release_lock.lua").read_text())
-        self.token: str | None = None
-
-    def acquire(self, ttl_ms: int) -> bool:
-        token = str(self._redis.incr(FENCE_KEY))
-        if self._redis.set(LOCK_KEY, token, nx=True, px=ttl_ms):
-            self.token = token
-            return True
-        return False
-
-    def check(self) -> None:
-        current = self._redis.get(LOCK_KEY)
-        if current is None or current.decode() != self.token:
-            raise LockLost(f"sweep lock {self.token} lost")
-
-    def release(self) -> None:
-        if self.token is not None:
-            self._release(keys=[LOCK_KEY], args=[self.token])
-            self.token = None
-
-
 class Sweeper:
-    def __init__(self, *, seats: SeatTable, store: FirestoreStore, licenses: LicenseDirectory, redis_client,
+    def __init__(self, *, seats: SeatLedger, ledger: SweepLedger, store: DurableRecord, licenses: LicenseDirectory,
                  clock: Clock, budget_s: float = 45.0, batch: int = 250, verify_after_s: int = 60):
         self._seats = seats
+        self._ledger = ledger
         self._store = store
         self._licenses = licenses
-        self._redis = redis_client
         self._clock = clock
         self._budget_s = budget_s
         self._batch = batch
@@ -114,38 +78,36 @@ class Sweeper:
     def run(self) -> SweepReport:
         report = SweepReport()
         deadline = time.monotonic() + self._budget_s
-        lock = SweepLock(self._redis)
+        lock = self._ledger.lock()
         try:
             if not lock.acquire(ttl_ms=int((self._budget_s + 15) * 1000)):
                 report.skipped = True  # another sweep is running; it does the work
                 return report
-            report.revived = int(self._redis.getdel(REVIVED_COUNTER) or 0)
-            if not self._redis.exists(EPOCH_KEY):
+            report.revived = self._ledger.take_revivals()
+            if self._ledger.redis_lost_data():
                 report.recovered = True
                 if not self._recover(report, lock, deadline):
                     report.complete = False
                     return report
-                self._redis.set(EPOCH_KEY, str(self._clock.now_ms()))
-            for shard in range(INDEX_SHARDS):
-                for license_id in self._seats.indexed_licenses(shard):
+                self._ledger.mark_recovered(self._clock.now_ms())
+            for shard in range(self._ledger.shards):
+                for license_id in self._ledger.indexed_licenses(shard):
                     if time.monotonic() >= deadline:
                         report.complete = False
                         return report
                     lock.check()
                     self._sweep_license(license_id, report, lock)
             return report
-        except LockLost:
+        except SweepLockLost:
             # Our lock expired and another sweep holds it now: it carries on from here.
             log.warning("sweep stopped: lock %s lost", lock.token)
-            lock.token = None  # not ours to release any more
+            lock.forfeit()
             report.complete = False
             return report
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise BackendUnavailable("redis") from exc
         finally:
             try:
                 lock.release()
-            except redis.exceptions.RedisError:
+            except BackendUnavailable:
                 log.warning("sweep lock not released; it expires by itself")
 
     # -- one license ---------------------------------------------------------------
@@ -158,13 +120,13 @@ class Sweeper:
         report.licenses += 1
         while True:
             now = self._clock.now_ms()
-            batch = self._seats.sweep_batch(
+            batch = self._ledger.sweep_batch(
                 lic.id, now_ms=now, batch=self._batch,
                 settle_until_ms=now - lic.revive_window_s * 1000, verify_before_ms=now - self._verify_after_ms,
             )
             lock.check()
             if batch.ends:
-                report.expired += sum(1 for e in batch.ends if e.state == "expired")
+                report.expired += sum(1 for e in batch.ends if e.state == EndReason.EXPIRED)
                 self._settle(lic, [e.as_end() for e in batch.ends], report)
             if batch.unverified:
                 report.reconciled += self._verify(lic, batch.unverified, report)
@@ -172,14 +134,16 @@ class Sweeper:
             if not more:
                 break
         if batch.live == 0 and batch.outbox_left == 0:
-            self._seats.unindex_if_idle(lic.id)
+            self._ledger.unindex_if_idle(lic.id)
 
     def _settle(self, lic: License, ends: list[SessionEnd], report: SweepReport) -> None:
         report.firestore_writes += settle(self._store, self._seats, lic, ends, actor="system")
 
     def _verify(self, lic: License, leases: list[LeaseRecord], report: SweepReport) -> int:
         durable = self._store.sessions([lease.session_id for lease in leases])
-        matched, fixed, unrecorded = [], 0, []
+        matched: list[str] = []
+        unrecorded: list[SessionEnd] = []
+        fixed = 0
         for lease in leases:
             record = durable.get(lease.session_id)
             if record is not None and record.status == "active":
@@ -190,12 +154,12 @@ class Sweeper:
                 fixed += 1
             else:
                 outcome = self._seats.release(lic.id, lease.session_id, now_ms=self._clock.now_ms(), caller_uid="",
-                                              may_act_for_others=True, end_state="unrecorded")
+                                              may_act_for_others=True, end=EndReason.UNRECORDED)
                 if outcome.end is not None:
                     unrecorded.append(outcome.end)
         if unrecorded:
             self._settle(lic, unrecorded, report)
-        self._seats.mark_verified(lic.id, matched)
+        self._ledger.mark_verified(lic.id, matched)
         return fixed + len(unrecorded)
 
     # -- recovery after Redis lost its data ------------------------------------------------
@@ -210,7 +174,7 @@ class Sweeper:
         for license_id, group in itertools.groupby(holds, key=lambda s: s.license_id):
             lock.check()
             self._restore_license(license_id, [], report, holds=list(group))
-        after, carry = "", []
+        after, carry = "", list[SessionRecord]()
         while True:
             page = self._store.active_sessions_page(after=after, limit=500)
             sessions = carry + page
@@ -237,7 +201,7 @@ class Sweeper:
         if lic.revoked_ms is not None:
             # A revoked license gets no seat back (nothing may sign a token for it): its
             # sessions that the revocation could not reach in Redis close here.
-            closed = [SessionEnd(s.id, "revoked", s.uid, s.hardware_id, s.acquired_ms,
+            closed = [SessionEnd(s.id, EndReason.REVOKED, s.uid, s.hardware_id, s.acquired_ms,
                                  s.last_heartbeat_ms or s.acquired_ms, now) for s in sessions]
             report.reconciled += len(closed)
             report.firestore_writes += record_closed(self._store, lic, closed, actor="system")
@@ -245,20 +209,20 @@ class Sweeper:
         entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
                    for h in holds]
         entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms) for s in sessions]
-        outcomes = self._seats.restore(lic.id, entries, now_ms=now, max_seats=lic.max_seats,
+        outcomes = self._ledger.restore(lic.id, entries, now_ms=now, max_seats=lic.max_seats,
                                        ttl_ms=lic.lease_ttl_s * 1000)
         if any(o == "held" for o in outcomes[:len(holds)]):
-            self._seats.index_license(lic.id)  # the sweep drops each hold when it ends
+            self._ledger.index_license(lic.id)  # the sweep drops each hold when it ends
         outcomes = outcomes[len(holds):]
-        closed = []
-        for session, outcome in zip(sessions, outcomes):
+        closed: list[SessionEnd] = []
+        for session, outcome in zip(sessions, outcomes, strict=True):
             if outcome == "restored":
                 report.reconciled += 1
             elif outcome in ("evicted", "superseded"):
-                closed.append(SessionEnd(session.id, "evicted_on_recovery", session.uid, session.hardware_id,
+                closed.append(SessionEnd(session.id, EndReason.EVICTED_ON_RECOVERY, session.uid, session.hardware_id,
                                          session.acquired_ms, session.last_heartbeat_ms or session.acquired_ms, now))
         if any(o == "restored" for o in outcomes):
-            self._seats.index_license(lic.id)
+            self._ledger.index_license(lic.id)
         report.reconciled += len(closed)
         # These were never in Redis (it lost them): only the durable record closes.
         report.firestore_writes += record_closed(self._store, lic, closed, actor="system")

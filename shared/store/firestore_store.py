@@ -21,10 +21,9 @@ from google.api_core import exceptions as google_exceptions
 from google.api_core import retry as google_retry
 from google.cloud import firestore
 
-from shared.clock import datetime_to_ms, ms_to_datetime
+from shared.domain import AuditEvent, License, SessionEnd, SessionRecord, Tenant
+from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.errors import AlreadyExists, BackendUnavailable
-from shared.seats import SessionEnd
-from shared.store.models import AuditEvent, License, SessionRecord, Tenant
 
 _ENDS_PER_BATCH = 250  # two writes each (session + event): 500, Firestore's batch limit
 _TRANSIENT = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.clock import rfc3339
+from shared.domain.times import rfc3339
 
 
 def test_first_acquire_creates_a_session_with_a_lease_token(call, make_license):
@@ -124,7 +124,7 @@ def test_zombie_lease_frees_its_seat_exactly_at_expiry(call, make_license, manua
 def test_failed_durable_write_rolls_the_grant_back_and_answers_503(call, make_license, rt):
     from shared.errors import BackendUnavailable
     from shared.runtime import Runtime, install_runtime
-    from shared.seats.seat_table import license_keys
+    from shared.seats import LicenseKeys
 
     class FirestoreDownOnGrant(type(rt.store)):
         def record_grant(self, session, event):
@@ -132,7 +132,7 @@ def test_failed_durable_write_rolls_the_grant_back_and_answers_503(call, make_li
 
     lic = make_license(seats=1)
     broken = Runtime(rt.settings)
-    broken.__dict__["_store"] = FirestoreDownOnGrant(rt.store._db)
+    broken.override("firestore", FirestoreDownOnGrant(rt.firestore._db))
     install_runtime(broken)
     try:
         status, body, headers = call("acquire", {"license_key": lic.key, "hardware_id": "hw-a"})
@@ -140,7 +140,8 @@ def test_failed_durable_write_rolls_the_grant_back_and_answers_503(call, make_li
         install_runtime(rt)
 
     assert status == 503 and body["error"]["code"] == "UNAVAILABLE" and "Retry-After" in headers
-    leases, holders, sessions, ended, _, unverified, _ = license_keys(lic.license_id)
+    keys = LicenseKeys.of(lic.license_id)
+    leases, holders, sessions, ended, unverified = keys.leases, keys.holders, keys.sessions, keys.ended, keys.unverified
     assert rt.redis.zcard(leases) == 0 and rt.redis.hlen(holders) == 0 and rt.redis.hlen(sessions) == 0
     assert rt.redis.zcard(ended) == 0 and rt.redis.zcard(unverified) == 0
     # and the seat is really free
@@ -169,7 +170,7 @@ def test_redis_down_is_503_unavailable(call, make_license, rt):
 def test_an_admin_change_is_seen_by_the_next_acquire_despite_the_cache(call, make_license, rt):
     lic = make_license(seats=5)
     assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-1"})[0] == 201  # cache warm
-    rt.store._db.collection("licenses").document(lic.license_id).update({"suspended": True})
+    rt.firestore._db.collection("licenses").document(lic.license_id).update({"suspended": True})
 
     # without the generation bump the warm cache still answers (what the bump is for) ...
     assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-2"})[0] == 201

@@ -67,7 +67,7 @@ def test_the_key_is_shown_once_and_never_stored_in_clear(admin_api, tenants, rt)
     license_id, key = new_license(admin_api, tenants[0])
     status, body = admin_api("GET", f"licenses/{license_id}", tenant=tenants[0])
     assert status == 200 and key not in str(body) and "key" not in str(body["license"])
-    stored = rt.store._db.collection("licenses").document(license_id).get().to_dict()
+    stored = rt.firestore._db.collection("licenses").document(license_id).get().to_dict()
     assert key not in str(stored)
 
 
@@ -218,7 +218,7 @@ def test_force_release_frees_the_seat_at_once_and_the_holder_learns_it(admin_api
 
 
 def test_usage_reports_seats_now_and_daily_peak_and_denials(admin_api, tenants, call, rt):
-    from shared.clock import rfc3339
+    from shared.domain.times import rfc3339
 
     tenant = tenants[0]
     license_id, key = new_license(admin_api, tenant, max_seats=2)
@@ -367,7 +367,7 @@ def test_force_releasing_a_borrow_keeps_its_seat_counted_until_the_token_lapses(
     status, answer = admin_api("DELETE", f"licenses/{license_id}/sessions/{sid}", tenant=tenant)
 
     assert status == 200 and answer["status"] == "released"
-    from shared.clock import parse_rfc3339, rfc3339
+    from shared.domain.times import parse_rfc3339, rfc3339
     counted_until = parse_rfc3339(borrowed["borrowed_until"]) + 300_000
     assert answer["seat_counted_until"] == rfc3339(counted_until) and "because it was borrowed" in answer["notice"]
     assert call("heartbeat", {"session_id": sid}, uid="traveller")[0] == 410

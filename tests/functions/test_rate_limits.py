@@ -40,13 +40,13 @@ def test_a_burst_over_the_user_limit_is_429_and_other_users_are_unaffected(call,
 
 
 def test_a_refused_request_changes_nothing(call, make_license, tight_limits, rt):
-    from shared.seats.seat_table import license_keys
+    from shared.seats import LicenseKeys
 
     lic = make_license(seats=5)
     tight_limits(rate_limit_user=Limit(1, 1))
     assert call("acquire", {"license_key": lic.key, "hardware_id": "a"}, uid="u")[0] == 201
     assert call("acquire", {"license_key": lic.key, "hardware_id": "b"}, uid="u")[0] == 429
-    assert rt.redis.zcard(license_keys(lic.license_id)[0]) == 1
+    assert rt.redis.zcard(LicenseKeys.of(lic.license_id).leases) == 1
 
 
 def test_the_ip_limit_counts_bad_tokens_too(call, tight_limits):

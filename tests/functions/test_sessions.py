@@ -118,7 +118,7 @@ def test_release_retried_after_a_failed_durable_write_finishes_the_record(call, 
     lic = make_license(seats=1)
     sid = call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, uid="owner")[1]["session_id"]
     broken = Runtime(rt.settings)
-    broken.__dict__["_store"] = FirestoreDownOnEnd(rt.store._db)
+    broken.override("firestore", FirestoreDownOnEnd(rt.firestore._db))
     install_runtime(broken)
     try:
         assert call("release", {"session_id": sid}, uid="owner")[0] == 503
@@ -132,17 +132,17 @@ def test_release_retried_after_a_failed_durable_write_finishes_the_record(call, 
 
 
 def test_heartbeat_on_a_suspended_license_is_403_and_does_not_extend_the_lease(call, make_license, rt, manual_clock):
-    from shared.seats.seat_table import license_keys
+    from shared.seats import LicenseKeys
 
     lic = make_license(seats=1, lease_ttl_s=60)
     sid = call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, uid="owner")[1]["session_id"]
-    expiry_before = rt.redis.zscore(license_keys(lic.license_id)[0], sid)
+    expiry_before = rt.redis.zscore(LicenseKeys.of(lic.license_id).leases, sid)
     # an admin suspends it (the admin function does exactly this: document, then generation)
-    rt.store._db.collection("licenses").document(lic.license_id).update({"suspended": True})
+    rt.firestore._db.collection("licenses").document(lic.license_id).update({"suspended": True})
     rt.seats.bump_generation(lic.license_id)
 
     manual_clock.advance(seconds=10)
     status, body, _ = call("heartbeat", {"session_id": sid}, uid="owner")
 
     assert status == 403 and body["error"]["code"] == "LICENSE_SUSPENDED"
-    assert rt.redis.zscore(license_keys(lic.license_id)[0], sid) == expiry_before
+    assert rt.redis.zscore(LicenseKeys.of(lic.license_id).leases, sid) == expiry_before

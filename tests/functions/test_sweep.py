@@ -18,7 +18,7 @@ from devstack.stack import SCHEDULER_ACCOUNT, SWEEP_AUDIENCE
 from shared.clock import ManualClock
 from shared.licensing.provisioning import LicenseSpec
 from shared.runtime import Runtime, install_runtime
-from shared.seats.seat_table import license_keys
+from shared.seats import LicenseKeys
 
 
 @dataclass
@@ -131,7 +131,8 @@ def test_expired_leases_are_closed_at_their_expiry_with_audit_events(world):
         assert world.events(sid) == ["acquire", "expire"]
     assert world.record(alive).status == "active"
     # Redis forgot the settled ends and keeps the live one
-    _, _, sessions, ended, _, unverified, _ = license_keys(lic.id)
+    keys = LicenseKeys.of(lic.id)
+    sessions, ended, unverified = keys.sessions, keys.ended, keys.unverified
     assert world.rt.redis.zcard(ended) == 0 and world.rt.redis.hkeys(sessions) == [alive.encode()]
     assert world.rt.redis.zcard(unverified) == 0  # alive is 65 s old: checked once against Firestore, found
 
@@ -147,14 +148,14 @@ def test_a_second_sweep_changes_nothing(world):
 
 
 def test_idle_licenses_leave_the_sweep_index(world):
-    from shared.seats.seat_table import index_shard
+    from shared.seats.keys import index_shard
 
     lic, key = world.license(lease_ttl_s=60)
     world.acquire(key)
-    assert lic.id in world.rt.seats.indexed_licenses(index_shard(lic.id))
+    assert lic.id in world.rt.sweep_ledger.indexed_licenses(index_shard(lic.id))
     world.clock.advance(seconds=61)
     world.sweep()
-    assert lic.id not in world.rt.seats.indexed_licenses(index_shard(lic.id))
+    assert lic.id not in world.rt.sweep_ledger.indexed_licenses(index_shard(lic.id))
     assert world.sweep()[1]["licenses"] == 0  # nothing left to walk
 
 
@@ -194,14 +195,14 @@ def test_a_firestore_failure_mid_sweep_loses_nothing_and_the_next_sweep_finishes
                 raise BackendUnavailable("firestore")
             return super().record_ends(ends)
 
-    world.rt.__dict__["_store"] = FailsOnSecondBatch(real_store._db)
+    world.rt.override("firestore", FailsOnSecondBatch(real_store._db))
     world.rt.__dict__.pop("_sweeper", None)
     status, body = world.sweep()
     assert status == 503 and body["error"]["code"] == "UNAVAILABLE"
     closed_first = sum(1 for sid in sids if real_store.get_session(sid).status == "ended")
     assert 0 < closed_first < 300  # partial, consistent progress
 
-    world.rt.__dict__["_store"] = real_store
+    world.rt.override("firestore", real_store)
     world.rt.__dict__.pop("_sweeper", None)
     assert world.sweep()[0] == 200
     assert all(world.record(sid).end_reason == "expired" for sid in sids)
@@ -218,7 +219,7 @@ def test_after_redis_loses_everything_live_sessions_come_back_and_heartbeats_rec
     status, report = world.sweep()
 
     assert status == 200 and report["recovered"] and report["reconciled"] == 3
-    leases = {m.decode() for m in world.rt.redis.zrange(license_keys(lic.id)[0], 0, -1)}
+    leases = {m.decode() for m in world.rt.redis.zrange(LicenseKeys.of(lic.id).leases, 0, -1)}
     assert leases == set(sids) == {s.id for s in world.rt.store.active_sessions(lic.id)}
     for i, sid in enumerate(sids):
         assert world.call("heartbeat", {"session_id": sid}, uid=f"u{i}")[0] == 200
@@ -235,7 +236,7 @@ def test_recovery_restores_no_session_of_a_revoked_license(world):
     status, report = world.sweep()
 
     assert status == 200 and report["recovered"] and report["reconciled"] == 2
-    assert world.rt.redis.zcard(license_keys(lic.id)[0]) == 0 and world.rt.store.active_sessions(lic.id) == []
+    assert world.rt.redis.zcard(LicenseKeys.of(lic.id).leases) == 0 and world.rt.store.active_sessions(lic.id) == []
     assert {world.record(sid).end_reason for sid in sids} == {"revoked"}
     for i, sid in enumerate(sids):
         status, body = world.call("heartbeat", {"session_id": sid}, uid=f"u{i}")
@@ -243,7 +244,7 @@ def test_recovery_restores_no_session_of_a_revoked_license(world):
 
 
 def test_a_borrowed_seat_and_a_held_one_survive_redis_loss_until_their_tokens_lapse(world):
-    from shared.auth import Principal
+    from shared.domain import Principal
 
     lic, key = world.license(seats=2, lease_ttl_s=60, max_borrow_s=3600, offline_grace_s=600)
     borrower, held = world.acquire(key, "laptop", uid="b"), world.acquire(key, "tablet", uid="h")
@@ -269,7 +270,7 @@ def test_a_borrowed_seat_and_a_held_one_survive_redis_loss_until_their_tokens_la
 
 
 def _revoke_event(world, lic):
-    from shared.store import AuditEvent
+    from shared.domain import AuditEvent
 
     return AuditEvent(world.rt.ids.event_id(), lic.tenant_id, lic.id, "license.revoke", "tests", world.clock.now_ms())
 
@@ -286,7 +287,7 @@ def test_recovery_never_oversubscribes_and_evicts_the_newest(world):
 
     world.sweep()
 
-    live = {m.decode() for m in world.rt.redis.zrangebyscore(license_keys(lic.id)[0], world.clock.now_ms() + 1, "+inf")}
+    live = {m.decode() for m in world.rt.redis.zrangebyscore(LicenseKeys.of(lic.id).leases, world.clock.now_ms() + 1, "+inf")}
     assert live == {oldest, newcomer} and len(live) <= lic.max_seats
     assert world.record(newest).end_reason == "evicted_on_recovery"
     assert world.events(newest) == ["acquire", "evict-on-recovery"]
@@ -309,24 +310,24 @@ def test_an_interrupted_recovery_resumes_next_run(world):
     lic, key = world.license(seats=600, lease_ttl_s=600)
     sids = [world.acquire(key, f"hw-{i}", uid=f"u{i}") for i in range(600)]
     world.rt.redis.flushdb()
-    world.rt.__dict__["_sweeper"] = replace_budget(world.rt, 0.0)
+    world.rt.override("sweeper", replace_budget(world.rt, 0.0))
     first = world.sweep()[1]
     assert first["complete"] is False
-    world.rt.__dict__.pop("_sweeper")
+    world.rt.override("sweeper", replace_budget(world.rt, world.rt.settings.sweep_budget_s))
     second = world.sweep()[1]
     assert second["complete"] is True
-    assert world.rt.redis.zcard(license_keys(lic.id)[0]) == 600 and len(sids) == 600
+    assert world.rt.redis.zcard(LicenseKeys.of(lic.id).leases) == 600 and len(sids) == 600
 
 
 def replace_budget(rt, budget_s):
     from shared.licensing.sweep import Sweeper
 
-    return Sweeper(seats=rt.seats, store=rt.store, licenses=rt.licenses, redis_client=rt.redis,
+    return Sweeper(seats=rt.seats, ledger=rt.sweep_ledger, store=rt.store, licenses=rt.licenses,
                    clock=rt.clock, budget_s=budget_s)
 
 
 def test_a_lease_without_a_durable_record_is_ended(world):
-    from shared.seats.seat_table import index_shard
+    from shared.seats.keys import index_shard
 
     lic, _ = world.license(seats=2)
     # a grant whose process died before Firestore heard of it
@@ -335,14 +336,14 @@ def test_a_lease_without_a_durable_record_is_ended(world):
                                     max_seats=2, uid="ghost", hardware_id="hw",
                                     new_session_id=world.rt.ids.session_id(lic.id)).session_id
     world.rt.seats.index_license(lic.id)
-    assert lic.id in world.rt.seats.indexed_licenses(index_shard(lic.id))
+    assert lic.id in world.rt.sweep_ledger.indexed_licenses(index_shard(lic.id))
 
     world.clock.advance(seconds=30)
     assert world.sweep()[1]["reconciled"] == 0  # too young to judge: its record may be in flight
     world.clock.advance(seconds=31)
     assert world.sweep()[1]["reconciled"] == 1
     assert world.record(orphan).end_reason == "unrecorded"
-    assert world.rt.redis.zcard(license_keys(lic.id)[0]) == 0
+    assert world.rt.redis.zcard(LicenseKeys.of(lic.id).leases) == 0
 
 
 # -- revival -----------------------------------------------------------------------------------
@@ -377,22 +378,22 @@ def test_no_revival_when_the_seat_was_taken(world):
 
 
 def test_a_sweep_that_loses_its_lock_stops_writing_and_says_so(world):
-    from shared.licensing.sweep import LOCK_KEY
+    from shared.seats.keys import SWEEP_LOCK as LOCK_KEY
 
     licenses = [world.license(seats=5, lease_ttl_s=60) for _ in range(3)]
     for _, key in licenses:
         world.acquire(key)
     world.clock.advance(seconds=61)
-    real_sweep_batch = world.rt.seats.sweep_batch
+    real_sweep_batch = world.rt.sweep_ledger.sweep_batch
 
     def steal_lock_then_sweep(license_id, **kwargs):
         world.rt.redis.set(LOCK_KEY, "someone-else")  # our lock expired; another sweep took it
         return real_sweep_batch(license_id, **kwargs)
 
-    world.rt.seats.sweep_batch = steal_lock_then_sweep
+    world.rt.sweep_ledger.sweep_batch = steal_lock_then_sweep
     try:
         status, report = world.sweep()
     finally:
-        world.rt.seats.sweep_batch = real_sweep_batch
+        world.rt.sweep_ledger.sweep_batch = real_sweep_batch
     assert status == 200 and report["complete"] is False and report["expired"] == 0
     assert world.rt.redis.get(LOCK_KEY) == b"someone-else"  # not released by the loser

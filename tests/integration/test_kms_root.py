@@ -11,7 +11,7 @@ from devstack.kms_standin import KmsStandIn
 from lease_verifier import Rejected, verify_lease_token
 from shared.clock import ManualClock
 from shared.errors import KmsIntegrityError
-from shared.store.models import LEASE_TOKEN_MAX_S
+from shared.domain import LEASE_TOKEN_MAX_S
 from shared.tokens import DelegatedSigner, KmsRootSigner
 from shared.tokens.delegation import TokenBeyondCertificate
 from shared.tokens.kms_root import kms_client

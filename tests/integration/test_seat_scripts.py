@@ -10,7 +10,7 @@ import redis
 
 from devstack.redis_server import DEBIAN_REDIS_7, RedisCluster, RedisServer
 from shared.seats import SeatTable
-from shared.seats.seat_table import license_keys
+from shared.seats import LicenseKeys
 
 NOW = 1_795_000_000_000  # a realistic epoch-ms: checks cjson keeps integer precision
 
@@ -63,7 +63,7 @@ def test_never_oversubscribed_under_concurrent_acquires(table, server):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert results.count("GRANTED") == seats and results.count("FULL") == callers - seats
-    assert server.zcard(license_keys(lic)[0]) == seats
+    assert server.zcard(LicenseKeys.of(lic).leases) == seats
 
 
 def test_expired_leases_stop_counting_even_beyond_the_cleanup_batch(table, server):
@@ -72,7 +72,7 @@ def test_expired_leases_stop_counting_even_beyond_the_cleanup_batch(table, serve
         assert acquire(table, lic, f"u{i}", "h", seats=250, ttl=1_000).kind == "GRANTED"
     later = acquire(table, lic, "late", "h", now=NOW + 1_000, seats=1)
     assert later.kind == "GRANTED" and later.used == 1
-    assert server.zcard(license_keys(lic)[3]) == 100  # the outbox got the first batch
+    assert server.zcard(LicenseKeys.of(lic).ended) == 100  # the outbox got the first batch
 
 
 def test_generation_change_makes_every_script_answer_stale(table):
@@ -103,7 +103,7 @@ def cluster():
 def test_every_key_of_a_license_hashes_to_one_slot(cluster):
     node = redis.Redis(port=cluster.startup_port)
     for _ in range(20):
-        slots = {node.cluster("KEYSLOT", key) for key in license_keys(new_license())}
+        slots = {node.cluster("KEYSLOT", key) for key in LicenseKeys.of(new_license()).in_script_order()}
         assert len(slots) == 1
 
 
@@ -111,7 +111,7 @@ def test_scripts_run_on_a_real_cluster_across_nodes(cluster):
     client = redis.RedisCluster(host="127.0.0.1", port=cluster.startup_port)
     table = SeatTable(client)
     licenses = [new_license() for _ in range(30)]
-    owners = {client.get_node_from_key(license_keys(lic)[0]).port for lic in licenses}
+    owners = {client.get_node_from_key(LicenseKeys.of(lic).leases).port for lic in licenses}
     assert len(owners) == 3  # the licenses really are spread over all three masters
     for lic in licenses:
         first = acquire(table, lic, "u1", "h", seats=1)

@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from shared.seats.seat_table import license_keys
+from shared.seats import LicenseKeys
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 schema = schemathesis.openapi.from_path(str(SPEC_PATH))
@@ -40,7 +40,7 @@ def target(function_server, id_token, rt, stack):
         return (
             sorted(lic.id for lic in rt.store.list_licenses(tenant_id=tenant, limit=500)),
             sorted(e.id for e in rt.store.list_events(tenant_id=tenant, license_id=None, limit=500)),
-            sorted(rt.redis.zrange(license_keys(lic.id)[0], 0, -1)),
+            sorted(rt.redis.zrange(LicenseKeys.of(lic.id).leases, 0, -1)),
         )
 
     return {"base_url": function_server.base_url, "tokens": tokens, "snapshot": snapshot, "stack": stack}

@@ -7,7 +7,7 @@ from collections import Counter
 
 import httpx
 
-from shared.seats.seat_table import license_keys
+from shared.seats import LicenseKeys
 
 
 async def _burst(base_url: str, requests: list[tuple[str, dict]]) -> list[httpx.Response]:
@@ -31,7 +31,7 @@ def test_500_concurrent_acquires_grant_exactly_the_seats(function_server, make_l
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"NO_SEAT_AVAILABLE"}
     winners = {r.json()["session_id"] for r in responses if r.status_code == 201}
     # and Redis and Firestore agree on who holds the seats
-    leases = {m.decode() for m in rt.redis.zrange(license_keys(lic.license_id)[0], 0, -1)}
+    leases = {m.decode() for m in rt.redis.zrange(LicenseKeys.of(lic.license_id).leases, 0, -1)}
     durable = {s.id for s in rt.store.active_sessions(lic.license_id)}
     assert winners == leases == durable and len(winners) == 10
 
@@ -43,7 +43,7 @@ def test_concurrent_acquires_by_one_user_and_machine_hold_one_seat(function_serv
 
     assert Counter(r.status_code for r in responses) == {201: 1, 200: 29}
     assert len({r.json()["session_id"] for r in responses}) == 1
-    assert rt.redis.zcard(license_keys(lic.license_id)[0]) == 1
+    assert rt.redis.zcard(LicenseKeys.of(lic.license_id).leases) == 1
     assert len(rt.store.active_sessions(lic.license_id)) == 1
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.auth import Principal
-from shared.clock import parse_rfc3339, rfc3339
+from shared.domain import License, Principal
+from shared.domain.times import parse_rfc3339, rfc3339
 from shared.config import ConfigError, Settings
 from shared.ids import RandomIds, license_id_of_session
-from shared.store import License
 
 
 def license_with(**fields) -> License:

@@ -1,0 +1,28 @@
+"""The licensing vocabulary: records and rules that need nothing but the standard library.
+
+Every layer reads these names; none of them knows Redis, Firestore, KMS or HTTP.
+"""
+
+from shared.domain.events import AuditEvent
+from shared.domain.licenses import (
+    LEASE_TOKEN_MAX_S,
+    License,
+    LicenseBounds,
+    Tenant,
+)
+from shared.domain.limits import Limit
+from shared.domain.principal import Principal
+from shared.domain.sessions import EndReason, SessionEnd, SessionRecord
+
+__all__ = [
+    "LEASE_TOKEN_MAX_S",
+    "AuditEvent",
+    "EndReason",
+    "License",
+    "LicenseBounds",
+    "Limit",
+    "Principal",
+    "SessionEnd",
+    "SessionRecord",
+    "Tenant",
+]

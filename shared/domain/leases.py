@@ -1,0 +1,93 @@
+"""What the seat ledger answers: the outcomes of its operations, as the use cases read them.
+
+The Redis adapter (shared/seats) produces these from its scripts' replies; the use cases
+(shared/licensing) consume them through the ports, knowing nothing of Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.domain.sessions import EndReason, SessionEnd
+
+
+@dataclass(frozen=True)
+class AcquireOutcome:
+    kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "STALE"]
+    session_id: str | None = None
+    expires_ms: int | None = None
+    used: int = 0
+    max_seats: int = 0
+    acquired_ms: int | None = None
+    earliest_expiry_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class HeartbeatOutcome:
+    kind: Literal["OK", "REVIVED", "UNKNOWN", "FORBIDDEN", "ENDED", "STALE"]
+    expires_ms: int = 0
+    hardware_id: str = ""
+    uid: str = ""
+    acquired_ms: int = 0
+    end_state: str | None = None  # ENDED: an EndReason value
+    expired_ms: int | None = None  # REVIVED: when the lease had run out
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    kind: Literal["ENDED", "ALREADY", "UNKNOWN", "FORBIDDEN", "ROLLED_BACK"]
+    end: SessionEnd | None = None
+
+
+@dataclass(frozen=True)
+class SeatCount:
+    kind: Literal["OK", "STALE"]
+    used: int = 0
+    earliest_expiry_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """A session as the seat ledger holds it."""
+
+    session_id: str
+    uid: str
+    hardware_id: str
+    acquired_ms: int
+    last_heartbeat_ms: int
+    expires_ms: int
+    state: str  # live, an EndReason value, or held (an ended borrow still counted until expires_ms)
+    ended_ms: int | None
+    borrowed_until_ms: int | None = None
+
+    def as_end(self) -> SessionEnd:
+        return SessionEnd(self.session_id, EndReason(self.state), self.uid, self.hardware_id, self.acquired_ms,
+                          self.last_heartbeat_ms, self.ended_ms if self.ended_ms is not None else self.expires_ms)
+
+
+@dataclass(frozen=True)
+class SweepBatch:
+    """One license's share of a sweep: what expired, what to settle, what to verify."""
+
+    expired: int
+    live: int
+    outbox_left: int
+    ends: list[LeaseRecord]
+    unverified: list[LeaseRecord]
+
+
+@dataclass(frozen=True)
+class RestoreEntry:
+    """What the durable record says counts against a license's seats (for restore)."""
+
+    session_id: str
+    uid: str
+    hardware_id: str
+    acquired_ms: int
+    until_ms: int | None = None  # a session: the end of its borrow; a hold: when it stops counting
+    hold: bool = False  # an ended borrow whose seat still counts
+
+
+class SweepLockLost(Exception):
+    """Another sweep holds the lock now: stop writing."""

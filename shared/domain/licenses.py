@@ -1,0 +1,131 @@
+"""Licenses and tenants, and the bounds every license setting is held to.
+
+The bounds are defined here once: the request models (shared/licensing/*requests.py),
+provisioning and the lease-token signer all read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.domain.times import rfc3339
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and self.low <= value <= self.high
+
+
+class LicenseBounds:
+    """What each numeric license setting may be."""
+
+    MAX_SEATS = IntRange(1, 1_000_000)
+    LEASE_TTL_S = IntRange(10, 86_400)
+    HEARTBEAT_INTERVAL_S = IntRange(1, 86_400)
+    REVIVE_WINDOW_S = IntRange(0, 86_400)
+    MAX_SESSIONS_PER_USER = IntRange(0, 10_000)
+    """0: no limit."""
+    OFFLINE_GRACE_S = IntRange(0, 30 * 86_400)
+    """The longest offline grace a license may give its lease tokens (30 days)."""
+    MAX_BORROW_S = IntRange(0, 90 * 86_400)
+    """The longest check-out (borrow) a license may allow (90 days); 0: no borrowing."""
+    MAX_LIST_ITEMS = 100
+    """Features, allowed domains."""
+
+    BY_FIELD = {
+        "max_seats": MAX_SEATS, "lease_ttl_s": LEASE_TTL_S, "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+        "revive_window_s": REVIVE_WINDOW_S, "max_sessions_per_user": MAX_SESSIONS_PER_USER,
+        "offline_grace_s": OFFLINE_GRACE_S, "max_borrow_s": MAX_BORROW_S,
+    }
+
+    @classmethod
+    def problems(cls, **values: int) -> list[str]:
+        """One message per named setting outside its bounds (interval < ttl included)."""
+        found = [f"{name} must be between {cls.BY_FIELD[name].low} and {cls.BY_FIELD[name].high}"
+                 for name, value in values.items() if value not in cls.BY_FIELD[name]]
+        ttl, interval = values.get("lease_ttl_s"), values.get("heartbeat_interval_s")
+        if ttl is not None and interval is not None and not interval < ttl:
+            found.append("heartbeat_interval_s must be shorter than lease_ttl_s")
+        return found
+
+
+LEASE_TOKEN_MAX_S = LicenseBounds.MAX_BORROW_S.high + LicenseBounds.OFFLINE_GRACE_S.high
+"""How far past its delegation certificate's expiry a lease token may stay valid
+offline (`exp + grace`): every certificate states it as `lease_max_s`."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class License:
+    id: str
+    tenant_id: str
+    max_seats: int
+    tier: str
+    features: tuple[str, ...]
+    expires_ms: int | None
+    suspended: bool
+    allowed_domains: tuple[str, ...]
+    lease_ttl_s: int
+    heartbeat_interval_s: int
+    key_hash: str
+    created_ms: int
+    updated_ms: int
+    revive_window_s: int = 0
+    """A heartbeat this late after its lease ran out may still revive it (if a seat is free)."""
+    max_sessions_per_user: int = 0
+    """Live sessions one user may hold at once, across machines (0: no limit)."""
+    offline_grace_s: int = 0
+    """How long past its signed exp a lease token stays valid to a client that cannot
+    reach the server (stated, signed, in every token as `grace`)."""
+    max_borrow_s: int = 0
+    """Longest check-out (borrow) a session may take; 0: borrowing not allowed."""
+    revoked_ms: int | None = None
+    """Set when the owner revoked (deleted) the license; its key no longer opens anything."""
+    suspended_by: str | None = None
+    """Who suspended it: "owner" (the vendor: only the owner resumes it) or "admin"."""
+
+    def is_expired(self, now_ms: int) -> bool:
+        return self.expires_ms is not None and now_ms >= self.expires_ms
+
+    def admits_email(self, email: str | None, email_verified: bool) -> bool:
+        """Whether a user may hold a seat under the license's allowed-domain rule."""
+        if not self.allowed_domains:
+            return True
+        if not email or not email_verified or "@" not in email:
+            return False
+        return email.rsplit("@", 1)[1].lower() in self.allowed_domains
+
+    def admin_view(self) -> dict[str, Any]:
+        """Everything an administrator of the tenant may read (never the key or its hash)."""
+        return {
+            **self.public_view(),
+            "tenant": self.tenant_id,
+            "max_seats": self.max_seats,
+            "suspended": self.suspended,
+            "suspended_by": self.suspended_by,
+            "allowed_domains": list(self.allowed_domains),
+            "lease_ttl_s": self.lease_ttl_s,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "revive_window_s": self.revive_window_s,
+            "max_sessions_per_user": self.max_sessions_per_user,
+            "offline_grace_s": self.offline_grace_s,
+            "max_borrow_s": self.max_borrow_s,
+            "created_at": rfc3339(self.created_ms),
+            "updated_at": rfc3339(self.updated_ms),
+            "revoked_at": rfc3339(self.revoked_ms),
+        }
+
+    def public_view(self) -> dict[str, Any]:
+        """What a seat holder is told about the license (API.md `license`)."""
+        return {"id": self.id, "tier": self.tier, "features": list(self.features), "expires_at": rfc3339(self.expires_ms)}

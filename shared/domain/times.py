@@ -1,0 +1,30 @@
+"""The API's time format. Times inside the service are integer epoch milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return round(value.timestamp() * 1000)
+
+
+def rfc3339(ms: int | None) -> str | None:
+    """RFC 3339 UTC with millisecond precision, or None."""
+    if ms is None:
+        return None
+    return ms_to_datetime(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> int:
+    """Milliseconds for an RFC 3339 time; raises ValueError without an explicit zone."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("time must carry a zone, e.g. 2027-01-01T00:00:00Z")
+    return datetime_to_ms(value)

@@ -1,0 +1,157 @@
+"""The ports: what the use cases need from the outside world, as small Protocols.
+
+The use cases (this package) are written against these; the adapters implement them:
+    SeatLedger, SweepLedger   shared/seats    (Redis Lua scripts)
+    DurableRecord             shared/store    (Firestore)
+    LeaseSigner               shared/tokens   (KMS-rooted delegate keys)
+    RateLimiter               shared/ratelimit
+so a use case reads without its adapters, and a test can hand it any implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from shared.domain import AuditEvent, EndReason, Limit, License, SessionEnd, SessionRecord, Tenant
+from shared.domain.leases import (
+    AcquireOutcome,
+    HeartbeatOutcome,
+    LeaseRecord,
+    ReleaseOutcome,
+    RestoreEntry,
+    SeatCount,
+    SweepBatch,
+)
+
+
+class SeatLedger(Protocol):
+    """Who holds a seat now, license by license: the hot path and the administrators' reads."""
+
+    def generation(self, license_id: str) -> str:
+        """The license's metadata generation (read before the license itself)."""
+
+    def bump_generation(self, license_id: str) -> None:
+        """Make every cached copy of the license stale (after a change)."""
+
+    def acquire(self, license_id: str, *, generation: str, now_ms: int, ttl_ms: int, max_seats: int, uid: str,
+                hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0) -> AcquireOutcome: ...
+
+    def heartbeat(self, license_id: str, session_id: str, *, generation: str, now_ms: int, ttl_ms: int,
+                  caller_uid: str, may_act_for_others: bool, revive_window_ms: int = 0, max_seats: int = 0,
+                  borrow: bool = False) -> HeartbeatOutcome: ...
+
+    def release(self, license_id: str, session_id: str, *, now_ms: int, caller_uid: str, may_act_for_others: bool,
+                end: EndReason = EndReason.RELEASED, offline_grace_ms: int = 0,
+                license_end_ms: int | None = None) -> ReleaseOutcome: ...
+
+    def rollback(self, license_id: str, session_id: str, *, now_ms: int) -> None:
+        """Erase a grant whose durable record could not be written."""
+
+    def count(self, license_id: str, *, generation: str, now_ms: int) -> SeatCount: ...
+
+    def settled(self, license_id: str, session_ids: list[str]) -> None:
+        """Forget ends the durable record now holds."""
+
+    def index_license(self, license_id: str) -> None:
+        """Tell the sweep the license has leases."""
+
+    def count_revival(self) -> None: ...
+
+    def live_sessions(self, license_id: str, *, now_ms: int, limit: int = 1000) -> list[LeaseRecord]: ...
+
+    def live_count(self, license_id: str, *, now_ms: int) -> int: ...
+
+    def daily_usage(self, license_id: str) -> dict[str, dict[str, int]]: ...
+
+
+class SweepLock(Protocol):
+    token: str | None
+
+    def acquire(self, ttl_ms: int) -> bool: ...
+
+    def check(self) -> None:
+        """Raise SweepLockLost unless this sweep still holds the lock."""
+
+    def forfeit(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class SweepLedger(Protocol):
+    """The sweep's side of the seat table."""
+
+    shards: int
+
+    def lock(self) -> SweepLock: ...
+
+    def redis_lost_data(self) -> bool: ...
+
+    def mark_recovered(self, now_ms: int) -> None: ...
+
+    def take_revivals(self) -> int: ...
+
+    def indexed_licenses(self, shard: int) -> list[str]: ...
+
+    def index_license(self, license_id: str) -> None: ...
+
+    def unindex_if_idle(self, license_id: str) -> bool: ...
+
+    def sweep_batch(self, license_id: str, *, now_ms: int, batch: int, settle_until_ms: int,
+                    verify_before_ms: int) -> SweepBatch: ...
+
+    def mark_verified(self, license_id: str, session_ids: list[str]) -> None: ...
+
+    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, max_seats: int,
+                ttl_ms: int) -> list[str]: ...
+
+
+class DurableRecord(Protocol):
+    """Tenants, licenses, the key index, sessions and the audit log, durably."""
+
+    def create_tenant(self, tenant: Tenant, event: AuditEvent) -> None: ...
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+
+    def list_tenants(self, *, after: str = "", limit: int = 100) -> list[Tenant]: ...
+
+    def create_license(self, license: License, event: AuditEvent) -> None: ...
+
+    def get_license(self, license_id: str) -> License | None: ...
+
+    def license_id_for_key(self, key_hash: str) -> str | None: ...
+
+    def update_license(self, license: License, event: AuditEvent) -> None: ...
+
+    def revoke_license(self, license: License, event: AuditEvent) -> None: ...
+
+    def list_licenses(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[License]: ...
+
+    def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]: ...
+
+    def record_grant(self, session: SessionRecord, event: AuditEvent) -> None: ...
+
+    def record_ends(self, ends: list[tuple[SessionEnd, str, str, AuditEvent]]) -> int: ...
+
+    def record_borrow(self, session_id: str, borrowed_until_ms: int, event: AuditEvent) -> None: ...
+
+    def record_event(self, event: AuditEvent) -> None: ...
+
+    def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    def sessions(self, session_ids: list[str]) -> dict[str, SessionRecord]: ...
+
+    def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
+
+    def held_seats(self, *, now_ms: int, limit: int = 10_000) -> list[SessionRecord]: ...
+
+
+class LeaseSigner(Protocol):
+    def prepare(self, now_s: int) -> None:
+        """Have a signing certificate ready, so signing right after needs no KMS call."""
+
+    def sign_lease(self, claims: dict[str, Any]) -> str: ...
+
+
+class RateLimiter(Protocol):
+    def charge(self, charges: list[tuple[str, str, Limit]]) -> None:
+        """Charge one request to each (scope, id, limit); raises RateLimited."""

@@ -1,0 +1,57 @@
+"""Every Redis key name the seat table and the sweep use, in one place.
+
+Per license, seven keys share the hash tag `{<license_id>}`, so every script runs in one
+cluster slot; scripts receive them in the order of `LicenseKeys.in_script_order()` (the
+prelude, lua/_prelude.lua, says what each holds). Keys that span licenses (the sweep's
+index shards, its lock, the recovery epoch, counters) carry tags of their own.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import astuple, dataclass
+
+HOLD_PREFIX = "hold:"
+"""A member of a license's lease set that counts a seat after its session ended (release_seat)."""
+
+
+@dataclass(frozen=True)
+class LicenseKeys:
+    leases: str
+    holders: str
+    sessions: str
+    ended: str
+    gen: str
+    unverified: str
+    usage: str
+
+    @classmethod
+    def of(cls, license_id: str) -> LicenseKeys:
+        tag = "{" + license_id + "}"
+        return cls(*(f"seat:{tag}:{part}" for part in
+                     ("leases", "holders", "sessions", "ended", "gen", "unverified", "usage")))
+
+    def in_script_order(self) -> list[str]:
+        """KEYS[1..7] of every seat script."""
+        return list(astuple(self))
+
+
+INDEX_SHARDS = 16
+
+
+def index_key(shard: int) -> str:
+    """One shard of the index of licenses that have leases (each shard its own slot)."""
+    return f"sweep:{{idx-{shard:02d}}}:licenses"
+
+
+def index_shard(license_id: str) -> int:
+    return zlib.crc32(license_id.encode()) % INDEX_SHARDS
+
+
+REVIVED_COUNTER = "sweep:{stats}:revived"
+"""Leases revived since the last sweep (reported by it)."""
+SWEEP_LOCK = "sweep:{lock}"
+SWEEP_FENCE = "sweep:{lock}:fence"
+"""Grows by one per lock attempt: each holder's fencing token."""
+RECOVERY_EPOCH = "sweep:{epoch}"
+"""Set once Redis holds everything Firestore says is live; its absence means Redis lost data."""

@@ -1,0 +1,91 @@
+"""What each seat script answers, decoded: one typed outcome and one decoder per script.
+
+The scripts' contract comments (lua/*.lua) list every reply; these decoders are the only
+code that reads reply positions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.domain import EndReason, SessionEnd
+from shared.domain.leases import (
+    AcquireOutcome,
+    HeartbeatOutcome,
+    LeaseRecord,
+    ReleaseOutcome,
+    SeatCount,
+    SweepBatch,
+)
+from shared.seats.keys import HOLD_PREFIX
+from shared.seats.redis_calls import text
+
+
+def decode_acquire(reply: list[Any], *, now_ms: int) -> AcquireOutcome:
+    """acquire_seat.lua"""
+    kind = text(reply[0])
+    if kind == "GRANTED":
+        return AcquireOutcome(kind, text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), now_ms)
+    if kind == "EXISTING":
+        return AcquireOutcome(kind, text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]))
+    if kind == "FULL":
+        return AcquireOutcome(kind, used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]))
+    if kind == "USER_LIMIT":
+        return AcquireOutcome(kind, used=int(reply[1]), max_seats=int(reply[2]))
+    return AcquireOutcome("STALE")
+
+
+def decode_heartbeat(reply: list[Any]) -> HeartbeatOutcome:
+    """heartbeat_seat.lua"""
+    kind = text(reply[0])
+    if kind == "OK":
+        return HeartbeatOutcome(kind, int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]))
+    if kind == "REVIVED":
+        return HeartbeatOutcome(kind, int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
+                                expired_ms=int(reply[5]))
+    if kind == "ENDED":
+        return HeartbeatOutcome(kind, end_state=text(reply[1]))
+    return HeartbeatOutcome(kind)  # type: ignore[arg-type]  # UNKNOWN | FORBIDDEN | STALE, as the script says
+
+
+def decode_release(reply: list[Any], *, session_id: str) -> ReleaseOutcome:
+    """release_seat.lua"""
+    kind = text(reply[0])
+    if kind in ("ENDED", "ALREADY"):
+        return ReleaseOutcome(kind, SessionEnd(  # type: ignore[arg-type]  # checked just above
+            session_id=session_id, state=EndReason(text(reply[1])), uid=text(reply[2]), hardware_id=text(reply[3]),
+            acquired_ms=int(reply[4]), last_heartbeat_ms=int(reply[5]), ended_ms=int(reply[6]),
+            held_until_ms=int(reply[7]) or None,
+        ))
+    return ReleaseOutcome(kind)  # type: ignore[arg-type]  # UNKNOWN | FORBIDDEN | ROLLED_BACK
+
+
+def decode_count(reply: list[Any]) -> SeatCount:
+    """count_seats.lua"""
+    if text(reply[0]) == "STALE":
+        return SeatCount("STALE")
+    earliest = int(reply[2])
+    return SeatCount("OK", int(reply[1]), None if earliest < 0 else earliest)
+
+
+def parse_lease_record(member: bytes | str, raw: bytes | str) -> LeaseRecord:
+    """A record of a license's sessions hash (a hold's member carries HOLD_PREFIX)."""
+    rec = json.loads(raw)
+    return LeaseRecord(text(member).removeprefix(HOLD_PREFIX), rec["u"], rec["h"], int(rec["a"]), int(rec["b"]),
+                       int(rec["e"]), rec["s"], int(rec["x"]) if "x" in rec else None,
+                       int(rec["o"]) if "o" in rec else None)
+
+
+def _pairs(flat: list[Any]) -> list[LeaseRecord]:
+    return [parse_lease_record(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def decode_sweep_batch(reply: list[Any]) -> SweepBatch:
+    """sweep_license.lua"""
+    return SweepBatch(int(reply[0]), int(reply[1]), int(reply[2]), _pairs(reply[3]), _pairs(reply[4]))
+
+
+def decode_restore(reply: list[Any]) -> list[str]:
+    """restore_seats.lua: one outcome per entry."""
+    return [text(outcome) for outcome in reply]

@@ -1,0 +1,137 @@
+"""The sweep's side of the seat table: the index of licenses with leases, per-license
+sweep batches, verification and restore after a loss, the fenced lock, the recovery
+epoch and the revival counter. (Ending a lease is the seat table's, for the sweep too.)
+Every Redis call goes through redis_unavailable().
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.leases import RestoreEntry, SweepBatch, SweepLockLost
+from shared.seats.keys import (
+    INDEX_SHARDS,
+    RECOVERY_EPOCH,
+    REVIVED_COUNTER,
+    SWEEP_FENCE,
+    SWEEP_LOCK,
+    LicenseKeys,
+    index_key,
+    index_shard,
+)
+from shared.seats.redis_calls import RedisLike, load_script, redis_unavailable, text
+from shared.seats.replies import decode_restore, decode_sweep_batch
+
+
+class SweepLock:
+    """A Redis lock whose value is a fencing token that only ever grows."""
+
+    def __init__(self, client: RedisLike):
+        self._redis = client
+        self._release = client.register_script(load_script("release_lock", with_prelude=False))
+        self.token: str | None = None
+
+    def acquire(self, ttl_ms: int) -> bool:
+        with redis_unavailable():
+            token = str(self._redis.incr(SWEEP_FENCE))
+            if self._redis.set(SWEEP_LOCK, token, nx=True, px=ttl_ms):
+                self.token = token
+                return True
+        return False
+
+    def check(self) -> None:
+        """Raise SweepLockLost unless this sweep still holds the lock (before every batch of writes)."""
+        with redis_unavailable():
+            current = self._redis.get(SWEEP_LOCK)
+        if current is None or text(current) != self.token:
+            raise SweepLockLost(f"sweep lock {self.token} lost")
+
+    def forfeit(self) -> None:
+        """The lock passed to another sweep: it is not ours to release any more."""
+        self.token = None
+
+    def release(self) -> None:
+        if self.token is not None:
+            with redis_unavailable():
+                self._release(keys=[SWEEP_LOCK], args=[self.token])
+            self.token = None
+
+
+class SweepLedger:
+    """What the sweep reads and changes in Redis, license by license."""
+
+    shards = INDEX_SHARDS
+
+    def __init__(self, client: RedisLike):
+        self._redis = client
+        self._sweep = client.register_script(load_script("sweep_license"))
+        self._mark_verified = client.register_script(load_script("mark_verified"))
+        self._restore = client.register_script(load_script("restore_seats"))
+
+    def _run(self, script: Any, license_id: str, args: list[Any]) -> Any:
+        with redis_unavailable():
+            return script(keys=LicenseKeys.of(license_id).in_script_order(), args=args)
+
+    def lock(self) -> SweepLock:
+        return SweepLock(self._redis)
+
+    # -- the recovery epoch and the revival counter ---------------------------------------
+    def redis_lost_data(self) -> bool:
+        """True when the epoch key is gone: Redis restarted empty, failed over or was flushed."""
+        with redis_unavailable():
+            return not self._redis.exists(RECOVERY_EPOCH)
+
+    def mark_recovered(self, now_ms: int) -> None:
+        with redis_unavailable():
+            self._redis.set(RECOVERY_EPOCH, str(now_ms))
+
+    def take_revivals(self) -> int:
+        """Leases revived since the last call (the counter starts again at 0)."""
+        with redis_unavailable():
+            return int(self._redis.getdel(REVIVED_COUNTER) or 0)
+
+    # -- the index ---------------------------------------------------------------------------
+    def indexed_licenses(self, shard: int) -> list[str]:
+        with redis_unavailable():
+            return sorted(text(m) for m in self._redis.smembers(index_key(shard)))
+
+    def index_license(self, license_id: str) -> None:
+        with redis_unavailable():
+            self._redis.sadd(index_key(index_shard(license_id)), license_id)
+
+    def unindex_if_idle(self, license_id: str) -> bool:
+        """Drop a license with no lease and no pending end from the index, race-free.
+
+        Remove first, then look: a grant that lands in between re-indexes the license
+        itself (acquire indexes after granting), and one that landed before is seen here.
+        """
+        key, keys = index_key(index_shard(license_id)), LicenseKeys.of(license_id)
+        with redis_unavailable():
+            self._redis.srem(key, license_id)
+            recheck = self._redis.pipeline(transaction=False)  # both keys in the license's slot
+            recheck.zcard(keys.leases)
+            recheck.zcard(keys.ended)
+            if any(recheck.execute()):
+                self._redis.sadd(key, license_id)
+                return False
+        return True
+
+    # -- one license ---------------------------------------------------------------------------
+    def sweep_batch(self, license_id: str, *, now_ms: int, batch: int, settle_until_ms: int,
+                    verify_before_ms: int) -> SweepBatch:
+        return decode_sweep_batch(self._run(self._sweep, license_id,
+                                            [now_ms, batch, settle_until_ms, verify_before_ms]))
+
+    def mark_verified(self, license_id: str, session_ids: list[str]) -> None:
+        if session_ids:
+            self._run(self._mark_verified, license_id, list(session_ids))
+
+    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, max_seats: int,
+                ttl_ms: int) -> list[str]:
+        """Put what counts against the seats back after a loss, in the order given (holds
+        and borrows first, then sessions oldest first); one outcome each (restore_seats.lua)."""
+        args: list[Any] = [now_ms, max_seats, ttl_ms]
+        for entry in entries:
+            args.extend([entry.session_id, entry.uid, entry.hardware_id, entry.acquired_ms, entry.until_ms or 0,
+                         "h" if entry.hold else "s"])
+        return decode_restore(self._run(self._restore, license_id, args))
