@@ -10,5 +10,5 @@ from shared.runtime import runtime
 @functions_framework.http
 @json_function("acquire", routes={"": ["POST"]})
 def acquire(call: Call):
-    answer = runtime().seat_service.acquire_seat(call.principal, call.parse(AcquireRequest))
+    answer = runtime().seat_service.acquire_seat(call.caller, call.parse(AcquireRequest))
     return (201 if answer.created else 200), answer.body

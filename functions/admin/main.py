@@ -1,48 +1,56 @@
-"""admin/...: tenant administration (API.md "Administration"); roles admin and owner."""
+"""admin/...: tenant administration (API.md "Administration"); roles admin and owner.
+
+Each route is declared once, by its handler below: the wrapper's route table is derived
+from it. Bodies and query strings are parsed here into typed requests for the use case.
+"""
+
+from collections.abc import Callable
 
 import functions_framework
 
-from shared.http import Call, json_function
-from shared.licensing.admin_requests import CreateLicenseRequest, CreateTenantRequest, UpdateLicenseRequest
+from shared.http import Call, HandlerResult, json_function, methods_by_route
+from shared.licensing.admin_requests import (
+    CreateLicenseRequest,
+    CreateTenantRequest,
+    EventsQuery,
+    LicensesQuery,
+    TenantsQuery,
+    UpdateLicenseRequest,
+    UsageQuery,
+)
+from shared.licensing.administration import Administration
 from shared.runtime import runtime
 
-ROUTES = {
-    "tenants": ["GET", "POST"],
-    "licenses": ["GET", "POST"],
-    "licenses/{license_id}": ["GET", "PATCH", "DELETE"],
-    "licenses/{license_id}/sessions": ["GET"],
-    "licenses/{license_id}/sessions/{session_id}": ["DELETE"],
-    "licenses/{license_id}/usage": ["GET"],
-    "events": ["GET"],
+
+def _service() -> Administration:
+    return runtime().administration
+
+
+HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
+    ("POST", "tenants"): lambda call: (201, _service().create_tenant(call.caller, call.parse(CreateTenantRequest))),
+    ("GET", "tenants"): lambda call: (200, _service().list_tenants(call.caller, call.query(TenantsQuery))),
+    ("POST", "licenses"):
+        lambda call: (201, _service().create_license(call.caller, call.parse(CreateLicenseRequest))),
+    ("GET", "licenses"): lambda call: (200, _service().list_licenses(call.caller, call.query(LicensesQuery))),
+    ("GET", "licenses/{license_id}"):
+        lambda call: (200, _service().get_license(call.caller, call.params["license_id"])),
+    ("PATCH", "licenses/{license_id}"):
+        lambda call: (200, _service().update_license(call.caller, call.params["license_id"],
+                                                     call.parse(UpdateLicenseRequest))),
+    ("DELETE", "licenses/{license_id}"):
+        lambda call: (200, _service().revoke_license(call.caller, call.params["license_id"])),
+    ("GET", "licenses/{license_id}/sessions"):
+        lambda call: (200, _service().list_sessions(call.caller, call.params["license_id"])),
+    ("DELETE", "licenses/{license_id}/sessions/{session_id}"):
+        lambda call: (200, _service().force_release(call.caller, call.params["license_id"],
+                                                    call.params["session_id"])),
+    ("GET", "licenses/{license_id}/usage"):
+        lambda call: (200, _service().usage(call.caller, call.params["license_id"], call.query(UsageQuery))),
+    ("GET", "events"): lambda call: (200, _service().list_events(call.caller, call.query(EventsQuery))),
 }
 
 
 @functions_framework.http
-@json_function("admin", routes=ROUTES, checks_accounts=True)
-def admin(call: Call):
-    service, caller, query, params = runtime().administration, call.principal, call.request.args, call.params
-    match call.request.method, call.route:
-        case "POST", "tenants":
-            return 201, service.create_tenant(caller, call.parse(CreateTenantRequest))
-        case "GET", "tenants":
-            return 200, service.list_tenants(caller, after=query.get("after"), limit=query.get("limit"))
-        case "POST", "licenses":
-            return 201, service.create_license(caller, call.parse(CreateLicenseRequest))
-        case "GET", "licenses":
-            return 200, service.list_licenses(caller, tenant=query.get("tenant"), after=query.get("after"),
-                                              limit=query.get("limit"))
-        case "GET", "licenses/{license_id}":
-            return 200, service.get_license(caller, params["license_id"])
-        case "PATCH", "licenses/{license_id}":
-            return 200, service.update_license(caller, params["license_id"], call.parse(UpdateLicenseRequest))
-        case "DELETE", "licenses/{license_id}":
-            return 200, service.revoke_license(caller, params["license_id"])
-        case "GET", "licenses/{license_id}/sessions":
-            return 200, service.list_sessions(caller, params["license_id"])
-        case "DELETE", "licenses/{license_id}/sessions/{session_id}":
-            return 200, service.force_release(caller, params["license_id"], params["session_id"])
-        case "GET", "licenses/{license_id}/usage":
-            return 200, service.usage(caller, params["license_id"], days=query.get("days"))
-        case "GET", "events":
-            return 200, service.list_events(caller, license_id=query.get("license"), tenant=query.get("tenant"),
-                                            limit=query.get("limit"))
+@json_function("admin", routes=methods_by_route(HANDLERS), checks_accounts=True)
+def admin(call: Call) -> HandlerResult:
+    return HANDLERS[(call.request.method, call.route)](call)

@@ -12,5 +12,5 @@ from shared.runtime import runtime
 def borrow(call: Call):
     service = runtime().seat_service
     if call.route == "return":
-        return 200, service.return_borrow(call.principal, call.parse(SessionRequest)).body
-    return 200, service.borrow(call.principal, call.parse(BorrowRequest)).body
+        return 200, service.return_borrow(call.caller, call.parse(SessionRequest)).body
+    return 200, service.borrow(call.caller, call.parse(BorrowRequest)).body

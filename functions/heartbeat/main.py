@@ -10,4 +10,4 @@ from shared.runtime import runtime
 @functions_framework.http
 @json_function("heartbeat", routes={"": ["POST"]})
 def heartbeat(call: Call):
-    return 200, runtime().seat_service.heartbeat(call.principal, call.parse(SessionRequest)).body
+    return 200, runtime().seat_service.heartbeat(call.caller, call.parse(SessionRequest)).body

@@ -10,4 +10,4 @@ from shared.runtime import runtime
 @functions_framework.http
 @json_function("release", routes={"": ["POST"]})
 def release(call: Call):
-    return 200, runtime().seat_service.release(call.principal, call.parse(SessionRequest)).body
+    return 200, runtime().seat_service.release(call.caller, call.parse(SessionRequest)).body

@@ -10,4 +10,4 @@ from shared.runtime import runtime
 @functions_framework.http
 @json_function("validate", routes={"": ["POST"]})
 def validate(call: Call):
-    return 200, runtime().seat_service.validate(call.principal, call.parse(ValidateRequest)).body
+    return 200, runtime().seat_service.validate(call.caller, call.parse(ValidateRequest)).body

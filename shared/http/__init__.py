@@ -1,5 +1,5 @@
 """HTTP plumbing shared by every function: limits, auth, errors, request log."""
 
-from shared.http.endpoint import Call, json_function
+from shared.http.endpoint import Call, HandlerResult, json_function, methods_by_route
 
-__all__ = ["Call", "json_function"]
+__all__ = ["Call", "HandlerResult", "json_function", "methods_by_route"]

@@ -43,7 +43,8 @@ from shared.runtime import runtime
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=pydantic.BaseModel)
-Answer = tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
+HandlerResult = tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
+"""What a function's handler returns: (status, JSON body) or (status, body, extra headers)."""
 
 
 @dataclass
@@ -56,16 +57,39 @@ class Call:
     principal: Principal | None = None
     _json: Any = field(default=None, repr=False)
 
+    @property
+    def caller(self) -> Principal:
+        """The authenticated caller (every function that is neither public nor the scheduler's)."""
+        if self.principal is None:
+            raise Unauthenticated("this route needs a Firebase ID token")
+        return self.principal
+
     def parse(self, model: type[Model]) -> Model:
         """The JSON body as `model`; wrong shapes and types are 400 with the fields named."""
-        try:
-            return model.model_validate(self._json)
-        except pydantic.ValidationError as exc:
-            problems = [
-                {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
-                for err in exc.errors(include_url=False, include_input=False)
-            ]
-            raise InvalidRequest("the request body does not match the contract", fields=problems) from None
+        return _validated(model, self._json, "the request body does not match the contract")
+
+    def query(self, model: type[Model]) -> Model:
+        """The query string as `model` (one value per parameter); 400 naming the parameters."""
+        return _validated(model, self.request.args.to_dict(), "the query string does not match the contract")
+
+
+def _validated(model: type[Model], data: Any, message: str) -> Model:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidRequest(message, fields=problems) from None
+
+
+def methods_by_route(handlers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """{route: [methods]} of (method, route) pairs: a function's routes declared once, by its handlers."""
+    routes: dict[str, list[str]] = {}
+    for method, route in handlers:
+        routes.setdefault(route, []).append(method)
+    return routes
 
 
 def client_ip(request: flask.Request, trusted_proxy_hops: int) -> str:
@@ -152,7 +176,7 @@ def json_function(
     public: bool = False,
     scheduler: bool = False,
     checks_accounts: bool = False,
-) -> Callable[[Callable[[Call], Answer]], Callable[[flask.Request], flask.Response]]:
+) -> Callable[[Callable[[Call], HandlerResult]], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler as a functions-framework HTTP function.
 
     Args:
@@ -170,7 +194,7 @@ def json_function(
     # rather than serve until its first request.
     Settings.from_env()
 
-    def decorate(handler: Callable[[Call], Answer]) -> Callable[[flask.Request], flask.Response]:
+    def decorate(handler: Callable[[Call], HandlerResult]) -> Callable[[flask.Request], flask.Response]:
         def view(request: flask.Request) -> flask.Response:
             started = time.perf_counter()
             fields = open_request_context()
@@ -201,7 +225,7 @@ def json_function(
             )
             return response
 
-        def _serve(request: flask.Request, matched, handler: Callable[[Call], Answer]) -> flask.Response:
+        def _serve(request: flask.Request, matched, handler: Callable[[Call], HandlerResult]) -> flask.Response:
             if matched is None:
                 raise NotFound(f"{name} has no route /{_route_of(request)}")
             route, params = matched

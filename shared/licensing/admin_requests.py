@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import LicenseBounds
-from shared.ids import TENANT_ID
+from shared.ids import LICENSE_ID, TENANT_ID
 
 _TIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _TENANT_PATTERN = f"^{TENANT_ID.pattern}$"
@@ -68,3 +68,34 @@ class UpdateLicenseRequest(_Body):
     max_sessions_per_user: int | None = bounded("max_sessions_per_user", None)
     offline_grace_s: int | None = bounded("offline_grace_s", None)
     max_borrow_s: int | None = bounded("max_borrow_s", None)
+
+
+# -- query strings (parsed by the function layer: shared.http Call.query) ------------------
+_LICENSE_PATTERN = f"^{LICENSE_ID.pattern}$"
+_MAX_PAGE = 500
+
+
+class _Query(BaseModel):
+    # Query values arrive as text: numbers are converted (lax); other parameters are ignored.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TenantsQuery(_Query):
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+    after: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+
+
+class LicensesQuery(_Query):
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+    after: str | None = Field(default=None, pattern=_LICENSE_PATTERN)
+
+
+class EventsQuery(_Query):
+    license: str | None = Field(default=None, pattern=_LICENSE_PATTERN)
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+
+
+class UsageQuery(_Query):
+    days: int = Field(default=30, ge=1, le=400)

@@ -28,12 +28,18 @@ from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Princip
 from shared.domain.times import parse_rfc3339, rfc3339
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import LICENSE_ID, TENANT_ID, IdGenerator, license_id_of_session
-from shared.licensing.admin_requests import CreateLicenseRequest, CreateTenantRequest, UpdateLicenseRequest
+from shared.licensing.admin_requests import (
+    CreateLicenseRequest,
+    CreateTenantRequest,
+    EventsQuery,
+    LicensesQuery,
+    TenantsQuery,
+    UpdateLicenseRequest,
+    UsageQuery,
+)
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
 from shared.licensing.ports import DurableRecord, SeatLedger
 from shared.licensing.settlement import settle
-
-_MAX_PAGE = 500
 
 # What the customer bought: only the owner (the vendor) changes these.
 ENTITLEMENTS = ("max_seats", "tier", "features", "expires_at", "lease_ttl_s", "heartbeat_interval_s",
@@ -41,25 +47,6 @@ ENTITLEMENTS = ("max_seats", "tier", "features", "expires_at", "lease_ttl_s", "h
 # What a tenant's admin may set on its own licenses: suspension and restrictions that
 # only narrow who may use a seat, and how.
 TENANT_SETTINGS = ("suspended", "allowed_domains", "max_sessions_per_user", "revive_window_s")
-
-
-def _page_limit(raw: str | None, default: int = 100) -> int:
-    try:
-        limit = int(raw) if raw is not None else default
-    except ValueError:
-        raise InvalidRequest("limit must be a whole number", field="limit") from None
-    if not 1 <= limit <= _MAX_PAGE:
-        raise InvalidRequest(f"limit must be between 1 and {_MAX_PAGE}", field="limit")
-    return limit
-
-
-def _id_param(raw: str | None, pattern, field: str) -> str | None:
-    """A query parameter that names an object by id: absent, or well formed (else 400)."""
-    if raw is None or raw == "":
-        return None
-    if not pattern.fullmatch(raw):
-        raise InvalidRequest(f"{field} is not a valid id", field=field)
-    return raw
 
 
 def _time(value: str | None, field: str) -> int | None:
@@ -104,7 +91,6 @@ class Administration:
     def _tenant_scope(caller: Principal, asked: str | None) -> str | None:
         """The tenant a listing covers: the owner's choice (None: every tenant), an
         admin's own tenant always. The store is asked for every tenant only for the owner."""
-        asked = _id_param(asked, TENANT_ID, "tenant")
         if caller.is_owner:
             return asked
         if caller.tenant is None:  # never "every tenant" for anyone but the owner
@@ -122,9 +108,9 @@ class Administration:
         tenant = self._provisioning.create_tenant(request.name, tenant_id=request.id, actor=caller.uid)
         return {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_ms)}
 
-    def list_tenants(self, caller: Principal, *, after: str | None, limit: str | None) -> dict[str, Any]:
+    def list_tenants(self, caller: Principal, query: TenantsQuery) -> dict[str, Any]:
         self._require_owner(caller, "manages tenants")
-        tenants = self._store.list_tenants(after=_id_param(after, TENANT_ID, "after") or "", limit=_page_limit(limit))
+        tenants = self._store.list_tenants(after=query.after or "", limit=query.limit)
         return {"tenants": [{"id": t.id, "name": t.name, "created_at": rfc3339(t.created_ms)} for t in tenants],
                 "next_after": tenants[-1].id if tenants else None}
 
@@ -144,14 +130,12 @@ class Administration:
         ), actor=caller.uid)
         return {"license": issued.license.admin_view(), "license_key": issued.license_key}
 
-    def list_licenses(self, caller: Principal, *, tenant: str | None, after: str | None,
-                      limit: str | None) -> dict[str, Any]:
+    def list_licenses(self, caller: Principal, query: LicensesQuery) -> dict[str, Any]:
         self._require_admin(caller)
-        scope = self._tenant_scope(caller, tenant)
-        if tenant and scope != tenant:
+        scope = self._tenant_scope(caller, query.tenant)
+        if query.tenant and scope != query.tenant:
             return {"licenses": [], "next_after": None}  # another tenant's: nothing, not an error
-        licenses = self._store.list_licenses(tenant_id=scope, after=_id_param(after, LICENSE_ID, "after") or "",
-                                             limit=_page_limit(limit))
+        licenses = self._store.list_licenses(tenant_id=scope, after=query.after or "", limit=query.limit)
         return {"licenses": [lic.admin_view() for lic in licenses],
                 "next_after": licenses[-1].id if licenses else None}
 
@@ -291,15 +275,10 @@ class Administration:
                                 "because it was borrowed: the borrower's token stays valid offline until then")
         return answer
 
-    def usage(self, caller: Principal, license_id: str, *, days: str | None) -> dict[str, Any]:
+    def usage(self, caller: Principal, license_id: str, query: UsageQuery) -> dict[str, Any]:
         """Seats used now, and per UTC day the peak in use and the acquires refused for want of a seat."""
         lic = self._visible_license(caller, license_id)
-        try:
-            window = int(days) if days is not None else 30
-        except ValueError:
-            raise InvalidRequest("days must be a whole number", field="days") from None
-        if not 1 <= window <= 400:
-            raise InvalidRequest("days must be between 1 and 400", field="days")
+        window = query.days
         today_ms = self._clock.now_ms()
         recent = sorted(rfc3339(today_ms - d * 86_400_000)[:10] for d in range(window))
         counted = self._seats.daily_usage(lic.id)
@@ -310,17 +289,15 @@ class Administration:
         }
 
     # -- audit log ----------------------------------------------------------------------------
-    def list_events(self, caller: Principal, *, license_id: str | None, tenant: str | None,
-                    limit: str | None) -> dict[str, Any]:
+    def list_events(self, caller: Principal, query: EventsQuery) -> dict[str, Any]:
         self._require_admin(caller)
-        if license_id:
-            lic = self._visible_license(caller, license_id)
-            tenant_id = lic.tenant_id
+        if query.license:
+            tenant_id: str | None = self._visible_license(caller, query.license).tenant_id
         else:
-            tenant_id = self._tenant_scope(caller, tenant)
-            if tenant and tenant_id != tenant:
+            tenant_id = self._tenant_scope(caller, query.tenant)
+            if query.tenant and tenant_id != query.tenant:
                 return {"events": []}
-        events = self._store.list_events(tenant_id=tenant_id, license_id=license_id, limit=_page_limit(limit))
+        events = self._store.list_events(tenant_id=tenant_id, license_id=query.license, limit=query.limit)
         return {"events": [
             {"id": e.id, "type": e.type, "actor": e.actor, "at": rfc3339(e.at_ms), "tenant": e.tenant_id,
              "license": e.license_id, "session": e.session_id, "details": e.details}
