@@ -8,8 +8,8 @@ harness set them. Nothing else in the library reads ``os.environ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from shared.domain.limits import Limit
 
@@ -79,7 +79,7 @@ class Settings:
         return value
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
 
         def integer(name: str, default: int) -> int:

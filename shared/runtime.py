@@ -54,7 +54,8 @@ class Runtime:
         with self._build_lock:
             if name not in self._built:
                 self._built[name] = build()
-            return self._built[name]  # type: ignore[no-any-return]  # stored by this very call
+            built: Built = self._built[name]
+            return built
 
     @property
     def redis(self) -> redis.Redis:

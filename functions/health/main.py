@@ -13,4 +13,6 @@ def health(call: Call):
     if call.route == "":
         return 200, {"status": "ok"}
     report = readiness(runtime())
-    return (200 if report["status"] == "ok" else 503), report, ({} if report["status"] == "ok" else {"Retry-After": "5"})
+    if report["status"] == "ok":
+        return 200, report
+    return 503, report, {"Retry-After": "5"}

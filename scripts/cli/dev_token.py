@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from devstack.dev_tokens import emulator_id_token
 
-    project = args.project or (json.loads(STACK_FILE.read_text())["project_id"] if STACK_FILE.exists() else "demo-coditect")
+    running = json.loads(STACK_FILE.read_text())["project_id"] if STACK_FILE.exists() else "demo-coditect"
+    project = args.project or running
     claims = {}
     for item in args.claim:
         key, sep, value = item.partition("=")

@@ -79,7 +79,8 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     base_url, token = args.base_url, args.token
     if base_url is None:
         if not STACK_FILE.exists():
-            raise SystemExit("licensectl: no environment: pass --base-url (or LICENSECTL_BASE_URL), or start ./scripts/dev")
+            raise SystemExit("licensectl: no environment: pass --base-url (or LICENSECTL_BASE_URL), "
+                             "or start ./scripts/dev")
         stack = json.loads(STACK_FILE.read_text())
         base_url = stack["base_url"]
         if token is None:
@@ -147,7 +148,8 @@ def _human(command: str, answer: dict[str, Any]) -> str:
     if command == "usage":
         rows = [f"{d['date']}  peak {d['peak']:>5}  denials {d['denials']:>5}" for d in answer["days"]]
         return "\n".join([f"now: {answer['seats']['used']} of {answer['seats']['max']} seats", *rows])
-    return "\n".join(f"{e['at']}  {e['type']:<18} {e['actor']:<20} {e.get('license') or '':<25} {e.get('session') or ''}"
+    return "\n".join(f"{e['at']}  {e['type']:<18} {e['actor']:<20} {e.get('license') or '':<25} "
+                     f"{e.get('session') or ''}"
                      for e in answer["events"]) or "(no events)"
 
 
@@ -180,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     answer = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code >= 400:
         error = _inert(answer.get("error", {}))
-        print(f"licensectl: {response.status_code} {error.get('code', '')}: {error.get('message', _inert(response.text))}",
-              file=sys.stderr)
+        message = error.get("message", _inert(response.text))
+        print(f"licensectl: {response.status_code} {error.get('code', '')}: {message}", file=sys.stderr)
         for problem in error.get("fields", []):
             print(f"  {problem['field']}: {problem['problem']}", file=sys.stderr)
         return 1

@@ -36,7 +36,8 @@ def _seed_demo_license(stack: LocalStack) -> str:
         pass  # an emulator we did not start may already have it
     try:
         issued = provisioning.create_license(
-            LicenseSpec(tenant_id=DEMO_TENANT, max_seats=3, tier="pro", features=("build", "debug")), actor="scripts/dev"
+            LicenseSpec(tenant_id=DEMO_TENANT, max_seats=3, tier="pro", features=("build", "debug")),
+            actor="scripts/dev",
         )
     except ServiceError as exc:
         raise SystemExit(f"seeding the demo license failed: {exc.message}") from exc
@@ -61,7 +62,7 @@ def _sweep_on_a_timer(stack: LocalStack, base_url: str, interval_s: float, stopp
             print(f"sweep: failed: {type(exc).__name__}: {exc}", flush=True)
 
 
-def _banner(base_url: str, license_key: str, token: str, admin_token: str, log_path: Path) -> str:
+def _banner(base_url: str, license_key: str, tokens: dict[str, str], log_path: Path) -> str:
     auth = '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     return f"""
 License server running at {base_url}  (functions: acquire heartbeat borrow release validate health jwks admin sweep)
@@ -70,19 +71,24 @@ Function logs: {log_path}     Stack facts: {STACK_FILE}
 Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}
 
 Walk-through (paste into another shell):
-  export TOKEN='{token}'
+  export TOKEN='{tokens["user"]}'
   curl -s {base_url}/health/ready
   curl -s {auth} -d '{{"license_key":"{license_key}","hardware_id":"laptop-1"}}' {base_url}/acquire
-  SESSION=$(curl -s {auth} -d '{{"license_key":"{license_key}","hardware_id":"laptop-1"}}' {base_url}/acquire | python3 -c 'import json,sys;print(json.load(sys.stdin)["session_id"])')
+  SESSION=$(curl -s {auth} -d '{{"license_key":"{license_key}","hardware_id":"laptop-1"}}' {base_url}/acquire \\
+      | python3 -c 'import json,sys;print(json.load(sys.stdin)["session_id"])')
   curl -s {auth} -d "{{\\"session_id\\":\\"$SESSION\\"}}" {base_url}/heartbeat
   curl -s {auth} -d "{{\\"session_id\\":\\"$SESSION\\"}}" {base_url}/release
   curl -s {auth} -d '{{"license_key":"{license_key}"}}' {base_url}/validate
   curl -s {base_url}/jwks
 
-Administration (tenant '{DEMO_TENANT}' admin): create a license, see who holds seats, free a stuck one:
-  export ADMIN='{admin_token}'
-  curl -s -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" -d '{{"max_seats":5,"tier":"team","features":["build"]}}' {base_url}/admin/licenses
-  LICENSE=$(curl -s -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses | python3 -c 'import json,sys;print(json.load(sys.stdin)["licenses"][0]["id"])')
+Administration: the vendor (owner) sells tenant '{DEMO_TENANT}' a license; the tenant's admin sees who
+holds seats and frees a stuck one:
+  export OWNER='{tokens["owner"]}'
+  export ADMIN='{tokens["admin"]}'
+  curl -s -H "Authorization: Bearer $OWNER" -H "Content-Type: application/json" \\
+      -d '{{"tenant":"{DEMO_TENANT}","max_seats":5,"tier":"team","features":["build"]}}' {base_url}/admin/licenses
+  LICENSE=$(curl -s -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses \\
+      | python3 -c 'import json,sys;print(json.load(sys.stdin)["licenses"][0]["id"])')
   curl -s -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses/$LICENSE/sessions
   curl -s -X DELETE -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses/$LICENSE/sessions/<session_id>
   curl -s -H "Authorization: Bearer $ADMIN" "{base_url}/admin/events?license=$LICENSE"
@@ -109,9 +115,14 @@ def main() -> int:
         log_path = STATE_DIR / "functions.log"
         server = stack.serve_functions(port, workers=workers, threads=threads, log_path=log_path)
         try:
-            token = emulator_id_token(stack.project_id, "dev-user", email="dev@example.com", lifetime_s=7 * 86400)
-            admin_token = emulator_id_token(stack.project_id, "dev-admin", email="admin@example.com",
-                                            lifetime_s=7 * 86400, tenant=DEMO_TENANT, role="admin")
+            week = 7 * 86400
+            tokens = {
+                "user": emulator_id_token(stack.project_id, "dev-user", email="dev@example.com", lifetime_s=week),
+                "admin": emulator_id_token(stack.project_id, "dev-admin", email="admin@example.com", lifetime_s=week,
+                                           tenant=DEMO_TENANT, role="admin"),
+                "owner": emulator_id_token(stack.project_id, "dev-vendor", email="vendor@example.com",
+                                           lifetime_s=week, role="owner"),
+            }
             STACK_FILE.write_text(json.dumps({
                 "base_url": server.base_url,
                 "project_id": stack.project_id,
@@ -130,7 +141,7 @@ def main() -> int:
             key_file.chmod(0o600)
             threading.Thread(target=_sweep_on_a_timer, args=(stack, server.base_url, sweep_interval_s, stopping),
                              daemon=True).start()
-            print(_banner(server.base_url, license_key, token, admin_token, log_path).replace("{sweep_interval}",
+            print(_banner(server.base_url, license_key, tokens, log_path).replace("{sweep_interval}",
                   f"{sweep_interval_s:g}"), flush=True)
             while not stopping.is_set():
                 if server.process.poll() is not None:

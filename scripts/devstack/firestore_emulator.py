@@ -21,7 +21,7 @@ class FirestoreEmulator:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "FirestoreEmulator":
+    def start(self) -> FirestoreEmulator:
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is required for the Firestore emulator (apt-get install nodejs)")
@@ -29,6 +29,7 @@ class FirestoreEmulator:
             [node, str(Path(__file__).with_name("firestore_emulator.js")), "0"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(REPO),
         )
+        assert self.process.stdout is not None  # stdout=PIPE above
         line = self.process.stdout.readline()
         if not line:
             stop(self.process)

@@ -18,9 +18,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import google_crc32c
 import grpc
@@ -51,7 +52,7 @@ class _Version:
     private_key: Any
     pem: str
     state: Any = _State.ENABLED
-    create_time: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc))
+    create_time: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def sign(self, digest: bytes) -> bytes:
         prehashed = utils.Prehashed(hashes.SHA256())
@@ -74,7 +75,7 @@ class KmsStandIn:
         self._sign_calls = 0
 
     # ---- lifecycle -------------------------------------------------------
-    def start(self) -> "KmsStandIn":
+    def start(self) -> KmsStandIn:
         def unary(fn: Callable, req: Any, resp: Any) -> grpc.RpcMethodHandler:
             return grpc.unary_unary_rpc_method_handler(
                 fn, request_deserializer=req.deserialize, response_serializer=resp.serialize)
@@ -100,7 +101,7 @@ class KmsStandIn:
             self._server.stop(grace=1).wait()
             self._server = None
 
-    def __enter__(self) -> "KmsStandIn":
+    def __enter__(self) -> KmsStandIn:
         return self if self._server is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -185,7 +186,7 @@ class KmsStandIn:
                 self._bad_public_keys -= 1
                 crc ^= 1
         return kms_v1.PublicKey(pem=version.pem, pem_crc32c=crc, name=version.name,
-                                algorithm=_Algorithm[version.algorithm], protection_level=_SOFTWARE)
+                                algorithm=getattr(_Algorithm, version.algorithm), protection_level=_SOFTWARE)
 
     def _asymmetric_sign(self, request: kms_v1.AsymmetricSignRequest,
                          context: grpc.ServicerContext) -> kms_v1.AsymmetricSignResponse:
@@ -220,7 +221,7 @@ class KmsStandIn:
             if request.parent not in self._keys:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"{request.parent} not found")
             versions = [
-                kms_v1.CryptoKeyVersion(name=v.name, state=v.state, algorithm=_Algorithm[v.algorithm],
+                kms_v1.CryptoKeyVersion(name=v.name, state=v.state, algorithm=getattr(_Algorithm, v.algorithm),
                                         protection_level=_SOFTWARE, create_time=v.create_time)
                 for v in self._keys[request.parent] if not enabled_only or v.state == _State.ENABLED
             ]

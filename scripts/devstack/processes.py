@@ -7,7 +7,8 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+
 
 def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None, stdout=None, stderr=None,
           stdin=subprocess.DEVNULL, cwd: str | None = None) -> subprocess.Popen:
@@ -41,7 +42,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(ready: Callable[[], bool], *, timeout_s: float, what: str, process: subprocess.Popen | None = None) -> None:
+def wait_until(ready: Callable[[], bool], *, timeout_s: float, what: str,
+               process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

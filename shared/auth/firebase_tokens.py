@@ -22,8 +22,8 @@ from firebase_admin import credentials as firebase_credentials
 from firebase_admin import exceptions as firebase_exceptions
 
 from shared.auth.principal import principal_from_claims
-from shared.domain import Principal
 from shared.config import ConfigError
+from shared.domain import Principal
 from shared.errors import BackendUnavailable, Unauthenticated
 
 _MAX_TOKEN_CHARS = 8192

@@ -1,4 +1,4 @@
-"""The authenticated caller and what its custom claims let it do.
+"""ID-token claims turned into the caller (shared.domain.Principal).
 
 Claims are checked here, at the auth boundary, so nothing past it meets a malformed
 identity: a uid that cannot be a Redis key part (control characters join uid and
@@ -11,36 +11,14 @@ on every admin route); only the platform `owner` ever acts across tenants.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from shared.domain.principal import ROLES, Principal
 from shared.errors import Unauthenticated
 from shared.ids import TENANT_ID
 
-ROLES = ("owner", "admin")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class Principal:
-    uid: str
-    email: str | None = None
-    email_verified: bool = False
-    tenant: str | None = None
-    role: str | None = None  # "owner" (platform operator: the vendor) | "admin" (of `tenant`) | None
-
-    @property
-    def is_owner(self) -> bool:
-        return self.role == "owner"
-
-    @property
-    def is_tenant_admin(self) -> bool:
-        """An admin with a tenant to administer (an admin claim without one grants nothing)."""
-        return self.role == "admin" and self.tenant is not None
-
-    def administers(self, tenant_id: str) -> bool:
-        """Owner of the platform, or admin of this very tenant."""
-        return self.is_owner or (self.is_tenant_admin and self.tenant == tenant_id)
 
 
 def _clean_text(value: Any, max_chars: int) -> bool:

@@ -15,12 +15,12 @@ from shared.domain.sessions import EndReason, SessionEnd
 @dataclass(frozen=True)
 class AcquireOutcome:
     kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "STALE"]
-    session_id: str | None = None
-    expires_ms: int | None = None
+    session_id: str = ""  # GRANTED, EXISTING
+    expires_ms: int = 0  # GRANTED, EXISTING
     used: int = 0
     max_seats: int = 0
-    acquired_ms: int | None = None
-    earliest_expiry_ms: int | None = None
+    acquired_ms: int = 0  # GRANTED, EXISTING
+    earliest_expiry_ms: int = 0  # FULL
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class HeartbeatOutcome:
     uid: str = ""
     acquired_ms: int = 0
     end_state: str | None = None  # ENDED: an EndReason value
-    expired_ms: int | None = None  # REVIVED: when the lease had run out
+    expired_ms: int = 0  # REVIVED: when the lease had run out
 
 
 @dataclass(frozen=True)

@@ -128,4 +128,5 @@ class License:
 
     def public_view(self) -> dict[str, Any]:
         """What a seat holder is told about the license (API.md `license`)."""
-        return {"id": self.id, "tier": self.tier, "features": list(self.features), "expires_at": rfc3339(self.expires_ms)}
+        return {"id": self.id, "tier": self.tier, "features": list(self.features),
+                "expires_at": rfc3339(self.expires_ms)}

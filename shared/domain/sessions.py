@@ -59,7 +59,7 @@ _CLIENT_MESSAGE = {
 def end_message(state: str | None) -> str:
     """The client message for a stored end state (unknown or missing: a generic one)."""
     try:
-        return EndReason(state).client_message
+        return EndReason(state or "").client_message
     except ValueError:
         return "the session has ended; acquire a new seat"
 

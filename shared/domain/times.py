@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -13,6 +14,14 @@ def datetime_to_ms(value: datetime) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return round(value.timestamp() * 1000)
+
+
+@overload
+def rfc3339(ms: int) -> str: ...
+
+
+@overload
+def rfc3339(ms: None) -> None: ...
 
 
 def rfc3339(ms: int | None) -> str | None:

@@ -19,22 +19,23 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import flask
 import pydantic
 
 from shared.auth import bearer_token
-from shared.domain import Principal
 from shared.config import Settings
+from shared.domain import Principal
 from shared.errors import (
     InvalidRequest,
-    Unauthenticated,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServiceError,
+    Unauthenticated,
     UnsupportedMediaType,
 )
 from shared.http.request_log import write_request_log
@@ -116,7 +117,7 @@ def _match(templates: Iterable[str], path: str) -> tuple[str, dict[str, str]] | 
         if len(pattern) != len(parts):
             continue
         params: dict[str, str] = {}
-        for want, got in zip(pattern, parts):
+        for want, got in zip(pattern, parts, strict=True):
             if want.startswith("{") and want.endswith("}") and got:
                 params[want[1:-1]] = got
             elif want != got:
@@ -172,7 +173,7 @@ def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = 
 def json_function(
     name: str,
     *,
-    routes: dict[str, Iterable[str]],
+    routes: Mapping[str, Iterable[str]],
     public: bool = False,
     scheduler: bool = False,
     checks_accounts: bool = False,
@@ -213,7 +214,8 @@ def json_function(
                     fields["backend"] = error.details["backend"]
             except Exception:  # noqa: BLE001 - the one place unexpected failures are caught
                 log.exception("unhandled error in function %s", name)
-                response = _response(500, {"error": {"code": "INTERNAL", "message": "internal error; it has been logged"}})
+                response = _response(500, {"error": {"code": "INTERNAL",
+                                                     "message": "internal error; it has been logged"}})
             write_request_log(
                 request,
                 function=name,
@@ -251,7 +253,8 @@ def json_function(
                 except Unauthenticated:
                     limiter.charge([("ip", ip, settings.rate_limit_ip)])  # floods of bad tokens too
                     raise
-                limiter.charge([("ip", ip, settings.rate_limit_ip), ("user", call.principal.uid, settings.rate_limit_user)])
+                limiter.charge([("ip", ip, settings.rate_limit_ip),
+                                ("user", call.principal.uid, settings.rate_limit_user)])
             has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
             if request.method in ("POST", "PUT", "PATCH") and (has_body or not scheduler):
                 call._json = _read_json(request, settings.max_body_bytes)

@@ -27,7 +27,7 @@ from shared.clock import Clock
 from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal
 from shared.domain.times import parse_rfc3339, rfc3339
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
-from shared.ids import LICENSE_ID, TENANT_ID, IdGenerator, license_id_of_session
+from shared.ids import LICENSE_ID, IdGenerator, license_id_of_session
 from shared.licensing.admin_requests import (
     CreateLicenseRequest,
     CreateTenantRequest,
@@ -37,8 +37,8 @@ from shared.licensing.admin_requests import (
     UpdateLicenseRequest,
     UsageQuery,
 )
-from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
 from shared.licensing.ports import DurableRecord, SeatLedger
+from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
 from shared.licensing.settlement import settle
 
 # What the customer bought: only the owner (the vendor) changes these.
@@ -97,10 +97,9 @@ class Administration:
             raise Forbidden("an admin token must carry a valid tenant claim")
         return caller.tenant
 
-    def _event(self, caller: Principal, lic: License | None, kind: str, tenant_id: str | None = None,
-               **details: Any) -> AuditEvent:
-        return AuditEvent(self._ids.event_id(), tenant_id or lic.tenant_id, lic.id if lic else None, kind,
-                          caller.uid, self._clock.now_ms(), details=details)
+    def _event(self, caller: Principal, lic: License, kind: str, **details: Any) -> AuditEvent:
+        return AuditEvent(self._ids.event_id(), lic.tenant_id, lic.id, kind, caller.uid, self._clock.now_ms(),
+                          details=details)
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, caller: Principal, request: CreateTenantRequest) -> dict[str, Any]:
@@ -164,7 +163,8 @@ class Administration:
             else:
                 changes[field] = value
         if not changes:
-            raise InvalidRequest("nothing to change: send one or more of " + ", ".join(UpdateLicenseRequest.model_fields))
+            raise InvalidRequest("nothing to change: send one or more of "
+                                 + ", ".join(UpdateLicenseRequest.model_fields))
         changes = {k: v for k, v in changes.items() if v != getattr(lic, k)}  # resending a value changes nothing
         self._check_may_change(caller, lic, changes)
         if "suspended" in changes:
@@ -175,7 +175,8 @@ class Administration:
             raise InvalidRequest("; ".join(problems), field="heartbeat_interval_s")
         updated = replace(lic, **changes, updated_ms=self._clock.now_ms())
         before, after = lic.admin_view(), updated.admin_view()
-        diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k] and k != "updated_at"}
+        diff = {k: {"before": before[k], "after": after[k]}
+                for k in after if before[k] != after[k] and k != "updated_at"}
         self._store.update_license(updated, self._event(caller, updated, "license.update", changes=diff))
         self._seats.bump_generation(lic.id)
         answer: dict[str, Any] = {"license": updated.admin_view()}
@@ -258,17 +259,17 @@ class Administration:
             raise SessionNotFound(f"license {lic.id} has no session {session_id}")
         outcome = self._seats.release(lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
                                       may_act_for_others=True, end=EndReason.FORCED, **self._hold_terms(lic))
-        if outcome.kind == "UNKNOWN":
+        end = outcome.end
+        if end is None:  # UNKNOWN to Redis (FORBIDDEN cannot be: an administrator acts for others)
             record = self._store.get_session(session_id)
             if record is None or record.license_id != lic.id:
                 raise SessionNotFound(f"license {lic.id} has no session {session_id}")
             return {"status": "already_released"}
-        end = outcome.end
         settle(self._store, self._seats, lic, [end], actor=caller.uid)
         if not (outcome.kind == "ENDED" and end.state == EndReason.FORCED):
             return {"status": "already_released"}
-        answer = {"status": "released", "session_id": session_id, "uid": end.uid, "hardware_id": end.hardware_id,
-                  "seat_counted_until": None}
+        answer: dict[str, Any] = {"status": "released", "session_id": session_id, "uid": end.uid,
+                                  "hardware_id": end.hardware_id, "seat_counted_until": None}
         if end.held_until_ms:
             answer["seat_counted_until"] = rfc3339(end.held_until_ms)
             answer["notice"] = (f"the session ended; its seat stays counted until {rfc3339(end.held_until_ms)} "

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import cachetools
 
 from shared.clock import Clock
+from shared.domain import License
 from shared.errors import LicenseNotFound
 from shared.licensing.license_keys import MalformedKey, canonical_key, key_hash
-from shared.domain import License
 from shared.licensing.ports import DurableRecord, SeatLedger
 
 

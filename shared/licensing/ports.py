@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from shared.domain import AuditEvent, EndReason, Limit, License, SessionEnd, SessionRecord, Tenant
+from shared.domain import AuditEvent, EndReason, License, Limit, SessionEnd, SessionRecord, Tenant
 from shared.domain.leases import (
     AcquireOutcome,
     HeartbeatOutcome,

@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 
 from shared.clock import Clock
+from shared.domain import AuditEvent, License, LicenseBounds, Tenant
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import TENANT_ID, IdGenerator
 from shared.licensing.license_keys import key_hash, new_license_key
-from shared.domain import AuditEvent, License, LicenseBounds, Tenant
 from shared.licensing.ports import DurableRecord
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

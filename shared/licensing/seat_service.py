@@ -122,7 +122,8 @@ class SeatService:
         if lic.is_expired(now_ms):
             raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
 
-    def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int, expires_ms: int) -> str:
+    def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int,
+                     expires_ms: int) -> str:
         # A lease that outlives a normal ttl from now is a borrow (only borrow extends past it).
         borrowed = expires_ms > now_ms + lic.lease_ttl_s * 1000
         exp_s, grace_s = expires_ms // 1000, lic.offline_grace_s

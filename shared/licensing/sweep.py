@@ -130,7 +130,7 @@ class Sweeper:
                 self._settle(lic, [e.as_end() for e in batch.ends], report)
             if batch.unverified:
                 report.reconciled += self._verify(lic, batch.unverified, report)
-            more = batch.expired >= self._batch or len(batch.ends) >= self._batch or len(batch.unverified) >= self._batch
+            more = max(batch.expired, len(batch.ends), len(batch.unverified)) >= self._batch
             if not more:
                 break
         if batch.live == 0 and batch.outbox_left == 0:
@@ -201,10 +201,10 @@ class Sweeper:
         if lic.revoked_ms is not None:
             # A revoked license gets no seat back (nothing may sign a token for it): its
             # sessions that the revocation could not reach in Redis close here.
-            closed = [SessionEnd(s.id, EndReason.REVOKED, s.uid, s.hardware_id, s.acquired_ms,
-                                 s.last_heartbeat_ms or s.acquired_ms, now) for s in sessions]
-            report.reconciled += len(closed)
-            report.firestore_writes += record_closed(self._store, lic, closed, actor="system")
+            revoked = [SessionEnd(s.id, EndReason.REVOKED, s.uid, s.hardware_id, s.acquired_ms,
+                                  s.last_heartbeat_ms or s.acquired_ms, now) for s in sessions]
+            report.reconciled += len(revoked)
+            report.firestore_writes += record_closed(self._store, lic, revoked, actor="system")
             return
         entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
                    for h in holds]

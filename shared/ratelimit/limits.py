@@ -13,30 +13,16 @@ import hashlib
 import logging
 import math
 import threading
-from dataclasses import dataclass
 from importlib import resources
 
 import cachetools
 import redis
 
 from shared.clock import Clock
+from shared.domain.limits import Limit
 from shared.errors import RateLimited
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Limit:
-    per_second: float
-    burst: int
-
-    @property
-    def interval_ms(self) -> int:
-        return max(1, round(1000 / self.per_second))
-
-    @property
-    def enabled(self) -> bool:
-        return self.per_second > 0 and self.burst > 0
 
 
 def _refuse(scope: str, retry_after_ms: int) -> RateLimited:
@@ -70,12 +56,12 @@ class RedisRateLimiter:
                 # Redis restarted or was flushed: load the script once, rerun what did not run.
                 self._redis.script_load(self._script)
                 missing = [i for i, a in enumerate(answers) if isinstance(a, redis.exceptions.NoScriptError)]
-                for i, answer in zip(missing, self._take_all([active[i] for i in missing], now)):
+                for i, answer in zip(missing, self._take_all([active[i] for i in missing], now), strict=True):
                     answers[i] = answer
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("rate limiter skipped: redis unavailable (%s)", type(exc).__name__)
             return
-        for (scope, _, _), (allowed, retry_after_ms) in zip(active, answers):
+        for (scope, _, _), (allowed, retry_after_ms) in zip(active, answers, strict=True):
             if not int(allowed):
                 raise _refuse(scope, int(retry_after_ms))
 

@@ -26,13 +26,13 @@ def decode_acquire(reply: list[Any], *, now_ms: int) -> AcquireOutcome:
     """acquire_seat.lua"""
     kind = text(reply[0])
     if kind == "GRANTED":
-        return AcquireOutcome(kind, text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), now_ms)
+        return AcquireOutcome("GRANTED", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), now_ms)
     if kind == "EXISTING":
-        return AcquireOutcome(kind, text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]))
+        return AcquireOutcome("EXISTING", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]))
     if kind == "FULL":
-        return AcquireOutcome(kind, used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]))
+        return AcquireOutcome("FULL", used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]))
     if kind == "USER_LIMIT":
-        return AcquireOutcome(kind, used=int(reply[1]), max_seats=int(reply[2]))
+        return AcquireOutcome("USER_LIMIT", used=int(reply[1]), max_seats=int(reply[2]))
     return AcquireOutcome("STALE")
 
 
@@ -40,25 +40,34 @@ def decode_heartbeat(reply: list[Any]) -> HeartbeatOutcome:
     """heartbeat_seat.lua"""
     kind = text(reply[0])
     if kind == "OK":
-        return HeartbeatOutcome(kind, int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]))
+        return HeartbeatOutcome("OK", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]))
     if kind == "REVIVED":
-        return HeartbeatOutcome(kind, int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
+        return HeartbeatOutcome("REVIVED", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
                                 expired_ms=int(reply[5]))
     if kind == "ENDED":
-        return HeartbeatOutcome(kind, end_state=text(reply[1]))
-    return HeartbeatOutcome(kind)  # type: ignore[arg-type]  # UNKNOWN | FORBIDDEN | STALE, as the script says
+        return HeartbeatOutcome("ENDED", end_state=text(reply[1]))
+    if kind == "UNKNOWN":
+        return HeartbeatOutcome("UNKNOWN")
+    if kind == "FORBIDDEN":
+        return HeartbeatOutcome("FORBIDDEN")
+    return HeartbeatOutcome("STALE")
 
 
 def decode_release(reply: list[Any], *, session_id: str) -> ReleaseOutcome:
     """release_seat.lua"""
     kind = text(reply[0])
     if kind in ("ENDED", "ALREADY"):
-        return ReleaseOutcome(kind, SessionEnd(  # type: ignore[arg-type]  # checked just above
+        end = SessionEnd(
             session_id=session_id, state=EndReason(text(reply[1])), uid=text(reply[2]), hardware_id=text(reply[3]),
             acquired_ms=int(reply[4]), last_heartbeat_ms=int(reply[5]), ended_ms=int(reply[6]),
             held_until_ms=int(reply[7]) or None,
-        ))
-    return ReleaseOutcome(kind)  # type: ignore[arg-type]  # UNKNOWN | FORBIDDEN | ROLLED_BACK
+        )
+        return ReleaseOutcome("ENDED" if kind == "ENDED" else "ALREADY", end)
+    if kind == "UNKNOWN":
+        return ReleaseOutcome("UNKNOWN")
+    if kind == "FORBIDDEN":
+        return ReleaseOutcome("FORBIDDEN")
+    return ReleaseOutcome("ROLLED_BACK")
 
 
 def decode_count(reply: list[Any]) -> SeatCount:

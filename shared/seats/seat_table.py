@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 from shared.domain import EndReason
+from shared.domain.leases import AcquireOutcome, HeartbeatOutcome, LeaseRecord, ReleaseOutcome, SeatCount
 from shared.errors import BackendUnavailable
 from shared.seats.keys import REVIVED_COUNTER, LicenseKeys, index_key, index_shard
 from shared.seats.redis_calls import RedisLike, load_script, redis_unavailable, text
-from shared.domain.leases import AcquireOutcome, HeartbeatOutcome, LeaseRecord, ReleaseOutcome, SeatCount
 from shared.seats.replies import decode_acquire, decode_count, decode_heartbeat, decode_release, parse_lease_record
 
 ROLLBACK = "rollback"

@@ -93,7 +93,7 @@ class FirestoreStore:
         if not snap.exists:
             return None
         data = snap.to_dict()
-        return Tenant(snap.id, data["name"], _ms(data["created_at"]))
+        return Tenant(snap.id, data["name"], datetime_to_ms(data["created_at"]))
 
     # -- licenses ----------------------------------------------------------------
     def create_license(self, license: License, event: AuditEvent) -> None:
@@ -137,11 +137,11 @@ class FirestoreStore:
         query = (self._db.collection("tenants").where(filter=firestore.FieldFilter("id", ">", after))
                  .order_by("id").limit(limit))
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return [Tenant(s.id, s.to_dict()["name"], _ms(s.to_dict()["created_at"])) for s in snaps]
+        return [Tenant(s.id, s.to_dict()["name"], datetime_to_ms(s.to_dict()["created_at"])) for s in snaps]
 
     def list_licenses(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[License]:
         """Licenses in id order (all tenants when tenant_id is None), `limit` after `after`."""
-        query = self._db.collection("licenses")
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("licenses")
         if tenant_id is not None:
             query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
         query = query.where(filter=firestore.FieldFilter("license_id", ">", after)).order_by("license_id").limit(limit)
@@ -150,7 +150,7 @@ class FirestoreStore:
 
     def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]:
         """The newest events first, for a tenant (None: all) and optionally one license."""
-        query = self._db.collection("events")
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("events")
         if tenant_id is not None:
             query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
         if license_id is not None:
@@ -159,7 +159,8 @@ class FirestoreStore:
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [
             AuditEvent(id=s.id, tenant_id=d["tenant_id"], license_id=d.get("license_id"), type=d["type"],
-                       actor=d["actor"], at_ms=_ms(d["at"]), session_id=d.get("session_id"), details=d.get("details") or {})
+                       actor=d["actor"], at_ms=datetime_to_ms(d["at"]), session_id=d.get("session_id"),
+                       details=d.get("details") or {})
             for s, d in ((s, s.to_dict()) for s in snaps)
         ]
 
@@ -207,8 +208,8 @@ class FirestoreStore:
             max_borrow_s=int(data.get("max_borrow_s") or 0),
             revoked_ms=_ms(data.get("revoked_at")),
             key_hash=data["key_hash"],
-            created_ms=_ms(data["created_at"]),
-            updated_ms=_ms(data["updated_at"]),
+            created_ms=datetime_to_ms(data["created_at"]),
+            updated_ms=datetime_to_ms(data["updated_at"]),
         )
 
     # -- sessions ----------------------------------------------------------------
@@ -327,7 +328,7 @@ class FirestoreStore:
             tenant_id=d["tenant_id"],
             uid=d["uid"],
             hardware_id=d["hardware_id"],
-            acquired_ms=_ms(d["acquired_at"]),
+            acquired_ms=datetime_to_ms(d["acquired_at"]),
             lease_expires_ms=_ms(d.get("lease_expires_at")),
             client=d.get("client") or {},
             status=d["status"],
@@ -355,4 +356,4 @@ class FirestoreStore:
 
     def events_for_session(self, session_id: str) -> list[dict[str, Any]]:
         query = self._db.collection("events").where(filter=firestore.FieldFilter("session_id", "==", session_id))
-        return self._call(lambda: [s.to_dict() | {"id": s.id} for s in query.stream(timeout=self._timeout_s)])
+        return self._call(lambda: [(s.to_dict() or {}) | {"id": s.id} for s in query.stream(timeout=self._timeout_s)])

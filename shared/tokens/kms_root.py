@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import google_crc32c
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.api_core import exceptions as google_exceptions
 from google.cloud import kms_v1
 from jwt.utils import der_to_raw_signature
@@ -65,6 +66,14 @@ def kms_client(endpoint: str | None = None) -> kms_v1.KeyManagementServiceClient
     )
 
 
+def _version_number(name: str) -> int:
+    """The N of .../cryptoKeyVersions/N (versions sort by it)."""
+    match = _VERSION_NUMBER.search(name)
+    if match is None:
+        raise ValueError(f"{name} is not a crypto key version name")
+    return int(match.group(1))
+
+
 def _crc32c(data: bytes) -> int:
     return google_crc32c.value(data)
 
@@ -102,7 +111,7 @@ class KmsRootSigner:
             raise BackendUnavailable("kms") from exc
         if not names:
             raise BackendUnavailable("kms")  # a root with no enabled version cannot sign
-        names.sort(key=lambda n: int(_VERSION_NUMBER.search(n).group(1)))
+        names.sort(key=_version_number)
         return [self._known.get(name) or self._fetch_version(name) for name in names]
 
     def _fetch_version(self, name: str) -> _RootVersion:
@@ -116,6 +125,8 @@ class KmsRootSigner:
             if attempt == 2:
                 raise KmsIntegrityError("public key")
         public_key = serialization.load_pem_public_key(answer.pem.encode())
+        if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+            raise ValueError(f"KMS key version {name} has a {type(public_key).__name__}, not an EC or RSA key")
         algorithm = kms_v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm(answer.algorithm).name
         if algorithm not in _JWS_ALG:
             raise ValueError(f"KMS key version {name} has unsupported algorithm {algorithm}")

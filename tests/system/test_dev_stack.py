@@ -61,6 +61,14 @@ def test_dev_stack_serves_the_walk_through_and_stops_cleanly(tmp_path, stack):
             session = {"session_id": acquired.json()["session_id"]}
             assert client.post("/heartbeat", json=session).json()["status"] == "ok"
             assert client.post("/release", json=session).json() == {"status": "released"}
+        # ... and its administration part: the owner sells, the tenant's admin reads
+        owner, admin = (re.search(rf"export {name}='([^']+)'", text).group(1) for name in ("OWNER", "ADMIN"))
+        with httpx.Client(base_url=facts["base_url"], timeout=10) as client:
+            sold = client.post("/admin/licenses", headers={"Authorization": f"Bearer {owner}"},
+                               json={"tenant": "demo", "max_seats": 5, "tier": "team", "features": ["build"]})
+            assert sold.status_code == 201, sold.text
+            listed = client.get("/admin/licenses", headers={"Authorization": f"Bearer {admin}"}).json()["licenses"]
+            assert sold.json()["license"]["id"] in [lic["id"] for lic in listed]
 
         children = _descendants(dev.pid)
         assert children, "the stack runs its servers as children"
