@@ -21,7 +21,7 @@ from shared.ids import IdGenerator, RandomIds
 if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module doc)
     import redis
 
-    from shared.auth import FirebaseTokenVerifier
+    from shared.auth.firebase_tokens import FirebaseTokenVerifier
     from shared.auth.scheduler_oidc import SchedulerTokenVerifier
     from shared.licensing.administration import Administration
     from shared.licensing.license_directory import LicenseDirectory
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.provisioning import Provisioning
     from shared.licensing.seat_service import SeatService
     from shared.licensing.sweep import Sweeper
-    from shared.ratelimit import LocalRateLimiter
+    from shared.ratelimit.local_limits import LocalRateLimiter
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
 
@@ -127,7 +127,7 @@ class Runtime:
     @property
     def token_verifier(self) -> FirebaseTokenVerifier:
         def build() -> FirebaseTokenVerifier:
-            from shared.auth import FirebaseTokenVerifier
+            from shared.auth.firebase_tokens import FirebaseTokenVerifier
 
             return FirebaseTokenVerifier(
                 self.settings.project_id,
@@ -145,7 +145,7 @@ class Runtime:
             return self.token_verifier
 
         def build() -> FirebaseTokenVerifier:
-            from shared.auth import FirebaseTokenVerifier
+            from shared.auth.firebase_tokens import FirebaseTokenVerifier
 
             return FirebaseTokenVerifier(
                 self.settings.project_id,
@@ -181,13 +181,13 @@ class Runtime:
 
     @property
     def rate_limiter(self) -> RateLimiter:
-        from shared.ratelimit import RedisRateLimiter
+        from shared.ratelimit.shared_limits import RedisRateLimiter
 
         return self._once("rate_limiter", lambda: RedisRateLimiter(self.redis, self.clock))
 
     @property
     def local_rate_limiter(self) -> LocalRateLimiter:
-        from shared.ratelimit import LocalRateLimiter
+        from shared.ratelimit.local_limits import LocalRateLimiter
 
         return self._once("local_rate_limiter", lambda: LocalRateLimiter(self.clock))
 

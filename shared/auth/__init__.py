@@ -1,6 +1,6 @@
-"""Who is calling: Firebase ID tokens turned into a Principal."""
+"""Who is calling: Firebase ID tokens (firebase_tokens), Cloud Scheduler OIDC tokens
+(scheduler_oidc), both turned into a shared.domain.Principal (principal).
 
-from shared.auth.firebase_tokens import FirebaseTokenVerifier, bearer_token
-from shared.domain import Principal  # re-exported: the identity this package produces
-
-__all__ = ["FirebaseTokenVerifier", "Principal", "bearer_token"]
+Modules are imported by name, so the sweep (scheduler tokens only) does not load
+firebase-admin.
+"""

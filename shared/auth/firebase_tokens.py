@@ -26,21 +26,6 @@ from shared.config import ConfigError
 from shared.domain import Principal
 from shared.errors import BackendUnavailable, Unauthenticated
 
-_MAX_TOKEN_CHARS = 8192
-
-
-def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header; raises Unauthenticated."""
-    if not authorization:
-        raise Unauthenticated("an Authorization: Bearer <Firebase ID token> header is required")
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("the Authorization header must be 'Bearer <Firebase ID token>'")
-    if len(token) > _MAX_TOKEN_CHARS:
-        raise Unauthenticated("the bearer token is too long to be an ID token")
-    return token
-
 
 class _VerifyOnlyCredential(firebase_credentials.Base):
     """Checking an ID token needs only Google's public certificates, never our identity;

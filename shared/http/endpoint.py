@@ -21,12 +21,10 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
-import pydantic
 
-from shared.auth import bearer_token
 from shared.config import Settings
 from shared.domain import Principal
 from shared.errors import (
@@ -42,8 +40,11 @@ from shared.http.request_log import write_request_log
 from shared.observability import open_request_context
 from shared.runtime import runtime
 
+if TYPE_CHECKING:
+    import pydantic
+
 log = logging.getLogger(__name__)
-Model = TypeVar("Model", bound=pydantic.BaseModel)
+Model = TypeVar("Model", bound="pydantic.BaseModel")
 HandlerResult = tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
 """What a function's handler returns: (status, JSON body) or (status, body, extra headers)."""
 
@@ -75,6 +76,8 @@ class Call:
 
 
 def _validated(model: type[Model], data: Any, message: str) -> Model:
+    import pydantic  # here, not at import: health and jwks parse nothing and ship without it
+
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -91,6 +94,22 @@ def methods_by_route(handlers: Iterable[tuple[str, str]]) -> dict[str, list[str]
     for method, route in handlers:
         routes.setdefault(route, []).append(method)
     return routes
+
+
+_MAX_TOKEN_CHARS = 8192
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; raises Unauthenticated."""
+    if not authorization:
+        raise Unauthenticated("an Authorization: Bearer <Firebase ID token> header is required")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("the Authorization header must be 'Bearer <Firebase ID token>'")
+    if len(token) > _MAX_TOKEN_CHARS:
+        raise Unauthenticated("the bearer token is too long to be an ID token")
+    return token
 
 
 def client_ip(request: flask.Request, trusted_proxy_hops: int) -> str:

@@ -1,5 +1,6 @@
-"""Rate limits: GCRA per client IP, per user and per license (acquire)."""
+"""Rate limits: GCRA per client IP, per user and per license (acquire).
 
-from shared.ratelimit.limits import Limit, LocalRateLimiter, RedisRateLimiter
-
-__all__ = ["Limit", "LocalRateLimiter", "RedisRateLimiter"]
+shared_limits.py (Redis, every instance) and local_limits.py (in process, no backend)
+are imported by name, so a function that needs only one does not load the other's
+libraries.
+"""

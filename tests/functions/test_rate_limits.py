@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.ratelimit import Limit
+from shared.domain import Limit
 from shared.runtime import Runtime, install_runtime
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.auth import FirebaseTokenVerifier
+from shared.auth.firebase_tokens import FirebaseTokenVerifier
 from shared.errors import Unauthenticated
 
 

@@ -31,7 +31,7 @@ def test_emulator_tokens_are_refused_outside_demo_projects():
     assert Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-x", "FIREBASE_AUTH_EMULATOR_HOST": "h:1"}).auth_emulated
     with pytest.raises(ConfigError, match="not a demo-\\* project"):
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "coditect-prod", "FIREBASE_AUTH_EMULATOR_HOST": "h:1"})
-    from shared.auth import FirebaseTokenVerifier
+    from shared.auth.firebase_tokens import FirebaseTokenVerifier
 
     with pytest.raises(ConfigError, match="only demo"):
         FirebaseTokenVerifier("coditect-prod", emulated=True)

@@ -1,40 +1,30 @@
-"""Rate limiting with GCRA (generic cell rate algorithm).
+"""Rate limits shared by every instance: GCRA in Redis (lua/take_token.lua).
 
 A limit is a sustained rate and a burst: `burst` requests may arrive at once on an idle
-key, then one every 1/rate seconds. Seat functions charge Redis (shared by every
-instance; one script, one round trip for all of a request's keys). Public functions
-(health, jwks) must answer without backends, so they charge an in-process limiter:
-per instance, bounded in total by the function's max instances.
+key, then one every 1/rate seconds. Seat functions charge Redis, one script and one
+round trip for all of a request's keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
-import threading
 from importlib import resources
+from typing import Any
 
-import cachetools
 import redis
 
 from shared.clock import Clock
 from shared.domain.limits import Limit
-from shared.errors import RateLimited
+from shared.ratelimit.refusal import refuse
 
 log = logging.getLogger(__name__)
-
-
-def _refuse(scope: str, retry_after_ms: int) -> RateLimited:
-    retry_after_s = max(1, math.ceil(retry_after_ms / 1000))
-    return RateLimited(f"too many requests for this {scope}; retry in {retry_after_s} s",
-                       retry_after_s=retry_after_s, scope=scope)
 
 
 class RedisRateLimiter:
     """Limits shared by every instance, in Redis."""
 
-    def __init__(self, client, clock: Clock):
+    def __init__(self, client: redis.Redis, clock: Clock):
         self._redis = client
         self._clock = clock
         self._script = (resources.files("shared.ratelimit") / "lua" / "take_token.lua").read_text()
@@ -63,32 +53,13 @@ class RedisRateLimiter:
             return
         for (scope, _, _), (allowed, retry_after_ms) in zip(active, answers, strict=True):
             if not int(allowed):
-                raise _refuse(scope, int(retry_after_ms))
+                raise refuse(scope, int(retry_after_ms))
 
 
-    def _take_all(self, charges: list[tuple[str, str, Limit]], now: int) -> list:
+    def _take_all(self, charges: list[tuple[str, str, Limit]], now: int) -> list[Any]:
         # Raw EVALSHA in a plain pipeline: one round trip. (A pipeline holding redis-py
         # Script objects first sends SCRIPT EXISTS, a second round trip per request.)
         pipe = self._redis.pipeline(transaction=False)
         for scope, ident, limit in charges:
             pipe.evalsha(self._sha, 1, f"rl:{{{scope}:{ident}}}", now, limit.interval_ms, limit.burst)
         return pipe.execute(raise_on_error=False)
-
-
-class LocalRateLimiter:
-    """The same algorithm in process memory, for functions that touch no backend."""
-
-    def __init__(self, clock: Clock, *, max_keys: int = 50_000):
-        self._clock = clock
-        self._tat: cachetools.LRUCache[str, int] = cachetools.LRUCache(max_keys)
-        self._lock = threading.Lock()
-
-    def charge(self, scope: str, ident: str, limit: Limit) -> None:
-        if not limit.enabled:
-            return
-        now, tolerance = self._clock.now_ms(), limit.interval_ms * (limit.burst - 1)
-        with self._lock:
-            tat = max(self._tat.get(f"{scope}:{ident}", now), now)
-            if tat - now > tolerance:
-                raise _refuse(scope, tat - now - tolerance)
-            self._tat[f"{scope}:{ident}"] = tat + limit.interval_ms
