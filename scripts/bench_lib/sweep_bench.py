@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     from devstack.stack import LocalStack
     from shared.clock import ManualClock
     from shared.config import Settings
+    from shared.domain.leases import RestoreEntry
     from shared.licensing.provisioning import LicenseSpec
     from shared.licensing.sweep import Sweeper
     from shared.runtime import Runtime
-    from shared.domain.leases import RestoreEntry
     from shared.seats.keys import RECOVERY_EPOCH
 
     with LocalStack.start() as stack:
