@@ -1,6 +1,6 @@
 """An independent lease-token verifier for tests: plain `cryptography`, no shared/ code.
 
-It follows DESIGN.md's recipe from the outside, as a customer's verifier would:
+It follows docs/design.md's recipe from the outside, as a customer's verifier would:
 certificate against JWKS, token against the certificate's key, token iat inside the
 certificate's validity, token exp + grace within the certificate's bound (its exp plus
 its `lease_max_s`), token exp in the future.

@@ -1,4 +1,4 @@
-"""admin/...: tenant administration (API.md "Administration"); roles admin and owner.
+"""admin/...: administration (openapi.yaml, /admin/...); roles owner and admin (docs/design.md).
 
 Each route is declared once, by its handler below: the wrapper's route table is derived
 from it. Bodies and query strings are parsed here into typed requests for the use case.

@@ -127,6 +127,6 @@ class License:
         }
 
     def public_view(self) -> dict[str, Any]:
-        """What a seat holder is told about the license (API.md `license`)."""
+        """What a seat holder is told about the license (the `license` of openapi.yaml)."""
         return {"id": self.id, "tier": self.tier, "features": list(self.features),
                 "expires_at": rfc3339(self.expires_ms)}

@@ -1,4 +1,4 @@
-"""Request bodies of the admin function (API.md "Administration"), validated strictly.
+"""Request bodies and query strings of the admin function (openapi.yaml), validated strictly.
 
 Numeric bounds come from shared.domain.LicenseBounds, the one place they are defined.
 """

@@ -1,4 +1,4 @@
-"""Request bodies of the seat operations (API.md), validated strictly.
+"""Request bodies of the seat operations (openapi.yaml), validated strictly.
 
 Strict mode: a number where a string is expected is a 400, not silently coerced.
 Unknown fields are ignored so older servers accept newer clients.

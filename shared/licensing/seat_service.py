@@ -1,6 +1,6 @@
-"""The seat operations of API.md: acquire, heartbeat, release, validate.
+"""The seat operations of the contract (openapi.yaml): acquire, heartbeat, borrow, release, validate.
 
-Consistency (DESIGN.md): Redis decides, Firestore records.
+Consistency (docs/design.md): Redis decides, Firestore records.
     acquire   Redis grant -> Firestore session create (+ audit event, one commit);
               if the commit fails the grant is rolled back and the caller gets 503.
     heartbeat Redis only (no Firestore cost); the lease token is re-signed locally.

@@ -2,7 +2,7 @@
 # from its source archive, and Cloud Scheduler calling the sweep with an OIDC token.
 
 locals {
-  # public: reachable without IAM (API.md: public, or Firebase-authenticated in-app).
+  # public: reachable without IAM (the contract: public, or Firebase-authenticated in-app).
   # The sweep is not: only the scheduler's service account may invoke it.
   functions = {
     acquire   = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
@@ -67,7 +67,7 @@ resource "google_secret_manager_secret_iam_member" "redis_url" {
 }
 
 resource "google_cloudfunctions2_function" "fn" {
-  #checkov:skip=CKV_GCP_124:The user-facing functions are called by licensed tools from anywhere on the internet (API.md); callers are authenticated in-app (Firebase ID tokens) and rate-limited in-app. sweep alone is internal-only.
+  #checkov:skip=CKV_GCP_124:The user-facing functions are called by licensed tools from anywhere on the internet (openapi.yaml); callers are authenticated in-app (Firebase ID tokens) and rate-limited in-app. sweep alone is internal-only.
   for_each = local.functions
   name     = "${var.environment}-${each.key}"
   location = var.region
@@ -121,7 +121,7 @@ resource "google_cloudfunctions2_function" "fn" {
 }
 
 resource "google_cloud_run_service_iam_member" "public_invoker" {
-  #checkov:skip=CKV_GCP_102:API.md makes health and jwks public and the seat/admin functions authenticate their callers themselves with Firebase ID tokens; IAM-gating them would make every licensed tool hold Google credentials. sweep is not public (scheduler account only).
+  #checkov:skip=CKV_GCP_102:The contract makes health and jwks public and the seat/admin functions authenticate their callers themselves with Firebase ID tokens; IAM-gating them would make every licensed tool hold Google credentials. sweep is not public (scheduler account only).
   for_each = { for name, fn in local.functions : name => fn if fn.public }
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
