@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from shared.domain.limits import Limit
 
@@ -80,26 +81,38 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Each setting from the environment variable of its name in upper case (a few keep
+        Google's or older names), defaulting to the field's default declared above."""
         env = os.environ if env is None else env
+        defaults: dict[str, Any] = {f.name: f.default for f in fields(cls)}
 
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
+        def raw(name: str, variable: str | None = None) -> str:
+            return env.get(variable or name.upper(), "").strip()
+
+        def text(name: str, variable: str | None = None) -> Any:
+            return raw(name, variable) or defaults[name]
+
+        def number(name: str, kind: type[int] | type[float] = int) -> Any:
+            value = raw(name)
             try:
-                return int(raw) if raw else default
+                return kind(value) if value else defaults[name]
             except ValueError as exc:
-                raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+                raise ConfigError(f"{name.upper()} must be {'an integer' if kind is int else 'a number'}, "
+                                  f"got {value!r}") from exc
 
-        def limit(name: str, default: Limit) -> Limit:
+        def limit(name: str) -> Limit:
             # "<requests per second>:<burst>", or "0" to switch the limit off.
-            raw = env.get(name, "").strip()
-            if not raw:
+            value = raw(name)
+            if not value:
+                default: Limit = defaults[name]
                 return default
-            rate, _, burst = raw.partition(":")
+            rate, _, burst = value.partition(":")
             try:
                 per_second = float(rate)
                 return Limit(per_second, int(burst) if burst else max(1, round(per_second)))
             except ValueError as exc:
-                raise ConfigError(f"{name} must look like 100:300 (per second:burst) or 0, got {raw!r}") from exc
+                raise ConfigError(f"{name.upper()} must look like 100:300 (per second:burst) or 0, "
+                                  f"got {value!r}") from exc
 
         project_id = env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "demo-coditect"
         auth_emulated = bool(env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip())
@@ -118,25 +131,28 @@ class Settings:
         return cls(
             project_id=project_id,
             admin_checks_accounts=check_accounts == "1" or not auth_emulated,
-            redis_url=env.get("REDIS_URL", "").strip() or None,
-            lease_root_kms_key=env.get("LEASE_ROOT_KMS_KEY", "").strip() or None,
-            kms_endpoint=env.get("KMS_ENDPOINT", "").strip() or None,
+            redis_url=text("redis_url"),
+            lease_root_kms_key=text("lease_root_kms_key"),
+            kms_endpoint=text("kms_endpoint"),
             auth_emulated=auth_emulated,
-            id_token_certs_url=env.get("ID_TOKEN_CERTS_URL", "").strip() or None,
-            auth_clock_skew_s=integer("AUTH_CLOCK_SKEW_S", 5),
-            token_issuer=env.get("LEASE_TOKEN_ISSUER", "").strip() or cls.token_issuer,
-            delegation_ttl_s=integer("DELEGATION_TTL_S", 3600),
-            default_lease_ttl_s=integer("DEFAULT_LEASE_TTL_S", 360),
-            default_heartbeat_interval_s=integer("DEFAULT_HEARTBEAT_INTERVAL_S", 300),
-            license_cache_ttl_s=integer("LICENSE_CACHE_TTL_S", 600),
-            max_body_bytes=integer("MAX_BODY_BYTES", 64 * 1024),
-            rate_limit_ip=limit("RATE_LIMIT_IP", cls.rate_limit_ip),
-            rate_limit_user=limit("RATE_LIMIT_USER", cls.rate_limit_user),
-            rate_limit_license_acquire=limit("RATE_LIMIT_LICENSE_ACQUIRE", cls.rate_limit_license_acquire),
-            rate_limit_public_ip=limit("RATE_LIMIT_PUBLIC_IP", cls.rate_limit_public_ip),
-            trusted_proxy_hops=integer("TRUSTED_PROXY_HOPS", 0),
-            sweep_audience=env.get("SWEEP_AUDIENCE", "").strip() or None,
-            scheduler_service_account=env.get("SCHEDULER_SERVICE_ACCOUNT", "").strip() or None,
-            oidc_certs_url=env.get("OIDC_CERTS_URL", "").strip() or None,
-            sweep_budget_s=float(integer("SWEEP_BUDGET_S", 45)),
+            id_token_certs_url=text("id_token_certs_url"),
+            auth_clock_skew_s=number("auth_clock_skew_s"),
+            token_issuer=text("token_issuer", "LEASE_TOKEN_ISSUER"),
+            delegation_ttl_s=number("delegation_ttl_s"),
+            default_lease_ttl_s=number("default_lease_ttl_s"),
+            default_heartbeat_interval_s=number("default_heartbeat_interval_s"),
+            license_cache_ttl_s=number("license_cache_ttl_s"),
+            max_body_bytes=number("max_body_bytes"),
+            jwks_max_age_s=number("jwks_max_age_s"),
+            rate_limit_ip=limit("rate_limit_ip"),
+            rate_limit_user=limit("rate_limit_user"),
+            rate_limit_license_acquire=limit("rate_limit_license_acquire"),
+            rate_limit_public_ip=limit("rate_limit_public_ip"),
+            trusted_proxy_hops=number("trusted_proxy_hops"),
+            sweep_audience=text("sweep_audience"),
+            scheduler_service_account=text("scheduler_service_account"),
+            oidc_certs_url=text("oidc_certs_url"),
+            sweep_budget_s=number("sweep_budget_s", float),
+            redis_timeout_s=number("redis_timeout_s", float),
+            firestore_timeout_s=number("firestore_timeout_s", float),
         )
