@@ -7,9 +7,9 @@ credentials) and its own user, so seats never mix between tests.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,17 +33,20 @@ def json_segment(value: Any) -> str:
 def segments(token: str):
     """(header, claims, signature segment) of a compact JWS, unverified."""
     head, body, sig = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return json.loads(base64.urlsafe_b64decode(pad(head))), json.loads(base64.urlsafe_b64decode(pad(body))), sig
+    return json.loads(base64.urlsafe_b64decode(_padded(head))), json.loads(base64.urlsafe_b64decode(_padded(body))), sig
 
 
-def sign_es256(key: ec.EllipticCurvePrivateKey, header: Dict[str, Any], claims: Dict[str, Any]) -> str:
+def _padded(segment: str) -> str:
+    return segment + "=" * (-len(segment) % 4)
+
+
+def sign_es256(key: ec.EllipticCurvePrivateKey, header: dict[str, Any], claims: dict[str, Any]) -> str:
     signing_input = f"{json_segment(header)}.{json_segment(claims)}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
     return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
-def public_jwk(key: ec.EllipticCurvePrivateKey) -> Dict[str, str]:
+def public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
     numbers = key.public_key().public_numbers()
     jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")),
            "y": b64(numbers.y.to_bytes(32, "big"))}
@@ -55,29 +58,29 @@ class Root:
     key: ec.EllipticCurvePrivateKey
 
     @classmethod
-    def new(cls) -> "Root":
+    def new(cls) -> Root:
         return cls(ec.generate_private_key(ec.SECP256R1()))
 
     @property
-    def jwk(self) -> Dict[str, str]:
+    def jwk(self) -> dict[str, str]:
         return public_jwk(self.key)
 
     @property
     def kid(self) -> str:
         return self.jwk["kid"]
 
-    def jwks(self) -> Dict[str, Any]:
+    def jwks(self) -> dict[str, Any]:
         return {"keys": [self.jwk]}
 
 
-def lease_token(root: Root, claims: Dict[str, Any], *, cert_iat: int, cert_exp: int,
+def lease_token(root: Root, claims: dict[str, Any], *, cert_iat: int, cert_exp: int,
                 lease_max_s: Any = _OMIT, issuer: str = ISSUER) -> str:
     """A lease token with `claims`, signed by a fresh delegate that `root` certified.
 
     `lease_max_s` is left out of the certificate unless given (any value, to test refusals)."""
     delegate = ec.generate_private_key(ec.SECP256R1())
     delegate_jwk = public_jwk(delegate)
-    certificate_claims: Dict[str, Any] = {"iss": issuer, "sub": delegate_jwk["kid"], "jwk": delegate_jwk,
+    certificate_claims: dict[str, Any] = {"iss": issuer, "sub": delegate_jwk["kid"], "jwk": delegate_jwk,
                                           "iat": cert_iat, "exp": cert_exp}
     if lease_max_s is not _OMIT:
         certificate_claims["lease_max_s"] = lease_max_s
@@ -88,7 +91,7 @@ def lease_token(root: Root, claims: Dict[str, Any], *, cert_iat: int, cert_exp: 
 
 def lease_claims(*, iat: int, exp: int, hardware_id: str = "hw-test", grace: int = 0, borrowed: bool = False,
                  tier: str = "pro", session_id: str = "sess-hand-signed", license_id: str = "lic_hand",
-                 features: Optional[list] = None) -> Dict[str, Any]:
+                 features: list | None = None) -> dict[str, Any]:
     return {"iss": ISSUER, "sub": session_id, "lic": license_id, "ten": "t-hand", "uid": "someone",
             "hw": hardware_id, "tier": tier, "features": list(features or []), "iat": iat, "exp": exp,
             "grace": grace, "bor": borrowed}

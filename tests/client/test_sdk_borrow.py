@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from sdk_helpers import run_cli, seats_used, wait_for
+from sdk_probes import seats_used, wait_for
+from sdk_processes import run_cli
 
 from coditect_license import (
     BorrowNotAllowed,
@@ -62,6 +62,20 @@ def test_borrow_then_the_server_stops_and_the_tool_runs_offline(own_server, make
     other = License(lic.key, server=own_server.base_url, token_provider=user.provider(), hardware_id="desk")
     with pytest.raises(NoSeatAvailable):
         other.acquire()  # the borrowed seat stayed held with no heartbeat
+
+
+def test_closing_a_borrowed_lease_says_it_released_nothing(server, make_license, user, other_user):
+    lic = make_license(seats=1, lease_ttl_s=10, max_borrow_s=3600)
+    lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-kept").acquire()
+    lease.borrow(600)
+
+    assert lease.close() is False  # the borrow keeps the seat
+    assert lease.state == LeaseState.CLOSED and lease.borrowed_until is not None and lease.last_error is None
+    assert seats_used(server, lic.key, user.token()) == 1
+    with pytest.raises(NoSeatAvailable):
+        License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="desk").acquire()
+    next_run = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-kept").acquire()
+    assert next_run.state == LeaseState.BORROWED and next_run.return_borrow() == "returned"
 
 
 def test_returning_a_borrow_early_frees_the_seat(server, make_license, user, other_user, trusted_roots):

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from sdk_helpers import run_cli, seats_used, wait_for
+from sdk_probes import seats_used, wait_for
+from sdk_processes import run_cli
 
 from coditect_license import License
 from coditect_license.cli import EXIT_CODES

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from sdk_helpers import run_cli
+from sdk_processes import run_cli
 
 from coditect_license import License, fingerprint
 
@@ -34,7 +34,10 @@ def test_stable_across_processes_and_changed_by_the_override():
 
 def test_sources_in_order_and_never_raw():
     raw = "4c4c4544-0042-3510-8052-b4c04f565931"
-    machine = lambda: ("machine-id", raw)  # noqa: E731
+
+    def machine():
+        return "machine-id", raw
+
     env = {}
     import coditect_license.fingerprint as fp
 

@@ -8,8 +8,8 @@ import secrets
 import threading
 
 import pytest
-
-from sdk_helpers import run_cli, seats_used, wait_for
+from sdk_probes import seats_used, wait_for
+from sdk_processes import run_cli
 
 from coditect_license import AuthError, FirebaseAuthProvider, LeaseState, License
 
@@ -97,6 +97,18 @@ def test_an_identity_outage_is_a_retry_not_a_crash(server, make_license, user):
         assert lease.last_error.code == "AUTH_FAILED" and lease.valid
         broken.clear()
         wait_for(lambda: lease.state == LeaseState.ACTIVE, 5, "ACTIVE once tokens come back")
+
+
+def test_the_sdk_takes_a_static_id_token_from_the_environment_like_the_cli(server, make_license, user,
+                                                                           monkeypatch):
+    lic = make_license(seats=1, lease_ttl_s=30)
+    monkeypatch.setenv("CODITECT_ID_TOKEN", user.token())
+    with License(lic.key, server=server, hardware_id="hw-env-token") as lease:  # no token_provider
+        assert lease.claims.uid == user.uid
+
+    monkeypatch.setenv("CODITECT_ID_TOKEN", "not-a-token")  # a token_provider the tool passes wins
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-env-token") as lease:
+        assert lease.claims.uid == user.uid
 
 
 def test_cli_login_stores_the_refresh_token_privately_and_uses_it(auth_emulator, server, make_license, sdk_dirs):

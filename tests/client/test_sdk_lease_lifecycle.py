@@ -8,14 +8,15 @@ import threading
 import time
 
 import pytest
-
-from sdk_helpers import python_child, seats_used, wait_for
 from lease_verifier import verify_lease_token
+from sdk_probes import seats_used, wait_for
+from sdk_processes import python_child
 
 from coditect_license import (
     LeaseState,
     License,
     LicenseNotFound,
+    LicenseSuspended,
     NoSeatAvailable,
     SessionExpired,
     StaticTokenProvider,
@@ -53,6 +54,20 @@ def test_errors_are_typed_and_a_full_license_says_when_to_retry(server, make_lic
     assert full.value.status == 409 and 0 < full.value.retry_after <= 30
     with pytest.raises(LicenseNotFound):
         License("CDT-0000-0000-0000-0000", server=server, token_provider=user.provider()).acquire()
+
+
+def test_a_refused_acquire_keeps_its_error(server, make_license, user, other_user):
+    lic = make_license(seats=1, lease_ttl_s=30)
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-a"):
+        refused = License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="hw-b")
+        with pytest.raises(NoSeatAvailable) as full:
+            refused.acquire()
+    assert refused.last_error is full.value and refused.state == LeaseState.IDLE
+
+    suspended = License(make_license(suspended=True).key, server=server, token_provider=user.provider())
+    with pytest.raises(LicenseSuspended) as forbidden:
+        suspended.acquire()
+    assert suspended.last_error is forbidden.value and suspended.state == LeaseState.IDLE
 
 
 def test_waiting_for_a_seat_takes_it_when_the_holder_leaves(server, make_license, user, other_user):
@@ -191,8 +206,45 @@ def test_a_forced_release_is_lost_then_regained(server, make_license, user, rt):
         wait_for(lambda: lease.session_id != old and lease.state == LeaseState.ACTIVE, 8, "a new session")
 
 
+def test_a_lease_lost_to_a_refusal_has_no_time_left(server, make_license, user, other_user, rt):
+    """An admin ends the session and someone else takes the seat: LOST while the old token still runs."""
+    lic = make_license(seats=1, lease_ttl_s=60, heartbeat_interval_s=30)  # no beat of its own for 25 s or more
+    reported = threading.Event()
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-refused",
+                 on_lost=lambda lease, error: reported.set()) as lease:
+        rt.seat_service.release(_admin(rt, lic), _session_request(lease.session_id))
+        with License(lic.key, server=server, token_provider=other_user.provider(), hardware_id="hw-taker"):
+            lease.heartbeat_now()  # 410: re-acquire, and the only seat is taken
+
+            assert reported.wait(10), "on_lost was not called"
+            assert lease.state == LeaseState.LOST and isinstance(lease.last_error, NoSeatAvailable)
+            assert time.time() < lease.valid_until - 30  # the token itself would still run
+            assert not lease.valid and lease.seconds_left() == 0
+
+
+def test_copies_of_a_tool_for_one_user_on_one_machine_share_one_session(server, make_license, user):
+    """README "Several copies of a tool": closing one releases the seat of all; the others take one again."""
+    lic = make_license(seats=2, lease_ttl_s=60, heartbeat_interval_s=30)
+    events = []
+    first = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-copies").acquire()
+    with License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-copies",
+                 on_lost=lambda lease, error: events.append("lost"),
+                 on_regained=lambda lease: events.append("regained")) as second:
+        shared = second.session_id
+        assert shared == first.session_id and seats_used(server, lic.key, user.token()) == 1
+
+        assert first.close() is True  # releases the one session, so the second copy's seat too
+        assert seats_used(server, lic.key, user.token()) == 0
+        second.heartbeat_now()  # (else at its next beat) 410: a seat again at once
+
+        wait_for(lambda: second.reacquisitions == 1, 10, "the second copy's re-acquire")
+        assert second.session_id != shared and second.state == LeaseState.ACTIVE
+        assert events == [] and seats_used(server, lic.key, user.token()) == 1
+    assert seats_used(server, lic.key, user.token()) == 0
+
+
 def _admin(rt, lic):
-    from shared.auth import Principal
+    from shared.domain import Principal
 
     return Principal(uid="admin", role="owner")
 

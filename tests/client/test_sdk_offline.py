@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
-
-from sdk_helpers import wait_for
+from sdk_probes import wait_for
 
 from coditect_license import JwksCache, LeaseState, License, TokenExpired
 
@@ -35,8 +35,9 @@ def test_server_stopped_the_token_verifies_until_exp_plus_grace_then_lost(own_se
         assert time.time() >= claims.expires_at - 1 and lease.valid
         assert offline.verify(token, leeway_s=0).valid_until == claims.expires_at + 5  # past exp, inside grace
 
-        wait_for(lambda: lease.state == LeaseState.LOST, 8, "LOST after exp + grace")
-        assert not lease.valid
+        # on_lost runs just after the state turns LOST (outside the lease's lock): wait for the call itself
+        wait_for(lambda: [e[0] for e in events][-1:] == ["lost"], 8, "on_lost after exp + grace")
+        assert lease.state == LeaseState.LOST and not lease.valid
         assert [e[0] for e in events] == ["expiring", "lost"]
         assert events[0][2] <= 5 and events[1][1:] == (LeaseState.LOST, "NETWORK")
         wait_for(lambda: time.time() >= claims.valid_until, 3, "the wall clock past exp + grace")
@@ -51,17 +52,26 @@ def test_server_stopped_the_token_verifies_until_exp_plus_grace_then_lost(own_se
             offline.verify(token, now=claims.valid_until + 60)
 
         own_server.start()  # back: the SDK takes a seat again and says so
-        wait_for(lambda: lease.state == LeaseState.ACTIVE, 15, "ACTIVE after the server is back")
+        wait_for(lambda: events[-1][0] == "regained", 15, "on_regained after the server is back")
         assert events[-1] == ("regained", LeaseState.ACTIVE, None) and lease.valid
 
 
 def test_without_grace_the_lease_is_lost_at_exp(own_server, make_license, user):
     lic = make_license(seats=1, lease_ttl_s=10, heartbeat_interval_s=2)
     lost = []
+    reported = threading.Event()
+
+    def on_lost(lease, error):
+        lost.append(time.time())
+        reported.set()
+
     with License(lic.key, server=own_server.base_url, token_provider=user.provider(), hardware_id="hw-nograce",
-                 on_lost=lambda lease, error: lost.append(time.time())) as lease:
+                 on_lost=on_lost) as lease:
         assert lease.claims.grace_s == 0
         own_server.stop()
-        wait_for(lambda: lease.state == LeaseState.LOST, 14, "LOST")
+        # Wait for the callback, not the state: the state turns LOST first, on_lost runs just after.
+        assert reported.wait(14), "on_lost was not called"
+        assert lease.state == LeaseState.LOST
         assert abs(lost[0] - lease.claims.expires_at) <= 1.5
+        assert lease.seconds_left() == 0 and not lease.valid
         assert lease.close() is False  # the release could not reach the server: said, not raised

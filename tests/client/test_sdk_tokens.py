@@ -9,15 +9,14 @@ import time
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from hand_signed import Root, lease_claims, lease_token
 from hand_signed import json_segment as _json
 from hand_signed import public_jwk as _public_jwk
 from hand_signed import segments as _segments
 from hand_signed import sign_es256 as _sign_es256
-from sdk_helpers import run_cli
+from sdk_processes import run_cli
 
-from coditect_license import JwksCache, License, TokenExpired, TokenInvalid, verify_lease_token
+from coditect_license import JwksCache, LeaseOptions, License, TokenExpired, TokenInvalid, verify_lease_token
 from coditect_license.tokens import keys_by_kid
 
 
@@ -25,7 +24,7 @@ from coditect_license.tokens import keys_by_kid
 def issued(server, make_license, user):
     lic = make_license(seats=5, lease_ttl_s=60, offline_grace_s=30)
     lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-tokens",
-                    handle_signals=False).acquire()
+                    options=LeaseOptions(handle_signals=False)).acquire()
     jwks = httpx.get(f"{server}/jwks", timeout=10).json()
     yield lease, jwks
     lease.close()
@@ -35,7 +34,8 @@ def test_a_genuine_token_verifies_with_nothing_but_the_jwks(issued):
     lease, jwks = issued
     claims = verify_lease_token(lease.token, keys_by_kid(jwks), hardware_id="hw-tokens",
                                 license_id=lease.license_id, issuer="https://license.coditect.dev")
-    assert claims.session_id == lease.session_id and claims.grace_s == 30 and claims.valid_until == claims.expires_at + 30
+    assert claims.session_id == lease.session_id and claims.grace_s == 30
+    assert claims.valid_until == claims.expires_at + 30
     assert claims.uid and claims.tenant_id and claims.borrowed is False
     certificate = _segments(_segments(lease.token)[0]["dlg"])[1]
     assert isinstance(certificate["lease_max_s"], int)  # the server states its certificate's bound

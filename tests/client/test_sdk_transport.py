@@ -23,7 +23,7 @@ def scripted():
     seen: list = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):  # the name http.server dispatches POST to
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen.append((time.monotonic(), self.headers.get("Authorization")))
             status, body, headers = answers.pop(0) if answers else (200, {"status": "ok"}, {})
@@ -56,7 +56,7 @@ def test_5xx_and_429_are_retried_with_backoff(scripted):
 
     assert client.post("heartbeat", {"session_id": "s"}) == {"status": "ok"}
 
-    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:], strict=False)]
     assert len(seen) == 4 and gaps[0] >= 1.0 and gaps[2] >= 1.0  # Retry-After: 1 honoured
     assert all(auth == "Bearer t" for _, auth in seen)
 

@@ -12,12 +12,12 @@ import time
 
 import httpx
 import pytest
-
 from hand_signed import Root, lease_claims, lease_token
-from sdk_helpers import python_child, run_cli
+from sdk_processes import python_child, run_cli
 
 from coditect_license import (
     ApiClient,
+    LeaseOptions,
     LeaseState,
     License,
     NetworkError,
@@ -26,8 +26,9 @@ from coditect_license import (
     TokenExpired,
     TokenInvalid,
     TrustNotPinned,
+    borrows,
+    jwks,
 )
-from coditect_license import borrows, jwks
 from coditect_license.errors import SessionExpired
 
 TEN_YEARS_S = 10 * 365 * 86400
@@ -83,11 +84,11 @@ def test_a_forged_borrow_is_not_used_while_the_server_is_down(own_server, make_l
     own_server.stop()
 
     pinned = License(lic.key, server=own_server.base_url, token_provider=user.provider(), hardware_id=FORGER_HW,
-                     trusted_roots=trusted_roots, retry=RetryPolicy(attempts=1))
+                     trusted_roots=trusted_roots, options=LeaseOptions(retry=RetryPolicy(attempts=1)))
     with pytest.raises(NetworkError):  # the forgery ignored, and no server to take a seat from
         pinned.acquire()
     unpinned = License(lic.key, server=own_server.base_url, token_provider=user.provider(), hardware_id=FORGER_HW,
-                       retry=RetryPolicy(attempts=1))
+                       options=LeaseOptions(retry=RetryPolicy(attempts=1)))
     with pytest.raises(TrustNotPinned, match="trusted_roots"):
         unpinned.acquire()
     assert pinned.state == unpinned.state == LeaseState.IDLE
@@ -123,8 +124,9 @@ def test_a_borrow_confirmed_by_the_server_resumes_without_pins(server, make_lice
 
 def _force_release(server, id_token, lic, session_id):
     """A tenant admin ends the session through the admin function."""
+    admin_token = id_token("sdk-admin", role="admin", tenant=lic.tenant_id)
     answer = httpx.delete(f"{server}/admin/licenses/{lic.license_id}/sessions/{session_id}", timeout=10,
-                          headers={"Authorization": f"Bearer {id_token('sdk-admin', role='admin', tenant=lic.tenant_id)}"})
+                          headers={"Authorization": f"Bearer {admin_token}"})
     assert answer.status_code == 200, answer.text
 
 
@@ -212,7 +214,7 @@ def test_an_early_return_deletes_the_stored_token_before_asking_the_server(serve
     lic = make_license(seats=1, lease_ttl_s=30, max_borrow_s=3600)
     transport = _BorrowFileAtReturn(borrows.borrow_file(lic.key))
     lease = License(lic.key, server=server, token_provider=user.provider(), hardware_id="hw-return",
-                    transport=transport).acquire()
+                    options=LeaseOptions(transport=transport)).acquire()
     lease.borrow(600)
     assert borrows.borrow_file(lic.key).exists()
 

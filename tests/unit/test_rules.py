@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.config import ConfigError, Settings
 from shared.domain import License, Principal
 from shared.domain.times import parse_rfc3339, rfc3339
-from shared.config import ConfigError, Settings
 from shared.ids import RandomIds, license_id_of_session
 
 

@@ -3,6 +3,8 @@
     from coditect_license import License, FirebaseAuthProvider
     with License(KEY, server=URL, token_provider=provider, trusted_roots=ROOT_THUMBPRINTS) as lease:
         main(features=lease.features)
+
+`License` and `Lease` are one class; `LeaseOptions` holds its rarely needed settings.
 """
 
 from coditect_license._version import __version__
@@ -40,12 +42,15 @@ from coditect_license.identity import (
     TokenProvider,
 )
 from coditect_license.jwks import JwksCache
-from coditect_license.lease import License, LeaseState
+from coditect_license.lease import Lease, License
+from coditect_license.lease_options import LeaseOptions
+from coditect_license.lease_state import LeaseState
 from coditect_license.tokens import CLOCK_SKEW_S, LeaseClaims, verify_lease_token
 from coditect_license.transport import ApiClient, RetryPolicy
 
 __all__ = [
-    "__version__", "License", "LeaseState", "LeaseClaims", "JwksCache", "verify_lease_token", "CLOCK_SKEW_S",
+    "__version__", "License", "Lease", "LeaseOptions", "LeaseState",
+    "LeaseClaims", "JwksCache", "verify_lease_token", "CLOCK_SKEW_S",
     "TokenProvider", "StaticTokenProvider", "CallableTokenProvider", "FirebaseAuthProvider",
     "Fingerprint", "hardware_id", "compute_fingerprint", "ApiClient", "RetryPolicy",
     "LicenseError", "InvalidRequest", "Unauthenticated", "Forbidden", "LicenseSuspended", "BorrowNotAllowed",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from coditect_license import paths
 
@@ -25,12 +25,12 @@ def session_file(license_key: str) -> Path:
     return paths.cache_dir() / "sessions" / f"{key_id(license_key)}.json"
 
 
-def load(path: Path) -> Optional[Dict[str, Any]]:
+def load(path: Path) -> dict[str, Any] | None:
     value = paths.read_json(path)
     return value if isinstance(value, dict) and isinstance(value.get("token"), str) else None
 
 
-def save(path: Path, record: Dict[str, Any]) -> None:
+def save(path: Path, record: dict[str, Any]) -> None:
     paths.write_json(path, record)
 
 

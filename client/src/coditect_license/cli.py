@@ -10,10 +10,10 @@
     coditect-license verify TOKEN                 verify a lease token offline
     coditect-license run -- CMD ...               hold a seat while CMD runs
 
-Options may come before or after the command. Settings from the environment:
-CODITECT_LICENSE_SERVER, CODITECT_LICENSE_KEY, CODITECT_ID_TOKEN (a static ID token, e.g.
-in CI), CODITECT_FIREBASE_API_KEY, FIREBASE_AUTH_EMULATOR_HOST, CODITECT_TRUSTED_ROOTS.
-Exit codes: EXIT_CODES.
+Options may come before or after the command. Settings from the environment (all of
+them: environment.py): CODITECT_LICENSE_SERVER, CODITECT_LICENSE_KEY, CODITECT_ID_TOKEN (a
+static ID token, e.g. in CI; the SDK honours it too), CODITECT_FIREBASE_API_KEY,
+FIREBASE_AUTH_EMULATOR_HOST, CODITECT_TRUSTED_ROOTS. Exit codes: EXIT_CODES.
 
 Trusted roots: anything verified offline (`verify`, `status --offline`, a borrowed seat
 while the server is unreachable) needs the thumbprints of the root keys to trust:
@@ -36,9 +36,9 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable
 
-from coditect_license import borrows, fingerprint, paths
+from coditect_license import borrows, environment, fingerprint, paths
 from coditect_license._version import __version__
 from coditect_license.errors import AuthError, LicenseError, NoLease, TokenInvalid, TrustNotPinned
 from coditect_license.identity import (
@@ -49,18 +49,21 @@ from coditect_license.identity import (
     TokenProvider,
 )
 from coditect_license.jwks import JwksCache
-from coditect_license.lease import ENV_SERVER, License, LeaseState
+from coditect_license.lease import Lease
+from coditect_license.lease_options import LeaseOptions
+from coditect_license.lease_state import LeaseState
 from coditect_license.tokens import LeaseClaims, trusted_root_set, unverified_claims
 from coditect_license.transport import ApiClient, RetryPolicy, checked_server_url
 
-ENV_KEY = "CODITECT_LICENSE_KEY"
-ENV_TOKEN = "CODITECT_ID_TOKEN"
-ENV_API_KEY = "CODITECT_FIREBASE_API_KEY"
-ENV_AUTH_EMULATOR = "FIREBASE_AUTH_EMULATOR_HOST"
-ENV_TRUSTED_ROOTS = "CODITECT_TRUSTED_ROOTS"
+ENV_SERVER = environment.SERVER
+ENV_KEY = environment.LICENSE_KEY
+ENV_TOKEN = environment.ID_TOKEN
+ENV_API_KEY = environment.FIREBASE_API_KEY
+ENV_AUTH_EMULATOR = environment.AUTH_EMULATOR
+ENV_TRUSTED_ROOTS = environment.TRUSTED_ROOTS
 
 # One exit code per outcome, stable for scripts (README: "Exit codes").
-EXIT_CODES: Dict[str, int] = {
+EXIT_CODES: dict[str, int] = {
     "OK": 0,
     "ERROR": 1,               # anything not listed
     "USAGE": 2,               # bad command line
@@ -100,7 +103,7 @@ def exit_code(error: LicenseError) -> int:
 
 
 # -- output ---------------------------------------------------------------------------
-def _when(epoch: Optional[float]) -> str:
+def _when(epoch: float | None) -> str:
     if epoch is None:
         return "never"
     moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
@@ -124,7 +127,7 @@ class Output:
     def __init__(self, as_json: bool):
         self.as_json = as_json
 
-    def result(self, data: Dict[str, Any], lines: List[str]) -> None:
+    def result(self, data: dict[str, Any], lines: list[str]) -> None:
         if self.as_json:
             print(json.dumps(data, indent=2, sort_keys=True, default=str))
         else:
@@ -185,7 +188,7 @@ def _server(args: argparse.Namespace) -> str:
         raise UsageError(str(exc)) from None
 
 
-def _trusted_roots(args: argparse.Namespace) -> Optional[List[str]]:
+def _trusted_roots(args: argparse.Namespace) -> list[str] | None:
     """The pinned root thumbprints: every --trusted-root and CODITECT_TRUSTED_ROOTS (None: none)."""
     given = list(getattr(args, "trusted_root", None) or [])
     given += os.environ.get(ENV_TRUSTED_ROOTS, "").split(",")
@@ -234,11 +237,15 @@ def _api(args: argparse.Namespace, *, auth: bool = True) -> ApiClient:
                      retry=RetryPolicy(attempts=3, deadline_s=max(5.0, args.timeout * 2)))
 
 
-def _license(args: argparse.Namespace, **kwargs: Any) -> License:
-    return License(_key(args), server=_server(args), token_provider=_provider(args), timeout_s=args.timeout,
-                   trusted_roots=_trusted_roots(args),
-                   client_version=f"coditect-license-cli/{__version__}",
-                   retry=RetryPolicy(attempts=3, deadline_s=max(5.0, args.timeout * 2)), **kwargs)
+def _license(args: argparse.Namespace, *, release_at_exit: bool = True, on_lost: Callable[..., object] | None = None,
+             on_regained: Callable[..., object] | None = None,
+             on_state_change: Callable[..., object] | None = None) -> Lease:
+    """The lease of the command line's key. `release_at_exit=False`: the seat outlives this process."""
+    options = LeaseOptions(timeout_s=args.timeout, retry=RetryPolicy(attempts=3, deadline_s=max(5.0, args.timeout * 2)),
+                           client_version=f"coditect-license-cli/{__version__}",
+                           handle_signals=release_at_exit, release_at_exit=release_at_exit)
+    return Lease(_key(args), server=_server(args), token_provider=_provider(args), trusted_roots=_trusted_roots(args),
+                 on_lost=on_lost, on_regained=on_regained, on_state_change=on_state_change, options=options)
 
 
 def _parse_duration(text: str) -> int:
@@ -248,7 +255,7 @@ def _parse_duration(text: str) -> int:
     return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
-def _claims_lines(claims: LeaseClaims, indent: str = "  ") -> List[str]:
+def _claims_lines(claims: LeaseClaims, indent: str = "  ") -> list[str]:
     lines = [
         f"{indent}license:   {claims.license_id} (tier {claims.tier or '-'}; features: "
         f"{', '.join(claims.features) or '-'})",
@@ -312,12 +319,12 @@ def cmd_logout(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def _stored(path) -> Optional[Dict[str, Any]]:
+def _stored(path) -> dict[str, Any] | None:
     return borrows.load(path)
 
 
-def _verify_stored(record: Dict[str, Any], server: str, *, offline: bool, api: Optional[ApiClient],
-                   trusted_roots: Optional[List[str]]) -> Dict[str, Any]:
+def _verify_stored(record: dict[str, Any], server: str, *, offline: bool, api: ApiClient | None,
+                   trusted_roots: list[str] | None) -> dict[str, Any]:
     cache = JwksCache(server, trusted_roots=trusted_roots, fetch=None if offline or api is None else api.jwks)
     try:
         claims = cache.verify(record["token"], hardware_id=fingerprint.hardware_id())
@@ -333,7 +340,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     if (args.offline or not server) and trusted_roots is None:
         raise _missing_pins("status --offline" if args.offline else "status with no server")
     found = fingerprint.compute()
-    data: Dict[str, Any] = {"hardware_id": found.hardware_id, "fingerprint_source": found.source}
+    data: dict[str, Any] = {"hardware_id": found.hardware_id, "fingerprint_source": found.source}
     lines = [f"machine:   {found.hardware_id[:40]}... ({found.source})"]
     usable = False
     api = None if args.offline or not server else _api(args, auth=False)
@@ -386,17 +393,17 @@ def cmd_acquire(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     if args.hold:
         return _hold(args, out, key)
-    lease = _license(args, handle_signals=False, release_at_exit=False, use_borrow=True)
+    lease = _license(args, release_at_exit=False)
     lease.acquire(wait_s=args.wait)
+    claims = lease.claims
+    assert claims is not None  # acquire() holds a token or raises
     if lease.state == LeaseState.BORROWED:
-        out.result({"borrowed": True, "session_id": lease.session_id, "claims": lease.claims.as_dict()},
-                   ["this machine holds a borrowed seat (no new seat taken):"] + _claims_lines(lease.claims))
+        out.result({"borrowed": True, "session_id": lease.session_id, "claims": claims.as_dict()},
+                   ["this machine holds a borrowed seat (no new seat taken):"] + _claims_lines(claims))
         lease.detach()
         return 0
     record = lease.detach()
     borrows.save(borrows.session_file(key), record)
-    claims = lease.claims
-    assert claims is not None
     seats = lease.seats or {}
     out.result({"session_id": lease.session_id, "token": lease.token, "claims": claims.as_dict(), "seats": seats,
                 "heartbeat_interval_s": lease.heartbeat_interval_s},
@@ -410,7 +417,7 @@ def _hold(args: argparse.Namespace, out: Output, key: str) -> int:
     stop = threading.Event()
     lost = threading.Event()
 
-    def changed(lease: License, old: LeaseState, new: LeaseState) -> None:
+    def changed(lease: Lease, old: LeaseState, new: LeaseState) -> None:
         if old not in (LeaseState.IDLE, LeaseState.ACQUIRING):  # the start is said once, below
             out.note(f"{time.strftime('%H:%M:%S')} lease {old.value} -> {new.value}")
 
@@ -467,7 +474,7 @@ def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     duration = _parse_duration(args.duration)
     had_session = borrows.load(borrows.session_file(key)) is not None
-    lease = _license(args, handle_signals=False, release_at_exit=False)
+    lease = _license(args, release_at_exit=False)
     lease.acquire(wait_s=args.wait)  # the same session if this machine already holds one
     if lease.state == LeaseState.BORROWED:
         lease.detach()
@@ -514,7 +521,7 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     if given_keys is None and not args.offline:
         fetch = ApiClient(_server(args), None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1)).jwks
     cache = JwksCache(server, trusted_roots=trusted_roots, fetch=fetch, jwks=given_keys)
-    expect: Dict[str, Any] = {}
+    expect: dict[str, Any] = {}
     if args.this_machine:
         expect["hardware_id"] = fingerprint.hardware_id()
     try:
@@ -533,7 +540,7 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:
         raise UsageError("run needs a command: coditect-license run -- CMD [ARGS...]")
-    child: Dict[str, subprocess.Popen] = {}
+    child: dict[str, subprocess.Popen] = {}
 
     def forward(signum: int, frame: Any) -> None:
         process = child.get("p")
@@ -545,7 +552,8 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
     lost = threading.Event()
     with _license(args, on_lost=lambda *_: lost.set(), on_regained=lambda *_: lost.clear()).acquire(
             wait_s=args.wait) as lease:
-        env = {**os.environ, "CODITECT_LEASE_TOKEN": lease.token or "", "CODITECT_LEASE_SESSION": lease.session_id or ""}
+        env = {**os.environ, environment.LEASE_TOKEN: lease.token or "",
+               environment.LEASE_SESSION: lease.session_id or ""}
         process = child["p"] = subprocess.Popen(command, env=env)
         while True:
             try:
@@ -578,13 +586,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     suppress = argparse.ArgumentParser(add_help=False)
     for action in common._actions:
-        kwargs: Dict[str, Any] = {"help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
+        kwargs: dict[str, Any] = {"help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
         if isinstance(action, argparse._StoreTrueAction):
             suppress.add_argument(*action.option_strings, action="store_true", **kwargs)
         elif isinstance(action, argparse._AppendAction):
             suppress.add_argument(*action.option_strings, action="append", metavar=action.metavar, **kwargs)
         else:
-            suppress.add_argument(*action.option_strings, type=action.type, **kwargs)
+            if action.type is not None:
+                kwargs["type"] = action.type
+            suppress.add_argument(*action.option_strings, **kwargs)
 
     def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[suppress], help=help_text, description=help_text)
@@ -599,7 +609,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--custom-token", help="sign in with a Firebase custom token instead")
     p.add_argument("--api-key", help=f"Firebase web API key (env {ENV_API_KEY})")
-    p.add_argument("--auth-emulator", metavar="HOST:PORT", help=f"use a Firebase Auth emulator (env {ENV_AUTH_EMULATOR})")
+    p.add_argument("--auth-emulator", metavar="HOST:PORT",
+                   help=f"use a Firebase Auth emulator (env {ENV_AUTH_EMULATOR})")
     p.add_argument("--identitytoolkit-url", default=GOOGLE_IDENTITY_TOOLKIT)
     p.add_argument("--securetoken-url", default=GOOGLE_SECURE_TOKEN)
 
@@ -649,7 +660,7 @@ def _show_sdk_warnings() -> None:
         logger.addHandler(_CliWarnings())
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     _show_sdk_warnings()
     parser = _parser()
     args = parser.parse_args(argv)
@@ -660,7 +671,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as exc:
         return out.error("USAGE", str(exc), EXIT_CODES["USAGE"])
     except LicenseError as exc:
-        extra: Dict[str, Any] = {k: v for k, v in exc.details.items() if k != "claims"}
+        extra: dict[str, Any] = {k: v for k, v in exc.details.items() if k != "claims"}
         if exc.retry_after is not None:
             extra["retry_after"] = exc.retry_after
         return out.error(exc.code, _human_error(exc), exit_code(exc), **extra)

@@ -27,17 +27,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 
 class LicenseError(Exception):
     """Base class: `code` is the server's error code (or the SDK's own, see above)."""
 
     code = "ERROR"
-    status: Optional[int] = None
+    status: int | None = None
 
-    def __init__(self, message: str, *, status: Optional[int] = None, retry_after: Optional[float] = None,
-                 details: Optional[Dict[str, Any]] = None, code: Optional[str] = None):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 details: dict[str, Any] | None = None, code: str | None = None):
         super().__init__(message)
         self.message = message
         if status is not None:
@@ -45,7 +45,7 @@ class LicenseError(Exception):
         if code is not None:
             self.code = code
         self.retry_after = retry_after
-        self.details: Dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = dict(details or {})
 
     @property
     def retryable(self) -> bool:
@@ -96,16 +96,16 @@ class NoSeatAvailable(LicenseError):
     code, status = "NO_SEAT_AVAILABLE", 409
 
     @property
-    def _counts(self) -> Dict[str, Any]:
+    def _counts(self) -> dict[str, Any]:
         # NO_SEAT_AVAILABLE says `seats`; USER_SESSION_LIMIT says `sessions`.
         return self.details.get("seats") or self.details.get("sessions") or {}
 
     @property
-    def seats_used(self) -> Optional[int]:
+    def seats_used(self) -> int | None:
         return self._counts.get("used")
 
     @property
-    def seats_max(self) -> Optional[int]:
+    def seats_max(self) -> int | None:
         return self._counts.get("max")
 
 
@@ -192,25 +192,26 @@ class LeaseLost(LicenseError):
     code = "LEASE_LOST"
 
 
-_BY_CODE: Dict[str, Type[LicenseError]] = {
+_BY_CODE: dict[str, type[LicenseError]] = {
     cls.code: cls
     for cls in (InvalidRequest, Unauthenticated, Forbidden, LicenseSuspended, BorrowNotAllowed, NotFound,
                 LicenseNotFound, SessionNotFound, NoSeatAvailable, UserSessionLimit, Gone, LicenseExpired,
                 SessionExpired, RateLimited, ServiceUnavailable)
 }
-_BY_STATUS: Dict[int, Type[LicenseError]] = {
+_BY_STATUS: dict[int, type[LicenseError]] = {
     400: InvalidRequest, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 409: LicenseError,
     410: Gone, 429: RateLimited,
 }
 
 
-def from_response(status: int, body: Any, retry_after: Optional[float]) -> LicenseError:
+def from_response(status: int, body: Any, retry_after: float | None) -> LicenseError:
     """The typed exception for an error answer `{"error": {"code", "message", ...}}`."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         error = {}
-    code = error.get("code") if isinstance(error.get("code"), str) else None
-    message = error.get("message") if isinstance(error.get("message"), str) else f"HTTP {status}"
+    stated_code, stated_message = error.get("code"), error.get("message")
+    code = stated_code if isinstance(stated_code, str) else None
+    message = stated_message if isinstance(stated_message, str) else f"HTTP {status}"
     details = {k: v for k, v in error.items() if k not in ("code", "message")}
     cls = _BY_CODE.get(code or "")
     if cls is None:

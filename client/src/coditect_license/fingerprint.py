@@ -33,13 +33,16 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Callable
+
+from coditect_license import environment
 
 SALT = b"coditect-license/fingerprint/v1"
-ENV_FINGERPRINT = "CODITECT_FINGERPRINT"
-ENV_WORKLOAD = "CODITECT_WORKLOAD_ID"
+ENV_FINGERPRINT = environment.FINGERPRINT
+ENV_WORKLOAD = environment.WORKLOAD_ID
 
 _K8S_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
@@ -61,7 +64,7 @@ def _digest(source: str, value: str) -> str:
     return hashlib.sha256(SALT + b"\0" + source.encode() + b"\0" + value.encode("utf-8", "replace")).hexdigest()
 
 
-def _read(path: Path) -> Optional[str]:
+def _read(path: Path) -> str | None:
     try:
         value = path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
@@ -76,7 +79,7 @@ def in_container() -> bool:
     return bool(_CONTAINER_CGROUP.search(cgroup))
 
 
-def _kubernetes(env: Mapping[str, str]) -> Optional[str]:
+def _kubernetes(env: Mapping[str, str]) -> str | None:
     if not env.get("KUBERNETES_SERVICE_HOST"):
         return None
     namespace = env.get("POD_NAMESPACE") or _read(_K8S_NAMESPACE_FILE) or "default"
@@ -84,7 +87,7 @@ def _kubernetes(env: Mapping[str, str]) -> Optional[str]:
     return f"{namespace}/{pod}"
 
 
-def _linux_machine() -> Optional[Tuple[str, str]]:
+def _linux_machine() -> tuple[str, str] | None:
     for path in _MACHINE_ID_FILES:
         value = _read(path)
         if value and value.strip("0"):
@@ -95,7 +98,7 @@ def _linux_machine() -> Optional[Tuple[str, str]]:
     return None
 
 
-def _macos_machine() -> Optional[Tuple[str, str]]:
+def _macos_machine() -> tuple[str, str] | None:
     try:
         out = subprocess.run(["ioreg", "-rd1", "-c", "IOPlatformExpertDevice"], capture_output=True, text=True,
                              timeout=5).stdout
@@ -105,9 +108,11 @@ def _macos_machine() -> Optional[Tuple[str, str]]:
     return ("ioreg", match.group(1)) if match else None
 
 
-def _windows_machine() -> Optional[Tuple[str, str]]:
+def _windows_machine() -> tuple[str, str] | None:
+    if sys.platform != "win32":  # also tells type checkers on other systems that winreg is not theirs
+        return None
     try:
-        import winreg  # type: ignore[import-not-found]
+        import winreg
 
         with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography", 0,
                             winreg.KEY_READ | winreg.KEY_WOW64_64KEY) as key:
@@ -117,7 +122,7 @@ def _windows_machine() -> Optional[Tuple[str, str]]:
     return ("registry", str(value)) if value else None
 
 
-def _machine() -> Optional[Tuple[str, str]]:
+def _machine() -> tuple[str, str] | None:
     if sys.platform == "darwin":
         return _macos_machine()
     if sys.platform == "win32":
@@ -125,15 +130,15 @@ def _machine() -> Optional[Tuple[str, str]]:
     return _linux_machine()
 
 
-def _mac_address() -> Optional[str]:
+def _mac_address() -> str | None:
     node = uuid.getnode()
     if node >> 40 & 1:  # multicast bit: uuid made up a random number, not a real MAC
         return None
     return f"{node:012x}"
 
 
-def compute(env: Optional[Mapping[str, str]] = None, *,
-            machine: Callable[[], Optional[Tuple[str, str]]] = _machine) -> Fingerprint:
+def compute(env: Mapping[str, str] | None = None, *,
+            machine: Callable[[], tuple[str, str] | None] = _machine) -> Fingerprint:
     """This machine's fingerprint (see the module doc for the order of sources)."""
     env = os.environ if env is None else env
     explicit = (env.get(ENV_FINGERPRINT) or "").strip()

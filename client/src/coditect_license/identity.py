@@ -27,19 +27,11 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Protocol, Union, runtime_checkable
 
 import httpx
 
 from coditect_license.errors import AuthError
-
-try:  # Python 3.8+: typing.Protocol
-    from typing import Protocol, runtime_checkable
-except ImportError:  # pragma: no cover
-    Protocol = object  # type: ignore[assignment,misc]
-
-    def runtime_checkable(cls):  # type: ignore[no-redef]
-        return cls
 
 log = logging.getLogger("coditect_license")
 
@@ -101,14 +93,14 @@ ProviderLike = Union[TokenProvider, Callable[..., str], str]
 def as_provider(value: ProviderLike) -> TokenProvider:
     if isinstance(value, str):
         return StaticTokenProvider(value)
-    if hasattr(value, "get_token"):
-        return value  # type: ignore[return-value]
+    if isinstance(value, TokenProvider):  # runtime_checkable: anything with get_token()
+        return value
     if callable(value):
         return CallableTokenProvider(value)
     raise TypeError("token_provider must be a str, a callable or an object with get_token()")
 
 
-def _jwt_exp(token: str) -> Optional[float]:
+def _jwt_exp(token: str) -> float | None:
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -128,12 +120,12 @@ class FirebaseAuthProvider:
     stores it); `on_error(exc)` whenever a refresh fails.
     """
 
-    def __init__(self, api_key: str, *, refresh_token: Optional[str] = None, id_token: Optional[str] = None,
+    def __init__(self, api_key: str, *, refresh_token: str | None = None, id_token: str | None = None,
                  identitytoolkit_url: str = GOOGLE_IDENTITY_TOOLKIT, securetoken_url: str = GOOGLE_SECURE_TOKEN,
                  refresh_margin_s: float = 300.0, timeout_s: float = 10.0, attempts: int = 3,
-                 on_refresh_token: Optional[Callable[[str], None]] = None,
-                 on_error: Optional[Callable[[AuthError], None]] = None,
-                 http: Optional[httpx.Client] = None):
+                 on_refresh_token: Callable[[str], None] | None = None,
+                 on_error: Callable[[AuthError], None] | None = None,
+                 http: httpx.Client | None = None):
         self.api_key = api_key
         self.identitytoolkit_url = identitytoolkit_url.rstrip("/")
         self.securetoken_url = securetoken_url.rstrip("/")
@@ -144,18 +136,18 @@ class FirebaseAuthProvider:
         self._http = http or httpx.Client(timeout=timeout_s)
         self._lock = threading.Lock()
         self._refresh_token = refresh_token
-        self._id_token: Optional[str] = None
+        self._id_token: str | None = None
         self._expires_at = 0.0  # wall clock, from the token's own exp
-        self.uid: Optional[str] = None
-        self.email: Optional[str] = None
-        self.last_error: Optional[AuthError] = None
+        self.uid: str | None = None
+        self.email: str | None = None
+        self.last_error: AuthError | None = None
         self.refreshes = 0
         if id_token:
             self._id_token, self._expires_at = id_token, _jwt_exp(id_token) or 0.0
 
     # -- construction -----------------------------------------------------------------
     @classmethod
-    def for_emulator(cls, host: str, api_key: str = "emulator-api-key", **kwargs: Any) -> "FirebaseAuthProvider":
+    def for_emulator(cls, host: str, api_key: str = "emulator-api-key", **kwargs: Any) -> FirebaseAuthProvider:
         """Both endpoints on a Firebase Auth emulator at `host` (e.g. "127.0.0.1:9099")."""
         base = host if "://" in host else f"http://{host}"
         base = base.rstrip("/")
@@ -163,13 +155,13 @@ class FirebaseAuthProvider:
                    securetoken_url=f"{base}/securetoken.googleapis.com", **kwargs)
 
     @classmethod
-    def sign_in_with_password(cls, api_key: str, email: str, password: str, **kwargs: Any) -> "FirebaseAuthProvider":
+    def sign_in_with_password(cls, api_key: str, email: str, password: str, **kwargs: Any) -> FirebaseAuthProvider:
         provider = cls(api_key, **kwargs)
         provider.sign_in_password(email, password)
         return provider
 
     @classmethod
-    def sign_in_with_custom_token(cls, api_key: str, custom_token: str, **kwargs: Any) -> "FirebaseAuthProvider":
+    def sign_in_with_custom_token(cls, api_key: str, custom_token: str, **kwargs: Any) -> FirebaseAuthProvider:
         provider = cls(api_key, **kwargs)
         provider.sign_in_custom_token(custom_token)
         return provider
@@ -186,7 +178,7 @@ class FirebaseAuthProvider:
         self._accept(body.get("idToken"), body.get("refreshToken"), body.get("expiresIn"), None, None)
 
     @property
-    def refresh_token(self) -> Optional[str]:
+    def refresh_token(self) -> str | None:
         return self._refresh_token
 
     @property
@@ -196,13 +188,11 @@ class FirebaseAuthProvider:
     # -- the provider protocol ----------------------------------------------------------
     def get_token(self, *, force_refresh: bool = False) -> str:
         with self._lock:
-            now = time.time()
-            fresh = self._id_token is not None and now < self._expires_at - self.refresh_margin_s
-            if fresh and not force_refresh:
-                return self._id_token  # type: ignore[return-value]
+            now, current = time.time(), self._id_token
+            if current is not None and now < self._expires_at - self.refresh_margin_s and not force_refresh:
+                return current
             try:
-                self._refresh_locked()
-                return self._id_token  # type: ignore[return-value]
+                return self._refresh_locked()
             except AuthError as exc:
                 self.last_error = exc
                 log.warning("ID token refresh failed: %s", exc)
@@ -220,17 +210,20 @@ class FirebaseAuthProvider:
         return self.get_token(force_refresh=True)
 
     # -- internals ----------------------------------------------------------------------
-    def _refresh_locked(self) -> None:
+    def _refresh_locked(self) -> str:
+        """A fresh ID token from the refresh token (the lock held)."""
         if not self._refresh_token:
             raise AuthError("not signed in: no refresh token", permanent=True)
         body = self._request(f"{self.securetoken_url}/v1/token", form={
             "grant_type": "refresh_token", "refresh_token": self._refresh_token})
-        self._accept(body.get("id_token"), body.get("refresh_token"), body.get("expires_in"), body.get("user_id"),
-                     None)
+        id_token = self._accept(body.get("id_token"), body.get("refresh_token"), body.get("expires_in"),
+                                body.get("user_id"), None)
         self.refreshes += 1
         self.last_error = None
+        return id_token
 
-    def _accept(self, id_token: Any, refresh_token: Any, expires_in: Any, uid: Any, email: Any) -> None:
+    def _accept(self, id_token: Any, refresh_token: Any, expires_in: Any, uid: Any, email: Any) -> str:
+        """Hold what Firebase Auth answered; the ID token."""
         if not isinstance(id_token, str) or not id_token:
             raise AuthError("Firebase Auth answered without an ID token")
         now = time.time()
@@ -252,13 +245,14 @@ class FirebaseAuthProvider:
                     self._on_refresh_token(refresh_token)
                 except Exception:
                     log.exception("on_refresh_token callback failed")
+        return id_token
 
-    def _post_json(self, method: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    def _post_json(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request(f"{self.identitytoolkit_url}/v1/{method}", json_body=body)
 
-    def _request(self, url: str, *, json_body: Optional[Dict[str, Any]] = None,
-                 form: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-        last: Optional[AuthError] = None
+    def _request(self, url: str, *, json_body: dict[str, Any] | None = None,
+                 form: dict[str, str] | None = None) -> dict[str, Any]:
+        last: AuthError | None = None
         for attempt in range(self._attempts):
             if attempt:
                 time.sleep(min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0))

@@ -24,8 +24,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable
 
 from coditect_license import paths
 from coditect_license.errors import LicenseError, TokenInvalid
@@ -41,7 +42,7 @@ from coditect_license.tokens import (
 
 log = logging.getLogger("coditect_license")
 
-Keys = Dict[str, Dict[str, Any]]
+Keys = dict[str, dict[str, Any]]
 
 
 def cache_file_for(server: str) -> Path:
@@ -60,9 +61,9 @@ class JwksCache:
     """Root keys for verifying lease tokens: pinned ones (from the network or the disk), or,
     without pins, only what the server answered in this process. See the module doc."""
 
-    def __init__(self, server: Optional[str] = None, *, trusted_roots: Optional[Iterable[str]] = None,
-                 fetch: Optional[Callable[[], Dict[str, Any]]] = None, path: Optional[Path] = None,
-                 jwks: Optional[Dict[str, Any]] = None, max_age_s: float = 86400.0, min_refetch_s: float = 30.0,
+    def __init__(self, server: str | None = None, *, trusted_roots: Iterable[str] | None = None,
+                 fetch: Callable[[], dict[str, Any]] | None = None, path: Path | None = None,
+                 jwks: dict[str, Any] | None = None, max_age_s: float = 86400.0, min_refetch_s: float = 30.0,
                  clock: Callable[[], float] = time.time):
         """Root keys of `server`, used as `trusted_roots` allows (see the module doc).
 
@@ -77,7 +78,7 @@ class JwksCache:
             clock: the wall clock (Unix seconds), for the cache's age.
 
         Raises ValueError for malformed `trusted_roots`."""
-        self.trusted_roots: Optional[FrozenSet[str]] = trusted_root_set(trusted_roots)
+        self.trusted_roots: frozenset[str] | None = trusted_root_set(trusted_roots)
         self._fetch = fetch
         self._given = self._admit(jwks) if jwks is not None else None
         # The cache file is licensee-writable: it is touched only when pins decide which of its keys count.
@@ -86,7 +87,7 @@ class JwksCache:
         self.min_refetch_s = min_refetch_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._keys: Optional[Keys] = None
+        self._keys: Keys | None = None
         self._fetched_at = 0.0      # wall clock of the keys held
         self._last_attempt = -1e18  # monotonic, of the last network attempt
 
@@ -112,7 +113,7 @@ class JwksCache:
             return pinned_root_keys(jwks, self.trusted_roots)
         return keys_by_kid(jwks)
 
-    def _read_cache_file(self) -> Tuple[Keys, float]:
+    def _read_cache_file(self) -> tuple[Keys, float]:
         stored = paths.read_json(self.path) if self.path is not None else None
         if not isinstance(stored, dict) or not isinstance(stored.get("jwks"), dict):
             return {}, 0.0
@@ -157,7 +158,7 @@ class JwksCache:
         except OSError as exc:
             log.warning("cannot write the jwks cache %s: %s", self.path, exc)
 
-    def keys(self, want_kid: Optional[str] = None) -> Keys:
+    def keys(self, want_kid: str | None = None) -> Keys:
         """The usable root keys, refreshed first if `want_kid` is unknown or the copy is old."""
         with self._lock:
             keys = self._load()
@@ -169,7 +170,7 @@ class JwksCache:
                     keys = self._load()
             return dict(keys)
 
-    def verify(self, token: str, *, now: Optional[float] = None, leeway_s: int = CLOCK_SKEW_S,
+    def verify(self, token: str, *, now: float | None = None, leeway_s: int = CLOCK_SKEW_S,
                **expect: Any) -> LeaseClaims:
         """Verify a lease token (the network only to learn a new root kid, or without pins)."""
         kid = root_kid_of(token)

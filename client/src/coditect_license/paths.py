@@ -17,13 +17,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+from coditect_license import environment
 
 APP = "coditect-license"
 
 
 def config_dir() -> Path:
-    explicit = os.environ.get("CODITECT_LICENSE_CONFIG_DIR")
+    explicit = os.environ.get(environment.CONFIG_DIR)
     if explicit:
         return Path(explicit)
     if sys.platform == "win32":
@@ -34,7 +36,7 @@ def config_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    explicit = os.environ.get("CODITECT_LICENSE_CACHE_DIR")
+    explicit = os.environ.get(environment.CACHE_DIR)
     if explicit:
         return Path(explicit)
     if sys.platform == "win32":
@@ -68,7 +70,7 @@ def write_json(path: Path, value: Any) -> None:
     write_private(path, json.dumps(value, indent=2, sort_keys=True).encode())
 
 
-def read_json(path: Path) -> Optional[Any]:
+def read_json(path: Path) -> Any | None:
     """The JSON in `path`, or None when it is missing or unreadable (never raises)."""
     try:
         with open(path, "rb") as handle:

@@ -31,8 +31,9 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -60,7 +61,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _json_segment(segment: str) -> Dict[str, Any]:
+def _json_segment(segment: str) -> dict[str, Any]:
     try:
         value = json.loads(b64url_decode(segment))
     except ValueError:
@@ -70,7 +71,7 @@ def _json_segment(segment: str) -> Dict[str, Any]:
     return value
 
 
-def split(compact: str) -> Tuple[Dict[str, Any], Dict[str, Any], bytes, bytes]:
+def split(compact: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """(header, claims, signing input, signature) of a compact JWS, unverified."""
     if not isinstance(compact, str) or len(compact) > _MAX_TOKEN_CHARS:
         raise TokenInvalid("not a compact JWS")
@@ -81,7 +82,7 @@ def split(compact: str) -> Tuple[Dict[str, Any], Dict[str, Any], bytes, bytes]:
     return header, claims, f"{parts[0]}.{parts[1]}".encode(), b64url_decode(parts[2])
 
 
-def unverified_claims(token: str) -> Dict[str, Any]:
+def unverified_claims(token: str) -> dict[str, Any]:
     """The claims of a JWS without checking anything (for display only)."""
     return split(token)[1]
 
@@ -96,7 +97,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url(hashlib.sha256(json.dumps(required, separators=(",", ":"), sort_keys=True).encode()).digest())
 
 
-def trusted_root_set(trusted_roots: Optional[Iterable[str]]) -> Optional[FrozenSet[str]]:
+def trusted_root_set(trusted_roots: Iterable[str] | None) -> frozenset[str] | None:
     """The pinned root thumbprints as a set; None when nothing is pinned.
 
     Raises ValueError for one string instead of a collection, an empty collection (pass
@@ -114,12 +115,12 @@ def trusted_root_set(trusted_roots: Optional[Iterable[str]]) -> Optional[FrozenS
     return pins
 
 
-def pinned_root_keys(jwks: Mapping[str, Any], pins: FrozenSet[str]) -> Dict[str, Dict[str, Any]]:
+def pinned_root_keys(jwks: Mapping[str, Any], pins: frozenset[str]) -> dict[str, dict[str, Any]]:
     """The keys of a jwks document whose own thumbprint is pinned, indexed by that thumbprint.
 
     A key's stated `kid` plays no part: a key is trusted for what it is, not for what a
     (possibly licensee-written) document calls it."""
-    found: Dict[str, Dict[str, Any]] = {}
+    found: dict[str, dict[str, Any]] = {}
     for jwk in jwks.get("keys", []) if isinstance(jwks, Mapping) else []:
         if not isinstance(jwk, dict):
             continue
@@ -182,21 +183,21 @@ class LeaseClaims:
     uid: str
     hardware_id: str
     tier: str
-    features: Tuple[str, ...]
+    features: tuple[str, ...]
     issued_at: int
     expires_at: int
     grace_s: int
     borrowed: bool
     issuer: str
     root_kid: str
-    raw: Dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def valid_until(self) -> int:
         """Offline validity: the signed expiry plus the license's signed offline grace."""
         return self.expires_at + self.grace_s
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id, "license_id": self.license_id, "tenant_id": self.tenant_id,
             "uid": self.uid, "hardware_id": self.hardware_id, "tier": self.tier, "features": list(self.features),
@@ -205,7 +206,7 @@ class LeaseClaims:
         }
 
 
-def _number(claims: Mapping[str, Any], name: str, default: Optional[int] = None) -> int:
+def _number(claims: Mapping[str, Any], name: str, default: int | None = None) -> int:
     value = claims.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TokenInvalid(f"claim {name!r} must be a number")
@@ -213,7 +214,7 @@ def _number(claims: Mapping[str, Any], name: str, default: Optional[int] = None)
 
 
 def _root_key(root_kid: str, keys: Mapping[str, Mapping[str, Any]],
-              pins: Optional[FrozenSet[str]]) -> Mapping[str, Any]:
+              pins: frozenset[str] | None) -> Mapping[str, Any]:
     """The root key a certificate names, refused unless its own thumbprint is pinned (when pins are given)."""
     root = keys.get(root_kid)
     if root is None:
@@ -228,7 +229,7 @@ def _root_key(root_kid: str, keys: Mapping[str, Mapping[str, Any]],
 
 
 def _verified_certificate(header: Mapping[str, Any], keys: Mapping[str, Mapping[str, Any]],
-                          pins: Optional[FrozenSet[str]]) -> Tuple[Dict[str, Any], str]:
+                          pins: frozenset[str] | None) -> tuple[dict[str, Any], str]:
     """(claims, root kid) of the token's delegation certificate, its signature checked against its root."""
     certificate = header.get("dlg")
     if not isinstance(certificate, str):
@@ -272,7 +273,7 @@ def _check_within_certificate(cert: Mapping[str, Any], iat: int, exp: int, grace
                            f"(exp + lease_max_s = {cert_exp + lease_max_s})")
 
 
-def _bound_strings(claims: Mapping[str, Any]) -> Dict[str, str]:
+def _bound_strings(claims: Mapping[str, Any]) -> dict[str, str]:
     strings = {}
     for name in ("sub", "lic", "ten", "uid", "hw"):
         value = claims.get(name)
@@ -282,10 +283,10 @@ def _bound_strings(claims: Mapping[str, Any]) -> Dict[str, str]:
     return strings
 
 
-def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now: Optional[float] = None,
-                       leeway_s: int = CLOCK_SKEW_S, issuer: Optional[str] = None,
-                       hardware_id: Optional[str] = None, license_id: Optional[str] = None,
-                       trusted_roots: Optional[Iterable[str]] = None) -> LeaseClaims:
+def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now: float | None = None,
+                       leeway_s: int = CLOCK_SKEW_S, issuer: str | None = None,
+                       hardware_id: str | None = None, license_id: str | None = None,
+                       trusted_roots: Iterable[str] | None = None) -> LeaseClaims:
     """Verify a lease token against root keys (kid -> JWK); LeaseClaims or TokenInvalid/TokenExpired.
 
     Args:
@@ -340,12 +341,12 @@ def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now
     return result
 
 
-def keys_by_kid(jwks: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
-    keys: List[Any] = jwks.get("keys", []) if isinstance(jwks, Mapping) else []
+def keys_by_kid(jwks: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    keys: list[Any] = jwks.get("keys", []) if isinstance(jwks, Mapping) else []
     return {k["kid"]: dict(k) for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
 
 
-def root_kid_of(token: str) -> Optional[str]:
+def root_kid_of(token: str) -> str | None:
     """The root kid a token's certificate names (unverified), or None if unreadable."""
     try:
         certificate = split(token)[0].get("dlg")

@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,7 +40,7 @@ class RetryPolicy:
     cap_s: float = 30.0        # longest single backoff
     deadline_s: float = 60.0   # no retry starts after this long
 
-    def backoff(self, attempt: int, retry_after: Optional[float] = None) -> float:
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before try number `attempt + 1` (attempt counts from 1): full-jitter exponential."""
         delay = min(self.cap_s, self.base_s * (2 ** (attempt - 1))) * random.uniform(0.5, 1.0)
         if retry_after is not None:
@@ -51,7 +51,7 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
-def _retry_after(headers: httpx.Headers) -> Optional[float]:
+def _retry_after(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -61,7 +61,7 @@ def _retry_after(headers: httpx.Headers) -> Optional[float]:
         return None
 
 
-def _is_loopback(host: Optional[str]) -> bool:
+def _is_loopback(host: str | None) -> bool:
     if not host:
         return False
     if host == "localhost":
@@ -72,7 +72,7 @@ def _is_loopback(host: Optional[str]) -> bool:
         return False
 
 
-def checked_server_url(server: Optional[str]) -> str:
+def checked_server_url(server: str | None) -> str:
     """`server` without its trailing slash, if it is https:// (or http:// on loopback).
 
     Raises ValueError (with a message for the user) for anything else."""
@@ -90,9 +90,9 @@ def checked_server_url(server: Optional[str]) -> str:
 
 
 class ApiClient:
-    def __init__(self, server: str, token_provider: Optional[TokenProvider], *, timeout_s: float = 10.0,
+    def __init__(self, server: str, token_provider: TokenProvider | None, *, timeout_s: float = 10.0,
                  retry: RetryPolicy = RetryPolicy(), verify: Any = True,
-                 transport: Optional[httpx.BaseTransport] = None):
+                 transport: httpx.BaseTransport | None = None):
         self.server = checked_server_url(server)
         self.token_provider = token_provider
         self.retry = retry
@@ -115,8 +115,8 @@ class ApiClient:
         self._client.close()
 
     # -- one exchange ------------------------------------------------------------------
-    def _once(self, method: str, name: str, body: Optional[Dict[str, Any]], *, auth: bool, force_refresh: bool,
-              client: httpx.Client) -> Tuple[int, Any, httpx.Headers]:
+    def _once(self, method: str, name: str, body: dict[str, Any] | None, *, auth: bool, force_refresh: bool,
+              client: httpx.Client) -> tuple[int, Any, httpx.Headers]:
         headers = {}
         if auth:
             if self.token_provider is None:
@@ -135,9 +135,9 @@ class ApiClient:
             payload = None
         return response.status_code, payload, response.headers
 
-    def call(self, method: str, name: str, body: Optional[Dict[str, Any]] = None, *, auth: bool = True,
-             retry: Optional[RetryPolicy] = None, stop: Optional[threading.Event] = None,
-             fresh_connection: bool = False) -> Dict[str, Any]:
+    def call(self, method: str, name: str, body: dict[str, Any] | None = None, *, auth: bool = True,
+             retry: RetryPolicy | None = None, stop: threading.Event | None = None,
+             fresh_connection: bool = False) -> dict[str, Any]:
         """The JSON answer of a 2xx; the typed LicenseError otherwise (after retries).
 
         `stop` (an Event) cuts backoff sleeps short (the last error is raised).
@@ -178,10 +178,10 @@ class ApiClient:
             if fresh_connection:
                 client.close()
 
-    def post(self, name: str, body: Dict[str, Any], **kwargs: Any) -> Dict[str, Any]:
+    def post(self, name: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return self.call("POST", name, body, **kwargs)
 
-    def jwks(self, *, retry: Optional[RetryPolicy] = None) -> Dict[str, Any]:
+    def jwks(self, *, retry: RetryPolicy | None = None) -> dict[str, Any]:
         return self.call("GET", "jwks", auth=False, retry=retry or NO_RETRY)
 
 
