@@ -9,8 +9,9 @@
 --                   offline; see release_seat)
 --   holders  HASH   "<uid>\n<hardware id>" -> session id of that pair's live lease
 --   sessions HASH   session id -> JSON {u uid, h hardware, a acquired, b last
---                   heartbeat, e expiry, s state live|expired|released|revoked|forced,
---                   x ended, o borrowed until (set by a borrow)};
+--                   heartbeat, e expiry, s state: 'live' or an end reason (the one list:
+--                   EndReason in shared/domain/sessions.py), x ended, o borrowed until
+--                   (set by a borrow)};
 --                   "hold:<session id>" -> JSON {u, h, a, b, o, e counted until, s 'held'}
 --   ended    ZSET   session id -> end time: ends not yet written to Firestore
 --                   (an outbox drained by the release path and the sweep)

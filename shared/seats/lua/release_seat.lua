@@ -2,8 +2,9 @@
 -- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
 -- ARGV[1] now (ms)  ARGV[2] session id  ARGV[3] caller uid
 -- ARGV[4] '1' if the caller may act for others
--- ARGV[5] end state: 'released' | 'returned' | 'forced' | 'revoked' | 'unrecorded' | 'rollback'
---   ('rollback' erases a grant whose durable record could not be written: no trace)
+-- ARGV[5] an end reason (EndReason in shared/domain/sessions.py: released, returned,
+--   forced, revoked, unrecorded), or 'rollback', which erases a grant whose durable
+--   record could not be written: no trace
 -- ARGV[6] the license's offline grace (ms)   ARGV[7] the license's end (ms; 0: none)
 -- returns {'ENDED', state, uid, hardware, acquired, last heartbeat, ended, held until}
 --         state is ARGV[5], or 'expired' if the lease had already run out; held until
