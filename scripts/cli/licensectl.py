@@ -79,8 +79,9 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     base_url, token = args.base_url, args.token
     if base_url is None:
         if not STACK_FILE.exists():
-            raise SystemExit("licensectl: no environment: pass --base-url (or LICENSECTL_BASE_URL), "
-                             "or start ./scripts/dev")
+            raise SystemExit(f"licensectl: no environment: pass --base-url (or LICENSECTL_BASE_URL), "
+                             f"or start ./scripts/dev (no running dev stack in {STACK_FILE.parent}; "
+                             "DEV_STATE_DIR names another stack's --state-dir)")
         stack = json.loads(STACK_FILE.read_text())
         base_url = stack["base_url"]
         if token is None:

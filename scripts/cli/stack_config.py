@@ -1,4 +1,5 @@
-"""Where the running dev stack says it is (.dev/stack.json, or $DEV_STATE_DIR/stack.json)."""
+"""Where the running dev stack says it is: <state dir>/stack.json, the state dir being
+$DEV_STATE_DIR (./scripts/dev --state-dir) or .dev."""
 
 from __future__ import annotations
 

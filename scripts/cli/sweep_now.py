@@ -14,7 +14,8 @@ from cli.stack_config import STACK_FILE
 
 def main() -> int:
     if not STACK_FILE.exists():
-        raise SystemExit("sweep-now: no running dev stack (start ./scripts/dev)")
+        raise SystemExit(f"sweep-now: no running dev stack in {STACK_FILE.parent} (start ./scripts/dev, or set "
+                         "DEV_STATE_DIR to its --state-dir)")
     stack = json.loads(STACK_FILE.read_text())
     key = (STACK_FILE.parent / "scheduler-oidc-key.pem").read_bytes()
     now = int(time.time())

@@ -1,15 +1,19 @@
 """./scripts/dev: run the whole service locally until Ctrl-C or SIGTERM.
 
 Starts Redis, the Firestore emulator and the KMS stand-in, seeds a demo tenant and
-license, serves every function on http://127.0.0.1:$PORT/<name> with gunicorn, keeps
-.dev/stack.json up to date for other tools, and prints a walk-through.
+license, serves every function on http://127.0.0.1:<port>/<name> with gunicorn, keeps
+<state dir>/stack.json up to date for other tools (licensectl, sweep-now, dev-token), and
+prints a walk-through. `./scripts/dev --help` lists the options.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -17,9 +21,42 @@ from pathlib import Path
 from devstack.dev_tokens import emulator_id_token
 from devstack.stack import REPO, LocalStack
 
-# DEV_STATE_DIR lets a second stack (e.g. a test of this script) run beside yours.
-STATE_DIR = Path(os.environ.get("DEV_STATE_DIR") or REPO / ".dev")
-STACK_FILE = STATE_DIR / "stack.json"
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="./scripts/dev",
+        description="Run the whole license server locally (real Redis, the Firestore emulator, a KMS "
+                    "stand-in, every function over HTTP) until Ctrl-C. Each option also reads the "
+                    "environment variable named in its help.",
+    )
+    parser.add_argument("--port", type=int, default=int(env.get("PORT", "8080")),
+                        help="port of the functions on 127.0.0.1 (PORT; default 8080). A port in use is refused.")
+    parser.add_argument("--workers", type=int, default=int(env.get("WORKERS", "3")),
+                        help="gunicorn worker processes (WORKERS; default 3)")
+    parser.add_argument("--threads", type=int, default=int(env.get("THREADS", "8")),
+                        help="threads per worker (THREADS; default 8)")
+    parser.add_argument("--sweep-interval", type=float, default=float(env.get("SWEEP_INTERVAL_S", "60")),
+                        metavar="SECONDS", help="how often the sweep runs; 0: never (SWEEP_INTERVAL_S; default 60)")
+    parser.add_argument("--state-dir", type=Path, default=Path(env.get("DEV_STATE_DIR") or REPO / ".dev"),
+                        help="where stack.json, the function log and the scheduler key go (DEV_STATE_DIR; "
+                             "default .dev). Tools find the stack there: a second stack needs its own.")
+    return parser.parse_args(argv)
+
+
+def _refuse_a_busy_port(port: int) -> None:
+    """Exit with a clear message if something already listens on the port: two stacks must
+    never share one (the kernel would split connections between them)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SystemExit(f"./scripts/dev: port {port} is already in use (another ./scripts/dev?); "
+                             "stop it or pick another with --port") from None
+        raise
+    finally:
+        probe.close()
 DEMO_TENANT = "demo"
 
 
@@ -62,11 +99,11 @@ def _sweep_on_a_timer(stack: LocalStack, base_url: str, interval_s: float, stopp
             print(f"sweep: failed: {type(exc).__name__}: {exc}", flush=True)
 
 
-def _banner(base_url: str, license_key: str, tokens: dict[str, str], log_path: Path) -> str:
+def _banner(base_url: str, license_key: str, tokens: dict[str, str], log_path: Path, stack_file: Path) -> str:
     auth = '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     return f"""
 License server running at {base_url}  (functions: acquire heartbeat borrow release validate health jwks admin sweep)
-Function logs: {log_path}     Stack facts: {STACK_FILE}
+Function logs: {log_path}     Stack facts: {stack_file}
 
 Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}
 
@@ -100,19 +137,20 @@ Stop with Ctrl-C.
 """.rstrip()
 
 
-def main() -> int:
-    port = int(os.environ.get("PORT", "8080"))
-    workers = int(os.environ.get("WORKERS", "3"))
-    threads = int(os.environ.get("THREADS", "8"))
-    sweep_interval_s = float(os.environ.get("SWEEP_INTERVAL_S", "60"))
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    port, workers, threads, sweep_interval_s = args.port, args.workers, args.threads, args.sweep_interval
+    _refuse_a_busy_port(port)
+    state_dir = args.state_dir
+    stack_file = state_dir / "stack.json"
+    state_dir.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     with LocalStack.start() as stack:
         license_key = _seed_demo_license(stack)
-        log_path = STATE_DIR / "functions.log"
+        log_path = state_dir / "functions.log"
         server = stack.serve_functions(port, workers=workers, threads=threads, log_path=log_path)
         try:
             week = 7 * 86400
@@ -123,7 +161,7 @@ def main() -> int:
                 "owner": emulator_id_token(stack.project_id, "dev-vendor", email="vendor@example.com",
                                            lifetime_s=week, role="owner"),
             }
-            STACK_FILE.write_text(json.dumps({
+            stack_file.write_text(json.dumps({
                 "base_url": server.base_url,
                 "project_id": stack.project_id,
                 "redis_url": stack.redis_url,
@@ -136,12 +174,13 @@ def main() -> int:
                 "oidc_kid": stack.oidc.kid,
                 "pid": os.getpid(),
             }, indent=2) + "\n")
-            key_file = STATE_DIR / "scheduler-oidc-key.pem"  # local only; lets scripts/sweep-now sign
+            key_file = state_dir / "scheduler-oidc-key.pem"  # local only; lets scripts/sweep-now sign
             key_file.write_bytes(stack.oidc.private_key_pem())
             key_file.chmod(0o600)
-            threading.Thread(target=_sweep_on_a_timer, args=(stack, server.base_url, sweep_interval_s, stopping),
-                             daemon=True).start()
-            print(_banner(server.base_url, license_key, tokens, log_path).replace("{sweep_interval}",
+            if sweep_interval_s > 0:
+                threading.Thread(target=_sweep_on_a_timer, args=(stack, server.base_url, sweep_interval_s, stopping),
+                                 daemon=True).start()
+            print(_banner(server.base_url, license_key, tokens, log_path, stack_file).replace("{sweep_interval}",
                   f"{sweep_interval_s:g}"), flush=True)
             while not stopping.is_set():
                 if server.process.poll() is not None:
@@ -151,8 +190,8 @@ def main() -> int:
                 stopping.wait(0.5)
             print("\nstopping ...", flush=True)
         finally:
-            STACK_FILE.unlink(missing_ok=True)
-            (STATE_DIR / "scheduler-oidc-key.pem").unlink(missing_ok=True)
+            stack_file.unlink(missing_ok=True)
+            (state_dir / "scheduler-oidc-key.pem").unlink(missing_ok=True)
             server.stop()
     return 0
 

@@ -6,7 +6,9 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,3 +82,31 @@ def test_dev_stack_serves_the_walk_through_and_stops_cleanly(tmp_path, stack):
     time.sleep(0.5)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "orphans left behind"
     assert not (tmp_path / "stack.json").exists()
+
+
+def _dev(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devstack.dev", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'scripts'}", **(env or {})})
+
+
+def test_dev_has_help_and_real_options():
+    answer = _dev("--help")
+    assert answer.returncode == 0
+    for option in ("--port", "--workers", "--threads", "--sweep-interval", "--state-dir", "DEV_STATE_DIR"):
+        assert option in answer.stdout
+
+
+def test_dev_refuses_a_port_already_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        answer = _dev("--port", str(port), "--state-dir", str(tmp_path))
+    assert answer.returncode != 0 and f"port {port} is already in use" in answer.stderr
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_tools_name_the_state_dir_they_looked_in(tmp_path):
+    looked = subprocess.run([str(REPO / "scripts" / "licensectl"), "licenses"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "DEV_STATE_DIR": str(tmp_path)})
+    assert looked.returncode != 0 and str(tmp_path) in looked.stderr
