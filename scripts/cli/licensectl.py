@@ -10,6 +10,7 @@
     scripts/licensectl force-release LICENSE_ID SESSION_ID
     scripts/licensectl usage LICENSE_ID [--days 30]
     scripts/licensectl events [--license LICENSE_ID] [--limit 50]
+    scripts/licensectl sweep status|run|pause|resume [--job NAME | --project P --location R --environment E]
 Every command takes --json. Where: --base-url / LICENSECTL_BASE_URL (the functions'
 base URL, `<base>/admin/...`), else the running dev stack. Who: --token /
 LICENSECTL_TOKEN (a Firebase ID token with role admin or owner), else, for the dev
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from cli import sweep_control
 from cli.stack_config import STACK_FILE
 
 
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     events = command("events", "the audit log, newest first")
     events.add_argument("--license")
     events.add_argument("--limit", type=int, default=50)
+    sweep_control.add_arguments(command("sweep", "the sweep's Cloud Scheduler job: status, run now, pause, resume"))
     return parser
 
 
@@ -172,6 +175,8 @@ def _inert(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sweep":  # Cloud Scheduler's API, not the admin function
+        return sweep_control.run(args)
     base_url, token = _target(args)
     method, path, body, query = _request(args)
     try:

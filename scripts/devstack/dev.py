@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from devstack.dev_tokens import emulator_id_token
+from devstack.scheduler_standin import SchedulerStandIn, sweep_job_name
 from devstack.stack import REPO, LocalStack
 
 
@@ -81,22 +82,20 @@ def _seed_demo_license(stack: LocalStack) -> str:
     return issued.license_key
 
 
-def _sweep_on_a_timer(stack: LocalStack, base_url: str, interval_s: float, stopping: threading.Event) -> None:
-    """What Cloud Scheduler does deployed: POST /sweep with an OIDC token, every interval."""
+def _sweep_once(stack: LocalStack, base_url: str) -> None:
+    """What Cloud Scheduler does deployed: POST /sweep with an OIDC token (a failure is raised,
+    so the job records it as its last attempt's result)."""
     import httpx
 
-    while not stopping.wait(interval_s):
-        try:
-            answer = httpx.post(f"{base_url}/sweep", headers={"Authorization": f"Bearer {stack.scheduler_token()}"},
-                                timeout=90)
-            report = answer.json()
-            if answer.status_code != 200:
-                print(f"sweep: {answer.status_code} {report}", flush=True)
-            elif report["expired"] or report["reconciled"] or report["revived"]:
-                print(f"sweep: expired {report['expired']}, reconciled {report['reconciled']}, "
-                      f"revived {report['revived']} in {report['duration_ms']} ms", flush=True)
-        except Exception as exc:  # noqa: BLE001 - the timer must outlive a failed run
-            print(f"sweep: failed: {type(exc).__name__}: {exc}", flush=True)
+    answer = httpx.post(f"{base_url}/sweep", headers={"Authorization": f"Bearer {stack.scheduler_token()}"},
+                        timeout=90)
+    report = answer.json()
+    if answer.status_code != 200:
+        print(f"sweep: {answer.status_code} {report}", flush=True)
+        raise RuntimeError(f"sweep answered {answer.status_code}")
+    if report["expired"] or report["reconciled"] or report["revived"]:
+        print(f"sweep: expired {report['expired']}, reconciled {report['reconciled']}, "
+              f"revived {report['revived']} in {report['duration_ms']} ms", flush=True)
 
 
 def _banner(base_url: str, license_key: str, tokens: dict[str, str], log_path: Path, stack_file: Path) -> str:
@@ -130,7 +129,8 @@ holds seats and frees a stuck one:
   curl -s -X DELETE -H "Authorization: Bearer $ADMIN" {base_url}/admin/licenses/$LICENSE/sessions/<session_id>
   curl -s -H "Authorization: Bearer $ADMIN" "{base_url}/admin/events?license=$LICENSE"
 
-Sweep: runs every {{sweep_interval}} s (SWEEP_INTERVAL_S); now: scripts/sweep-now
+Sweep: a Cloud Scheduler job runs it every {{sweep_interval}} s (--sweep-interval; 0: only when asked):
+  scripts/licensectl sweep status | run | pause | resume        (scripts/sweep-now: once, directly)
 More: scripts/dev-token --uid alice --email alice@example.com   (another user's token)
       scripts/licensectl create-license --tenant {DEMO_TENANT} --seats 10 --json
 Stop with Ctrl-C.
@@ -148,11 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
-    with LocalStack.start() as stack:
+    with LocalStack.start() as stack, SchedulerStandIn() as scheduler:
         license_key = _seed_demo_license(stack)
         log_path = state_dir / "functions.log"
         server = stack.serve_functions(port, workers=workers, threads=threads, log_path=log_path)
         try:
+            # Cloud Scheduler's part: a job that sweeps on its schedule, steered with
+            # `scripts/licensectl sweep status|run|pause|resume` as in the cloud.
+            sweep_job = sweep_job_name(stack.project_id, "local", "dev")
+            scheduler.add_job(sweep_job, interval_s=sweep_interval_s,
+                              target=lambda: _sweep_once(stack, server.base_url))
             week = 7 * 86400
             tokens = {
                 "user": emulator_id_token(stack.project_id, "dev-user", email="dev@example.com", lifetime_s=week),
@@ -172,14 +177,14 @@ def main(argv: list[str] | None = None) -> int:
                 "sweep_audience": stack.env["SWEEP_AUDIENCE"],
                 "scheduler_service_account": stack.env["SCHEDULER_SERVICE_ACCOUNT"],
                 "oidc_kid": stack.oidc.kid,
+                "scheduler_endpoint": scheduler.address,
+                "sweep_job": sweep_job,
                 "pid": os.getpid(),
             }, indent=2) + "\n")
             key_file = state_dir / "scheduler-oidc-key.pem"  # local only; lets scripts/sweep-now sign
             key_file.write_bytes(stack.oidc.private_key_pem())
             key_file.chmod(0o600)
-            if sweep_interval_s > 0:
-                threading.Thread(target=_sweep_on_a_timer, args=(stack, server.base_url, sweep_interval_s, stopping),
-                                 daemon=True).start()
+
             print(_banner(server.base_url, license_key, tokens, log_path, stack_file).replace("{sweep_interval}",
                   f"{sweep_interval_s:g}"), flush=True)
             while not stopping.is_set():

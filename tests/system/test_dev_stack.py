@@ -72,6 +72,12 @@ def test_dev_stack_serves_the_walk_through_and_stops_cleanly(tmp_path, stack):
             listed = client.get("/admin/licenses", headers={"Authorization": f"Bearer {admin}"}).json()["licenses"]
             assert sold.json()["license"]["id"] in [lic["id"] for lic in listed]
 
+        # ... and the sweep's Cloud Scheduler job, as an operator steers it
+        status = subprocess.run([str(REPO / "scripts" / "licensectl"), "sweep", "status", "--json"], text=True,
+                                capture_output=True, timeout=120, env={**os.environ, "DEV_STATE_DIR": str(tmp_path)})
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["state"] == "ENABLED" and facts["sweep_job"].endswith("/dev-license-sweep")
+
         children = _descendants(dev.pid)
         assert children, "the stack runs its servers as children"
     finally:
