@@ -17,7 +17,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Flags of the stack's gunicorn that the bare reference server must share (scripts/devstack/stack.py).
 FALLBACK_GUNICORN_FLAGS = [
-    "--workers", "3", "--threads", "8", "--worker-class", "gthread", "--reuse-port",
+    "--workers", "3", "--threads", "8", "--worker-class", "gthread",
     "--graceful-timeout", "5", "--timeout", "60", "--keep-alive", "30", "--log-level", "warning",
 ]
 
@@ -111,8 +111,8 @@ def role_of(pid: int, tree: set[int]) -> str:
     text = " ".join(argv)
     if "redis-server" in text:
         return "redis-server"
-    if "firestore_emulator" in text:
-        return "firestore emulator (node)"
+    if "cloud-firestore-emulator" in text or "emulators firestore" in text:
+        return "firestore emulator (Google's: gcloud + java)"
     if "gunicorn" in text:
         fields = _stat_fields(pid)
         parent = int(fields[1]) if fields else 0

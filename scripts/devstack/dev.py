@@ -9,16 +9,16 @@ prints a walk-through. `./scripts/dev --help` lists the options.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 
 from devstack.dev_tokens import emulator_id_token
+from devstack.firestore_emulator import EmulatorMissing
+from devstack.processes import PortInUse, refuse_busy_port
 from devstack.scheduler_standin import SchedulerStandIn, sweep_job_name
 from devstack.stack import REPO, LocalStack
 
@@ -45,19 +45,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _refuse_a_busy_port(port: int) -> None:
-    """Exit with a clear message if something already listens on the port: two stacks must
-    never share one (the kernel would split connections between them)."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", port))
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise SystemExit(f"./scripts/dev: port {port} is already in use (another ./scripts/dev?); "
-                             "stop it or pick another with --port") from None
-        raise
-    finally:
-        probe.close()
 DEMO_TENANT = "demo"
 
 
@@ -98,11 +85,13 @@ def _sweep_once(stack: LocalStack, base_url: str) -> None:
               f"revived {report['revived']} in {report['duration_ms']} ms", flush=True)
 
 
-def _banner(base_url: str, license_key: str, tokens: dict[str, str], log_path: Path, stack_file: Path) -> str:
+def _banner(base_url: str, license_key: str, tokens: dict[str, str], log_path: Path, stack_file: Path,
+            firestore: str) -> str:
     auth = '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     return f"""
 License server running at {base_url}  (functions: acquire heartbeat borrow release validate health jwks admin sweep)
 Function logs: {log_path}     Stack facts: {stack_file}
+Components: {firestore}; redis-server; KMS and Cloud Scheduler: gRPC stand-ins for their real clients
 
 Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}
 
@@ -140,7 +129,10 @@ Stop with Ctrl-C.
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     port, workers, threads, sweep_interval_s = args.port, args.workers, args.threads, args.sweep_interval
-    _refuse_a_busy_port(port)
+    try:  # two stacks must never share a port (the kernel would split connections between them)
+        refuse_busy_port(port, what="./scripts/dev")
+    except PortInUse as exc:
+        raise SystemExit(f"./scripts/dev: {exc}; stop it or pick another with --port") from None
     state_dir = args.state_dir
     stack_file = state_dir / "stack.json"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
-    with LocalStack.start() as stack, SchedulerStandIn() as scheduler:
+    try:
+        local_stack = LocalStack.start()
+    except EmulatorMissing as exc:
+        raise SystemExit(f"./scripts/dev: {exc}") from None
+    with local_stack as stack, SchedulerStandIn() as scheduler:
         license_key = _seed_demo_license(stack)
         log_path = state_dir / "functions.log"
         server = stack.serve_functions(port, workers=workers, threads=threads, log_path=log_path)
@@ -178,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                 "scheduler_service_account": stack.env["SCHEDULER_SERVICE_ACCOUNT"],
                 "oidc_kid": stack.oidc.kid,
                 "scheduler_endpoint": scheduler.address,
+                "components": {
+                    "firestore": stack.firestore_emulator.as_dict(),
+                    "kms": "gRPC stand-in (scripts/devstack/kms_standin.py) for the real google-cloud-kms client",
+                    "scheduler": "gRPC stand-in (scripts/devstack/scheduler_standin.py) for google-cloud-scheduler",
+                },
                 "sweep_job": sweep_job,
                 "pid": os.getpid(),
             }, indent=2) + "\n")
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             key_file.write_bytes(stack.oidc.private_key_pem())
             key_file.chmod(0o600)
 
-            print(_banner(server.base_url, license_key, tokens, log_path, stack_file).replace("{sweep_interval}",
+            print(_banner(server.base_url, license_key, tokens, log_path, stack_file,
+                          stack.firestore_emulator.describe()).replace("{sweep_interval}",
                   f"{sweep_interval_s:g}"), flush=True)
             while not stopping.is_set():
                 if server.process.poll() is not None:

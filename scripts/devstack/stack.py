@@ -1,8 +1,9 @@
 """The local stack as one object: backends, KMS stand-in, and the function server.
 
-    with LocalStack.start() as stack:        # Redis, Firestore emulator, KMS stand-in
+    with LocalStack.start() as stack:        # Redis, Google's Firestore emulator, KMS stand-in
         server = stack.serve_functions(port)  # gunicorn, every function at /<name>
         stack.env                             # the settings a function process needs
+        stack.firestore_emulator              # which emulator serves it (kind, version)
 
 REDIS_URL / FIRESTORE_EMULATOR_HOST in the environment are used instead of starting
 our own servers (e.g. a shared Redis 7 to check script compatibility).
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from devstack.firestore_emulator import FirestoreEmulator
+from devstack.firestore_emulator import EmulatorFacts, FirestoreEmulator, external_emulator
 from devstack.google_certs import LocalGoogleCerts
 from devstack.kms_standin import KmsStandIn
-from devstack.processes import free_port, spawn, stop, wait_until
+from devstack.processes import free_port, refuse_busy_port, spawn, stop, wait_until
 from devstack.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +49,7 @@ class LocalStack:
     firestore_host: str
     kms: KmsStandIn
     oidc: LocalGoogleCerts
+    firestore_emulator: EmulatorFacts
     project_id: str = PROJECT_ID
     _owned: list = field(default_factory=list)
 
@@ -61,10 +63,13 @@ class LocalStack:
                 owned.append(redis_server)
                 redis_url = redis_server.url
             firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-            if not firestore_host:
+            firestore_facts: EmulatorFacts | None
+            if firestore_host:
+                firestore_facts = external_emulator(firestore_host)
+            else:
                 emulator = FirestoreEmulator().start()
                 owned.append(emulator)
-                firestore_host = emulator.host
+                firestore_host, firestore_facts = emulator.host, emulator.facts
             kms = KmsStandIn().start()
             owned.append(kms)
             kms.create_key(KMS_KEY, kms_algorithm)
@@ -74,7 +79,8 @@ class LocalStack:
             for resource in reversed(owned):
                 resource.stop()
             raise
-        return cls(redis_url, firestore_host, kms, oidc, _owned=owned)
+        assert firestore_facts is not None  # FirestoreEmulator.start() sets it
+        return cls(redis_url, firestore_host, kms, oidc, firestore_facts, _owned=owned)
 
     def scheduler_token(self, **overrides) -> str:
         """An OIDC token as Cloud Scheduler would send to the sweep."""
@@ -113,8 +119,14 @@ class LocalStack:
 
         `unset_env` removes settings, e.g. FIREBASE_AUTH_EMULATOR_HOST to run the
         production ID-token path.
+
+        Raises:
+            devstack.processes.PortInUse: something already listens on the port. Never shared (no
+                SO_REUSEPORT): two stacks on one port would each get a share of its
+                connections, each answering with its own data.
         """
         port = port or free_port()
+        refuse_busy_port(port, what="the function server")
         env = {**os.environ, **self.env, **(extra_env or {})}
         for name in unset_env:
             env.pop(name, None)
@@ -123,7 +135,7 @@ class LocalStack:
         process = spawn(
             [sys.executable, "-m", "gunicorn", "devstack.wsgi:app",
              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-             "--worker-class", "gthread", "--reuse-port", "--graceful-timeout", "5", "--timeout", "60",
+             "--worker-class", "gthread", "--graceful-timeout", "5", "--timeout", "60",
              "--keep-alive", "30", "--log-level", "warning"],
             env=env, stdout=log, stderr=log, cwd=str(REPO),
         )
@@ -139,6 +151,9 @@ class LocalStack:
             wait_until(healthy, timeout_s=60, what="the function server", process=process)
         except BaseException:
             stop(process)
+            if process.returncode not in (None, 0, -15):
+                # taken between the check above and gunicorn's bind (gunicorn retries, then exits 1)?
+                refuse_busy_port(port, what="the function server")
             raise
         return FunctionServer(process, base_url, log_path)
 

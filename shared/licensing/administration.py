@@ -146,39 +146,47 @@ class Administration:
         return self._seats.live_count(lic.id, now_ms=self._clock.now_ms())
 
     def update_license(self, caller: Principal, license_id: str, request: UpdateLicenseRequest) -> dict[str, Any]:
-        lic = self._visible_license(caller, license_id)
-        if lic.revoked_ms is not None:
-            raise InvalidRequest("a revoked license cannot change")
-        changes: dict[str, Any] = {}
+        if self._visible_license(caller, license_id).revoked_ms is not None:
+            raise InvalidRequest("a revoked license cannot change")  # final: the transaction would say the same
+        asked: dict[str, Any] = {}
         for field in sorted(request.model_fields_set):
             value = getattr(request, field)
             if field == "expires_at":
-                changes["expires_ms"] = _time(value, "expires_at")
+                asked["expires_ms"] = _time(value, "expires_at")
             elif field == "allowed_domains":
-                changes["allowed_domains"] = normalise_domains(value or [])
+                asked["allowed_domains"] = normalise_domains(value or [])
             elif field == "features":
-                changes["features"] = tuple(value or ())
+                asked["features"] = tuple(value or ())
             elif value is None:
                 raise InvalidRequest(f"{field} cannot be null", field=field)
             else:
-                changes[field] = value
-        if not changes:
+                asked[field] = value
+        if not asked:
             raise InvalidRequest("nothing to change: send one or more of "
                                  + ", ".join(UpdateLicenseRequest.model_fields))
-        changes = {k: v for k, v in changes.items() if v != getattr(lic, k)}  # resending a value changes nothing
-        self._check_may_change(caller, lic, changes)
-        if "suspended" in changes:
-            changes["suspended_by"] = caller.role if changes["suspended"] else None
-        timing = {name: changes.get(name, getattr(lic, name)) for name in ("lease_ttl_s", "heartbeat_interval_s")}
-        problems = LicenseBounds.problems(**timing)
-        if problems:
-            raise InvalidRequest("; ".join(problems), field="heartbeat_interval_s")
-        updated = replace(lic, **changes, updated_ms=self._clock.now_ms())
-        before, after = lic.admin_view(), updated.admin_view()
-        diff = {k: {"before": before[k], "after": after[k]}
-                for k in after if before[k] != after[k] and k != "updated_at"}
-        self._store.update_license(updated, self._event(caller, updated, "license.update", changes=diff))
-        self._seats.bump_generation(lic.id)
+
+        def change(lic: License) -> tuple[License, AuditEvent]:
+            # Run by the store in a transaction, on the license as stored now: two
+            # administrators changing one license at once both get their change (the
+            # later one is checked and applied on top of the earlier), never a lost one.
+            if lic.revoked_ms is not None:
+                raise InvalidRequest("a revoked license cannot change")
+            changes = {k: v for k, v in asked.items() if v != getattr(lic, k)}  # resending a value changes nothing
+            self._check_may_change(caller, lic, changes)
+            if "suspended" in changes:
+                changes["suspended_by"] = caller.role if changes["suspended"] else None
+            timing = {name: changes.get(name, getattr(lic, name)) for name in ("lease_ttl_s", "heartbeat_interval_s")}
+            problems = LicenseBounds.problems(**timing)
+            if problems:
+                raise InvalidRequest("; ".join(problems), field="heartbeat_interval_s")
+            updated = replace(lic, **changes, updated_ms=self._clock.now_ms())
+            before, after = lic.admin_view(), updated.admin_view()
+            diff = {k: {"before": before[k], "after": after[k]}
+                    for k in after if before[k] != after[k] and k != "updated_at"}
+            return updated, self._event(caller, updated, "license.update", changes=diff)
+
+        updated = self._store.update_license(license_id, change)
+        self._seats.bump_generation(updated.id)
         answer: dict[str, Any] = {"license": updated.admin_view()}
         used = self._used(updated)
         answer["seats"] = {"used": used, "max": updated.max_seats}
@@ -213,10 +221,14 @@ class Administration:
         now = self._clock.now_ms()
         status = "already_revoked" if lic.revoked_ms is not None else "revoked"
         if status == "revoked":
-            lic = replace(lic, revoked_ms=now, updated_ms=now)
             # Durable first (the key stops working), then the generation (every cache sees
             # it), then every live session ends (their next heartbeat is 410).
-            self._store.revoke_license(lic, self._event(caller, lic, "license.revoke"))
+            revoked = replace(lic, revoked_ms=now, updated_ms=now)
+            if self._store.revoke_license(revoked, self._event(caller, revoked, "license.revoke")):
+                lic = revoked
+            else:  # a concurrent revoke came first: this one ends what is still live
+                status = "already_revoked"
+                lic = self._store.get_license(lic.id) or revoked
         self._seats.bump_generation(lic.id)
         ended = []
         for lease in self._seats.live_sessions(lic.id, now_ms=now, limit=1_000_000):

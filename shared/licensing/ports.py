@@ -10,6 +10,7 @@ so a use case reads without its adapters, and a test can hand it any implementat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from shared.domain import AuditEvent, EndReason, License, Limit, SessionEnd, SessionRecord, Tenant
@@ -120,9 +121,13 @@ class DurableRecord(Protocol):
 
     def license_id_for_key(self, key_hash: str) -> str | None: ...
 
-    def update_license(self, license: License, event: AuditEvent) -> None: ...
+    def update_license(self, license_id: str, change: Callable[[License], tuple[License, AuditEvent]]) -> License:
+        """Apply `change` (stored license -> changed license and its audit event) as one
+        atomic read-modify-write; `change` may run more than once, so no side effects."""
 
-    def revoke_license(self, license: License, event: AuditEvent) -> None: ...
+    def revoke_license(self, license: License, event: AuditEvent) -> bool:
+        """Revoke (revoked_ms, updated_ms from `license`) and drop its key, atomically with
+        the read; False, writing nothing, if it was revoked already."""
 
     def list_licenses(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[License]: ...
 

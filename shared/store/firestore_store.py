@@ -1,30 +1,39 @@
 """Firestore repositories for the durable record.
 
-Collections (all top level; the emulator has no collection-group queries):
-    tenants/{tenant_id}
+Collections, all top level (the sweep walks the active sessions of every license and
+the owner lists licenses of every tenant: plain queries over one collection each):
+    tenants/{tenant_id}              name, created_at
     licenses/{license_id}            tenant_id, seats, tier, features, expiry, key_hash ...
     license_keys/{sha256(key)}       tenant_id, license_id   (the key index)
     sessions/{session_id}            license_id, tenant_id, uid, hardware, status, end ...
     events/{event_id}                the audit log
 
-Correctness never rests on transaction isolation (the emulator lacks it): seat
-atomicity is Redis's job; writes here are `create()` of fresh ids, idempotent `set()`
-under deterministic ids, and atomic batches of a few documents.
+Seat atomicity is Redis's job. Each write here is one atomic commit:
+- where nothing written depends on a read: `create()` of fresh ids, idempotent `set()`
+  under deterministic ids, batches of a few documents (a session and its audit event);
+- where it does, a transaction: an administrator's change to a license is a
+  read-modify-write (two concurrent changes both hold), and a revocation must not be
+  undone by a change that read the license before it.
+Listings page in document-id order from a cursor (`start_after` the last id seen), so
+no document needs a copy of its own id to page by (older ones may have one: ignored).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as google_exceptions
 from google.api_core import retry as google_retry
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.domain import AuditEvent, License, SessionEnd, SessionRecord, Tenant
 from shared.domain.times import datetime_to_ms, ms_to_datetime
-from shared.errors import AlreadyExists, BackendUnavailable
+from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
+T = TypeVar("T")
 _ENDS_PER_BATCH = 250  # two writes each (session + event): 500, Firestore's batch limit
 _TRANSIENT = (
     google_exceptions.ServiceUnavailable,
@@ -42,6 +51,13 @@ def _dt(ms: int | None) -> datetime | None:
 
 def _ms(value: datetime | None) -> int | None:
     return None if value is None else datetime_to_ms(value)
+
+
+def _fields(snap: firestore.DocumentSnapshot) -> dict[str, Any]:
+    """The fields of a snapshot of a document that exists."""
+    data = snap.to_dict()
+    assert data is not None, f"{snap.reference.path} does not exist"
+    return data
 
 
 class FirestoreStore:
@@ -69,6 +85,30 @@ class FirestoreStore:
     def _opts(self) -> dict[str, Any]:
         return {"timeout": self._timeout_s, "retry": self._retry}
 
+    def _transact(self, body: Callable[[firestore.Transaction], T]) -> T:
+        """Run `body` in a transaction: its reads see one version, its writes commit only if
+        nothing it read has changed meanwhile. On contention the client runs `body` again
+        (up to 5 attempts, each with fresh reads); a transaction that never gets through
+        is BackendUnavailable (retry later), like any other transient fault. Its reads
+        are bounded by timeout_s; begin and commit by the client's own deadline (60 s),
+        which the library does not let a caller set."""
+        try:
+            return self._call(firestore.transactional(body), self._db.transaction())
+        except ValueError as exc:  # the client's "failed after N attempts", from the last Aborted
+            if isinstance(exc.__cause__, google_exceptions.Aborted):
+                raise BackendUnavailable("firestore") from exc
+            raise
+
+    def _page(self, query: firestore.Query | firestore.CollectionReference, *, after: str,
+              limit: int) -> list[firestore.DocumentSnapshot]:
+        """`limit` documents of `query` in document-id order, from just after the id `after`
+        ("": from the first)."""
+        by_id = FieldPath.document_id()
+        page = query.order_by(by_id).limit(limit)
+        if after:
+            page = page.start_after({by_id: after})
+        return self._call(lambda: list(page.stream(timeout=self._timeout_s, retry=self._retry)))
+
     # -- health ----------------------------------------------------------------
     def ping(self) -> None:
         """One cheap read, to prove Firestore answers."""
@@ -80,7 +120,7 @@ class FirestoreStore:
         batch = self._db.batch()
         batch.create(
             self._db.collection("tenants").document(tenant.id),
-            {"id": tenant.id, "name": tenant.name, "created_at": _dt(tenant.created_ms)},
+            {"name": tenant.name, "created_at": _dt(tenant.created_ms)},
         )
         self._add_event(batch, event)
         try:
@@ -118,35 +158,67 @@ class FirestoreStore:
         snap = self._call(self._db.collection("license_keys").document(key_hash).get, **self._opts())
         return snap.to_dict()["license_id"] if snap.exists else None
 
-    def update_license(self, license: License, event: AuditEvent) -> None:
-        """Replace the license's document (and record the change), atomically."""
-        batch = self._db.batch()
-        batch.set(self._db.collection("licenses").document(license.id), self._license_doc(license))
-        self._add_event(batch, event)
-        self._call(batch.commit, **self._opts())
+    def update_license(self, license_id: str, change: Callable[[License], tuple[License, AuditEvent]]) -> License:
+        """Change a license and record the change: a read-modify-write in one transaction.
 
-    def revoke_license(self, license: License, event: AuditEvent) -> None:
-        """Mark the license revoked and drop its key from the index: the key opens nothing now."""
-        batch = self._db.batch()
-        batch.set(self._db.collection("licenses").document(license.id), self._license_doc(license))
-        batch.delete(self._db.collection("license_keys").document(license.key_hash))
-        self._add_event(batch, event)
-        self._call(batch.commit, **self._opts())
+        Args:
+            change: gets the license as stored, returns it changed and the audit event
+                to write; may raise (then nothing is written). It may run more than once,
+                each time with the latest copy (the transaction is retried when a
+                concurrent one changed the license), so it must have no side effects.
+        Returns:
+            The license as written.
+        Raises:
+            NotFound: there is no license `license_id`.
+        """
+        ref = self._db.collection("licenses").document(license_id)
+
+        def read_modify_write(transaction: firestore.Transaction) -> License:
+            snap = ref.get(transaction=transaction, **self._opts())
+            if not snap.exists:
+                raise NotFound(f"no license {license_id}")
+            updated, event = change(self._license_from(snap.id, _fields(snap)))
+            transaction.set(ref, self._license_doc(updated))
+            self._add_event(transaction, event)
+            return updated
+
+        return self._transact(read_modify_write)
+
+    def revoke_license(self, license: License, event: AuditEvent) -> bool:
+        """Mark the license revoked and drop its key from the index: the key opens nothing now.
+
+        One transaction with the read: a change that read the license before cannot undo
+        the revocation. Only `revoked_ms` and `updated_ms` are taken from `license`.
+        Returns False, writing nothing, if the license was revoked already.
+        Raises NotFound if there is no such license.
+        """
+        ref = self._db.collection("licenses").document(license.id)
+
+        def revoke(transaction: firestore.Transaction) -> bool:
+            snap = ref.get(transaction=transaction, **self._opts())
+            if not snap.exists:
+                raise NotFound(f"no license {license.id}")
+            stored = _fields(snap)
+            if stored.get("revoked_at") is not None:
+                return False
+            transaction.update(ref, {"revoked_at": _dt(license.revoked_ms), "updated_at": _dt(license.updated_ms)})
+            transaction.delete(self._db.collection("license_keys").document(stored["key_hash"]))
+            self._add_event(transaction, event)
+            return True
+
+        return self._transact(revoke)
 
     def list_tenants(self, *, after: str = "", limit: int = 100) -> list[Tenant]:
-        query = (self._db.collection("tenants").where(filter=firestore.FieldFilter("id", ">", after))
-                 .order_by("id").limit(limit))
-        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return [Tenant(s.id, s.to_dict()["name"], datetime_to_ms(s.to_dict()["created_at"])) for s in snaps]
+        """Tenants in id order, `limit` after the id `after`."""
+        snaps = self._page(self._db.collection("tenants"), after=after, limit=limit)
+        return [Tenant(s.id, d["name"], datetime_to_ms(d["created_at"])) for s, d in ((s, _fields(s)) for s in snaps)]
 
     def list_licenses(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[License]:
-        """Licenses in id order (all tenants when tenant_id is None), `limit` after `after`."""
+        """Licenses in id order (all tenants when tenant_id is None), `limit` after the id `after`."""
         query: firestore.CollectionReference | firestore.Query = self._db.collection("licenses")
         if tenant_id is not None:
             query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
-        query = query.where(filter=firestore.FieldFilter("license_id", ">", after)).order_by("license_id").limit(limit)
-        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return [self._license_from(s.id, s.to_dict()) for s in snaps]
+        return [self._license_from(s.id, _fields(s)) for s in self._page(query, after=after, limit=limit)]
 
     def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]:
         """The newest events first, for a tenant (None: all) and optionally one license."""
@@ -167,7 +239,6 @@ class FirestoreStore:
     @staticmethod
     def _license_doc(lic: License) -> dict[str, Any]:
         return {
-            "license_id": lic.id,  # a field, to page by
             "tenant_id": lic.tenant_id,
             "max_seats": lic.max_seats,
             "tier": lic.tier,
@@ -219,7 +290,6 @@ class FirestoreStore:
         batch.create(
             self._db.collection("sessions").document(session.id),
             {
-                "session_id": session.id,  # a field, to page by: the emulator cannot range over ids
                 "license_id": session.license_id,
                 "tenant_id": session.tenant_id,
                 "uid": session.uid,
@@ -247,7 +317,6 @@ class FirestoreStore:
                 batch.set(
                     self._db.collection("sessions").document(end.session_id),
                     {
-                        "session_id": end.session_id,
                         "license_id": license_id,
                         "tenant_id": tenant_id,
                         "uid": end.uid,
@@ -309,16 +378,9 @@ class FirestoreStore:
         return {snap.id: self._session_from(snap.id, snap.to_dict()) for snap in snaps if snap.exists}
 
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
-        """Active sessions of every license, in session-id order, `limit` after `after`."""
-        query = (
-            self._db.collection("sessions")
-            .where(filter=firestore.FieldFilter("status", "==", "active"))
-            .where(filter=firestore.FieldFilter("session_id", ">", after))
-            .order_by("session_id")
-            .limit(limit)
-        )
-        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
+        """Active sessions of every license, in session-id order, `limit` after the id `after`."""
+        query = self._db.collection("sessions").where(filter=firestore.FieldFilter("status", "==", "active"))
+        return [self._session_from(snap.id, _fields(snap)) for snap in self._page(query, after=after, limit=limit)]
 
     @staticmethod
     def _session_from(session_id: str, d: dict[str, Any]) -> SessionRecord:
@@ -340,7 +402,7 @@ class FirestoreStore:
         )
 
     # -- audit events --------------------------------------------------------------
-    def _add_event(self, batch, event: AuditEvent) -> None:
+    def _add_event(self, batch: firestore.WriteBatch | firestore.Transaction, event: AuditEvent) -> None:
         batch.set(
             self._db.collection("events").document(event.id),
             {

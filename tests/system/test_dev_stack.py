@@ -53,6 +53,8 @@ def test_dev_stack_serves_the_walk_through_and_stops_cleanly(tmp_path, stack):
         text = "".join(banner)
         token = re.search(r"export TOKEN='([^']+)'", text).group(1)
         assert facts["license_key"] in text
+        assert facts["components"]["firestore"]["kind"] == "google-cloud-firestore-emulator"
+        assert "Google's Cloud Firestore emulator" in text
 
         # the printed walk-through, as curl would do it
         headers = {"Authorization": f"Bearer {token}"}
@@ -108,7 +110,8 @@ def test_dev_refuses_a_port_already_in_use(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         answer = _dev("--port", str(port), "--state-dir", str(tmp_path))
-    assert answer.returncode != 0 and f"port {port} is already in use" in answer.stderr
+    assert answer.returncode != 0 and f"port {port} " in answer.stderr and "already in use" in answer.stderr
+    assert "Traceback" not in answer.stderr
     assert not (tmp_path / "stack.json").exists()
 
 

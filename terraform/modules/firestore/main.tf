@@ -10,8 +10,6 @@ locals {
   # collection -> ordered fields ("-" prefix: descending), one entry per composite query
   indexes = {
     active_sessions       = { collection = "sessions", fields = ["license_id", "status"] }   # reconciliation
-    active_sessions_by_id = { collection = "sessions", fields = ["status", "session_id"] }   # recovery walk
-    licenses_by_tenant    = { collection = "licenses", fields = ["tenant_id", "license_id"] } # admin listing
     events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
     events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
   }
