@@ -226,7 +226,8 @@ def test_cli_verify(issued, server, tmp_path, trusted_roots):
     pinned = run_cli("verify", "-", "--jwks", str(wrong), input=lease.token)
     assert pinned.returncode == 18 and "not in the jwks" in pinned.stderr
 
-    flags = [arg for root in trusted_roots for arg in ("--trusted-root", root)]
+    # "=": a thumbprint may start with "-", which argparse would take for an option
+    flags = [f"--trusted-root={root}" for root in trusted_roots]
     human = run_cli("verify", lease.token, "--server", server, "--offline", *flags)  # the cache the first call filled
     assert human.returncode == 0 and "valid lease token" in human.stdout and lease.session_id in human.stdout
     assert time.time() < lease.claims.valid_until

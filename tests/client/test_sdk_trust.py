@@ -100,7 +100,8 @@ def test_cli_verify_refuses_the_forgery(server, make_license, trusted_roots):
 
     unpinned = run_cli("verify", forged, "--server", server)
     assert unpinned.returncode == 23 and "--trusted-root" in unpinned.stderr and "TRUST_NOT_PINNED" in unpinned.stderr
-    flags = [arg for root in trusted_roots for arg in ("--trusted-root", root)]
+    # "=": a thumbprint may start with "-", which argparse would take for an option
+    flags = [f"--trusted-root={root}" for root in trusted_roots]
     pinned = run_cli("verify", forged, "--server", server, *flags)
     assert pinned.returncode == 18 and "not one of the trusted roots" in pinned.stderr
     from_env = run_cli("verify", forged, "--server", server, "--offline",

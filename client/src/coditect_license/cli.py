@@ -574,7 +574,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("--timeout", type=float, help="seconds per request (default 10)")
     common.add_argument("--trusted-root", action="append", metavar="THUMBPRINT",
-                        help=f"a root key to trust offline (RFC 7638 thumbprint; repeatable; env {ENV_TRUSTED_ROOTS}, "
+                        help=f"a root key to trust offline (RFC 7638 thumbprint; repeatable; write --trusted-root=T, "
+                             f"as a thumbprint may begin with -; env {ENV_TRUSTED_ROOTS}, "
                              "comma-separated)")
 
     parser = argparse.ArgumentParser(prog="coditect-license", parents=[common],
