@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,8 @@ import grpc
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from google.cloud import kms_v1
+
+from devstack.grpc_standin import GrpcStandIn, unary
 
 _SERVICE = "google.cloud.kms.v1.KeyManagementService"
 _Algorithm = kms_v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm
@@ -61,57 +62,27 @@ class _Version:
         return self.private_key.sign(digest, padding.PKCS1v15(), prehashed)
 
 
-class KmsStandIn:
+class KmsStandIn(GrpcStandIn):
     """A KeyManagementService gRPC server holding in-memory signing keys."""
 
+    service = _SERVICE
+
     def __init__(self, *, port: int = 0) -> None:
-        self._requested_port = port
-        self._port: int | None = None
-        self._server: grpc.Server | None = None
+        super().__init__(port=port)
         self._lock = threading.Lock()
         self._keys: dict[str, list[_Version]] = {}  # crypto key name -> versions 1..n
         self._bad_signatures = 0
         self._bad_public_keys = 0
         self._sign_calls = 0
 
-    # ---- lifecycle -------------------------------------------------------
-    def start(self) -> KmsStandIn:
-        def unary(fn: Callable, req: Any, resp: Any) -> grpc.RpcMethodHandler:
-            return grpc.unary_unary_rpc_method_handler(
-                fn, request_deserializer=req.deserialize, response_serializer=resp.serialize)
-
-        handlers = {
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        return {
             "GetPublicKey": unary(self._get_public_key, kms_v1.GetPublicKeyRequest, kms_v1.PublicKey),
             "AsymmetricSign": unary(self._asymmetric_sign, kms_v1.AsymmetricSignRequest,
                                     kms_v1.AsymmetricSignResponse),
             "ListCryptoKeyVersions": unary(self._list_versions, kms_v1.ListCryptoKeyVersionsRequest,
                                            kms_v1.ListCryptoKeyVersionsResponse),
         }
-        server = grpc.server(ThreadPoolExecutor(max_workers=8))
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
-        port = server.add_insecure_port(f"127.0.0.1:{self._requested_port}")
-        if not port:  # older grpc signals a failed bind with 0 instead of raising
-            raise RuntimeError(f"cannot bind 127.0.0.1:{self._requested_port}")
-        server.start()
-        self._server, self._port = server, port
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=1).wait()
-            self._server = None
-
-    def __enter__(self) -> KmsStandIn:
-        return self if self._server is not None else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def address(self) -> str:
-        if self._port is None:
-            raise RuntimeError("KmsStandIn not started")
-        return f"127.0.0.1:{self._port}"
 
     # ---- key administration (test / dev-stack side, not part of the RPC API) ----
     def create_key(self, key_name: str, algorithm: str = "EC_SIGN_P256_SHA256") -> str:

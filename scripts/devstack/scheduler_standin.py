@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.cloud import scheduler_v1
+
+from devstack.grpc_standin import GrpcStandIn, unary
 
 _SERVICE = "google.cloud.scheduler.v1.CloudScheduler"
 _State = scheduler_v1.Job.State
@@ -54,15 +55,16 @@ class _Job:
         return job
 
 
-class SchedulerStandIn:
+class SchedulerStandIn(GrpcStandIn):
     """A CloudScheduler gRPC server whose jobs run a local callable on a fixed interval."""
 
+    service = _SERVICE
+
     def __init__(self) -> None:
+        super().__init__(workers=4)
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: grpc.Server | None = None
-        self._port: int | None = None
 
     # ---- jobs (the stack's side, not part of the RPC API) --------------------------------
     def add_job(self, name: str, *, interval_s: float, target: Callable[[], None]) -> None:
@@ -91,45 +93,18 @@ class SchedulerStandIn:
         finally:
             job.running.release()
 
-    # ---- lifecycle --------------------------------------------------------------------------
-    def start(self) -> SchedulerStandIn:
-        def unary(fn: Callable[[Any, grpc.ServicerContext], Any], req: Any, resp: Any) -> grpc.RpcMethodHandler:
-            return grpc.unary_unary_rpc_method_handler(
-                fn, request_deserializer=req.deserialize, response_serializer=resp.serialize)
-
-        handlers = {
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        return {
             "GetJob": unary(self._get_job, scheduler_v1.GetJobRequest, scheduler_v1.Job),
             "ListJobs": unary(self._list_jobs, scheduler_v1.ListJobsRequest, scheduler_v1.ListJobsResponse),
             "RunJob": unary(self._run_job, scheduler_v1.RunJobRequest, scheduler_v1.Job),
             "PauseJob": unary(self._pause_job, scheduler_v1.PauseJobRequest, scheduler_v1.Job),
             "ResumeJob": unary(self._resume_job, scheduler_v1.ResumeJobRequest, scheduler_v1.Job),
         }
-        server = grpc.server(ThreadPoolExecutor(max_workers=4))
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        if not port:
-            raise RuntimeError("cannot bind the Cloud Scheduler stand-in")
-        server.start()
-        self._server, self._port = server, port
-        return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.stop(grace=1).wait()
-            self._server = None
-
-    def __enter__(self) -> SchedulerStandIn:
-        return self if self._server is not None else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def address(self) -> str:
-        if self._port is None:
-            raise RuntimeError("SchedulerStandIn not started")
-        return f"127.0.0.1:{self._port}"
+        self._stopping.set()  # the jobs' timers end with the server
+        super().stop()
 
     # ---- the RPCs ---------------------------------------------------------------------------
     def _job(self, name: str, context: grpc.ServicerContext) -> _Job:
