@@ -74,9 +74,11 @@ def test_two_concurrent_changes_to_different_fields_both_hold(store):
     stored = store.get_license(lic.id)
     assert stored is not None and stored.max_seats == 7 and stored.allowed_domains == ("example.com",)
     assert stored in written
-    assert sorted([len(seat_runs), len(domain_runs)]) == [1, 2]
-    rerun = seat_runs if len(seat_runs) == 2 else domain_runs
-    assert rerun[0] == lic and rerun[1] != lic  # the second run saw the other change
+    # Both read the same stored copy, so at least one had to run again; how many reruns the
+    # emulator's optimistic concurrency takes (it may abort both once) is not a contract.
+    assert seat_runs[0] == lic and domain_runs[0] == lic and max(len(seat_runs), len(domain_runs)) >= 2
+    # whichever committed last ran on the other's result
+    assert seat_runs[-1].allowed_domains == ("example.com",) or domain_runs[-1].max_seats == 7
     # and exactly one audit event each (a rerun's event was never written)
     assert len(_events(store, lic, "license.update")) == 2
 
