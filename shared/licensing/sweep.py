@@ -212,7 +212,7 @@ class Sweeper:
         outcomes = self._ledger.restore(lic.id, entries, now_ms=now, max_seats=lic.max_seats,
                                        ttl_ms=lic.lease_ttl_s * 1000)
         if any(o == "held" for o in outcomes[:len(holds)]):
-            self._ledger.index_license(lic.id)  # the sweep drops each hold when it ends
+            self._seats.index_license(lic.id)  # the sweep drops each hold when it ends
         outcomes = outcomes[len(holds):]
         closed: list[SessionEnd] = []
         for session, outcome in zip(sessions, outcomes, strict=True):
@@ -222,7 +222,7 @@ class Sweeper:
                 closed.append(SessionEnd(session.id, EndReason.EVICTED_ON_RECOVERY, session.uid, session.hardware_id,
                                          session.acquired_ms, session.last_heartbeat_ms or session.acquired_ms, now))
         if any(o == "restored" for o in outcomes):
-            self._ledger.index_license(lic.id)
+            self._seats.index_license(lic.id)
         report.reconciled += len(closed)
         # These were never in Redis (it lost them): only the durable record closes.
         report.firestore_writes += record_closed(self._store, lic, closed, actor="system")

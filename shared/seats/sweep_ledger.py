@@ -95,10 +95,6 @@ class SweepLedger:
         with redis_unavailable():
             return sorted(text(m) for m in self._redis.smembers(index_key(shard)))
 
-    def index_license(self, license_id: str) -> None:
-        with redis_unavailable():
-            self._redis.sadd(index_key(index_shard(license_id)), license_id)
-
     def unindex_if_idle(self, license_id: str) -> bool:
         """Drop a license with no lease and no pending end from the index, race-free.
 
