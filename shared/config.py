@@ -1,8 +1,9 @@
 """One typed settings object, read once from the environment.
 
-In the cloud, Terraform sets these variables on each function (secrets arrive as
-Secret Manager-backed environment variables); locally `scripts/dev` and the test
-harness set them. Nothing else in the library reads ``os.environ``.
+In the cloud, Terraform sets these variables on each function; a secret is given by its
+Secret Manager name and read by the code (shared/secret_manager.py), never passed as a
+value. Locally `scripts/dev` and the test harness set them. Nothing else in the library
+reads ``os.environ``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ class Settings:
     project_id: str
     """Google Cloud / Firebase project; `demo-*` ids are offline-only (local stack)."""
     redis_url: str | None = None
-    """Memorystore endpoint, e.g. rediss://:AUTH@10.0.0.3:6378/0 or redis://127.0.0.1:6379."""
+    """Memorystore's endpoint without credentials: rediss://10.0.0.3:6378/0 (TLS), or a plain
+    redis://127.0.0.1:6379/0 (a password in the URL is allowed only without REDIS_AUTH_SECRET)."""
+    redis_auth_secret: str | None = None
+    """Secret Manager secret holding Memorystore's AUTH string (projects/P/secrets/S; its
+    latest version is read, and re-read when Redis refuses it: see shared/seats/connection.py)."""
+    redis_ca_secret: str | None = None
+    """Secret Manager secret holding the PEM of the Memorystore instance's server CA(s)."""
+    secret_manager_endpoint: str | None = None
+    """host:port of a plaintext Secret Manager gRPC endpoint (the local stand-in); None = Google."""
     lease_root_kms_key: str | None = None
     """Cloud KMS crypto key whose enabled versions root every lease token."""
     kms_endpoint: str | None = None
@@ -128,10 +137,16 @@ class Settings:
             raise ConfigError(f"ADMIN_CHECK_ACCOUNTS must be 0 or 1, got {check_accounts!r}")
         if check_accounts == "0" and not auth_emulated:
             raise ConfigError("ADMIN_CHECK_ACCOUNTS=0 is only for emulator tokens: real administrators are checked")
+        redis_url, redis_auth_secret = text("redis_url"), text("redis_auth_secret")
+        if redis_url and redis_auth_secret and "@" in redis_url.split("://", 1)[-1].split("/", 1)[0]:
+            raise ConfigError("REDIS_URL carries a password and REDIS_AUTH_SECRET names another: keep only the secret")
         return cls(
             project_id=project_id,
             admin_checks_accounts=check_accounts == "1" or not auth_emulated,
-            redis_url=text("redis_url"),
+            redis_url=redis_url,
+            redis_auth_secret=redis_auth_secret,
+            redis_ca_secret=text("redis_ca_secret"),
+            secret_manager_endpoint=text("secret_manager_endpoint"),
             lease_root_kms_key=text("lease_root_kms_key"),
             kms_endpoint=text("kms_endpoint"),
             auth_emulated=auth_emulated,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.seat_service import SeatService
     from shared.licensing.sweep import Sweeper
     from shared.ratelimit.local_limits import LocalRateLimiter
+    from shared.secret_manager import SecretReader
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
 
@@ -60,17 +61,33 @@ class Runtime:
     @property
     def redis(self) -> redis.Redis:
         def build() -> redis.Redis:
-            import redis
+            from shared.seats.connection import CredentialCache, RedisCredentials, connect
 
-            return redis.Redis.from_url(
-                self.settings.require("redis_url"),
-                socket_timeout=self.settings.redis_timeout_s,
-                socket_connect_timeout=self.settings.redis_timeout_s,
-                health_check_interval=30,
-                max_connections=256,
-            )
+            settings = self.settings
+            url = settings.require("redis_url")
+            if not (settings.redis_auth_secret or settings.redis_ca_secret):
+                return connect(url, timeout_s=settings.redis_timeout_s)
+
+            def read() -> RedisCredentials:
+                secrets = self.secrets
+                return RedisCredentials(
+                    # .strip(): a version added with `echo` ends in a newline that is not the AUTH string's
+                    password=secrets.text(settings.redis_auth_secret).strip() if settings.redis_auth_secret else None,
+                    ca_pem=secrets.text(settings.redis_ca_secret) if settings.redis_ca_secret else None,
+                )
+
+            return connect(url, credentials=CredentialCache(read), timeout_s=settings.redis_timeout_s)
 
         return self._once("redis", build)
+
+    @property
+    def secrets(self) -> SecretReader:
+        def build() -> SecretReader:
+            from shared.secret_manager import SecretReader, secret_manager_client
+
+            return SecretReader(secret_manager_client(self.settings.secret_manager_endpoint))
+
+        return self._once("secrets", build)
 
     @property
     def seats(self) -> SeatLedger:

@@ -1,12 +1,15 @@
-"""The local stack as one object: backends, KMS stand-in, and the function server.
+"""The local stack as one object: backends, stand-ins for Google APIs, the function server.
 
-    with LocalStack.start() as stack:        # Redis, Google's Firestore emulator, KMS stand-in
+    with LocalStack.start() as stack:        # Memorystore-like Redis, Google's Firestore
+                                             # emulator, KMS and Secret Manager stand-ins
         server = stack.serve_functions(port)  # gunicorn, every function at /<name>
         stack.env                             # the settings a function process needs
-        stack.firestore_emulator              # which emulator serves it (kind, version)
+        stack.components()                    # what runs, for people and tools
 
-REDIS_URL / FIRESTORE_EMULATOR_HOST in the environment are used instead of starting
-our own servers (e.g. a shared Redis 7 to check script compatibility).
+The functions read Redis's AUTH string and CA from the Secret Manager stand-in, as they
+read Memorystore's from Secret Manager in the cloud. REDIS_URL / FIRESTORE_EMULATOR_HOST
+in the environment are used instead of starting our own servers (e.g. a plain Redis 7 to
+check script compatibility: then without TLS or AUTH).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from devstack.firestore_emulator import EmulatorFacts, FirestoreEmulator, extern
 from devstack.google_certs import LocalGoogleCerts
 from devstack.kms_standin import KmsStandIn
 from devstack.processes import free_port, refuse_busy_port, spawn, stop, wait_until
-from devstack.redis_server import RedisServer
+from devstack.redis_server import MEMORYSTORE_BLOCKED, MemorystoreLikeRedis, RedisEndpoint
+from devstack.secret_manager_standin import SecretManagerStandIn
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_ID = "demo-coditect"
@@ -31,6 +35,9 @@ KMS_KEY = f"projects/{PROJECT_ID}/locations/global/keyRings/coditect/cryptoKeys/
 # Deployed, the audience is the sweep function's URL; locally a fixed stand-in.
 SWEEP_AUDIENCE = "https://sweep.local.invalid/sweep"
 SCHEDULER_ACCOUNT = f"sweep-scheduler@{PROJECT_ID}.iam.gserviceaccount.com"
+# The secrets Terraform creates from the Memorystore instance (terraform/modules/redis).
+REDIS_AUTH_SECRET_ID = "redis-auth"
+REDIS_CA_SECRET_ID = "redis-ca"
 
 
 @dataclass
@@ -45,23 +52,32 @@ class FunctionServer:
 
 @dataclass
 class LocalStack:
-    redis_url: str
+    redis: RedisEndpoint
+    redis_version: str | None  # None: an external Redis (REDIS_URL), not ours to describe
     firestore_host: str
     kms: KmsStandIn
+    secret_manager: SecretManagerStandIn
     oidc: LocalGoogleCerts
     firestore_emulator: EmulatorFacts
     project_id: str = PROJECT_ID
     _owned: list = field(default_factory=list)
 
     @classmethod
-    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256") -> LocalStack:
+    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256", data_dir: Path | None = None) -> LocalStack:
+        """`data_dir`: Redis and the Firestore emulator keep their data there across restarts."""
         owned: list = []
         try:
-            redis_url = os.environ.get("REDIS_URL")
-            if not redis_url:
-                redis_server = RedisServer().start()
+            secret_manager = SecretManagerStandIn().start()
+            owned.append(secret_manager)
+            redis_version: str | None = None
+            if os.environ.get("REDIS_URL"):
+                redis = RedisEndpoint(os.environ["REDIS_URL"])
+            else:
+                redis_server = MemorystoreLikeRedis(data_dir=data_dir / "redis" if data_dir else None).start()
                 owned.append(redis_server)
-                redis_url = redis_server.url
+                redis, redis_version = redis_server.endpoint, redis_server.version()
+                secret_manager.put(PROJECT_ID, REDIS_AUTH_SECRET_ID, redis_server.password)
+                secret_manager.put(PROJECT_ID, REDIS_CA_SECRET_ID, redis_server.ca.pem)
             firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
             firestore_facts: EmulatorFacts | None
             if firestore_host:
@@ -80,7 +96,33 @@ class LocalStack:
                 resource.stop()
             raise
         assert firestore_facts is not None  # FirestoreEmulator.start() sets it
-        return cls(redis_url, firestore_host, kms, oidc, firestore_facts, _owned=owned)
+        return cls(redis, redis_version, firestore_host, kms, secret_manager, oidc, firestore_facts, _owned=owned)
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url
+
+    def components(self) -> dict[str, dict[str, object]]:
+        """What serves this stack, each with a one-line "describe" (printed by ./scripts/dev,
+        recorded in stack.json)."""
+        if self.redis_version is None:
+            redis: dict[str, object] = {"url": self.redis.url, "external": True,
+                                        "describe": f"an external Redis at {self.redis.url} (REDIS_URL)"}
+        else:
+            redis = {"version": self.redis_version, "url": self.redis.url, "tls": True, "auth": True,
+                     "blocked_commands": list(MEMORYSTORE_BLOCKED),
+                     "describe": f"Redis {self.redis_version} as Memorystore runs it: TLS only (a CA made for "
+                                 "this stack, certificate for 127.0.0.1), AUTH, its blocked commands renamed away"}
+        return {
+            "firestore": {**self.firestore_emulator.as_dict(), "describe": self.firestore_emulator.describe()},
+            "redis": redis,
+            "kms": {"endpoint": self.kms.address,
+                    "describe": "Cloud KMS: a gRPC stand-in for google-cloud-kms (scripts/devstack/kms_standin.py)"},
+            "secret_manager": {
+                "endpoint": self.secret_manager.address,
+                "describe": "Secret Manager: a gRPC stand-in for google-cloud-secret-manager, holding Redis's "
+                            "AUTH string and CA (scripts/devstack/secret_manager_standin.py)"},
+        }
 
     def scheduler_token(self, **overrides) -> str:
         """An OIDC token as Cloud Scheduler would send to the sweep."""
@@ -91,7 +133,11 @@ class LocalStack:
         """Settings for a process running the functions against this stack."""
         return {
             "GOOGLE_CLOUD_PROJECT": self.project_id,
-            "REDIS_URL": self.redis_url,
+            "REDIS_URL": self.redis.url,
+            **({"REDIS_AUTH_SECRET": f"projects/{self.project_id}/secrets/{REDIS_AUTH_SECRET_ID}",
+                "REDIS_CA_SECRET": f"projects/{self.project_id}/secrets/{REDIS_CA_SECRET_ID}"}
+               if self.redis.password else {}),
+            "SECRET_MANAGER_ENDPOINT": self.secret_manager.address,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",  # emulator-token mode; nothing need listen
             "LEASE_ROOT_KMS_KEY": KMS_KEY,

@@ -11,7 +11,6 @@ import threading
 from dataclasses import dataclass, replace
 
 import pytest
-import redis as redis_lib
 
 from devstack.dev_tokens import emulator_id_token
 from devstack.stack import SCHEDULER_ACCOUNT, SWEEP_AUDIENCE
@@ -63,7 +62,7 @@ _next_db = iter(range(1, 16))
 def world(stack, rt, function_clients):
     db = next(_next_db, None) or 15
     redis_url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
-    redis_lib.Redis.from_url(redis_url).flushdb()
+    replace(stack.redis, url=redis_url).client().flushdb()
     clock = ManualClock(start_ms=rt.clock.now_ms())
     settings = replace(rt.settings, project_id=f"demo-sweep-{secrets.token_hex(4)}", redis_url=redis_url)
     isolated = Runtime(settings, clock=clock)

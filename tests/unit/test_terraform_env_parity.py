@@ -2,12 +2,17 @@
 
 The code's side is read from Settings.from_env itself (a recording environment), and what
 a function's bundle needs from its requirements.in; Terraform's side from
-terraform/modules/functions/main.tf (plain and Secret Manager-backed variables).
+terraform/modules/functions/main.tf: plain environment variables only (`local.environment`
+for every function, `local.redis_environment` for the uses_redis ones), and the Secret
+Manager accessor grants that let a function read the Redis secrets those variables name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import hcl2
@@ -15,11 +20,22 @@ import hcl2
 from shared.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
+TERRAFORM = REPO / "terraform" / "modules"
 # Read by a library rather than by Settings: gRPC's own log level.
 READ_BY_LIBRARIES = {"GRPC_VERBOSITY"}
 # Local stand-ins and test overrides: never set in the cloud.
 LOCAL_ONLY = {"FIREBASE_AUTH_EMULATOR_HOST", "KMS_ENDPOINT", "ID_TOKEN_CERTS_URL", "OIDC_CERTS_URL",
-              "ADMIN_CHECK_ACCOUNTS"}
+              "ADMIN_CHECK_ACCOUNTS", "SECRET_MANAGER_ENDPOINT"}
+# What a function that holds seats in Memorystore needs: where it is (no credentials in the
+# URL) and the names of the secrets holding its AUTH string and server CA.
+REDIS_VARIABLES = {"REDIS_URL", "REDIS_AUTH_SECRET", "REDIS_CA_SECRET"}
+SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+OWN_ACCOUNT = "serviceAccount:${google_service_account.function[each.key].email}"
+# merge(local.environment, <the Redis variables, only where a flag is true>)
+ENVIRONMENT = re.compile(r"\$\{merge\(local\.environment, \{for (\w+), (\w+) in local\.redis_environment : "
+                         r"\1 => \2 if each\.value\.(\w+)\}\)\}")
+# { for name, fn in local.functions : name => fn if fn.<flag> }
+SELECTION = re.compile(r"\$\{\{for (\w+), (\w+) in local\.functions : \1 => \2 if \2\.(\w+)\}\}")
 
 
 class _RecordingEnv(Mapping[str, str]):
@@ -46,46 +62,151 @@ def _variables_the_code_reads() -> set[str]:
     return env.asked
 
 
-def _terraform() -> tuple[dict[str, dict], set[str], set[str]]:
-    """(functions and their flags, plain variables, secret variables only store users get)."""
-    module = hcl2.load((REPO / "terraform" / "modules" / "functions" / "main.tf").open())
-    functions = module["locals"][0]["functions"]
-    [function] = [body['"fn"'] for block in module["resource"] for kind, body in block.items()
-                  if kind.strip('"') == "google_cloudfunctions2_function"]
-    service = function["service_config"][0]
-    secrets = {content["key"].strip('"') for dynamic in service["dynamic"]
-               for block in dynamic.values() for content in block["content"]}
-    return functions, set(service["environment_variables"]), secrets
+def _unquote(value: object) -> object:
+    return value.strip('"') if isinstance(value, str) else value
+
+
+def _load(path: Path) -> dict:
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
+def _resources(module: dict, kind: str) -> dict[str, dict]:
+    return {name.strip('"'): body for block in module.get("resource", []) for k, bodies in block.items()
+            if k.strip('"') == kind for name, body in bodies.items()}
+
+
+@dataclass(frozen=True)
+class _Functions:
+    module: dict
+    locals: dict
+    flags: dict[str, dict]
+    everywhere: dict[str, str]
+    redis_only: dict[str, str]
+    redis_flag: str
+
+    def given(self, name: str) -> set[str]:
+        """The environment variables Terraform sets on function `name`."""
+        return set(self.everywhere) | (set(self.redis_only) if self.flags[name][self.redis_flag] is True else set())
+
+    def selected_by(self, for_each: str) -> set[str]:
+        """The functions a for_each over them (directly or through a local) keeps."""
+        if for_each == "${local.functions}":
+            return set(self.flags)
+        local = re.fullmatch(r"\$\{local\.(\w+)\}", for_each)
+        expression = self.locals[local.group(1)] if local else for_each
+        selection = SELECTION.fullmatch(expression)
+        assert selection, f"unexpected for_each: {expression}"
+        return {name for name, flags in self.flags.items() if flags[selection.group(3)] is True}
+
+    def set_anywhere(self) -> set[str]:
+        return set(self.everywhere) | set(self.redis_only)
+
+
+@cache
+def _functions() -> _Functions:
+    module = _load(TERRAFORM / "functions" / "main.tf")
+    local_values = {key: value for block in module["locals"] for key, value in block.items()}
+    function = _resources(module, "google_cloudfunctions2_function")["fn"]
+    [service] = function["service_config"]
+    assert "secret_environment_variables" not in service and "dynamic" not in service, \
+        "the functions read their secrets themselves (REDIS_AUTH_SECRET, REDIS_CA_SECRET): no secret env vars"
+    environment = ENVIRONMENT.fullmatch(service["environment_variables"])
+    assert environment, f"unexpected environment_variables: {service['environment_variables']}"
+    return _Functions(module, local_values, local_values["functions"], local_values["environment"],
+                      local_values["redis_environment"], environment.group(3))
+
+
+def _requirements(name: str) -> list[str]:
+    return (REPO / "functions" / name / "requirements.in").read_text().split()
 
 
 def test_every_variable_terraform_sets_is_read():
-    _, plain, secrets = _terraform()
-    unused = (plain | secrets) - _variables_the_code_reads() - READ_BY_LIBRARIES
+    unused = _functions().set_anywhere() - _variables_the_code_reads() - READ_BY_LIBRARIES
     assert not unused, f"Terraform sets variables nothing reads: {sorted(unused)}"
 
 
 def test_no_local_stand_in_is_configured_in_the_cloud():
-    _, plain, secrets = _terraform()
-    assert not (plain | secrets) & LOCAL_ONLY
+    assert not _functions().set_anywhere() & LOCAL_ONLY
 
 
 def test_every_required_setting_reaches_the_functions_that_need_it():
-    functions, plain, secrets = _terraform()
-    for name, flags in functions.items():
-        requirements = (REPO / "functions" / name / "requirements.in").read_text().split()
-        given = plain | (secrets if flags["uses_store"] is True else set())
-        if "redis" in requirements:
-            assert "REDIS_URL" in given, f"{name} uses Redis but Terraform gives it no REDIS_URL"
-        if "google-cloud-kms" in requirements:
+    functions = _functions()
+    assert set(functions.redis_only) == REDIS_VARIABLES and not set(functions.everywhere) & REDIS_VARIABLES
+    for name in functions.flags:
+        given = functions.given(name)
+        redis_given = sorted(given & REDIS_VARIABLES)
+        if "redis" in _requirements(name):
+            assert REDIS_VARIABLES <= given, f"{name} uses Redis but Terraform gives it {redis_given}"
+        else:
+            assert not redis_given, f"{name} does not use Redis but gets {redis_given}"
+        if "google-cloud-kms" in _requirements(name):
             assert "LEASE_ROOT_KMS_KEY" in given, name
-    assert {"SWEEP_AUDIENCE", "SCHEDULER_SERVICE_ACCOUNT", "GOOGLE_CLOUD_PROJECT"} <= plain
+    assert {"SWEEP_AUDIENCE", "SCHEDULER_SERVICE_ACCOUNT", "GOOGLE_CLOUD_PROJECT"} <= set(functions.everywhere)
+
+
+def test_exactly_the_redis_users_may_read_the_redis_secrets_with_their_own_accounts():
+    functions = _functions()
+    secrets = {functions.redis_only["REDIS_AUTH_SECRET"], functions.redis_only["REDIS_CA_SECRET"]}
+    assert len(secrets) == 2 and all(re.fullmatch(r"\$\{var\.\w+\}", secret) for secret in secrets)
+    readers: dict[str, set[str]] = {secret: set() for secret in secrets}
+    grants = _resources(functions.module, "google_secret_manager_secret_iam_member")
+    for resource, grant in grants.items():
+        assert grant["secret_id"] in secrets, f"{resource} grants on a secret no function is told of"
+        assert _unquote(grant["role"]) == SECRET_ACCESSOR and _unquote(grant["member"]) == OWN_ACCOUNT, resource
+        readers[grant["secret_id"]] |= functions.selected_by(grant["for_each"])
+    for name in functions.flags:
+        uses_redis = "redis" in _requirements(name)
+        for secret, names in readers.items():
+            wrong = "missing" if uses_redis else "not needed"
+            assert (name in names) == uses_redis, f"{name}: accessor on {secret} {wrong}"
+    # Nor does any other grant of the module give a secret away (project-wide roles included).
+    everything = " ".join(str(body) for block in functions.module["resource"] for body in block.values())
+    assert everything.count("roles/secretmanager.") == len(grants)
+
+    depends_on = _resources(functions.module, "google_cloudfunctions2_function")["fn"]["depends_on"]
+    for resource in grants:
+        assert f"${{google_secret_manager_secret_iam_member.{resource}}}" in depends_on, \
+            f"a function could start before it may read its secrets ({resource})"
+
+
+def test_the_redis_variables_come_from_the_instance_and_the_secrets_versions():
+    """REDIS_URL carries no credentials; the secrets' names are read through their versions,
+    so no function is created before both secrets hold a version."""
+    functions = _functions()
+    variables = {key: value.removeprefix("${var.").removesuffix("}") for key, value in functions.redis_only.items()}
+    [stack] = [block['"functions"'] for block in _load(TERRAFORM / "license_server" / "main.tf")["module"]
+               if '"functions"' in block]
+    outputs = {name.strip('"'): body["value"] for block in _load(TERRAFORM / "redis" / "outputs.tf")["output"]
+               for name, body in block.items() if name != "__comments__"}
+    redis = _load(TERRAFORM / "redis" / "main.tf")
+    versions = _resources(redis, "google_secret_manager_secret_version")
+    secrets = _resources(redis, "google_secret_manager_secret")
+
+    def output_behind(variable: str) -> str:
+        module_output = re.fullmatch(r"\$\{module\.redis\.(\w+)\}", stack[variables[variable]])
+        assert module_output, f"{variable} is not wired from modules/redis"
+        return outputs[module_output.group(1)]
+
+    url = output_behind("REDIS_URL")
+    assert _unquote(url) == "rediss://${google_redis_instance.seats.host}:${google_redis_instance.seats.port}/0"
+    holds = {"REDIS_AUTH_SECRET": "${google_redis_instance.seats.auth_string}",
+             "REDIS_CA_SECRET": '${join("\\n", google_redis_instance.seats.server_ca_certs[*].cert)}'}
+    for variable, data in holds.items():
+        version = re.fullmatch(r"\$\{google_secret_manager_secret_version\.(\w+)\.secret\}", output_behind(variable))
+        assert version, f"{variable} must be read through the secret's version (so functions wait for it)"
+        body = versions[version.group(1)]
+        assert body["secret_data"] == data, variable
+        secret = re.fullmatch(r"\$\{google_secret_manager_secret\.(\w+)\.id\}", body["secret"])
+        assert secret and secret.group(1) in secrets, variable  # id: projects/<project>/secrets/<secret_id>
+    for name, value in outputs.items():
+        assert "auth_string" not in value and "secret_data" not in value, f"output {name} shows a secret"
 
 
 def test_every_variable_the_code_reads_is_either_configured_or_has_a_default():
     """A variable Terraform does not set must be one whose default is right in the cloud."""
-    _, plain, secrets = _terraform()
     defaults_are_right = {"AUTH_CLOCK_SKEW_S", "LEASE_TOKEN_ISSUER", "DELEGATION_TTL_S", "DEFAULT_LEASE_TTL_S",
                           "DEFAULT_HEARTBEAT_INTERVAL_S", "LICENSE_CACHE_TTL_S", "MAX_BODY_BYTES", "JWKS_MAX_AGE_S",
                           "RATE_LIMIT_PUBLIC_IP", "REDIS_TIMEOUT_S", "FIRESTORE_TIMEOUT_S"}
-    unaccounted = _variables_the_code_reads() - plain - secrets - LOCAL_ONLY - defaults_are_right
+    unaccounted = _variables_the_code_reads() - _functions().set_anywhere() - LOCAL_ONLY - defaults_are_right
     assert not unaccounted, f"read by the code, neither configured nor known to default well: {sorted(unaccounted)}"

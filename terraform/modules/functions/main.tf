@@ -4,19 +4,43 @@
 locals {
   # public: reachable without IAM (the contract: public, or Firebase-authenticated in-app).
   # The sweep is not: only the scheduler's service account may invoke it.
+  # uses_store: reads and writes Firestore; uses_redis: holds seats in Memorystore (it gets
+  # the REDIS_* variables and may read the AUTH string and CA secrets; no other function may).
   functions = {
-    acquire   = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
-    heartbeat = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
-    borrow    = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true }
-    release   = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true }
-    validate  = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true }
-    admin     = { memory = "512M", signs = false, public = true, timeout = 60, uses_store = true }
-    health    = { memory = "256M", signs = false, public = true, timeout = 30, uses_store = true }
-    jwks      = { memory = "256M", signs = false, public = true, timeout = 30, uses_store = false }
-    sweep     = { memory = "512M", signs = false, public = false, timeout = 60, uses_store = true }
+    acquire   = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    heartbeat = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    borrow    = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    release   = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    validate  = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    admin     = { memory = "512M", signs = false, public = true, timeout = 60, uses_store = true, uses_redis = true }
+    health    = { memory = "256M", signs = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    jwks      = { memory = "256M", signs = false, public = true, timeout = 30, uses_store = false, uses_redis = false }
+    sweep     = { memory = "512M", signs = false, public = false, timeout = 60, uses_store = true, uses_redis = true }
   }
+  redis_users  = { for name, fn in local.functions : name => fn if fn.uses_redis }
   url_template = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-{name}"
   sweep_url    = replace(local.url_template, "{name}", "sweep")
+
+  # Plain environment variables; none holds a secret.
+  environment = {
+    GOOGLE_CLOUD_PROJECT       = var.project_id
+    LEASE_ROOT_KMS_KEY         = var.kms_key_id
+    GRPC_VERBOSITY             = "ERROR"
+    TRUSTED_PROXY_HOPS         = "1" # Google's front end appends the caller's address
+    SWEEP_AUDIENCE             = local.sweep_url
+    SCHEDULER_SERVICE_ACCOUNT  = google_service_account.scheduler.email
+    SWEEP_BUDGET_S             = "45"
+    RATE_LIMIT_IP              = var.rate_limits.per_ip
+    RATE_LIMIT_USER            = var.rate_limits.per_user
+    RATE_LIMIT_LICENSE_ACQUIRE = var.rate_limits.per_license_acquire
+  }
+  # Only for uses_redis functions: where Memorystore is, and the names of the secrets the
+  # code reads at start (and again after an AUTH failure) for its AUTH string and CA.
+  redis_environment = {
+    REDIS_URL         = var.redis_url
+    REDIS_AUTH_SECRET = var.redis_auth_secret
+    REDIS_CA_SECRET   = var.redis_ca_secret
+  }
 }
 
 resource "google_service_account" "function" {
@@ -59,9 +83,17 @@ resource "google_project_iam_member" "admin_reads_accounts" {
   member  = "serviceAccount:${google_service_account.function["admin"].email}"
 }
 
-resource "google_secret_manager_secret_iam_member" "redis_url" {
-  for_each  = { for name, fn in local.functions : name => fn if fn.uses_store }
-  secret_id = var.redis_url_secret_id
+# Each Redis user's own account may read the AUTH string and the CA, and nothing else may.
+resource "google_secret_manager_secret_iam_member" "redis_auth" {
+  for_each  = local.redis_users
+  secret_id = var.redis_auth_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "redis_ca" {
+  for_each  = local.redis_users
+  secret_id = var.redis_ca_secret
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.function[each.key].email}"
 }
@@ -95,29 +127,17 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings              = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     vpc_connector                 = var.vpc_connector_id
     vpc_connector_egress_settings = "PRIVATE_RANGES_ONLY"
-    environment_variables = {
-      GOOGLE_CLOUD_PROJECT      = var.project_id
-      LEASE_ROOT_KMS_KEY        = var.kms_key_id
-      GRPC_VERBOSITY            = "ERROR"
-      TRUSTED_PROXY_HOPS        = "1" # Google's front end appends the caller's address
-      SWEEP_AUDIENCE            = local.sweep_url
-      SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
-      SWEEP_BUDGET_S            = "45"
-      RATE_LIMIT_IP             = var.rate_limits.per_ip
-      RATE_LIMIT_USER           = var.rate_limits.per_user
-      RATE_LIMIT_LICENSE_ACQUIRE = var.rate_limits.per_license_acquire
-    }
-    dynamic "secret_environment_variables" {
-      for_each = each.value.uses_store ? [1] : []
-      content {
-        key        = "REDIS_URL"
-        project_id = var.project_id
-        secret     = var.redis_url_secret_id
-        version    = "latest"
-      }
-    }
+    # The REDIS_* variables only where uses_redis (a filter, not a conditional: `? map : {}`
+    # has inconsistent types). var.redis_auth_secret and var.redis_ca_secret are read through
+    # the secrets' versions (modules/redis outputs), and the accessor grants are in depends_on:
+    # no function starts before both secrets have a version it may read.
+    environment_variables = merge(local.environment, { for key, value in local.redis_environment : key => value if each.value.uses_redis })
   }
-  depends_on = [google_secret_manager_secret_iam_member.redis_url, google_kms_crypto_key_iam_member.signer]
+  depends_on = [
+    google_secret_manager_secret_iam_member.redis_auth,
+    google_secret_manager_secret_iam_member.redis_ca,
+    google_kms_crypto_key_iam_member.signer,
+  ]
 }
 
 resource "google_cloud_run_service_iam_member" "public_invoker" {

@@ -33,9 +33,31 @@ variable "kms_key_id" {
   description = "The lease-token root key (LEASE_ROOT_KMS_KEY)."
 }
 
-variable "redis_url_secret_id" {
+variable "redis_url" {
   type        = string
-  description = "Secret Manager secret with the Memorystore URL (REDIS_URL)."
+  description = "rediss://<host>:<port>/0 of Memorystore, without credentials (REDIS_URL)."
+  validation {
+    condition     = startswith(var.redis_url, "rediss://") && !strcontains(var.redis_url, "@")
+    error_message = "redis_url must be a TLS (rediss://) URL and carry no credentials: the AUTH string comes from redis_auth_secret."
+  }
+}
+
+variable "redis_auth_secret" {
+  type        = string
+  description = "Secret holding Memorystore's AUTH string, projects/<project>/secrets/<secret_id> (REDIS_AUTH_SECRET). Pass modules/redis' output: it comes through the secret's version, so the functions wait for one."
+  validation {
+    condition     = can(regex("^projects/[^/]+/secrets/[^/]+$", var.redis_auth_secret))
+    error_message = "redis_auth_secret must be a secret's resource name, projects/<project>/secrets/<secret_id> (no /versions/)."
+  }
+}
+
+variable "redis_ca_secret" {
+  type        = string
+  description = "Secret holding Memorystore's server CA certificates as PEM, projects/<project>/secrets/<secret_id> (REDIS_CA_SECRET). Pass modules/redis' output: it comes through the secret's version, so the functions wait for one."
+  validation {
+    condition     = can(regex("^projects/[^/]+/secrets/[^/]+$", var.redis_ca_secret))
+    error_message = "redis_ca_secret must be a secret's resource name, projects/<project>/secrets/<secret_id> (no /versions/)."
+  }
 }
 
 variable "vpc_connector_id" {

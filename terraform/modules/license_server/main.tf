@@ -66,7 +66,9 @@ module "functions" {
   source_bucket         = module.delivery.source_bucket
   function_sources      = var.function_sources
   kms_key_id            = module.kms.key_id
-  redis_url_secret_id   = module.redis.url_secret_id
+  redis_url             = module.redis.url
+  redis_auth_secret     = module.redis.auth_secret
+  redis_ca_secret       = module.redis.ca_secret
   vpc_connector_id      = module.network.connector_id
   min_instances_signing = var.min_instances_signing
   max_instances         = var.max_instances

@@ -1,6 +1,8 @@
 # Memorystore for Redis 7: who holds a seat now. AUTH on, TLS in transit, private only.
-# Its URL (with the AUTH string) lives in Secret Manager and reaches the functions as a
-# secret environment variable; no one reads it in clear from Terraform outputs.
+# The functions get the instance's address in clear (REDIS_URL, no credentials) and read
+# its AUTH string and server CA from Secret Manager themselves (REDIS_AUTH_SECRET,
+# REDIS_CA_SECRET: the secrets' names), so a new secret version reaches running instances
+# without a redeploy. No one reads either secret in clear from Terraform outputs.
 
 resource "google_redis_instance" "seats" {
   name                    = "${var.name}-seats"
@@ -14,14 +16,30 @@ resource "google_redis_instance" "seats" {
   transit_encryption_mode = "SERVER_AUTHENTICATION"
 }
 
-resource "google_secret_manager_secret" "redis_url" {
-  secret_id = "${var.name}-redis-url"
+resource "google_secret_manager_secret" "auth" {
+  secret_id = "${var.name}-redis-auth"
   replication {
     auto {}
   }
 }
 
-resource "google_secret_manager_secret_version" "redis_url" {
-  secret      = google_secret_manager_secret.redis_url.id
-  secret_data = "rediss://:${google_redis_instance.seats.auth_string}@${google_redis_instance.seats.host}:${google_redis_instance.seats.port}/0"
+# A new AUTH string (AUTH toggled off and on: docs/operations.md) makes the next apply
+# replace this version with one holding the new string.
+resource "google_secret_manager_secret_version" "auth" {
+  secret      = google_secret_manager_secret.auth.id
+  secret_data = google_redis_instance.seats.auth_string
+}
+
+resource "google_secret_manager_secret" "ca" {
+  secret_id = "${var.name}-redis-ca"
+  replication {
+    auto {}
+  }
+}
+
+# Every CA the instance lists, as one PEM bundle: when Memorystore adds the next CA (years
+# before the current one expires) the next apply writes both, so either one verifies.
+resource "google_secret_manager_secret_version" "ca" {
+  secret      = google_secret_manager_secret.ca.id
+  secret_data = join("\n", google_redis_instance.seats.server_ca_certs[*].cert)
 }
