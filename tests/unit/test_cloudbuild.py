@@ -28,7 +28,7 @@ def test_every_step_has_an_id_and_a_pinned_builder_image():
 
 
 def test_the_pipeline_tests_bundles_deploys_smokes_and_rolls_back_in_order():
-    assert list(STEPS) == ["test", "bundles", "previous-revisions", "upload", "deploy", "smoke",
+    assert list(STEPS) == ["test-image", "test", "bundles", "previous-revisions", "upload", "deploy", "smoke",
                            "rollback-on-smoke-failure"]
     assert "./scripts/test" in _script(STEPS["test"])
     assert "scripts/build-bundles" in _script(STEPS["bundles"])
@@ -41,6 +41,20 @@ def test_the_pipeline_tests_bundles_deploys_smokes_and_rolls_back_in_order():
     rollback = _script(STEPS["rollback-on-smoke-failure"])
     assert STEPS["rollback-on-smoke-failure"]["waitFor"] == ["smoke"]
     assert "scripts/rollback build/previous-revisions.txt" in rollback and "exit 1" in rollback
+
+
+def test_the_test_step_runs_on_an_image_with_what_scripts_test_cannot_install():
+    build = STEPS["test-image"]["args"]
+    assert build[build.index("--file") + 1] == ".ci/Dockerfile"
+    assert build[build.index("--tag") + 1] == STEPS["test"]["name"] == "${_TEST_IMAGE}"
+    dockerfile = (REPO / ".ci" / "Dockerfile").read_text()
+    # the Cloud SDK of the local machines (LOCAL_STACK.md: 528), so CI runs the same emulator
+    sdk = re.search(r"ARG CLOUD_SDK_VERSION=(\S+)", dockerfile).group(1)
+    assert sdk.startswith("528.0.0") and BUILD["substitutions"]["_TEST_IMAGE"].endswith(":528.0.0")
+    for package in ("google-cloud-cli-firestore-emulator", "openjdk-17-jre-headless", "redis-server"):
+        assert package in dockerfile
+    node = re.search(r"ARG NODE_IMAGE=node:(\d+)", dockerfile).group(1)
+    assert int(node) >= 20  # firebase-tools' engines
 
 
 def test_each_environment_has_a_terraform_root_the_deploy_step_can_enter():
