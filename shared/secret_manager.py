@@ -12,8 +12,8 @@ import re
 from typing import TYPE_CHECKING
 
 import google_crc32c
-from google.api_core import exceptions as google_exceptions
-from google.api_core import retry as google_retry
+
+from shared.google_retry import FAILURES, bounded_retry
 
 if TYPE_CHECKING:
     from google.cloud import secretmanager
@@ -58,13 +58,7 @@ class SecretReader:
     def __init__(self, client: secretmanager.SecretManagerServiceClient, *, timeout_s: float = 10.0) -> None:
         self._client = client
         self._timeout_s = timeout_s
-        # The client's default retries for a minute; a caller waiting on a Redis connection
-        # must hear within `timeout_s` (the codes are those the default retries).
-        self._retry = google_retry.Retry(
-            initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s,
-            predicate=google_retry.if_exception_type(google_exceptions.ServiceUnavailable,
-                                                     google_exceptions.ResourceExhausted),
-        )
+        self._retry = bounded_retry(timeout_s)  # a Redis connect waits on this read
 
     def text(self, secret: str) -> str:
         """The payload of `secret` (a secret, meaning its latest version, or one version).
@@ -76,7 +70,7 @@ class SecretReader:
         try:
             answer = self._client.access_secret_version(request={"name": name}, retry=self._retry,
                                                         timeout=self._timeout_s)
-        except (google_exceptions.GoogleAPICallError, google_exceptions.RetryError) as exc:
+        except FAILURES as exc:
             raise SecretUnreadable(f"cannot read {name}: {type(exc).__name__}") from exc
         data = answer.payload.data
         # An optional field: present when the version was added with a checksum.

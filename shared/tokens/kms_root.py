@@ -18,12 +18,12 @@ from typing import Any, Protocol
 import google_crc32c
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from google.api_core import exceptions as google_exceptions
 from google.cloud import kms_v1
 from jwt.utils import der_to_raw_signature
 
 from shared.clock import Clock
 from shared.errors import BackendUnavailable, KmsIntegrityError
+from shared.google_retry import FAILURES, bounded_retry
 from shared.tokens.jose import public_jwk
 
 _JWS_ALG = {
@@ -88,6 +88,7 @@ class KmsRootSigner:
         self._clock = clock
         self._refresh_ms = version_refresh_s * 1000
         self._timeout_s = timeout_s
+        self._retry = bounded_retry(timeout_s)
         self._lock = threading.Lock()
         self._versions: list[_RootVersion] = []
         self._known: dict[str, _RootVersion] = {}  # a version's public key never changes
@@ -104,10 +105,11 @@ class KmsRootSigner:
     def _load_versions(self) -> list[_RootVersion]:
         try:
             page = self._client.list_crypto_key_versions(
-                request={"parent": self._key_name, "filter": "state=ENABLED"}, timeout=self._timeout_s
+                request={"parent": self._key_name, "filter": "state=ENABLED"}, retry=self._retry,
+                timeout=self._timeout_s,
             )
             names = [v.name for v in page]
-        except google_exceptions.GoogleAPICallError as exc:
+        except FAILURES as exc:
             raise BackendUnavailable("kms") from exc
         if not names:
             raise BackendUnavailable("kms")  # a root with no enabled version cannot sign
@@ -117,8 +119,9 @@ class KmsRootSigner:
     def _fetch_version(self, name: str) -> _RootVersion:
         for attempt in (1, 2):
             try:
-                answer = self._client.get_public_key(request={"name": name}, timeout=self._timeout_s)
-            except google_exceptions.GoogleAPICallError as exc:
+                answer = self._client.get_public_key(request={"name": name}, retry=self._retry,
+                                                     timeout=self._timeout_s)
+            except FAILURES as exc:
                 raise BackendUnavailable("kms") from exc
             if answer.name == name and answer.pem_crc32c == _crc32c(answer.pem.encode()):
                 break
@@ -151,9 +154,9 @@ class KmsRootSigner:
             try:
                 answer = self._client.asymmetric_sign(
                     request={"name": version.name, "digest": {"sha256": digest}, "digest_crc32c": digest_crc},
-                    timeout=self._timeout_s,
+                    retry=self._retry, timeout=self._timeout_s,
                 )
-            except google_exceptions.GoogleAPICallError as exc:
+            except FAILURES as exc:
                 raise BackendUnavailable("kms") from exc
             intact = (
                 answer.verified_digest_crc32c

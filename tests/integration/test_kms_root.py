@@ -124,3 +124,17 @@ def test_rotation_publishes_both_roots_and_signs_with_the_new_one(kms):
     kms.disable(f"{KEY}/cryptoKeyVersions/1")  # retired once its tokens have expired
     clock.advance(seconds=61)
     assert [k["kid"] for k in root.public_jwks()] == [jwks["keys"][1]["kid"]]
+
+
+def test_an_unreachable_kms_is_503_within_the_call_timeout():
+    # The client's default retry would keep going for a minute, then raise RetryError,
+    # which is not a GoogleAPICallError: untranslated, that was a 500 after ~45 s.
+    from devstack.processes import free_port
+    from shared.clock import SystemClock
+    from shared.errors import BackendUnavailable
+
+    root = KmsRootSigner(kms_client(f"127.0.0.1:{free_port()}"), KEY, SystemClock(), timeout_s=1)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable):
+        root.public_jwks()
+    assert time.monotonic() - started < 20  # not the default retry's minute
