@@ -168,62 +168,12 @@ def google_certs(stack) -> Iterator[GoogleCerts]:
 
 
 # -- the Firebase Auth emulator (firebase-tools from npm, pinned) ------------------------
-FIREBASE_TOOLS_VERSION = "15.34.2"
-
-
-def _firebase_cli() -> Path:
-    """firebase-tools for the Auth emulator: ./scripts/test installs it (pinned) into .tools/."""
-    cli = REPO / ".tools" / f"firebase-tools-{FIREBASE_TOOLS_VERSION}" / "node_modules" / ".bin" / "firebase"
-    assert cli.exists(), f"{cli} is missing: ./scripts/test installs firebase-tools@{FIREBASE_TOOLS_VERSION}"
-    return cli
-
-
-@dataclass(frozen=True)
-class AuthEmulator:
-    host: str  # "127.0.0.1:<port>"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def sign_up(self, email: str, password: str) -> dict:
-        import httpx
-
-        answer = httpx.post(f"{self.url}/identitytoolkit.googleapis.com/v1/accounts:signUp",
-                            params={"key": "emulator-api-key"},
-                            json={"email": email, "password": password, "returnSecureToken": True}, timeout=10)
-        answer.raise_for_status()
-        return answer.json()
-
 
 @pytest.fixture(scope="session")
-def auth_emulator(stack, tmp_path_factory):
-    """The real Firebase Auth emulator for project demo-coditect on free ports."""
-    import json
+def auth_emulator(stack):
+    """The real Firebase Auth emulator for the stack's project on free ports (devstack.auth_emulator)."""
+    from devstack.auth_emulator import AuthEmulator
 
-    import httpx
-
-    from devstack.processes import free_port, spawn, stop, wait_until
-
-    cli = _firebase_cli()
-    folder = tmp_path_factory.mktemp("auth-emulator")
-    port = free_port()
-    (folder / "firebase.json").write_text(json.dumps({"emulators": {
-        "auth": {"host": "127.0.0.1", "port": port},
-        "hub": {"host": "127.0.0.1", "port": free_port()},
-        "logging": {"host": "127.0.0.1", "port": free_port()},
-        "ui": {"enabled": False},
-    }}))
-    log = open(folder / "emulator.log", "wb")
-    env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true",
-           "HOME": str(folder)}  # its own config store, nothing of the user's
-    process = spawn([str(cli), "emulators:start", "--only", "auth", "--project", stack.project_id,
-                     "--config", str(folder / "firebase.json")], env=env, stdout=log, stderr=log, cwd=str(folder))
-    emulator = AuthEmulator(f"127.0.0.1:{port}")
-    try:
-        wait_until(lambda: httpx.get(f"{emulator.url}/", timeout=1).status_code == 200, timeout_s=90,
-                   what="the Firebase Auth emulator", process=process)
-        yield emulator
-    finally:
-        stop(process, timeout_s=10)
-        log.close()
+    emulator = AuthEmulator(stack.project_id).start()
+    yield emulator
+    emulator.stop()

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ _INSTALL_HINT = (
 )
 _READY_TIMEOUT_S = 90  # ~2 s warm, ~15 s on a cold machine; CI machines can be slower still
 _BIND_ATTEMPTS = 3  # free_port() is only free when asked: another process may take it meanwhile
+_CURRENT = "CURRENT"  # in a data_dir: the name of the export to import (see FirestoreEmulator.save)
 
 
 class EmulatorMissing(RuntimeError):
@@ -122,9 +124,20 @@ class FirestoreEmulator:
     gcloud starts a shell script that starts java. The three run in a session of their
     own, which `stop()` ends as a whole, and which the kernel's parent-death signal ends
     too if this process dies without stopping it (see devstack.processes.spawn).
+
+    Args:
+        data_dir: keep the documents there across restarts: the latest export is
+            imported at start, and `stop()` exports before it stops the emulator. Only
+            a stop saves: an emulator ended by the parent-death signal (its parent was
+            killed) keeps nothing of that run.
+        project_id: the project named in the export request. The emulator exports the
+            documents of every project, but nothing at all if the one named has none:
+            so name the one the stack uses.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, data_dir: Path | None = None, project_id: str = "demo-coditect") -> None:
+        self.data_dir = data_dir.resolve() if data_dir else None  # the emulator runs in it: no relative path
+        self.project_id = project_id
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
         self.facts: EmulatorFacts | None = None
@@ -143,11 +156,13 @@ class FirestoreEmulator:
                # Offline and unattended: no prompt, no update check against Google's servers.
                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
                "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1"}
+        imported = self._import_arguments()
         for attempt in range(1, _BIND_ATTEMPTS + 1):
             port = free_port()
             with open(log_path, "wb") as log:
-                process = spawn([gcloud, "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, own_session=True)
+                process = spawn([gcloud, "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}", *imported],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, own_session=True,
+                                cwd=str(self.data_dir) if self.data_dir else None)
             try:
                 wait_until(partial(_answers_ok, f"127.0.0.1:{port}"), timeout_s=_READY_TIMEOUT_S,
                            what="Google's Firestore emulator", process=process)
@@ -168,7 +183,62 @@ class FirestoreEmulator:
             return self
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    # -- keeping the data (data_dir) ---------------------------------------------------
+    # data_dir/export-<ns>/ holds one export (the emulator's own format), data_dir/CURRENT
+    # names the complete one to import. An export is written beside the last one and
+    # CURRENT replaced only once it is complete, so a stop that fails half-way leaves the
+    # previous data in place, never a broken import. The export is asked for over HTTP:
+    # `gcloud emulators firestore start --export-on-exit` exports nothing when java gets
+    # SIGTERM or SIGINT (checked with Cloud SDK 528, emulator 1.19.9).
+
+    def _import_arguments(self) -> list[str]:
+        if self.data_dir is None:
+            return []
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            name = (self.data_dir / _CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return []  # nothing kept yet
+        metadata = Path(name) / f"{name}.overall_export_metadata"
+        if not (self.data_dir / metadata).is_file():
+            raise RuntimeError(f"{self.data_dir / _CURRENT} names {name}, which holds no complete export; "
+                               f"move {self.data_dir} away to start empty")
+        # Relative to the emulator's working directory (data_dir): gcloud's launcher script
+        # passes arguments on unquoted ($*), so a path with a space in it would be split.
+        return [f"--import-data={metadata}"]
+
+    def save(self) -> Path:
+        """Export every document into data_dir now; returns the export's folder.
+
+        Raises:
+            RuntimeError: there is no data_dir, or the emulator refused or failed the export.
+        """
+        if self.data_dir is None or self.process is None:
+            raise RuntimeError("save() needs a running emulator with a data_dir")
+        name = f"export-{time.time_ns()}"
+        try:
+            answer = httpx.post(f"http://{self.host}/emulator/v1/projects/{self.project_id}:export", timeout=120,
+                                json={"database": f"projects/{self.project_id}/databases/(default)",
+                                      "export_directory": str(self.data_dir), "export_name": name})
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"the Firestore emulator's export failed: {exc}") from exc
+        if not answer.is_success:
+            raise RuntimeError(f"the Firestore emulator refused the export: {answer.status_code} {answer.text[:300]}")
+        pointer = self.data_dir / f"{_CURRENT}.new"
+        pointer.write_text(name + "\n")
+        os.replace(pointer, self.data_dir / _CURRENT)  # atomic: CURRENT names the old export or the new one
+        for older in self.data_dir.glob("export-*"):
+            if older.name != name:
+                shutil.rmtree(older, ignore_errors=True)
+        return self.data_dir / name
+
     def stop(self) -> None:
+        """Stop it (with a data_dir: after exporting every document there)."""
+        if self.data_dir is not None and self.process is not None and self.process.poll() is None:
+            try:
+                self.save()
+            except (RuntimeError, OSError) as exc:  # stopping must go on: the previous export stays in place
+                print(f"Firestore emulator: the data of this run was not kept: {exc}", file=sys.stderr)
         stop_session(self.process)
         self.process = None
         if self._log_dir is not None:

@@ -83,7 +83,8 @@ class LocalStack:
             if firestore_host:
                 firestore_facts = external_emulator(firestore_host)
             else:
-                emulator = FirestoreEmulator().start()
+                emulator = FirestoreEmulator(data_dir=data_dir / "firestore" if data_dir else None,
+                                             project_id=PROJECT_ID).start()
                 owned.append(emulator)
                 firestore_host, firestore_facts = emulator.host, emulator.facts
             kms = KmsStandIn().start()
