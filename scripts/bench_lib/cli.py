@@ -294,7 +294,7 @@ class Bench:
             bare.stop()
 
         self._progress(f"redis: {args.redis_calls} calls x 3 rounds, bare EVALSHA vs SeatTable.acquire")
-        rates = redis_loop.measure(stack.redis_url, calls=args.redis_calls, rounds=3)
+        rates = redis_loop.measure(_redis_client(stack), calls=args.redis_calls, rounds=3)
         kms_after_run = self.log.count_kms(0, self.log.offset())
         documents["after the run"] = fixtures_mod.firestore_document_counts(stack)
 
@@ -420,6 +420,14 @@ class Bench:
         }
 
 
+def _redis_client(stack: Stack) -> Any:
+    """The stack's Redis, connected as its functions connect (TLS, AUTH from Secret Manager)."""
+    fixtures_mod.point_env_at(stack)
+    from shared.runtime import runtime
+
+    return runtime().redis
+
+
 def machine_facts(stack: Stack) -> dict[str, Any]:
     cpu_model = ""
     try:
@@ -437,7 +445,7 @@ def machine_facts(stack: Stack) -> dict[str, Any]:
     except OSError:
         pass
     try:
-        redis_version = redis_loop.redis_server_version(stack.redis_url)
+        redis_version = redis_loop.redis_server_version(_redis_client(stack))
     except Exception as exc:  # noqa: BLE001 - a fact to print, not a reason to stop
         redis_version = f"unknown ({exc.__class__.__name__})"
     return {

@@ -45,15 +45,9 @@ def new_run_id() -> str:
 
 
 def point_env_at(stack: Stack) -> None:
-    """This process's clients (provisioning, redis) talk to the running stack."""
-    os.environ.update({
-        "GOOGLE_CLOUD_PROJECT": stack.project_id,
-        "REDIS_URL": stack.redis_url,
-        "FIRESTORE_EMULATOR_HOST": stack.firestore_host,
-        "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
-        "LEASE_ROOT_KMS_KEY": stack.kms_key,
-        "KMS_ENDPOINT": stack.kms_endpoint,
-    })
+    """This process's clients (provisioning, redis) talk to the running stack, configured as
+    its functions are (Redis's AUTH string and CA through its Secret Manager stand-in)."""
+    os.environ.update(stack.env)
 
 
 def create_fixtures(stack: Stack, run_id: str, *, users: int, licenses: int, sat_connections: int,

@@ -133,7 +133,7 @@ def _loop(kind: str, client: redis.Redis, table: SeatTable, sha: str, calls: int
         client.delete(*keys)
 
 
-def measure(redis_url: str, *, calls: int, rounds: int = 3) -> EvalRates:
+def measure(client: redis.Redis, *, calls: int, rounds: int = 3) -> EvalRates:
     """Alternate `rounds` rounds of `calls` grants each way, after one warm-up round each.
 
     Raises:
@@ -141,24 +141,16 @@ def measure(redis_url: str, *, calls: int, rounds: int = 3) -> EvalRates:
     """
     script = load_script(SCRIPT)
     check_contract(script)
-    client = redis.Redis.from_url(redis_url)
-    try:
-        table = SeatTable(client)
-        sha = client.script_load(script)
-        for kind in ("bare", "lib"):  # warm the connection, the script cache and the interpreter
-            _loop(kind, client, table, sha, min(calls, 5000))
-        bare, lib = [], []
-        for _ in range(rounds):
-            bare.append(_loop("bare", client, table, sha, calls))
-            lib.append(_loop("lib", client, table, sha, calls))
-        return EvalRates(calls, rounds, bare, lib)
-    finally:
-        client.close()
+    table = SeatTable(client)
+    sha = client.script_load(script)
+    for kind in ("bare", "lib"):  # warm the connection, the script cache and the interpreter
+        _loop(kind, client, table, sha, min(calls, 5000))
+    bare, lib = [], []
+    for _ in range(rounds):
+        bare.append(_loop("bare", client, table, sha, calls))
+        lib.append(_loop("lib", client, table, sha, calls))
+    return EvalRates(calls, rounds, bare, lib)
 
 
-def redis_server_version(redis_url: str) -> str:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return str(client.info("server").get("redis_version", "?"))
-    finally:
-        client.close()
+def redis_server_version(client: redis.Redis) -> str:
+    return str(client.info("server").get("redis_version", "?"))

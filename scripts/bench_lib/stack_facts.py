@@ -26,7 +26,7 @@ FALLBACK_GUNICORN_FLAGS = [
 class Stack:
     base_url: str
     project_id: str
-    redis_url: str
+    env: dict[str, str]  # the settings the stack's functions run with (Redis's secrets' names included)
     firestore_host: str
     kms_endpoint: str
     kms_key: str
@@ -55,7 +55,7 @@ def load_stack(repo: Path) -> Stack | None:
     stack = Stack(
         base_url=facts["base_url"].rstrip("/"),
         project_id=facts["project_id"],
-        redis_url=facts["redis_url"],
+        env=facts["env"],
         firestore_host=facts["firestore_emulator_host"],
         kms_endpoint=facts["kms_endpoint"],
         kms_key=facts["lease_root_kms_key"],
