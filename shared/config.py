@@ -1,7 +1,7 @@
 """One typed settings object, read once from the environment.
 
 In the cloud, Terraform sets these variables on each function; a secret is given by its
-Secret Manager name and read by the code (shared/secret_manager.py), never passed as a
+Secret Manager name and read by the code (shared/google_secrets.py), never passed as a
 value. Locally `scripts/dev` and the test harness set them. Nothing else in the library
 reads ``os.environ``.
 """

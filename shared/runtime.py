@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
 
     from shared.auth.firebase_tokens import FirebaseTokenVerifier
     from shared.auth.scheduler_oidc import SchedulerTokenVerifier
+    from shared.google_secrets import SecretReader
     from shared.licensing.administration import Administration
     from shared.licensing.license_directory import LicenseDirectory
     from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.seat_service import SeatService
     from shared.licensing.sweep import Sweeper
     from shared.ratelimit.local_limits import LocalRateLimiter
-    from shared.secret_manager import SecretReader
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
 
@@ -83,7 +83,7 @@ class Runtime:
     @property
     def secrets(self) -> SecretReader:
         def build() -> SecretReader:
-            from shared.secret_manager import SecretReader, secret_manager_client
+            from shared.google_secrets import SecretReader, secret_manager_client
 
             return SecretReader(secret_manager_client(self.settings.secret_manager_endpoint))
 

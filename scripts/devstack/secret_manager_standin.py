@@ -1,7 +1,7 @@
 """In-process stand-in for Secret Manager, for the dev stack and tests.
 
 Secret Manager has no emulator, yet the functions read Memorystore's AUTH string and CA
-from it at start (shared/secret_manager.py), and re-read them when Redis refuses them.
+from it at start (shared/google_secrets.py), and re-read them when Redis refuses them.
 This module is a real gRPC server speaking ``google.cloud.secretmanager.v1.
 SecretManagerService`` to the real ``google-cloud-secret-manager`` client: secrets,
 numbered versions, the ``latest`` alias, disabling and destroying versions, CRC32C on

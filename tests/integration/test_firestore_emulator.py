@@ -71,9 +71,11 @@ def test_concurrent_read_modify_write_transactions_lose_no_update(scratch):
     with ThreadPoolExecutor(2) as pool:
         attempts = list(pool.map(bump, ["a", "b"]))
 
-    # then one of them was run again on the other's result, and both counted
+    # then both counted, and the conflict made at least one run again (how often each
+    # retries is the emulator's lock contention, not a guarantee: [1, 2] alone, [3, 4] on
+    # a loaded machine)
     assert ref.get().to_dict() == {"a": 1, "b": 1}
-    assert sorted(attempts) == [1, 2]
+    assert max(attempts) >= 2
 
 
 def test_cursors_and_id_ranges_are_honoured(scratch):

@@ -17,7 +17,7 @@ from devstack.secret_manager_standin import SecretManagerStandIn
 from shared.errors import BackendUnavailable
 from shared.seats import SeatTable
 from shared.seats.connection import CredentialCache, RedisCredentials, connect
-from shared.secret_manager import SecretReader, secret_manager_client
+from shared.google_secrets import SecretReader, secret_manager_client
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from google.api_core import exceptions as google_exceptions
 
 from devstack.secret_manager_standin import SecretManagerStandIn
-from shared.secret_manager import SecretReader, SecretUnreadable, secret_manager_client, version_name
+from shared.google_secrets import SecretReader, SecretUnreadable, secret_manager_client, version_name
 
 PROJECT = "projects/demo-secrets"
 
