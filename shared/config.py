@@ -32,6 +32,14 @@ class Settings:
     latest version is read, and re-read when Redis refuses it: see shared/seats/connection.py)."""
     redis_ca_secret: str | None = None
     """Secret Manager secret holding the PEM of the Memorystore instance's server CA(s)."""
+    redis_wait_replicas: int = 0
+    """Replicas that must acknowledge a grant (Redis WAIT) before it is answered: 1 on
+    Memorystore STANDARD_HA, so a failover cannot lose a grant; 0 (BASIC has no replica)."""
+    redis_wait_timeout_ms: int = 100
+    """How long a grant waits for that acknowledgement."""
+    redis_wait_fallback: str = "refuse"
+    """Without the acknowledgement in time: `refuse` (roll the grant back, 503) or `grant`
+    (answer anyway, logged: availability over the guarantee while a replica is down)."""
     secret_manager_endpoint: str | None = None
     """host:port of a plaintext Secret Manager gRPC endpoint (the local stand-in); None = Google."""
     lease_root_kms_key: str | None = None
@@ -140,12 +148,18 @@ class Settings:
         redis_url, redis_auth_secret = text("redis_url"), text("redis_auth_secret")
         if redis_url and redis_auth_secret and "@" in redis_url.split("://", 1)[-1].split("/", 1)[0]:
             raise ConfigError("REDIS_URL carries a password and REDIS_AUTH_SECRET names another: keep only the secret")
+        wait_fallback = text("redis_wait_fallback")
+        if wait_fallback not in ("refuse", "grant"):
+            raise ConfigError(f"REDIS_WAIT_FALLBACK must be refuse or grant, got {wait_fallback!r}")
         return cls(
             project_id=project_id,
             admin_checks_accounts=check_accounts == "1" or not auth_emulated,
             redis_url=redis_url,
             redis_auth_secret=redis_auth_secret,
             redis_ca_secret=text("redis_ca_secret"),
+            redis_wait_replicas=number("redis_wait_replicas"),
+            redis_wait_timeout_ms=number("redis_wait_timeout_ms"),
+            redis_wait_fallback=wait_fallback,
             secret_manager_endpoint=text("secret_manager_endpoint"),
             lease_root_kms_key=text("lease_root_kms_key"),
             kms_endpoint=text("kms_endpoint"),

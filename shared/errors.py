@@ -20,7 +20,8 @@
     ├── UnsupportedMediaType          415 UNSUPPORTED_MEDIA_TYPE
     ├── RateLimited                   429 RATE_LIMITED        (Retry-After)
     └── BackendUnavailable            503 UNAVAILABLE         (Retry-After)
-        └── KmsIntegrityError         503 UNAVAILABLE         (CRC32C mismatch in transit)
+        ├── KmsIntegrityError         503 UNAVAILABLE         (CRC32C mismatch in transit)
+        └── SeatTableRebuilding       503 UNAVAILABLE         (a license's seats, after a Redis loss)
 
 Adapters translate library exceptions (redis-py, google-api-core) into the most
 specific class here, at their boundary, with ``raise ... from exc``.
@@ -173,3 +174,13 @@ class KmsIntegrityError(BackendUnavailable):
     def __init__(self, what: str):
         super().__init__("kms")
         self.message = f"kms {what} failed its integrity check; retry shortly"
+
+
+class SeatTableRebuilding(BackendUnavailable):
+    """Another instance is rebuilding the license's seat table after Redis lost data;
+    nothing is granted until it is complete (seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__("redis", retry_after_s=1)
+        self.message = "the license's seats are being restored after a Redis failure; retry in a second"
+        self.details["rebuilding"] = True

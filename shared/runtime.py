@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.ratelimit.local_limits import LocalRateLimiter
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
+    from shared.tokens.verification import LeaseTokenChecker
 
 Built = TypeVar("Built")
 
@@ -93,7 +94,9 @@ class Runtime:
     def seats(self) -> SeatLedger:
         from shared.seats import SeatTable
 
-        return self._once("seats", lambda: SeatTable(self.redis))
+        return self._once("seats", lambda: SeatTable(
+            self.redis, wait_replicas=self.settings.redis_wait_replicas,
+            wait_timeout_ms=self.settings.redis_wait_timeout_ms, unreplicated=self.settings.redis_wait_fallback))
 
     @property
     def sweep_ledger(self) -> SweepLedger:
@@ -140,6 +143,15 @@ class Runtime:
             )
 
         return self._once("signer", build)
+
+    @property
+    def lease_checker(self) -> LeaseTokenChecker:
+        def build() -> LeaseTokenChecker:
+            from shared.tokens.verification import LeaseTokenChecker
+
+            return LeaseTokenChecker(self.root_signer, issuer=self.settings.token_issuer)
+
+        return self._once("lease_checker", build)
 
     @property
     def token_verifier(self) -> FirebaseTokenVerifier:
@@ -190,6 +202,7 @@ class Runtime:
 
             return SeatService(
                 licenses=self.licenses, seats=self.seats, store=self.store, signer=self.signer,
+                lease_proof=self.lease_checker,
                 clock=self.clock, ids=self.ids, issuer=self.settings.token_issuer,
                 rate_limiter=self.rate_limiter, license_acquire_limit=self.settings.rate_limit_license_acquire,
             )

@@ -100,6 +100,7 @@ def _loop(kind: str, client: redis.Redis, table: SeatTable, sha: str, calls: int
     try:
         generation = table.generation(license_id)
         now_ms = int(time.time() * 1000)
+        table.restore(license_id, [], now_ms=now_ms, ttl_ms=TTL_MS, complete=True)  # trusted, as after its rebuild
         hardware = [f"bench-hw-{i}" for i in range(calls)]
         sessions = [f"{license_id}.{secrets.token_urlsafe(16)}" for _ in range(calls)]
         max_seats = calls + 1

@@ -14,7 +14,7 @@ from shared.domain.sessions import EndReason, SessionEnd
 
 @dataclass(frozen=True)
 class AcquireOutcome:
-    kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "STALE"]
+    kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "STALE", "REBUILD"]
     session_id: str = ""  # GRANTED, EXISTING
     expires_ms: int = 0  # GRANTED, EXISTING
     used: int = 0
@@ -25,24 +25,24 @@ class AcquireOutcome:
 
 @dataclass(frozen=True)
 class HeartbeatOutcome:
-    kind: Literal["OK", "REVIVED", "UNKNOWN", "FORBIDDEN", "ENDED", "STALE"]
+    kind: Literal["OK", "REVIVED", "UNKNOWN", "FORBIDDEN", "ENDED", "STALE", "REBUILD", "PROOF"]
     expires_ms: int = 0
     hardware_id: str = ""
     uid: str = ""
     acquired_ms: int = 0
     end_state: str | None = None  # ENDED: an EndReason value
-    expired_ms: int = 0  # REVIVED: when the lease had run out
+    expired_ms: int = 0  # REVIVED: when the lease had run out (0: a restored lease nobody proved)
 
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
-    kind: Literal["ENDED", "ALREADY", "UNKNOWN", "FORBIDDEN", "ROLLED_BACK"]
+    kind: Literal["ENDED", "ALREADY", "UNKNOWN", "FORBIDDEN", "ROLLED_BACK", "REBUILD"]
     end: SessionEnd | None = None
 
 
 @dataclass(frozen=True)
 class SeatCount:
-    kind: Literal["OK", "STALE"]
+    kind: Literal["OK", "STALE", "REBUILD"]
     used: int = 0
     earliest_expiry_ms: int | None = None
 
@@ -75,6 +75,7 @@ class SweepBatch:
     outbox_left: int
     ends: list[LeaseRecord]
     unverified: list[LeaseRecord]
+    needs_rebuild: bool = False  # the table may lack what clients hold: nothing was done
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class RestoreEntry:
     acquired_ms: int
     until_ms: int | None = None  # a session: the end of its borrow; a hold: when it stops counting
     hold: bool = False  # an ended borrow whose seat still counts
+
+
+RESTORE_OUTCOMES = ("restored", "kept", "known", "held", "lapsed", "superseded")
+"""What restoring one entry did (restore_seats.lua says what each means)."""
 
 
 class SweepLockLost(Exception):

@@ -25,6 +25,7 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal
+from shared.domain.leases import ReleaseOutcome
 from shared.domain.times import parse_rfc3339, rfc3339
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import LICENSE_ID, IdGenerator, license_id_of_session
@@ -39,6 +40,7 @@ from shared.licensing.admin_requests import (
 )
 from shared.licensing.ports import DurableRecord, SeatLedger
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
+from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.settlement import settle
 
 # What the customer bought: only the owner (the vendor) changes these.
@@ -63,6 +65,7 @@ class Administration:
                  ids: IdGenerator):
         self._store = store
         self._seats = seats
+        self._rebuilder = SeatRebuilder(seats=seats, store=store, clock=clock)
         self._provisioning = provisioning
         self._clock = clock
         self._ids = ids
@@ -231,11 +234,16 @@ class Administration:
                 lic = self._store.get_license(lic.id) or revoked
         self._seats.bump_generation(lic.id)
         ended = []
+
+        def revoke_session(session_id: str) -> ReleaseOutcome:
+            return self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
+                lic.id, session_id, now_ms=now, caller_uid=caller.uid, may_act_for_others=True,
+                end=EndReason.REVOKED, **self._hold_terms(lic)))
+
         for lease in self._seats.live_sessions(lic.id, now_ms=now, limit=1_000_000):
             if lease.state != "live":
                 continue
-            outcome = self._seats.release(lic.id, lease.session_id, now_ms=now, caller_uid=caller.uid,
-                                          may_act_for_others=True, end=EndReason.REVOKED, **self._hold_terms(lic))
+            outcome = revoke_session(lease.session_id)
             if outcome.kind == "ENDED" and outcome.end is not None:
                 ended.append(outcome.end)
         settle(self._store, self._seats, lic, ended, actor=caller.uid)
@@ -269,8 +277,9 @@ class Administration:
         lic = self._visible_license(caller, license_id)
         if license_id_of_session(session_id) != lic.id:
             raise SessionNotFound(f"license {lic.id} has no session {session_id}")
-        outcome = self._seats.release(lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
-                                      may_act_for_others=True, end=EndReason.FORCED, **self._hold_terms(lic))
+        outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
+            lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid, may_act_for_others=True,
+            end=EndReason.FORCED, **self._hold_terms(lic)))
         end = outcome.end
         if end is None:  # UNKNOWN to Redis (FORBIDDEN cannot be: an administrator acts for others)
             record = self._store.get_session(session_id)

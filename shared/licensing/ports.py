@@ -3,7 +3,7 @@
 The use cases (this package) are written against these; the adapters implement them:
     SeatLedger, SweepLedger   shared/seats    (Redis Lua scripts)
     DurableRecord             shared/store    (Firestore)
-    LeaseSigner               shared/tokens   (KMS-rooted delegate keys)
+    LeaseSigner, LeaseProof   shared/tokens   (KMS-rooted delegate keys; checking our tokens)
     RateLimiter               shared/ratelimit
 so a use case reads without its adapters, and a test can hand it any implementation.
 """
@@ -39,7 +39,7 @@ class SeatLedger(Protocol):
 
     def heartbeat(self, license_id: str, session_id: str, *, generation: str, now_ms: int, ttl_ms: int,
                   caller_uid: str, may_act_for_others: bool, revive_window_ms: int = 0, max_seats: int = 0,
-                  borrow: bool = False) -> HeartbeatOutcome: ...
+                  borrow: bool = False, proven: bool | None = None) -> HeartbeatOutcome: ...
 
     def release(self, license_id: str, session_id: str, *, now_ms: int, caller_uid: str, may_act_for_others: bool,
                 end: EndReason = EndReason.RELEASED, offline_grace_ms: int = 0,
@@ -55,6 +55,19 @@ class SeatLedger(Protocol):
 
     def index_license(self, license_id: str) -> None:
         """Tell the sweep the license has leases."""
+
+    def lock_rebuild(self, license_id: str, *, ttl_ms: int) -> str | None:
+        """Become the one rebuilding the license's table: a token, or None if another is."""
+
+    def rebuilding(self, license_id: str) -> bool:
+        """Whether someone holds the license's rebuild lock now."""
+
+    def unlock_rebuild(self, license_id: str, token: str) -> None: ...
+
+    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, ttl_ms: int,
+                complete: bool) -> list[str] | None:
+        """Put back what the durable record counts; `complete`: the table is trusted again
+        (None: it was already, nothing done)."""
 
     def count_revival(self) -> None: ...
 
@@ -85,9 +98,11 @@ class SweepLedger(Protocol):
 
     def lock(self) -> SweepLock: ...
 
-    def redis_lost_data(self) -> bool: ...
+    def unrecovered_run(self) -> str | None:
+        """The seat store's current run id if it may have lost data since the last full
+        recovery walk, else None."""
 
-    def mark_recovered(self, now_ms: int) -> None: ...
+    def mark_recovered(self, run_id: str) -> bool: ...
 
     def take_revivals(self) -> int: ...
 
@@ -99,9 +114,6 @@ class SweepLedger(Protocol):
                     verify_before_ms: int) -> SweepBatch: ...
 
     def mark_verified(self, license_id: str, session_ids: list[str]) -> None: ...
-
-    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, max_seats: int,
-                ttl_ms: int) -> list[str]: ...
 
 
 class DurableRecord(Protocol):
@@ -143,9 +155,12 @@ class DurableRecord(Protocol):
 
     def sessions(self, session_ids: list[str]) -> dict[str, SessionRecord]: ...
 
+    def active_sessions(self, license_id: str) -> list[SessionRecord]: ...
+
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
 
-    def held_seats(self, *, now_ms: int, limit: int = 10_000) -> list[SessionRecord]: ...
+    def held_seats(self, *, now_ms: int, license_id: str | None = None, limit: int = 10_000) -> list[SessionRecord]:
+        """Ended borrows whose seats still count (of one license, or all)."""
 
 
 class LeaseSigner(Protocol):
@@ -153,6 +168,11 @@ class LeaseSigner(Protocol):
         """Have a signing certificate ready, so signing right after needs no KMS call."""
 
     def sign_lease(self, claims: dict[str, Any]) -> str: ...
+
+
+class LeaseProof(Protocol):
+    def proves_lease(self, token: str, *, session_id: str, now_s: int) -> bool:
+        """True if `token` is this service's lease token for `session_id`, still valid at `now_s`."""
 
 
 class RateLimiter(Protocol):

@@ -31,8 +31,16 @@ class AcquireRequest(_Body):
     client: ClientInfo | None = None
 
 
+# A lease token (JWS compact: header.payload.signature with its certificate in the header).
+_JWS_COMPACT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+_LEASE_TOKEN = Field(default=None, min_length=1, max_length=8192, pattern=_JWS_COMPACT)
+
+
 class SessionRequest(_Body):
     session_id: str = Field(min_length=1, max_length=128)
+    lease_token: str | None = _LEASE_TOKEN
+    """The session's latest lease token (heartbeat): after a Redis loss it proves the lease
+    was still valid, so a restored lease is extended rather than revived."""
 
 
 class ValidateRequest(_Body):
@@ -42,3 +50,4 @@ class ValidateRequest(_Body):
 class BorrowRequest(_Body):
     session_id: str = Field(min_length=1, max_length=128)
     duration_s: int = Field(ge=1, le=LicenseBounds.MAX_BORROW_S.high)
+    lease_token: str | None = _LEASE_TOKEN

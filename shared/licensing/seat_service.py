@@ -39,7 +39,8 @@ from shared.errors import (
 )
 from shared.ids import IdGenerator, license_id_of_session
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
-from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger
+from shared.licensing.ports import DurableRecord, LeaseProof, LeaseSigner, RateLimiter, SeatLedger
+from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.requests import AcquireRequest, BorrowRequest, SessionRequest, ValidateRequest
 from shared.licensing.settlement import settle
 from shared.observability import annotate
@@ -62,10 +63,12 @@ class SeatReply:
 
 class SeatService:
     def __init__(self, *, licenses: LicenseDirectory, seats: SeatLedger, store: DurableRecord,
-                 signer: LeaseSigner, clock: Clock, ids: IdGenerator, issuer: str,
+                 signer: LeaseSigner, lease_proof: LeaseProof, clock: Clock, ids: IdGenerator, issuer: str,
                  rate_limiter: RateLimiter, license_acquire_limit: Limit):
         self._licenses = licenses
         self._seats = seats
+        self._rebuilder = SeatRebuilder(seats=seats, store=store, clock=clock)
+        self._lease_proof = lease_proof
         self._store = store
         self._signer = signer
         self._clock = clock
@@ -174,11 +177,11 @@ class SeatService:
         def attempt(current: CachedLicense) -> tuple[License, int, AcquireOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
             self._unless_stale(current, lambda: self._check_usable(lic, caller, now_ms))
-            outcome = self._seats.acquire(
+            outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.acquire(
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
                 new_session_id=new_session_id, max_sessions_per_user=lic.max_sessions_per_user,
-            )
+            ))
             if outcome.kind == "STALE":
                 raise _Stale()
             return lic, now_ms, outcome
@@ -231,11 +234,13 @@ class SeatService:
         )
 
     def _extend(self, caller: Principal, session_id: str, ttl_ms_for: Callable[[License], int], *,
-                borrow: bool = False) -> tuple[License, int, HeartbeatOutcome]:
+                lease_token: str | None, borrow: bool = False) -> tuple[License, int, HeartbeatOutcome]:
         """Extend the caller's live lease to now + ttl (never shortening it): heartbeat and borrow.
 
         Returns (license, now, outcome) for a live lease; raises for everything else. A
         revoked license extends nothing and revives nothing: no token is signed for it.
+        A lease restored after a Redis loss is extended as the caller's own only if
+        `lease_token` proves it was still valid; otherwise it is revived, seats allowing.
         """
         entry = self._license_of_session(session_id)
         if entry is None:
@@ -255,11 +260,19 @@ class SeatService:
                 return ttl_ms_for(lic)
 
             ttl_ms = self._unless_stale(current, checked_ttl_ms)
-            outcome = self._seats.heartbeat(
-                lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
-                caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
-                revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats, borrow=borrow,
-            )
+
+            def heartbeat(proven: bool | None = None) -> HeartbeatOutcome:
+                return self._rebuilder.on_trusted_table(lic, lambda: self._seats.heartbeat(
+                    lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
+                    caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
+                    revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats, borrow=borrow,
+                    proven=proven,
+                ))
+
+            outcome = heartbeat()
+            if outcome.kind == "PROOF":  # restored after a loss: was its lease still valid?
+                outcome = heartbeat(proven=lease_token is not None and self._lease_proof.proves_lease(
+                    lease_token, session_id=session_id, now_s=now_ms // 1000))
             if outcome.kind == "STALE":
                 raise _Stale()
             return lic, now_ms, outcome
@@ -270,10 +283,13 @@ class SeatService:
         if outcome.kind == "REVIVED":
             # Rare, so worth its one write: the audit log shows the lapse and the revival.
             self._seats.count_revival()
+            restored = outcome.expired_ms == 0  # restored after a Redis loss, no valid token shown
+            details = ({"restored_without_proof": True} if restored else
+                       {"expired_at": rfc3339(outcome.expired_ms), "late_by_ms": now_ms - outcome.expired_ms})
             self._store.record_event(AuditEvent(
-                id=f"{session_id}:revived:{outcome.expired_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
-                session_id=session_id, type="revived", actor=caller.uid, at_ms=now_ms,
-                details={"expired_at": rfc3339(outcome.expired_ms), "late_by_ms": now_ms - outcome.expired_ms},
+                id=f"{session_id}:revived:{now_ms if restored else outcome.expired_ms}", tenant_id=lic.tenant_id,
+                license_id=lic.id, session_id=session_id, type="revived", actor=caller.uid, at_ms=now_ms,
+                details=details,
             ))
         if outcome.kind == "ENDED":
             raise SessionExpired(end_message(outcome.end_state))
@@ -283,7 +299,8 @@ class SeatService:
         return lic, now_ms, outcome
 
     def heartbeat(self, caller: Principal, request: SessionRequest) -> SeatReply:
-        lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000)
+        lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000,
+                                            lease_token=request.lease_token)
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
         return SeatReply(False, {
             "status": "ok",
@@ -304,7 +321,8 @@ class SeatService:
                                      max_borrow_s=lic.max_borrow_s)
             return request.duration_s * 1000
 
-        lic, now_ms, outcome = self._extend(caller, request.session_id, borrow_ttl_ms, borrow=True)
+        lic, now_ms, outcome = self._extend(caller, request.session_id, borrow_ttl_ms, borrow=True,
+                                            lease_token=request.lease_token)
         self._store.record_borrow(request.session_id, outcome.expires_ms, AuditEvent(
             id=f"{request.session_id}:borrow:{outcome.expires_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
             session_id=request.session_id, type="borrow", actor=caller.uid, at_ms=now_ms,
@@ -335,10 +353,10 @@ class SeatService:
             return False
         lic = entry.license
         annotate(tenant=lic.tenant_id)
-        outcome = self._seats.release(
+        outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
             lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
             may_act_for_others=caller.administers(lic.tenant_id), end=end,
-        )
+        ))
         if outcome.kind == "FORBIDDEN":
             raise Forbidden("this session belongs to another user")
         if outcome.end is None:  # UNKNOWN
@@ -356,7 +374,8 @@ class SeatService:
         def attempt(current: CachedLicense) -> tuple[License, SeatCount]:
             lic = current.license
             self._unless_stale(current, lambda: self._check_admitted(lic, caller))
-            count = self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms())
+            count = self._rebuilder.on_trusted_table(
+                lic, lambda: self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms()))
             if count.kind == "STALE":
                 raise _Stale()
             return lic, count

@@ -2,14 +2,16 @@
 
 Cloud Scheduler calls it every minute. One run, under a Redis lock whose fencing token
 is re-checked before every batch of writes:
-    1. recovery   if Redis lost its data (the epoch key is gone), what Firestore says
-                  counts against the seats is put back: first the holds of ended borrows
-                  and the borrowed sessions (their tokens are valid offline, out of
-                  reach: they always count, until their end), then every other active
-                  session, oldest first, never beyond max seats; the rest are closed
-                  `evicted_on_recovery`. The epoch is set only once the whole walk is
-                  done, so an interrupted recovery resumes next run.
+    1. recovery   if this Redis process has not been walked yet (it restarted, a replica
+                  took over, or it was flushed: the epoch key does not hold its run id),
+                  every license with an active session or a held seat in Firestore is
+                  rebuilt (rebuild.py). The epoch is set only once the whole walk is
+                  done in the same process, so an interrupted recovery resumes next run.
+                  (Licenses nobody touches until then are rebuilt by their first
+                  acquire, heartbeat, release or count; the walk makes the counts and
+                  the durable record agree without waiting for that.)
     2. per license with leases (a sharded Redis index, so cost follows live leases):
+       rebuild    first, if its table is not trusted (a partial loss: its keys);
        expire     leases past expiry leave Redis (the scripts also do this lazily);
        settle     ended sessions in the outbox are closed in Firestore (ended_at = the
                   lease's expiry for expiries), in batches <= 500 writes, then forgotten;
@@ -24,20 +26,19 @@ progress and the next run finishes it. A run stops at its time budget and resume
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.clock import Clock
-from shared.domain import EndReason, License, SessionEnd, SessionRecord
-from shared.domain.leases import LeaseRecord, RestoreEntry, SweepLockLost
-from shared.errors import BackendUnavailable
+from shared.domain import EndReason, License, SessionEnd
+from shared.domain.leases import LeaseRecord, SweepLockLost
+from shared.errors import BackendUnavailable, SeatTableRebuilding
 from shared.licensing.license_directory import LicenseDirectory
 from shared.licensing.ports import DurableRecord, SeatLedger, SweepLedger, SweepLock
-from shared.licensing.settlement import record_closed, settle
+from shared.licensing.rebuild import SeatRebuilder
+from shared.licensing.settlement import settle
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class SweepReport:
     complete: bool = True
     skipped: bool = False
     recovered: bool = False
+    rebuilt: int = 0  # licenses whose seat table was rebuilt from Firestore
     started: float = field(default_factory=time.perf_counter)
 
     def as_json(self) -> dict[str, Any]:
@@ -59,7 +61,7 @@ class SweepReport:
             "expired": self.expired, "reconciled": self.reconciled, "revived": self.revived,
             "duration_ms": round((time.perf_counter() - self.started) * 1000),
             "complete": self.complete, "skipped": self.skipped, "recovered": self.recovered,
-            "licenses": self.licenses, "firestore_writes": self.firestore_writes,
+            "licenses": self.licenses, "firestore_writes": self.firestore_writes, "rebuilt": self.rebuilt,
         }
 
 
@@ -71,6 +73,7 @@ class Sweeper:
         self._store = store
         self._licenses = licenses
         self._clock = clock
+        self._rebuilder = SeatRebuilder(seats=seats, store=store, clock=clock)
         self._budget_s = budget_s
         self._batch = batch
         self._verify_after_ms = verify_after_s * 1000
@@ -84,12 +87,12 @@ class Sweeper:
                 report.skipped = True  # another sweep is running; it does the work
                 return report
             report.revived = self._ledger.take_revivals()
-            if self._ledger.redis_lost_data():
+            run_id = self._ledger.unrecovered_run()
+            if run_id is not None:
                 report.recovered = True
-                if not self._recover(report, lock, deadline):
+                if not self._recover(report, lock, deadline) or not self._ledger.mark_recovered(run_id):
                     report.complete = False
                     return report
-                self._ledger.mark_recovered(self._clock.now_ms())
             for shard in range(self._ledger.shards):
                 for license_id in self._ledger.indexed_licenses(shard):
                     if time.monotonic() >= deadline:
@@ -125,6 +128,10 @@ class Sweeper:
                 settle_until_ms=now - lic.revive_window_s * 1000, verify_before_ms=now - self._verify_after_ms,
             )
             lock.check()
+            if batch.needs_rebuild:
+                if not self._rebuild(lic, report):
+                    return  # another instance is rebuilding it; the next sweep goes on
+                continue
             if batch.ends:
                 report.expired += sum(1 for e in batch.ends if e.state == EndReason.EXPIRED)
                 self._settle(lic, [e.as_end() for e in batch.ends], report)
@@ -163,66 +170,37 @@ class Sweeper:
         return fixed + len(unrecorded)
 
     # -- recovery after Redis lost its data ------------------------------------------------
-    def _recover(self, report: SweepReport, lock: SweepLock, deadline: float) -> bool:
-        """Walk every active session, license by license; False if the budget ran out.
+    def _rebuild(self, lic: License, report: SweepReport) -> bool:
+        try:
+            rebuilt = self._rebuilder.rebuild(lic)
+        except SeatTableRebuilding:
+            return False  # an acquire or heartbeat is rebuilding it right now
+        if rebuilt is None:
+            return True  # trusted already: rebuilt by a request since the loss
+        report.rebuilt += 1
+        report.reconciled += rebuilt.restored + rebuilt.closed
+        report.firestore_writes += rebuilt.firestore_writes
+        return True
 
-        Pages come in session-id order, and a session id starts with its license id, so
-        each license's sessions are contiguous; the last license of a page may go on in
-        the next one and is carried over until it is complete.
-        """
-        holds = sorted(self._store.held_seats(now_ms=self._clock.now_ms()), key=lambda s: s.license_id)
-        for license_id, group in itertools.groupby(holds, key=lambda s: s.license_id):
-            lock.check()
-            self._restore_license(license_id, [], report, holds=list(group))
-        after, carry = "", list[SessionRecord]()
+    def _recover(self, report: SweepReport, lock: SweepLock, deadline: float) -> bool:
+        """Rebuild every license that has an active session or a held seat in Firestore;
+        False if the budget ran out first (the next run starts the walk again)."""
+        held = {s.license_id for s in self._store.held_seats(now_ms=self._clock.now_ms())}
+        done: set[str] = set()
+        after = ""
         while True:
             page = self._store.active_sessions_page(after=after, limit=500)
-            sessions = carry + page
-            open_license = page[-1].license_id if page else None
-            carry = [s for s in sessions if s.license_id == open_license]
-            complete = [s for s in sessions if s.license_id != open_license]
-            for license_id, group in itertools.groupby(complete, key=lambda s: s.license_id):
+            for license_id in sorted(held) + [s.license_id for s in page]:
+                if license_id in done:
+                    continue
+                if time.monotonic() >= deadline:
+                    return False
                 lock.check()
-                self._restore_license(license_id, list(group), report)
+                entry = self._licenses.by_id(license_id, fresh=True)
+                if entry is not None:
+                    self._rebuild(entry.license, report)
+                done.add(license_id)
+            held = set()
             if not page:
                 return True
             after = page[-1].id
-            if time.monotonic() >= deadline:
-                return False
-
-    def _restore_license(self, license_id: str, sessions: list[SessionRecord], report: SweepReport, *,
-                         holds: Sequence[SessionRecord] = ()) -> None:
-        entry = self._licenses.by_id(license_id, fresh=True)
-        if entry is None:
-            return
-        lic, now = entry.license, self._clock.now_ms()
-        # Borrows first (they count whatever else happens), then the oldest sessions.
-        sessions.sort(key=lambda s: (not (s.borrowed_until_ms or 0) > now, s.acquired_ms, s.id))
-        if lic.revoked_ms is not None:
-            # A revoked license gets no seat back (nothing may sign a token for it): its
-            # sessions that the revocation could not reach in Redis close here.
-            revoked = [SessionEnd(s.id, EndReason.REVOKED, s.uid, s.hardware_id, s.acquired_ms,
-                                  s.last_heartbeat_ms or s.acquired_ms, now) for s in sessions]
-            report.reconciled += len(revoked)
-            report.firestore_writes += record_closed(self._store, lic, revoked, actor="system")
-            return
-        entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
-                   for h in holds]
-        entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms) for s in sessions]
-        outcomes = self._ledger.restore(lic.id, entries, now_ms=now, max_seats=lic.max_seats,
-                                       ttl_ms=lic.lease_ttl_s * 1000)
-        if any(o == "held" for o in outcomes[:len(holds)]):
-            self._seats.index_license(lic.id)  # the sweep drops each hold when it ends
-        outcomes = outcomes[len(holds):]
-        closed: list[SessionEnd] = []
-        for session, outcome in zip(sessions, outcomes, strict=True):
-            if outcome == "restored":
-                report.reconciled += 1
-            elif outcome in ("evicted", "superseded"):
-                closed.append(SessionEnd(session.id, EndReason.EVICTED_ON_RECOVERY, session.uid, session.hardware_id,
-                                         session.acquired_ms, session.last_heartbeat_ms or session.acquired_ms, now))
-        if any(o == "restored" for o in outcomes):
-            self._seats.index_license(lic.id)
-        report.reconciled += len(closed)
-        # These were never in Redis (it lost them): only the durable record closes.
-        report.firestore_writes += record_closed(self._store, lic, closed, actor="system")

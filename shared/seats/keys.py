@@ -1,6 +1,6 @@
 """Every Redis key name the seat table and the sweep use, in one place.
 
-Per license, seven keys share the hash tag `{<license_id>}`, so every script runs in one
+Per license, eight keys share the hash tag `{<license_id>}`, so every script runs in one
 cluster slot; scripts receive them in the order of `LicenseKeys.in_script_order()` (the
 prelude, lua/_prelude.lua, says what each holds). Keys that span licenses (the sweep's
 index shards, its lock, the recovery epoch, counters) carry tags of their own.
@@ -24,16 +24,22 @@ class LicenseKeys:
     gen: str
     unverified: str
     usage: str
+    origin: str
 
     @classmethod
     def of(cls, license_id: str) -> LicenseKeys:
         tag = "{" + license_id + "}"
         return cls(*(f"seat:{tag}:{part}" for part in
-                     ("leases", "holders", "sessions", "ended", "gen", "unverified", "usage")))
+                     ("leases", "holders", "sessions", "ended", "gen", "unverified", "usage", "origin")))
 
     def in_script_order(self) -> list[str]:
-        """KEYS[1..7] of every seat script."""
+        """KEYS[1..8] of every seat script."""
         return list(astuple(self))
+
+    @property
+    def rebuild_lock(self) -> str:
+        """Held by the one process rebuilding this license's table (no script touches it)."""
+        return self.origin.removesuffix("origin") + "rebuilding"
 
 
 INDEX_SHARDS = 16
@@ -54,4 +60,5 @@ SWEEP_LOCK = "sweep:{lock}"
 SWEEP_FENCE = "sweep:{lock}:fence"
 """Grows by one per lock attempt: each holder's fencing token."""
 RECOVERY_EPOCH = "sweep:{epoch}"
-"""Set once Redis holds everything Firestore says is live; its absence means Redis lost data."""
+"""The run id of the Redis process in which the sweep last walked every active session
+back in; any other value (or none) means this Redis may have lost data since."""

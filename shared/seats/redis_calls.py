@@ -43,6 +43,8 @@ class RedisLike(Protocol):
 
     def pipeline(self, transaction: bool = ...) -> Any: ...
 
+    def info(self, section: str | None = ...) -> Any: ...
+
 
 @contextmanager
 def redis_unavailable() -> Iterator[None]:

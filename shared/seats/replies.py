@@ -33,6 +33,8 @@ def decode_acquire(reply: list[Any], *, now_ms: int) -> AcquireOutcome:
         return AcquireOutcome("FULL", used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]))
     if kind == "USER_LIMIT":
         return AcquireOutcome("USER_LIMIT", used=int(reply[1]), max_seats=int(reply[2]))
+    if kind == "REBUILD":
+        return AcquireOutcome("REBUILD")
     return AcquireOutcome("STALE")
 
 
@@ -50,6 +52,10 @@ def decode_heartbeat(reply: list[Any]) -> HeartbeatOutcome:
         return HeartbeatOutcome("UNKNOWN")
     if kind == "FORBIDDEN":
         return HeartbeatOutcome("FORBIDDEN")
+    if kind == "REBUILD":
+        return HeartbeatOutcome("REBUILD")
+    if kind == "PROOF":
+        return HeartbeatOutcome("PROOF")
     return HeartbeatOutcome("STALE")
 
 
@@ -67,6 +73,8 @@ def decode_release(reply: list[Any], *, session_id: str) -> ReleaseOutcome:
         return ReleaseOutcome("UNKNOWN")
     if kind == "FORBIDDEN":
         return ReleaseOutcome("FORBIDDEN")
+    if kind == "REBUILD":
+        return ReleaseOutcome("REBUILD")
     return ReleaseOutcome("ROLLED_BACK")
 
 
@@ -74,6 +82,8 @@ def decode_count(reply: list[Any]) -> SeatCount:
     """count_seats.lua"""
     if text(reply[0]) == "STALE":
         return SeatCount("STALE")
+    if text(reply[0]) == "REBUILD":
+        return SeatCount("REBUILD")
     earliest = int(reply[2])
     return SeatCount("OK", int(reply[1]), None if earliest < 0 else earliest)
 
@@ -92,9 +102,12 @@ def _pairs(flat: list[Any]) -> list[LeaseRecord]:
 
 def decode_sweep_batch(reply: list[Any]) -> SweepBatch:
     """sweep_license.lua"""
+    if not isinstance(reply[0], int) and text(reply[0]) == "REBUILD":
+        return SweepBatch(0, 0, 0, [], [], needs_rebuild=True)
     return SweepBatch(int(reply[0]), int(reply[1]), int(reply[2]), _pairs(reply[3]), _pairs(reply[4]))
 
 
-def decode_restore(reply: list[Any]) -> list[str]:
-    """restore_seats.lua: one outcome per entry."""
-    return [text(outcome) for outcome in reply]
+def decode_restore(reply: list[Any]) -> list[str] | None:
+    """restore_seats.lua: one outcome per entry, or None for a table trusted already."""
+    outcomes = [text(outcome) for outcome in reply]
+    return None if outcomes == ["TRUSTED"] else outcomes

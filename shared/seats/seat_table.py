@@ -10,16 +10,33 @@ sweep's side of the same keys is sweep_ledger.py.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any
 
 from shared.domain import EndReason
-from shared.domain.leases import AcquireOutcome, HeartbeatOutcome, LeaseRecord, ReleaseOutcome, SeatCount
+from shared.domain.leases import (
+    AcquireOutcome,
+    HeartbeatOutcome,
+    LeaseRecord,
+    ReleaseOutcome,
+    RestoreEntry,
+    SeatCount,
+)
 from shared.errors import BackendUnavailable
 from shared.seats.keys import REVIVED_COUNTER, LicenseKeys, index_key, index_shard
 from shared.seats.redis_calls import RedisLike, load_script, redis_unavailable, text
-from shared.seats.replies import decode_acquire, decode_count, decode_heartbeat, decode_release, parse_lease_record
+from shared.seats.replies import (
+    decode_acquire,
+    decode_count,
+    decode_heartbeat,
+    decode_release,
+    decode_restore,
+    parse_lease_record,
+)
+
+log = logging.getLogger(__name__)
 
 ROLLBACK = "rollback"
 """release_seat's erase mode: a grant whose durable record could not be written leaves no trace."""
@@ -30,14 +47,26 @@ def _flag(value: bool) -> str:
 
 
 class SeatTable:
-    """Seat operations of every license, over one Redis connection pool."""
+    """Seat operations of every license, over one Redis connection pool.
 
-    def __init__(self, client: RedisLike):
+    `wait_replicas` > 0: a grant is answered only once that many replicas acknowledged it
+    (Redis WAIT, on the connection that wrote it, within `wait_timeout_ms`), so a failover
+    cannot lose it; otherwise it is rolled back and 503 answered, or with
+    `unreplicated="grant"` answered anyway (and logged).
+    """
+
+    def __init__(self, client: RedisLike, *, wait_replicas: int = 0, wait_timeout_ms: int = 100,
+                 unreplicated: str = "refuse"):
         self._redis = client
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._unreplicated = unreplicated
         self._acquire = client.register_script(load_script("acquire_seat"))
         self._heartbeat = client.register_script(load_script("heartbeat_seat"))
         self._release = client.register_script(load_script("release_seat"))
         self._count = client.register_script(load_script("count_seats"))
+        self._restore = client.register_script(load_script("restore_seats"))
+        self._unlock = client.register_script(load_script("release_lock", with_prelude=False))
 
     def _run(self, script: Any, license_id: str, args: list[Any]) -> Any:
         with redis_unavailable():
@@ -65,16 +94,34 @@ class SeatTable:
     def acquire(self, license_id: str, *, generation: str, now_ms: int, ttl_ms: int, max_seats: int, uid: str,
                 hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0) -> AcquireOutcome:
         day = time.strftime("%Y-%m-%d", time.gmtime(now_ms // 1000))
-        reply = self._run(self._acquire, license_id, [now_ms, ttl_ms, max_seats, generation, uid, hardware_id,
-                                                      new_session_id, day, max_sessions_per_user])
-        return decode_acquire(reply, now_ms=now_ms)
+        args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, day, max_sessions_per_user]
+        if not self._wait_replicas:
+            return decode_acquire(self._run(self._acquire, license_id, args), now_ms=now_ms)
+        with redis_unavailable():
+            pipe = self._redis.pipeline(transaction=False)  # one connection: WAIT covers this write
+            self._acquire(keys=LicenseKeys.of(license_id).in_script_order(), args=args, client=pipe)
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
+            reply, acknowledged = pipe.execute()
+        outcome = decode_acquire(reply, now_ms=now_ms)
+        if outcome.kind == "GRANTED" and int(acknowledged) < self._wait_replicas:
+            if self._unreplicated == "grant":
+                log.warning("grant %s answered before a replica had it (%d of %d acknowledged)",
+                            outcome.session_id, int(acknowledged), self._wait_replicas)
+            else:
+                self.rollback(license_id, outcome.session_id, now_ms=now_ms)
+                refused = BackendUnavailable("redis")
+                refused.message = "no Redis replica acknowledged the grant in time; it was undone, retry shortly"
+                raise refused
+        return outcome
 
     def heartbeat(self, license_id: str, session_id: str, *, generation: str, now_ms: int, ttl_ms: int,
                   caller_uid: str, may_act_for_others: bool, revive_window_ms: int = 0, max_seats: int = 0,
-                  borrow: bool = False) -> HeartbeatOutcome:
-        reply = self._run(self._heartbeat, license_id, [now_ms, ttl_ms, generation, session_id, caller_uid,
-                                                        _flag(may_act_for_others), revive_window_ms, max_seats,
-                                                        _flag(borrow)])
+                  borrow: bool = False, proven: bool | None = None) -> HeartbeatOutcome:
+        """`proven`: for a lease restored after a loss (the script answers PROOF first),
+        whether the caller showed a valid lease token of this session."""
+        reply = self._run(self._heartbeat, license_id, [
+            now_ms, ttl_ms, generation, session_id, caller_uid, _flag(may_act_for_others), revive_window_ms,
+            max_seats, _flag(borrow), "" if proven is None else _flag(proven)])
         return decode_heartbeat(reply)
 
     def release(self, license_id: str, session_id: str, *, now_ms: int, caller_uid: str, may_act_for_others: bool,
@@ -109,6 +156,33 @@ class SeatTable:
             pipe.zrem(keys.ended, *session_ids)
             pipe.hdel(keys.sessions, *session_ids)
             pipe.execute()
+
+    # -- rebuilding a table Redis may have lost part of ------------------------------------
+    def lock_rebuild(self, license_id: str, *, ttl_ms: int) -> str | None:
+        """Become the one rebuilding the license's table: a token to unlock with, or None."""
+        token = secrets.token_hex(8)
+        with redis_unavailable():
+            taken = self._redis.set(LicenseKeys.of(license_id).rebuild_lock, token, nx=True, px=ttl_ms)
+        return token if taken else None
+
+    def rebuilding(self, license_id: str) -> bool:
+        with redis_unavailable():
+            return bool(self._redis.exists(LicenseKeys.of(license_id).rebuild_lock))
+
+    def unlock_rebuild(self, license_id: str, token: str) -> None:
+        with redis_unavailable():
+            self._unlock(keys=[LicenseKeys.of(license_id).rebuild_lock], args=[token])
+
+    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, ttl_ms: int,
+                complete: bool) -> list[str] | None:
+        """Put back what the durable record says counts (restore_seats.lua); `complete`: the
+        entries are all of it, so the table is trusted again (None: it was already, and
+        nothing was done). One outcome per entry."""
+        args: list[Any] = [now_ms, ttl_ms, _flag(complete), secrets.token_hex(8)]
+        for entry in entries:
+            args.extend([entry.session_id, entry.uid, entry.hardware_id, entry.acquired_ms, entry.until_ms or 0,
+                         "h" if entry.hold else "s"])
+        return decode_restore(self._run(self._restore, license_id, args))
 
     def index_license(self, license_id: str) -> None:
         """Enter a license in the sweep's index (after a grant: it now has a lease)."""

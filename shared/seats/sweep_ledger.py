@@ -1,6 +1,6 @@
 """The sweep's side of the seat table: the index of licenses with leases, per-license
-sweep batches, verification and restore after a loss, the fenced lock, the recovery
-epoch and the revival counter. (Ending a lease is the seat table's, for the sweep too.)
+sweep batches and verification, the fenced lock, the recovery epoch and the revival
+counter. (Ending a lease and restoring a table are the seat table's, for the sweep too.)
 Every Redis call goes through redis_unavailable().
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.leases import RestoreEntry, SweepBatch, SweepLockLost
+from shared.domain.leases import SweepBatch, SweepLockLost
 from shared.seats.keys import (
     INDEX_SHARDS,
     RECOVERY_EPOCH,
@@ -20,7 +20,7 @@ from shared.seats.keys import (
     index_shard,
 )
 from shared.seats.redis_calls import RedisLike, load_script, redis_unavailable, text
-from shared.seats.replies import decode_restore, decode_sweep_batch
+from shared.seats.replies import decode_sweep_batch
 
 
 class SweepLock:
@@ -66,7 +66,7 @@ class SweepLedger:
         self._redis = client
         self._sweep = client.register_script(load_script("sweep_license"))
         self._mark_verified = client.register_script(load_script("mark_verified"))
-        self._restore = client.register_script(load_script("restore_seats"))
+        self._mark_recovered = client.register_script(load_script("mark_recovered"))
 
     def _run(self, script: Any, license_id: str, args: list[Any]) -> Any:
         with redis_unavailable():
@@ -76,14 +76,19 @@ class SweepLedger:
         return SweepLock(self._redis)
 
     # -- the recovery epoch and the revival counter ---------------------------------------
-    def redis_lost_data(self) -> bool:
-        """True when the epoch key is gone: Redis restarted empty, failed over or was flushed."""
+    def unrecovered_run(self) -> str | None:
+        """This Redis process's run id if no recovery walk has completed in it yet (it
+        restarted, a replica took over, or it was flushed), else None."""
         with redis_unavailable():
-            return not self._redis.exists(RECOVERY_EPOCH)
+            run_id = text(self._redis.info("server")["run_id"])
+            epoch = self._redis.get(RECOVERY_EPOCH)
+        return None if epoch is not None and text(epoch) == run_id else run_id
 
-    def mark_recovered(self, now_ms: int) -> None:
+    def mark_recovered(self, run_id: str) -> bool:
+        """Record the walk as complete, unless Redis changed process since it began (then
+        the next sweep walks again). False in that case."""
         with redis_unavailable():
-            self._redis.set(RECOVERY_EPOCH, str(now_ms))
+            return bool(self._mark_recovered(keys=[RECOVERY_EPOCH], args=[run_id]))
 
     def take_revivals(self) -> int:
         """Leases revived since the last call (the counter starts again at 0)."""
@@ -121,13 +126,3 @@ class SweepLedger:
     def mark_verified(self, license_id: str, session_ids: list[str]) -> None:
         if session_ids:
             self._run(self._mark_verified, license_id, list(session_ids))
-
-    def restore(self, license_id: str, entries: list[RestoreEntry], *, now_ms: int, max_seats: int,
-                ttl_ms: int) -> list[str]:
-        """Put what counts against the seats back after a loss, in the order given (holds
-        and borrows first, then sessions oldest first); one outcome each (restore_seats.lua)."""
-        args: list[Any] = [now_ms, max_seats, ttl_ms]
-        for entry in entries:
-            args.extend([entry.session_id, entry.uid, entry.hardware_id, entry.acquired_ms, entry.until_ms or 0,
-                         "h" if entry.hold else "s"])
-        return decode_restore(self._run(self._restore, license_id, args))

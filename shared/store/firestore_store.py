@@ -345,10 +345,12 @@ class FirestoreStore:
         self._add_event(batch, event)
         self._call(batch.commit, **self._opts())
 
-    def held_seats(self, *, now_ms: int, limit: int = 10_000) -> list[SessionRecord]:
+    def held_seats(self, *, now_ms: int, license_id: str | None = None, limit: int = 10_000) -> list[SessionRecord]:
         """Ended borrows whose seats still count (seat_held_until in the future)."""
-        query = (self._db.collection("sessions")
-                 .where(filter=firestore.FieldFilter("seat_held_until", ">", _dt(now_ms))).limit(limit))
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("sessions")
+        if license_id is not None:
+            query = query.where(filter=firestore.FieldFilter("license_id", "==", license_id))
+        query = query.where(filter=firestore.FieldFilter("seat_held_until", ">", _dt(now_ms))).limit(limit)
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
 

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from devstack.redis_server import DEBIAN_REDIS_7, RedisCluster, RedisServer
-from shared.seats import SeatTable
-from shared.seats import LicenseKeys
+from shared.domain.leases import RestoreEntry
+from shared.seats import LicenseKeys, SeatTable
 
 NOW = 1_795_000_000_000  # a realistic epoch-ms: checks cjson keeps integer precision
 
@@ -31,8 +31,12 @@ def table(server):
     return SeatTable(server)
 
 
-def new_license() -> str:
-    return "lic_" + secrets.token_hex(10)
+def new_license(table: SeatTable | None = None) -> str:
+    """A license id; with `table`, its table already trusted (as after its first rebuild)."""
+    lic = "lic_" + secrets.token_hex(10)
+    if table is not None:
+        table.restore(lic, [], now_ms=NOW, ttl_ms=60_000, complete=True)
+    return lic
 
 
 def acquire(table, lic, uid, hw, now=NOW, ttl=60_000, seats=2):
@@ -41,7 +45,7 @@ def acquire(table, lic, uid, hw, now=NOW, ttl=60_000, seats=2):
 
 
 def test_times_survive_the_lua_json_round_trip_exactly(table):
-    lic = new_license()
+    lic = new_license(table)
     granted = acquire(table, lic, "u", "h", now=NOW + 123)
     assert granted.kind == "GRANTED" and granted.expires_ms == NOW + 123 + 60_000
     end = table.release(lic, granted.session_id, now_ms=NOW + 456, caller_uid="u", may_act_for_others=False).end
@@ -49,7 +53,7 @@ def test_times_survive_the_lua_json_round_trip_exactly(table):
 
 
 def test_never_oversubscribed_under_concurrent_acquires(table, server):
-    lic, seats, callers = new_license(), 7, 200
+    lic, seats, callers = new_license(table), 7, 200
     generation = table.generation(lic)
     results, barrier = [], threading.Barrier(20)
 
@@ -67,7 +71,7 @@ def test_never_oversubscribed_under_concurrent_acquires(table, server):
 
 
 def test_expired_leases_stop_counting_even_beyond_the_cleanup_batch(table, server):
-    lic = new_license()
+    lic = new_license(table)
     for i in range(250):  # more than the 100 a single acquire moves out
         assert acquire(table, lic, f"u{i}", "h", seats=250, ttl=1_000).kind == "GRANTED"
     later = acquire(table, lic, "late", "h", now=NOW + 1_000, seats=1)
@@ -76,7 +80,7 @@ def test_expired_leases_stop_counting_even_beyond_the_cleanup_batch(table, serve
 
 
 def test_generation_change_makes_every_script_answer_stale(table):
-    lic = new_license()
+    lic = new_license(table)
     old = table.generation(lic)
     table.bump_generation(lic)
     assert table.acquire(lic, generation=old, now_ms=NOW, ttl_ms=1, max_seats=1, uid="u", hardware_id="h",
@@ -110,7 +114,7 @@ def test_every_key_of_a_license_hashes_to_one_slot(cluster):
 def test_scripts_run_on_a_real_cluster_across_nodes(cluster):
     client = redis.RedisCluster(host="127.0.0.1", port=cluster.startup_port)
     table = SeatTable(client)
-    licenses = [new_license() for _ in range(30)]
+    licenses = [new_license(table) for _ in range(30)]
     owners = {client.get_node_from_key(LicenseKeys.of(lic).leases).port for lic in licenses}
     assert len(owners) == 3  # the licenses really are spread over all three masters
     for lic in licenses:
@@ -124,3 +128,56 @@ def test_scripts_run_on_a_real_cluster_across_nodes(cluster):
                              may_act_for_others=False).kind == "ENDED"
         table.settled(lic, [first.session_id])
         assert table.count(lic, generation=table.generation(lic), now_ms=NOW + 3).used == 0
+
+
+# -- a table Redis may have lost part of ------------------------------------------------------
+
+def test_a_table_never_rebuilt_grants_extends_ends_and_counts_nothing(table, server):
+    lic = new_license()  # as after a flush, a restart, a failover or a lost key: no origin
+    assert acquire(table, lic, "u", "h").kind == "REBUILD"
+    assert table.heartbeat(lic, f"{lic}.s", generation=table.generation(lic), now_ms=NOW, ttl_ms=1,
+                           caller_uid="u", may_act_for_others=False).kind == "REBUILD"
+    assert table.release(lic, f"{lic}.s", now_ms=NOW, caller_uid="u", may_act_for_others=False).kind == "REBUILD"
+    assert table.count(lic, generation=table.generation(lic), now_ms=NOW).kind == "REBUILD"
+    assert server.zcard(LicenseKeys.of(lic).leases) == 0  # nothing changed
+
+
+def test_losing_a_licenses_keys_untrusts_that_table_only(table, server):
+    lost, kept = new_license(table), new_license(table)
+    for lic in (lost, kept):
+        assert acquire(table, lic, "u", "h").kind == "GRANTED"
+    server.delete(*LicenseKeys.of(lost).in_script_order())
+    assert acquire(table, lost, "v", "h").kind == "REBUILD"
+    assert acquire(table, kept, "v", "h").kind == "GRANTED"
+
+
+def test_a_restored_lease_needs_its_token_or_a_free_seat(table, server):
+    lic = new_license()
+    gen = table.generation(lic)
+    entries = [RestoreEntry(f"{lic}.a", "a", "h", NOW), RestoreEntry(f"{lic}.b", "b", "h", NOW)]
+    assert table.restore(lic, entries, now_ms=NOW, ttl_ms=60_000, complete=True) == ["restored", "restored"]
+
+    def beat(sid, uid, proven=None, now=NOW + 1):
+        return table.heartbeat(lic, sid, generation=gen, now_ms=now, ttl_ms=60_000, caller_uid=uid,
+                               may_act_for_others=False, max_seats=2, proven=proven)
+
+    assert beat(f"{lic}.a", "a").kind == "PROOF"  # asks before deciding
+    assert beat(f"{lic}.a", "a", proven=True).kind == "OK"
+    assert beat(f"{lic}.a", "a").kind == "OK"  # proven once: an ordinary lease from then on
+    # 2 seats, both counted: without a valid token b's lease may have lapsed before the
+    # loss (its seat given to a), so only a free seat could take it back
+    table.restore(lic, [RestoreEntry(f"{lic}.c", "c", "h", NOW)], now_ms=NOW, ttl_ms=60_000, complete=False)
+    assert beat(f"{lic}.b", "b", proven=False).kind == "ENDED"
+    assert beat(f"{lic}.c", "c", proven=False).kind == "REVIVED"  # b's end left a seat
+
+
+def test_a_rebuild_keeps_what_redis_has_and_raises_it_to_cover_a_lost_extension(table, server):
+    lic = new_license(table)
+    granted = acquire(table, lic, "u", "h", ttl=10_000)
+    assert table.restore(lic, [], now_ms=NOW, ttl_ms=10_000, complete=True) is None  # trusted: left alone
+    server.delete(LicenseKeys.of(lic).origin)  # as after a failover: a heartbeat may have been lost
+    later = NOW + 5_000
+    outcomes = table.restore(lic, [RestoreEntry(granted.session_id, "u", "h", NOW)], now_ms=later,
+                             ttl_ms=10_000, complete=True)
+    assert outcomes == ["kept"]
+    assert server.zscore(LicenseKeys.of(lic).leases, granted.session_id) == later + 10_000

@@ -132,7 +132,8 @@ def test_no_local_stand_in_is_configured_in_the_cloud():
 
 def test_every_required_setting_reaches_the_functions_that_need_it():
     functions = _functions()
-    assert set(functions.redis_only) == REDIS_VARIABLES and not set(functions.everywhere) & REDIS_VARIABLES
+    assert set(functions.redis_only) == REDIS_VARIABLES | {"REDIS_WAIT_REPLICAS"}
+    assert not set(functions.everywhere) & set(functions.redis_only)
     for name in functions.flags:
         given = functions.given(name)
         redis_given = sorted(given & REDIS_VARIABLES)
@@ -207,6 +208,7 @@ def test_every_variable_the_code_reads_is_either_configured_or_has_a_default():
     """A variable Terraform does not set must be one whose default is right in the cloud."""
     defaults_are_right = {"AUTH_CLOCK_SKEW_S", "LEASE_TOKEN_ISSUER", "DELEGATION_TTL_S", "DEFAULT_LEASE_TTL_S",
                           "DEFAULT_HEARTBEAT_INTERVAL_S", "LICENSE_CACHE_TTL_S", "MAX_BODY_BYTES", "JWKS_MAX_AGE_S",
-                          "RATE_LIMIT_PUBLIC_IP", "REDIS_TIMEOUT_S", "FIRESTORE_TIMEOUT_S"}
+                          "RATE_LIMIT_PUBLIC_IP", "REDIS_TIMEOUT_S", "FIRESTORE_TIMEOUT_S",
+                          "REDIS_WAIT_TIMEOUT_MS", "REDIS_WAIT_FALLBACK"}
     unaccounted = _variables_the_code_reads() - _functions().set_anywhere() - LOCAL_ONLY - defaults_are_right
     assert not unaccounted, f"read by the code, neither configured nor known to default well: {sorted(unaccounted)}"

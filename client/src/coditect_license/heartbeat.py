@@ -47,6 +47,9 @@ class RenewableLease(Protocol):
     @property
     def session_id(self) -> str | None: ...
 
+    @property
+    def token(self) -> str | None: ...
+
     def _seconds_to_next_moment(self) -> float: ...
 
     def _let_time_act(self) -> None: ...
@@ -133,7 +136,8 @@ class Heartbeat:
                 self._reacquire(stop)
                 return
             try:
-                body = self._api.post("heartbeat", {"session_id": session_id}, retry=NO_RETRY, stop=stop)
+                body = self._api.post("heartbeat", _heartbeat_body(session_id, self._lease.token), retry=NO_RETRY,
+                                      stop=stop)
             except (SessionExpired, SessionNotFound) as exc:
                 if stop.is_set():
                     return  # released meanwhile by close(): nothing to re-acquire
@@ -164,3 +168,9 @@ class Heartbeat:
             release_quietly(self._api, body.get("session_id"))
             raise
         self.reacquisitions += 1
+
+
+def _heartbeat_body(session_id: str, token: str | None) -> dict[str, str]:
+    """The session, and its latest lease token: after the server lost its seat table, the
+    token proves the lease was still valid, so it is kept rather than revived."""
+    return {"session_id": session_id, **({"lease_token": token} if token else {})}

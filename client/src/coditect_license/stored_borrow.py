@@ -114,7 +114,9 @@ class StoredBorrow:
         if session_id is None:
             return None
         try:
-            body = api.post("heartbeat", {"session_id": session_id}, retry=NO_RETRY)
+            token = record.get("token")  # the server checks it: proof of the lease after it lost its table
+            body = api.post("heartbeat", {"session_id": session_id, **({"lease_token": token} if token else {})},
+                            retry=NO_RETRY)
         except (SessionExpired, SessionNotFound) as exc:
             log.info("the stored borrow's session has ended (%s); acquiring a seat", exc.code)
             self.forget()

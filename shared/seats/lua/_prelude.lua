@@ -1,7 +1,7 @@
 -- Prelude prepended to every seat script (a Redis script cannot include another).
 --
--- Per license, seven keys share the hash tag {<license_id>}, so every script runs in
--- one cluster slot (every script is given all seven, in this order):
+-- Per license, eight keys share the hash tag {<license_id>}, so every script runs in
+-- one cluster slot (every script is given all eight, in this order):
 --   leases   ZSET   session id -> lease expiry; live leases only (expired ones are
 --                   moved out lazily, and never counted: counts use score > now),
 --                   and holds: "hold:<session id>" -> until when a borrowed seat that
@@ -11,7 +11,8 @@
 --   sessions HASH   session id -> JSON {u uid, h hardware, a acquired, b last
 --                   heartbeat, e expiry, s state: 'live' or an end reason (the one list:
 --                   EndReason in shared/domain/sessions.py), x ended, o borrowed until
---                   (set by a borrow)};
+--                   (set by a borrow), r 1 when restored after a loss without proof
+--                   that its holder's lease is still valid (see heartbeat_seat)};
 --                   "hold:<session id>" -> JSON {u, h, a, b, o, e counted until, s 'held'}
 --   ended    ZSET   session id -> end time: ends not yet written to Firestore
 --                   (an outbox drained by the release path and the sweep)
@@ -20,8 +21,24 @@
 --   unverified ZSET session id -> acquired: live leases not yet matched with their
 --                   durable record by a sweep (so a sweep's cost follows new leases)
 --   usage    HASH   "<YYYY-MM-DD>:peak" and "<YYYY-MM-DD>:denials" per UTC day
+--   origin   STRING the run id of the Redis process in which this table was last rebuilt
+--                   from the durable record (restore_seats). Any other value, or none,
+--                   means the table may lack grants or extensions that clients were told
+--                   about: Redis restarted (empty or from an old snapshot), failed over to
+--                   a replica that missed the last writes, was flushed, or lost this
+--                   license's keys. Scripts that grant, extend, end or count then answer
+--                   {'REBUILD'} and change nothing until the table is rebuilt.
 -- All times are integer milliseconds since the Unix epoch, passed in by the caller
 -- (the service's clock), never read from Redis TIME, so tests can control time.
+
+-- The run id of this Redis process: new at every start, different on a promoted replica.
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+
+local function needs_rebuild(keys)
+  return redis.call('GET', keys[8]) ~= run_id()
+end
 
 local function holder_key(rec)
   return rec.u .. '\n' .. rec.h

@@ -1,6 +1,6 @@
 -- acquire_seat: grant a seat of one license, or hand back the caller's live session.
 -- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended  KEYS[5] gen
--- KEYS[6] unverified  KEYS[7] usage   (see the prelude; one hash tag {<license_id>})
+-- KEYS[6] unverified  KEYS[7] usage   KEYS[8] origin   (see the prelude; one hash tag)
 -- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
 -- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
 -- ARGV[7] session id to use if a new seat is granted   ARGV[8] today (UTC, YYYY-MM-DD)
@@ -10,9 +10,13 @@
 --       | {'FULL', used, max, earliest expiry}
 --       | {'USER_LIMIT', the user's live sessions, the limit}
 --       | {'STALE'}                                        reload the license, retry
+--       | {'REBUILD'}       the table may lack what clients hold: rebuild it, retry
 local now, ttl, max_seats = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local uid, hw, new_sid = ARGV[5], ARGV[6], ARGV[7]
 
+if needs_rebuild(KEYS) then
+  return {'REBUILD'}
+end
 if redis.call('GET', KEYS[5]) ~= ARGV[4] then
   return {'STALE'}
 end

@@ -1,7 +1,10 @@
 -- count_seats: live leases of one license, for validate.
--- KEYS[1] leases  KEYS[5] gen   (the others unused: every script gets all seven)
+-- KEYS[1] leases  KEYS[5] gen  KEYS[8] origin   (the others unused: every script gets all eight)
 -- ARGV[1] now (ms)   ARGV[2] cached generation
--- returns {'OK', used, earliest expiry or -1} | {'STALE'}
+-- returns {'OK', used, earliest expiry or -1} | {'STALE'} | {'REBUILD'}
+if needs_rebuild(KEYS) then
+  return {'REBUILD'}
+end
 if redis.call('GET', KEYS[5]) ~= ARGV[2] then
   return {'STALE'}
 end

@@ -1,25 +1,51 @@
 -- heartbeat_seat: extend the owner's live lease (never shortening it: a borrow is a
 -- long heartbeat), or revive it inside the revive window.
--- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
+-- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)   ARGV[3] cached generation
 -- ARGV[4] session id ARGV[5] caller uid       ARGV[6] '1' if the caller may act for others
 -- ARGV[7] revive window (ms)                  ARGV[8] max seats
 -- ARGV[9] '1' for a borrow (check-out): the record remembers until when it is borrowed
+-- ARGV[10] for a lease restored after a loss (r = 1): '' not yet asked, '1' the caller
+--          presented this session's lease token and it is still valid, '0' it did not
 -- returns {'OK', expires, hardware id, uid, acquired}
 --       | {'REVIVED', expires, hardware id, uid, acquired, expired at}
---         an expired lease back within the window, a seat being free for it
+--         an expired lease back within the window, a seat being free for it (also a
+--         restored lease whose caller could not show a valid token: expired at = 0)
+--       | {'PROOF'}                   a restored lease: ask the caller's token, call again
 --       | {'UNKNOWN'}                 no record here (never issued, or already settled)
 --       | {'FORBIDDEN'}               another user's session
 --       | {'ENDED', state}            expired (now or earlier), released, ...
 --       | {'STALE'}                   reload the license, retry
+--       | {'REBUILD'}                 the table may lack what clients hold: rebuild it, retry
 local now, ttl, sid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
 
+if needs_rebuild(KEYS) then
+  return {'REBUILD'}
+end
 local rec, refusal = owned_session(KEYS, sid, ARGV[5], ARGV[6])
 if not rec then
   return refusal
 end
 if redis.call('GET', KEYS[5]) ~= ARGV[3] then
   return {'STALE'}
+end
+local unproven = false
+if rec.s == 'live' and rec.r and rec.e > now then
+  -- Restored after a loss: it counts, but whether its holder's lease was still valid
+  -- then is unknown (it may have lapsed, and its seat gone to someone else, before the
+  -- loss). A valid token proves it was; without one this is a revival, which needs a
+  -- seat nobody else holds.
+  if ARGV[10] == '' then
+    return {'PROOF'}
+  end
+  if ARGV[10] ~= '1' then
+    if live_count(KEYS, ARGV[1]) - 1 >= tonumber(ARGV[8]) then
+      end_session(KEYS, sid, rec, 'expired', now)
+      return {'ENDED', 'expired'}
+    end
+    unproven = true
+  end
+  rec.r = nil
 end
 if rec.s == 'live' and rec.e <= now then
   -- Too late: the seat was already free for others at rec.e.
@@ -49,4 +75,7 @@ if ARGV[9] == '1' then
 end
 redis.call('ZADD', KEYS[1], rec.e, sid)
 redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
+if unproven then
+  return {'REVIVED', rec.e, rec.h, rec.u, rec.a, 0}
+end
 return {'OK', rec.e, rec.h, rec.u, rec.a}

@@ -1,5 +1,5 @@
 -- release_seat: end a live lease now (owner, admin, or a rolled-back grant).
--- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
+-- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
 -- ARGV[1] now (ms)  ARGV[2] session id  ARGV[3] caller uid
 -- ARGV[4] '1' if the caller may act for others
 -- ARGV[5] an end reason (EndReason in shared/domain/sessions.py: released, returned,
@@ -13,7 +13,12 @@
 --         borrow's end plus the grace (capped at the license's end), as signed
 --       | {'ALREADY', state, uid, hardware, acquired, last heartbeat, ended, 0}
 --       | {'UNKNOWN'} | {'FORBIDDEN'} | {'ROLLED_BACK'}
+--       | {'REBUILD'}   (never for a rollback: erasing a grant nobody recorded is always safe)
 local now, sid, state = tonumber(ARGV[1]), ARGV[2], ARGV[5]
+
+if state ~= 'rollback' and needs_rebuild(KEYS) then
+  return {'REBUILD'}
+end
 
 local rec, refusal = owned_session(KEYS, sid, ARGV[3], ARGV[4])
 if not rec then

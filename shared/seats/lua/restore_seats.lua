@@ -1,23 +1,39 @@
--- restore_seats: put back what the durable record says counts against the seats, after
--- Redis lost it: borrowed seats and holds always (their tokens are out in the world,
--- valid offline, beyond anyone's reach), other sessions never beyond max seats.
--- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
--- ARGV[1] now (ms)   ARGV[2] max seats   ARGV[3] lease ttl (ms) granted on restore
--- ARGV[4..] groups of 6, holds and borrows first, then sessions oldest first:
---   session id, uid, hardware id, acquired (ms), until (ms; 0: none), kind
+-- restore_seats: rebuild a license's table from the durable record after Redis may have
+-- lost some of it (see `origin` in the prelude), so that nothing a client was told about
+-- is missing when the table grants again.
+-- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
+-- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)
+-- ARGV[3] '1' if the entries are everything the durable record counts for this license
+--         (the table is then trusted again: origin = this Redis's run id; a table trusted
+--         already is left alone: it has been kept since its rebuild), '0' otherwise
+-- ARGV[4] a fresh generation, used only if the license has none here
+-- ARGV[5..] groups of 6: session id, uid, hardware id, acquired (ms), until (ms; 0: none), kind
 --   kind 's': an active session; until = the end of its borrow, if borrowed
 --   kind 'h': an ended borrow whose seat stays counted; until = when it stops
--- returns one outcome per entry, in order:
---   'restored' | 'held' (a hold put back) | 'known' (Redis has it) | 'superseded' (its
---   user + hardware holds another live lease) | 'evicted' (no seat left for it) |
---   'lapsed' (a hold already over)
-local now, max_seats, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local outcomes = {}
-for i = 4, #ARGV, 6 do
+-- returns {'TRUSTED'} (with ARGV[3] = '1' on a trusted table: nothing done), or one
+-- outcome per entry, in order:
+--   'restored'   put back as a live lease (a borrow until its end; otherwise one ttl from
+--                now, which no lost extension can exceed: every extension is now + ttl)
+--   'kept'       live here already (its expiry raised to now + ttl, for the same reason)
+--   'known'      ended here for a reason the durable record will learn from the outbox
+--   'held' | 'lapsed'   a hold put back | already over
+--   'superseded' its user + hardware holds another live lease here
+-- Never refuses for want of seats: a restored session may be a holder whose token is
+-- valid, so the table may count more than max seats until the extra ones lapse; meanwhile
+-- nothing new is granted, and a restored lease whose holder cannot show a valid token
+-- gets back only a seat nobody else holds (heartbeat_seat).
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ARGV[3] == '1' and not needs_rebuild(KEYS) then
+  return {'TRUSTED'}
+end
+local outcomes, listed = {}, {}
+for i = 5, #ARGV, 6 do
   local sid, uid, hw, acquired = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local until_ms, kind = tonumber(ARGV[i + 4]), ARGV[i + 5]
+  listed[sid] = true
   if kind == 'h' then
     local hold = 'hold:' .. sid
+    listed[hold] = true
     if redis.call('HEXISTS', KEYS[3], hold) == 1 then
       outcomes[#outcomes + 1] = 'known'
     elseif until_ms <= now then
@@ -29,29 +45,51 @@ for i = 4, #ARGV, 6 do
       outcomes[#outcomes + 1] = 'held'
     end
   else
-    local key = uid .. '\n' .. hw
-    local held = redis.call('HGET', KEYS[2], key)
-    local held_expiry = held and redis.call('ZSCORE', KEYS[1], held)
+    local raw = redis.call('HGET', KEYS[3], sid)
+    local rec = raw and cjson.decode(raw)
     local borrowed = until_ms > now
-    if redis.call('HEXISTS', KEYS[3], sid) == 1 then
-      outcomes[#outcomes + 1] = 'known'
-    elseif held_expiry and tonumber(held_expiry) > now then
-      outcomes[#outcomes + 1] = 'superseded'
-    elseif not borrowed and live_count(KEYS, ARGV[1]) >= max_seats then
-      outcomes[#outcomes + 1] = 'evicted'
-    else
-      -- A fresh lease: a client that is alive keeps its seat by heartbeating; a dead
-      -- one loses it one ttl later, as if it had just heartbeated. A borrow keeps its end.
-      local rec = {u = uid, h = hw, a = acquired, b = now, e = now + ttl, s = 'live'}
-      if borrowed then
-        rec.o = until_ms
-        rec.e = math.max(rec.e, until_ms)
-      end
+    if rec and rec.s == 'live' and rec.e > now then
+      rec.e = math.max(rec.e, now + ttl, until_ms)
       redis.call('ZADD', KEYS[1], rec.e, sid)
-      redis.call('HSET', KEYS[2], key, sid)
       redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
-      outcomes[#outcomes + 1] = 'restored'
+      outcomes[#outcomes + 1] = 'kept'
+    elseif rec and rec.s ~= 'live' and rec.s ~= 'expired' then
+      outcomes[#outcomes + 1] = 'known'
+    else
+      -- Missing, lapsed, or expired but not yet settled: a lost extension or revival
+      -- may have kept its holder's lease valid.
+      local key = uid .. '\n' .. hw
+      local held = redis.call('HGET', KEYS[2], key)
+      local held_expiry = held and held ~= sid and redis.call('ZSCORE', KEYS[1], held)
+      if held_expiry and tonumber(held_expiry) > now then
+        outcomes[#outcomes + 1] = 'superseded'
+      else
+        local restored = {u = uid, h = hw, a = acquired, b = (rec and rec.b) or acquired, e = now + ttl, s = 'live'}
+        if borrowed then
+          restored.o = until_ms  -- its token is valid offline until then: certain, no proof asked
+          restored.e = math.max(restored.e, until_ms)
+        else
+          restored.r = 1
+        end
+        redis.call('ZREM', KEYS[4], sid)
+        redis.call('ZADD', KEYS[1], restored.e, sid)
+        redis.call('HSET', KEYS[2], key, sid)
+        redis.call('HSET', KEYS[3], sid, cjson.encode(restored))
+        outcomes[#outcomes + 1] = 'restored'
+      end
     end
   end
+end
+if ARGV[3] == '1' then
+  -- Live here but not in the durable record (a grant whose record is being written, or
+  -- an end this Redis lost): the sweep's verify step settles each against Firestore.
+  local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+  for _, sid in ipairs(live) do
+    if not listed[sid] and string.sub(sid, 1, 5) ~= 'hold:' and not redis.call('ZSCORE', KEYS[6], sid) then
+      redis.call('ZADD', KEYS[6], 0, sid)
+    end
+  end
+  redis.call('SET', KEYS[5], ARGV[4], 'NX')
+  redis.call('SET', KEYS[8], run_id())
 end
 return outcomes

@@ -1,5 +1,5 @@
 -- sweep_license: one license's share of a sweep.
--- KEYS[1..7] leases, holders, sessions, ended, gen, unverified, usage (see the prelude)
+-- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] batch size
 -- ARGV[3] settle ends up to (ms): ends after this stay in the outbox (revive window)
 -- ARGV[4] verify leases acquired before (ms): older live leases not yet checked
@@ -7,7 +7,11 @@
 -- returns {expired now, live count, outbox left after this batch,
 --          {sid, record JSON, ...} ends to settle (<= batch),
 --          {sid, record JSON, ...} live leases to verify (<= batch)}
+--       | {'REBUILD'}   nothing expires from a table that may lack extensions: rebuild it first
 local now, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
+if needs_rebuild(KEYS) then
+  return {'REBUILD'}
+end
 local settle_until, verify_before = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local expired = expire_due(KEYS, ARGV[1], batch)

@@ -10,6 +10,7 @@ locals {
   # collection -> ordered fields ("-" prefix: descending), one entry per composite query
   indexes = {
     active_sessions       = { collection = "sessions", fields = ["license_id", "status"] }   # reconciliation
+    held_by_license       = { collection = "sessions", fields = ["license_id", "seat_held_until"] }  # a table's rebuild
     events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
     events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
   }

@@ -40,6 +40,8 @@ locals {
     REDIS_URL         = var.redis_url
     REDIS_AUTH_SECRET = var.redis_auth_secret
     REDIS_CA_SECRET   = var.redis_ca_secret
+    # A grant waits for the replica's acknowledgement (README, "What a Redis loss does").
+    REDIS_WAIT_REPLICAS = tostring(var.redis_wait_replicas)
   }
 }
 

@@ -51,6 +51,15 @@ variable "redis_auth_secret" {
   }
 }
 
+variable "redis_wait_replicas" {
+  type        = number
+  description = "Replicas that must acknowledge a grant before it is answered (REDIS_WAIT_REPLICAS): 1 with a STANDARD_HA instance, so a failover cannot lose a grant; 0 without a replica (BASIC)."
+  validation {
+    condition     = contains([0, 1], var.redis_wait_replicas)
+    error_message = "redis_wait_replicas must be 0 or 1 (Memorystore STANDARD_HA keeps one replica)."
+  }
+}
+
 variable "redis_ca_secret" {
   type        = string
   description = "Secret holding Memorystore's server CA certificates as PEM, projects/<project>/secrets/<secret_id> (REDIS_CA_SECRET). Pass modules/redis' output: it comes through the secret's version, so the functions wait for one."

@@ -69,6 +69,7 @@ module "functions" {
   redis_url             = module.redis.url
   redis_auth_secret     = module.redis.auth_secret
   redis_ca_secret       = module.redis.ca_secret
+  redis_wait_replicas   = var.redis_tier == "STANDARD_HA" ? 1 : 0
   vpc_connector_id      = module.network.connector_id
   min_instances_signing = var.min_instances_signing
   max_instances         = var.max_instances
