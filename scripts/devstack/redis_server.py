@@ -89,19 +89,37 @@ class RedisServer:
         # Redis 6.2 reads --port 0 as "no TCP", so pick a port and retry on a clash.
         for _ in range(5):
             self._port = free_port()
-            self.process = spawn(
-                [self.binary, *self._listen_args(), "--bind", "127.0.0.1", *self._storage_args(),
-                 "--loglevel", "warning", *self.extra_args],
-                stdout=subprocess.DEVNULL,
-            )
-            try:
-                client = self.endpoint.client(socket_connect_timeout=0.2)
-                wait_until(client.ping, timeout_s=5, what="redis-server", process=self.process)
-                client.close()
+            if self._launch():
                 return self
-            except RuntimeError:
-                stop(self.process)
         raise RuntimeError("redis-server did not start on any of 5 free ports")
+
+    def _launch(self) -> bool:
+        self.process = spawn(
+            [self.binary, *self._listen_args(), "--bind", "127.0.0.1", *self._storage_args(),
+             "--loglevel", "warning", *self.extra_args],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            client = self.endpoint.client(socket_connect_timeout=0.2)
+            wait_until(client.ping, timeout_s=5, what="redis-server", process=self.process)
+            client.close()
+            return True
+        except RuntimeError:
+            stop(self.process)
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed Memorystore node: nothing is saved."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        """Start again on the same port with the same settings (empty unless it has a data_dir):
+        a restarted Memorystore instance, which clients reach at the same address."""
+        self.kill()
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not restart on port {self.port}")
 
     def stop(self) -> None:
         stop(self.process)

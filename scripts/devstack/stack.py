@@ -60,6 +60,7 @@ class LocalStack:
     oidc: LocalGoogleCerts
     firestore_emulator: EmulatorFacts
     project_id: str = PROJECT_ID
+    redis_server: MemorystoreLikeRedis | None = None  # ours to kill or restart (tests); None: external
     _owned: list = field(default_factory=list)
 
     @classmethod
@@ -70,6 +71,7 @@ class LocalStack:
             secret_manager = SecretManagerStandIn().start()
             owned.append(secret_manager)
             redis_version: str | None = None
+            redis_server: MemorystoreLikeRedis | None = None
             if os.environ.get("REDIS_URL"):
                 redis = RedisEndpoint(os.environ["REDIS_URL"])
             else:
@@ -97,7 +99,8 @@ class LocalStack:
                 resource.stop()
             raise
         assert firestore_facts is not None  # FirestoreEmulator.start() sets it
-        return cls(redis, redis_version, firestore_host, kms, secret_manager, oidc, firestore_facts, _owned=owned)
+        return cls(redis, redis_version, firestore_host, kms, secret_manager, oidc, firestore_facts,
+                   redis_server=redis_server, _owned=owned)
 
     @property
     def redis_url(self) -> str:
