@@ -86,3 +86,43 @@ def test_no_token_outlives_its_license(call, make_license, rt):
     claims = verify_lease_token(body["token"], jwks, now_s=rt.clock.now_ms() // 1000)
     assert claims["exp"] <= expires_ms // 1000
     assert claims["exp"] + claims["grace"] <= expires_ms // 1000
+
+
+# -- the service checking its own tokens (a restored lease's proof after a Redis loss) -------
+
+def test_the_service_accepts_its_own_valid_token_as_proof_of_that_session_only(issued, rt):
+    _, body, _ = issued
+    checker, now_s = rt.lease_checker, int(time.time())
+    assert checker.proves_lease(body["token"], session_id=body["session_id"], now_s=now_s)
+    assert not checker.proves_lease(body["token"], session_id=body["session_id"] + "x", now_s=now_s)
+    exp = verify_lease_token(body["token"], {"keys": rt.root_signer.public_jwks()}, now_s=now_s)["exp"]
+    assert not checker.proves_lease(body["token"], session_id=body["session_id"], now_s=exp)  # the lease ended
+
+
+@pytest.mark.parametrize("forgery", ["claims", "self-signed delegate", "garbage"])
+def test_a_forged_token_proves_nothing(issued, rt, forgery):
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    _, body, _ = issued
+    header, payload, signature = body["token"].split(".")
+    if forgery == "claims":
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        claims["exp"] += 86_400
+        token = f"{header}.{base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b'=').decode()}.{signature}"
+    elif forgery == "self-signed delegate":
+        # a certificate of the attacker's own key, "signed" by itself under the root's kid
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert_header = jwt.get_unverified_header(jwt.get_unverified_header(body["token"])["dlg"])
+        from shared.tokens.jose import public_jwk
+
+        jwk = public_jwk(key.public_key())
+        certificate = jwt.encode({"iss": rt.settings.token_issuer, "sub": jwk["kid"], "jwk": jwk, "iat": 0,
+                                  "exp": 4_000_000_000, "lease_max_s": 10**9}, key, algorithm="ES256",
+                                 headers={"kid": cert_header["kid"], "typ": "dlg+jwt"})
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        token = jwt.encode(claims, key, algorithm="ES256",
+                           headers={"typ": "lease+jwt", "kid": jwk["kid"], "dlg": certificate})
+    else:
+        token = "a.b.c"
+    assert not rt.lease_checker.proves_lease(token, session_id=body["session_id"], now_s=int(time.time()))
