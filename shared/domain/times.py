@@ -31,6 +31,11 @@ def rfc3339(ms: int | None) -> str | None:
     return ms_to_datetime(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def utc_day(ms: int) -> str:
+    """The UTC day of an instant, YYYY-MM-DD (how usage is counted)."""
+    return ms_to_datetime(ms).strftime("%Y-%m-%d")
+
+
 def parse_rfc3339(text: str) -> int:
     """Milliseconds for an RFC 3339 time; raises ValueError without an explicit zone."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -26,7 +26,7 @@ from typing import Any
 from shared.clock import Clock
 from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal
 from shared.domain.leases import ReleaseOutcome
-from shared.domain.times import parse_rfc3339, rfc3339
+from shared.domain.times import parse_rfc3339, rfc3339, utc_day
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import LICENSE_ID, IdGenerator, license_id_of_session
 from shared.licensing.admin_requests import (
@@ -300,14 +300,17 @@ class Administration:
     def usage(self, caller: Principal, license_id: str, query: UsageQuery) -> dict[str, Any]:
         """Seats used now, and per UTC day the peak in use and the acquires refused for want of a seat."""
         lic = self._visible_license(caller, license_id)
-        window = query.days
         today_ms = self._clock.now_ms()
-        recent = sorted(rfc3339(today_ms - d * 86_400_000)[:10] for d in range(window))
-        counted = self._seats.daily_usage(lic.id)
+        recent = sorted(utc_day(today_ms - d * 86_400_000) for d in range(query.days))
+        # Redis counts now; Firestore keeps what the sweep made durable (all of it, after a
+        # Redis loss the license's table has not been rebuilt from yet): the larger wins.
+        counted, durable = self._seats.daily_usage(lic.id), self._store.usage_days(lic.id, since_day=recent[0])
+        zero = {"peak": 0, "denials": 0}
         return {
             "license": lic.id,
             "seats": {"used": self._used(lic), "max": lic.max_seats},
-            "days": [{"date": day, **counted.get(day, {"peak": 0, "denials": 0})} for day in recent],
+            "days": [{"date": day, **{name: max(counted.get(day, zero)[name], durable.get(day, zero)[name])
+                                      for name in zero}} for day in recent],
         }
 
     # -- audit log ----------------------------------------------------------------------------

@@ -77,6 +77,14 @@ class SeatLedger(Protocol):
 
     def daily_usage(self, license_id: str) -> dict[str, dict[str, int]]: ...
 
+    def take_usage_changes(self, license_id: str) -> dict[str, dict[str, int]]:
+        """The counters (as daily_usage) if they changed since the last take, else {}."""
+
+    def mark_usage_changed(self, license_id: str) -> None: ...
+
+    def restore_usage(self, license_id: str, days: dict[str, dict[str, int]]) -> None:
+        """Raise the counters to their durable values after a loss."""
+
 
 class SweepLock(Protocol):
     token: str | None
@@ -158,6 +166,12 @@ class DurableRecord(Protocol):
     def active_sessions(self, license_id: str) -> list[SessionRecord]: ...
 
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
+
+    def record_usage(self, lic: License, days: dict[str, dict[str, int]]) -> None:
+        """Make a license's daily counters durable (each stored value only ever grows)."""
+
+    def usage_days(self, license_id: str, *, since_day: str) -> dict[str, dict[str, int]]:
+        """The durable daily counters from `since_day` (YYYY-MM-DD) on."""
 
     def held_seats(self, *, now_ms: int, license_id: str | None = None, limit: int = 10_000) -> list[SessionRecord]:
         """Ended borrows whose seats still count (of one license, or all)."""

@@ -28,11 +28,14 @@ from typing import Protocol, TypeVar
 from shared.clock import Clock
 from shared.domain import EndReason, License, SessionEnd
 from shared.domain.leases import RestoreEntry
+from shared.domain.times import utc_day
 from shared.errors import BackendUnavailable, SeatTableRebuilding
 from shared.licensing.ports import DurableRecord, SeatLedger
 from shared.licensing.settlement import record_closed
 
 log = logging.getLogger(__name__)
+
+USAGE_DAYS_MS = 400 * 86_400_000  # the longest window the usage report offers (UsageQuery.days)
 
 
 class _Outcome(Protocol):
@@ -121,6 +124,8 @@ class SeatRebuilder:
                    for s, outcome in zip(sessions, session_outcomes, strict=True) if outcome == "superseded"]
         if any(o in ("restored", "kept", "held") for o in outcomes):
             self._seats.index_license(lic.id)  # the sweep expires and settles what was put back
+        # The usage counters of the days a report can ask for, so the loss resets none.
+        self._seats.restore_usage(lic.id, self._store.usage_days(lic.id, since_day=utc_day(now - USAGE_DAYS_MS)))
         # Never in Redis (it lost them) or not to be: only the durable record closes.
         writes = record_closed(self._store, lic, closed, actor="system")
         return RebuildReport(

@@ -18,7 +18,9 @@ is re-checked before every batch of writes:
                   expiries younger than the license's revive window wait for it;
        verify     a live lease older than a minute that was never matched with its
                   durable record is checked once: missing -> ended `unrecorded`; ended in
-                  Firestore -> erased from Redis.
+                  Firestore -> erased from Redis;
+       usage      the daily peak and denial counters, if they changed, made durable (a
+                  rebuild puts them back into Redis, so a loss does not reset them).
 Everything is idempotent (deterministic event ids, merge writes, Redis outbox removed
 only after Firestore has the end), so a failure anywhere leaves consistent partial
 progress and the next run finishes it. A run stops at its time budget and resumes next.
@@ -140,8 +142,20 @@ class Sweeper:
             more = max(batch.expired, len(batch.ends), len(batch.unverified)) >= self._batch
             if not more:
                 break
+        self._persist_usage(lic, report)
         if batch.live == 0 and batch.outbox_left == 0:
             self._ledger.unindex_if_idle(lic.id)
+
+    def _persist_usage(self, lic: License, report: SweepReport) -> None:
+        changed = self._seats.take_usage_changes(lic.id)
+        if not changed:
+            return
+        try:
+            self._store.record_usage(lic, changed)
+        except BaseException:
+            self._seats.mark_usage_changed(lic.id)  # taken but not stored: the next sweep tries again
+            raise
+        report.firestore_writes += len(changed)
 
     def _settle(self, lic: License, ends: list[SessionEnd], report: SweepReport) -> None:
         report.firestore_writes += settle(self._store, self._seats, lic, ends, actor="system")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import Any
 
 from shared.domain import EndReason
@@ -24,6 +23,7 @@ from shared.domain.leases import (
     RestoreEntry,
     SeatCount,
 )
+from shared.domain.times import utc_day
 from shared.errors import BackendUnavailable
 from shared.seats.keys import REVIVED_COUNTER, LicenseKeys, index_key, index_shard
 from shared.seats.redis_calls import RedisLike, load_script, redis_unavailable, text
@@ -66,6 +66,8 @@ class SeatTable:
         self._release = client.register_script(load_script("release_seat"))
         self._count = client.register_script(load_script("count_seats"))
         self._restore = client.register_script(load_script("restore_seats"))
+        self._take_usage = client.register_script(load_script("take_usage"))
+        self._restore_usage = client.register_script(load_script("restore_usage"))
         self._unlock = client.register_script(load_script("release_lock", with_prelude=False))
 
     def _run(self, script: Any, license_id: str, args: list[Any]) -> Any:
@@ -93,8 +95,8 @@ class SeatTable:
 
     def acquire(self, license_id: str, *, generation: str, now_ms: int, ttl_ms: int, max_seats: int, uid: str,
                 hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0) -> AcquireOutcome:
-        day = time.strftime("%Y-%m-%d", time.gmtime(now_ms // 1000))
-        args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, day, max_sessions_per_user]
+        args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, utc_day(now_ms),
+                max_sessions_per_user]
         if not self._wait_replicas:
             return decode_acquire(self._run(self._acquire, license_id, args), now_ms=now_ms)
         with redis_unavailable():
@@ -216,8 +218,30 @@ class SeatTable:
         """{"YYYY-MM-DD": {"peak": n, "denials": n}} for the days Redis has counted."""
         with redis_unavailable():
             fields = self._redis.hgetall(LicenseKeys.of(license_id).usage)
-        days: dict[str, dict[str, int]] = {}
-        for field, value in fields.items():
-            day, _, name = text(field).partition(":")
+        return _usage_days(fields.items())
+
+    def take_usage_changes(self, license_id: str) -> dict[str, dict[str, int]]:
+        """The license's counters (as daily_usage) if they changed since the last call, else {}."""
+        flat = self._run(self._take_usage, license_id, [])
+        return _usage_days(zip(flat[::2], flat[1::2], strict=True))
+
+    def mark_usage_changed(self, license_id: str) -> None:
+        """Their durable copy failed: the next take returns them again."""
+        with redis_unavailable():
+            self._redis.hset(LicenseKeys.of(license_id).usage, "changed", 1)
+
+    def restore_usage(self, license_id: str, days: dict[str, dict[str, int]]) -> None:
+        """Raise the counters to their durable values (never lowers one)."""
+        args: list[Any] = [arg for day, counters in days.items() for name, value in counters.items()
+                           for arg in (f"{day}:{name}", value)]
+        if args:
+            self._run(self._restore_usage, license_id, args)
+
+
+def _usage_days(fields: Any) -> dict[str, dict[str, int]]:
+    days: dict[str, dict[str, int]] = {}
+    for field, value in fields:
+        day, colon, name = text(field).partition(":")
+        if colon:  # not the "changed" flag
             days.setdefault(day, {"peak": 0, "denials": 0})[name] = int(value)
-        return dict(sorted(days.items()))
+    return dict(sorted(days.items()))

@@ -283,6 +283,32 @@ class FirestoreStore:
             updated_ms=datetime_to_ms(data["updated_at"]),
         )
 
+    # -- usage counters ------------------------------------------------------------
+    def record_usage(self, lic: License, days: dict[str, dict[str, int]]) -> None:
+        """One document per license and UTC day; a counter is raised, never lowered (Redis may
+        hold a smaller one after a loss it has not been rebuilt from yet)."""
+        refs = {day: self._db.collection("usage").document(f"{lic.id}_{day}") for day in days}
+
+        def raise_counters(transaction: firestore.Transaction) -> None:
+            stored = {snap.id: snap.to_dict() or {} for snap in transaction.get_all(list(refs.values()))}
+            for day, counters in days.items():
+                before = stored.get(f"{lic.id}_{day}", {})
+                transaction.set(refs[day], {
+                    "license_id": lic.id, "tenant_id": lic.tenant_id, "day": day,
+                    **{name: max(int(before.get(name, 0)), value) for name, value in counters.items()},
+                }, merge=True)
+
+        if refs:
+            self._transact(raise_counters)
+
+    def usage_days(self, license_id: str, *, since_day: str) -> dict[str, dict[str, int]]:
+        query = (self._db.collection("usage")
+                 .where(filter=firestore.FieldFilter("license_id", "==", license_id))
+                 .where(filter=firestore.FieldFilter("day", ">=", since_day)))
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return {d["day"]: {"peak": int(d.get("peak", 0)), "denials": int(d.get("denials", 0))}
+                for d in (snap.to_dict() for snap in snaps)}
+
     # -- sessions ----------------------------------------------------------------
     def record_grant(self, session: SessionRecord, event: AuditEvent) -> None:
         """The session document and its audit event, in one atomic commit."""

@@ -81,3 +81,25 @@ def test_a_flush_is_repaired_by_one_sweep_and_reported(call, make_license, rt, s
         live = {lease.session_id for lease in rt.seats.live_sessions(lic.license_id, now_ms=rt.clock.now_ms())}
         durable = {s.id for s in rt.store.active_sessions(lic.license_id)}
         assert live == durable == sessions[lic.license_id]  # desync 0
+
+
+def test_usage_counters_survive_a_flush(call, make_license, rt, stack):
+    from shared.domain import Principal
+    from shared.licensing.admin_requests import UsageQuery
+
+    lic = make_license(seats=1)
+    _acquire(call, lic.key, "holder")
+    for _ in range(2):
+        assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-late"}, uid="late")[0] == 409
+    vendor = Principal("vendor", role="owner")
+
+    def today() -> dict:
+        return rt.administration.usage(vendor, lic.license_id, UsageQuery(days=1))["days"][-1]
+
+    assert today()["peak"] == 1 and today()["denials"] == 2
+    assert call("sweep", uid=None, token=stack.scheduler_token())[0] == 200  # made durable
+    rt.redis.flushdb()
+
+    assert today()["peak"] == 1 and today()["denials"] == 2  # from Firestore, before any rebuild
+    assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-late"}, uid="late")[0] == 409
+    assert today()["denials"] == 3  # counting on from the durable 2, not from 0

@@ -20,7 +20,9 @@
 --                   cached and get STALE when an admin changed the license since
 --   unverified ZSET session id -> acquired: live leases not yet matched with their
 --                   durable record by a sweep (so a sweep's cost follows new leases)
---   usage    HASH   "<YYYY-MM-DD>:peak" and "<YYYY-MM-DD>:denials" per UTC day
+--   usage    HASH   "<YYYY-MM-DD>:peak" and "<YYYY-MM-DD>:denials" per UTC day, and
+--                   "changed" while the sweep has not made them durable (take_usage);
+--                   a rebuild puts back what Firestore has (restore_usage)
 --   origin   STRING the run id of the Redis process in which this table was last rebuilt
 --                   from the durable record (restore_seats). Any other value, or none,
 --                   means the table may lack grants or extensions that clients were told

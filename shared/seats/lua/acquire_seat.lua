@@ -61,6 +61,7 @@ end
 local used = live_count(KEYS, ARGV[1])
 if used >= max_seats then
   redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
+  redis.call('HSET', KEYS[7], 'changed', 1)  -- for the sweep to make durable
   local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return {'FULL', used, max_seats, tonumber(first[2])}
 end
@@ -72,6 +73,6 @@ redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
 redis.call('ZADD', KEYS[6], now, new_sid)
 local peak = tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':peak') or 0)
 if used + 1 > peak then
-  redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1)
+  redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1, 'changed', 1)
 end
 return {'GRANTED', new_sid, rec.e, used + 1, max_seats}

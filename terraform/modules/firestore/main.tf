@@ -11,6 +11,7 @@ locals {
   indexes = {
     active_sessions       = { collection = "sessions", fields = ["license_id", "status"] }   # reconciliation
     held_by_license       = { collection = "sessions", fields = ["license_id", "seat_held_until"] }  # a table's rebuild
+    usage_by_license      = { collection = "usage", fields = ["license_id", "day"] }                 # durable counters
     events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
     events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
   }
