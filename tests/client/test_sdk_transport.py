@@ -61,6 +61,17 @@ def test_5xx_and_429_are_retried_with_backoff(scripted):
     assert all(auth == "Bearer t" for _, auth in seen)
 
 
+def test_a_seat_table_being_rebuilt_after_a_redis_loss_is_waited_out(scripted):
+    # the server's answer while another instance rebuilds the license's table (README,
+    # "What a Redis loss does"): retried after Retry-After, the same request then succeeds
+    url, answers, seen = scripted
+    answers += [(503, _error("UNAVAILABLE", backend="redis", rebuilding=True), {"Retry-After": "1"})] * 2
+    client = ApiClient(url, StaticTokenProvider("t"), retry=RetryPolicy(attempts=5, base_s=0.1, cap_s=2))
+
+    assert client.post("acquire", {"license_key": "k", "hardware_id": "h"}) == {"status": "ok"}
+    assert len(seen) == 3 and seen[2][0] - seen[0][0] >= 2.0
+
+
 def test_retries_end_in_the_typed_error_and_business_answers_are_not_retried(scripted):
     url, answers, seen = scripted
     client = ApiClient(url, StaticTokenProvider("t"), retry=RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1))
