@@ -59,6 +59,9 @@ class SeatLedger(Protocol):
     def lock_rebuild(self, license_id: str, *, ttl_ms: int) -> str | None:
         """Become the one rebuilding the license's table: a token, or None if another is."""
 
+    def trusted(self, license_id: str) -> bool:
+        """Whether the license's table was rebuilt in the seat store's current process."""
+
     def rebuilding(self, license_id: str) -> bool:
         """Whether someone holds the license's rebuild lock now."""
 
@@ -111,6 +114,10 @@ class SweepLedger(Protocol):
         recovery walk, else None."""
 
     def mark_recovered(self, run_id: str) -> bool: ...
+
+    def recovery_cursor(self, run_id: str) -> str: ...
+
+    def save_recovery_cursor(self, run_id: str, after: str) -> None: ...
 
     def take_revivals(self) -> int: ...
 

@@ -79,12 +79,14 @@ class SeatRebuilder:
                 time.sleep(0.02)
             return None
         try:
-            report = self._rebuild(lic, started)
+            # Rebuilt by someone else since the caller looked: nothing to read or do.
+            report = None if self._seats.trusted(lic.id) else self._rebuild(lic, started)
         finally:
             self._seats.unlock_rebuild(lic.id, token)
         if report is None:
             return None
-        log.warning("seat table of %s rebuilt from Firestore: %d restored, %d kept, %d closed in %d ms",
+        level = logging.WARNING if report.restored or report.kept or report.closed else logging.INFO
+        log.log(level, "seat table of %s rebuilt from Firestore: %d restored, %d kept, %d closed in %d ms",
                     lic.id, report.restored, report.kept, report.closed, report.duration_ms)
         return report
 

@@ -92,7 +92,7 @@ class Sweeper:
             run_id = self._ledger.unrecovered_run()
             if run_id is not None:
                 report.recovered = True
-                if not self._recover(report, lock, deadline) or not self._ledger.mark_recovered(run_id):
+                if not self._recover(report, lock, deadline, run_id) or not self._ledger.mark_recovered(run_id):
                     report.complete = False
                     return report
             for shard in range(self._ledger.shards):
@@ -196,25 +196,35 @@ class Sweeper:
         report.firestore_writes += rebuilt.firestore_writes
         return True
 
-    def _recover(self, report: SweepReport, lock: SweepLock, deadline: float) -> bool:
+    def _recover(self, report: SweepReport, lock: SweepLock, deadline: float, run_id: str) -> bool:
         """Rebuild every license that has an active session or a held seat in Firestore;
-        False if the budget ran out first (the next run starts the walk again)."""
-        held = {s.license_id for s in self._store.held_seats(now_ms=self._clock.now_ms())}
-        done: set[str] = set()
-        after = ""
+        False if the budget ran out first (the next run resumes where this one stopped).
+
+        Session ids start with their license's id, so one document of the active sessions
+        in id order names the next license, and `<license id>.~` (after every session id
+        of it) skips the rest of its sessions: the walk reads a document per license, not
+        per session. Tables already trusted (rebuilt by a request since the loss) are
+        passed over before any Firestore read. Each run rebuilds at least one license, so
+        the walk always advances.
+        """
+        for license_id in sorted({s.license_id for s in self._store.held_seats(now_ms=self._clock.now_ms())}):
+            lock.check()
+            self._recover_license(license_id, report)  # holds are rare: all of them, every run
+        after, progressed = self._ledger.recovery_cursor(run_id), False
         while True:
-            page = self._store.active_sessions_page(after=after, limit=500)
-            for license_id in sorted(held) + [s.license_id for s in page]:
-                if license_id in done:
-                    continue
-                if time.monotonic() >= deadline:
-                    return False
-                lock.check()
-                entry = self._licenses.by_id(license_id, fresh=True)
-                if entry is not None:
-                    self._rebuild(entry.license, report)
-                done.add(license_id)
-            held = set()
+            page = self._store.active_sessions_page(after=after, limit=1)
             if not page:
                 return True
-            after = page[-1].id
+            if progressed and time.monotonic() >= deadline:
+                self._ledger.save_recovery_cursor(run_id, after)
+                return False
+            lock.check()
+            self._recover_license(page[0].license_id, report)
+            after, progressed = f"{page[0].license_id}.~", True
+
+    def _recover_license(self, license_id: str, report: SweepReport) -> None:
+        if self._seats.trusted(license_id):
+            return
+        entry = self._licenses.by_id(license_id, fresh=True)
+        if entry is not None:
+            self._rebuild(entry.license, report)

@@ -59,6 +59,8 @@ REVIVED_COUNTER = "sweep:{stats}:revived"
 SWEEP_LOCK = "sweep:{lock}"
 SWEEP_FENCE = "sweep:{lock}:fence"
 """Grows by one per lock attempt: each holder's fencing token."""
+RECOVERY_CURSOR = "sweep:{epoch}:cursor"
+"""`<run id> <session id>`: where an unfinished recovery walk in that process stopped."""
 RECOVERY_EPOCH = "sweep:{epoch}"
 """The run id of the Redis process in which the sweep last walked every active session
 back in; any other value (or none) means this Redis may have lost data since."""

@@ -67,6 +67,7 @@ class SeatTable:
         self._count = client.register_script(load_script("count_seats"))
         self._restore = client.register_script(load_script("restore_seats"))
         self._take_usage = client.register_script(load_script("take_usage"))
+        self._trusted = client.register_script(load_script("table_trusted"))
         self._restore_usage = client.register_script(load_script("restore_usage"))
         self._unlock = client.register_script(load_script("release_lock", with_prelude=False))
 
@@ -166,6 +167,10 @@ class SeatTable:
         with redis_unavailable():
             taken = self._redis.set(LicenseKeys.of(license_id).rebuild_lock, token, nx=True, px=ttl_ms)
         return token if taken else None
+
+    def trusted(self, license_id: str) -> bool:
+        """Whether the license's table was rebuilt in this Redis process (nothing to do)."""
+        return bool(self._run(self._trusted, license_id, []))
 
     def rebuilding(self, license_id: str) -> bool:
         with redis_unavailable():

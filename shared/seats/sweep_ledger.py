@@ -11,6 +11,7 @@ from typing import Any
 from shared.domain.leases import SweepBatch, SweepLockLost
 from shared.seats.keys import (
     INDEX_SHARDS,
+    RECOVERY_CURSOR,
     RECOVERY_EPOCH,
     REVIVED_COUNTER,
     SWEEP_FENCE,
@@ -89,6 +90,17 @@ class SweepLedger:
         the next sweep walks again). False in that case."""
         with redis_unavailable():
             return bool(self._mark_recovered(keys=[RECOVERY_EPOCH], args=[run_id]))
+
+    def recovery_cursor(self, run_id: str) -> str:
+        """Where an unfinished recovery walk in this Redis process stopped ("" to start)."""
+        with redis_unavailable():
+            saved = self._redis.get(RECOVERY_CURSOR)
+        walked_in, _, after = text(saved).partition(" ") if saved is not None else ("", "", "")
+        return after if walked_in == run_id else ""
+
+    def save_recovery_cursor(self, run_id: str, after: str) -> None:
+        with redis_unavailable():
+            self._redis.set(RECOVERY_CURSOR, f"{run_id} {after}")
 
     def take_revivals(self) -> int:
         """Leases revived since the last call (the counter starts again at 0)."""

@@ -41,15 +41,20 @@ class LeaseTokenChecker:
             if root_key is None or cert_header.get("typ") != "dlg+jwt":
                 return False
             # A token outlives its certificate by design (up to lease_max_s): not the cert's exp.
+            # Times are checked below against the service's clock, not PyJWT's wall clock.
             cert = jwt.decode(certificate, root_key, algorithms=[str(cert_header.get("alg"))], issuer=self._issuer,
-                              options={"verify_exp": False, "require": ["sub", "jwk", "iat", "exp", "lease_max_s"]})
+                              options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                                       "require": ["sub", "jwk", "iat", "exp", "lease_max_s"]})
             if cert["sub"] != header.get("kid"):
                 return False
             claims = jwt.decode(token, jwt.PyJWK(cert["jwk"]).key, algorithms=["ES256"], issuer=self._issuer,
-                                options={"verify_exp": False, "require": ["sub", "iat", "exp"]})
+                                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                                         "require": ["sub", "iat", "exp"]})
         except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
             log.info("a lease token offered as proof was refused: %s", type(exc).__name__)
             return False
         inside_certificate = cert["iat"] <= claims["iat"] <= cert["exp"]
         within_bound = claims["exp"] + claims.get("grace", 0) <= cert["exp"] + cert["lease_max_s"]
-        return bool(claims["sub"] == session_id and inside_certificate and within_bound and claims["exp"] > now_s)
+        issued_already = claims["iat"] <= now_s + 5  # a few seconds of skew between instances
+        return bool(claims["sub"] == session_id and inside_certificate and within_bound and issued_already
+                    and claims["exp"] > now_s)
