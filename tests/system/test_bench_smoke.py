@@ -33,6 +33,7 @@ TINY_BENCH = ["--users", "4", "--licenses", "2", "--duration", "1", "--think", "
               "--connections", "2", "--sat-duration", "1", "--heartbeat-sessions", "10", "--warmup", "0.5",
               "--redis-calls", "50"]
 TINY_SWEEP = ["--licenses", "5", "--leases", "50"]
+TINY_LOSS = ["--sessions", "20", "--all-sessions", "30", "--licenses", "3", "--acquires", "40"]
 TARGET_HEADERS = ["figure", "measured", "target", "verdict"]
 
 
@@ -144,3 +145,26 @@ def test_bench_sweep_runs_on_its_own_stack_and_prints_its_targets(tmp_path):
     assert targets["(2) live leases, nothing to do: Firestore reads / writes"][::2] == ["0 / 0", "PASS"]
     assert targets["(2') live leases, nothing to do: Firestore reads / writes"][::2] == ["0 / 0", "PASS"]
     assert [phase["phase"] for phase in json.loads(report.read_text())][0] == "(0) Redis side alone"
+
+
+def test_bench_loss_runs_on_its_own_stack_and_prints_its_figures(tmp_path):
+    report = tmp_path / "loss.json"
+    done = _run("bench-loss", *TINY_LOSS, "--json", str(report), env=_own_backends_env())
+    out = done.stdout
+
+    for phase in ("(1) flush, then an acquire on a license of 20 live sessions: refused 409",
+                  "(2) flush, then one sweep over 3 licenses of 30 live sessions",
+                  "(3) SeatTable.acquire on a plain Redis 7", "wait_replicas 0 (no WAIT)", "wait_replicas 1 (WAIT 1 "):
+        assert phase in out, phase
+    figures = out.splitlines()[out.splitlines().index("Figures"):]
+    for figure in ("(1) rebuild of one license, 20 live sessions", "(2) recovery sweep, 3 licenses, 30 live sessions",
+                   "(3) acquire p50 / p99, no WAIT", "(3) acquire p50 / p99, WAIT for 1 replica"):
+        assert any(line.strip().startswith(figure) for line in figures), figure
+    # Exact, however small the run: every session comes back, by one rebuild per license
+    # that writes nothing, and every acquire of both modes is answered (a refusal after
+    # WAIT's timeout is counted, not measured: on shared cores it may happen).
+    one, every, wait = json.loads(report.read_text())
+    assert one["restored"] == 20 and one["firestore_docs"] == 20
+    assert (every["restored"], every["rebuilt"], every["firestore_writes"]) == (30, 3, 0)
+    for mode in ("wait_replicas_0", "wait_replicas_1"):
+        assert wait[mode]["granted"] + wait[mode]["refused"] == 40, wait[mode]
