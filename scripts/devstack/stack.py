@@ -61,6 +61,7 @@ class LocalStack:
     firestore_emulator: EmulatorFacts
     project_id: str = PROJECT_ID
     redis_server: MemorystoreLikeRedis | None = None  # ours to kill or restart (tests); None: external
+    firestore_server: FirestoreEmulator | None = None  # ours to freeze (tests); None: external
     _owned: list = field(default_factory=list)
 
     @classmethod
@@ -81,14 +82,15 @@ class LocalStack:
                 secret_manager.put(PROJECT_ID, REDIS_AUTH_SECRET_ID, redis_server.password)
                 secret_manager.put(PROJECT_ID, REDIS_CA_SECRET_ID, redis_server.ca.pem)
             firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+            firestore_server: FirestoreEmulator | None = None
             firestore_facts: EmulatorFacts | None
             if firestore_host:
                 firestore_facts = external_emulator(firestore_host)
             else:
-                emulator = FirestoreEmulator(data_dir=data_dir / "firestore" if data_dir else None,
-                                             project_id=PROJECT_ID).start()
-                owned.append(emulator)
-                firestore_host, firestore_facts = emulator.host, emulator.facts
+                firestore_server = FirestoreEmulator(data_dir=data_dir / "firestore" if data_dir else None,
+                                                     project_id=PROJECT_ID).start()
+                owned.append(firestore_server)
+                firestore_host, firestore_facts = firestore_server.host, firestore_server.facts
             kms = KmsStandIn().start()
             owned.append(kms)
             kms.create_key(KMS_KEY, kms_algorithm)
@@ -100,7 +102,7 @@ class LocalStack:
             raise
         assert firestore_facts is not None  # FirestoreEmulator.start() sets it
         return cls(redis, redis_version, firestore_host, kms, secret_manager, oidc, firestore_facts,
-                   redis_server=redis_server, _owned=owned)
+                   redis_server=redis_server, firestore_server=firestore_server, _owned=owned)
 
     @property
     def redis_url(self) -> str:
