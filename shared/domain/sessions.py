@@ -19,6 +19,7 @@ class EndReason(StrEnum):
     REVOKED = "revoked"
     UNRECORDED = "unrecorded"
     EVICTED_ON_RECOVERY = "evicted_on_recovery"
+    NOT_HELD = "not_held"
 
     @property
     def audit_event(self) -> str:
@@ -44,6 +45,7 @@ _AUDIT_EVENT = {
     EndReason.REVOKED: "revoke",
     EndReason.UNRECORDED: "expire-unrecorded",
     EndReason.EVICTED_ON_RECOVERY: "evict-on-recovery",
+    EndReason.NOT_HELD: "close-not-held",
 }
 _CLIENT_MESSAGE = {
     EndReason.EXPIRED: "the lease ran out before this heartbeat; acquire a new seat",
@@ -53,6 +55,7 @@ _CLIENT_MESSAGE = {
     EndReason.REVOKED: "the license was revoked",
     EndReason.EVICTED_ON_RECOVERY: "the session could not be restored after a service recovery; acquire a new seat",
     EndReason.UNRECORDED: "the session was never recorded; acquire a new seat",
+    EndReason.NOT_HELD: "the session never held a seat (its grant did not complete); acquire a new seat",
 }
 
 

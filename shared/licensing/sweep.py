@@ -21,6 +21,11 @@ is re-checked before every batch of writes:
                   Firestore -> erased from Redis;
        usage      the daily peak and denial counters, if they changed, made durable (a
                   rebuild puts them back into Redis, so a loss does not reset them).
+    3. audit      a rotating slice of the sessions Firestore calls active is checked
+                  against Redis: one whose trusted table has no record of it never held
+                  a seat (a grant rolled back after its Firestore commit timed out, yet
+                  landed) and is closed `not_held`. Steps 1-2 make the two agree for all
+                  that Redis holds; this bounds the other direction at a slice per run.
 Everything is idempotent (deterministic event ids, merge writes, Redis outbox removed
 only after Firestore has the end), so a failure anywhere leaves consistent partial
 progress and the next run finishes it. A run stops at its time budget and resumes next.
@@ -40,7 +45,7 @@ from shared.errors import BackendUnavailable, SeatTableRebuilding
 from shared.licensing.license_directory import LicenseDirectory
 from shared.licensing.ports import DurableRecord, SeatLedger, SweepLedger, SweepLock
 from shared.licensing.rebuild import SeatRebuilder
-from shared.licensing.settlement import settle
+from shared.licensing.settlement import record_closed, settle
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class SweepReport:
     skipped: bool = False
     recovered: bool = False
     rebuilt: int = 0  # licenses whose seat table was rebuilt from Firestore
+    audited: int = 0  # Firestore-active sessions checked against Redis this run
     started: float = field(default_factory=time.perf_counter)
 
     def as_json(self) -> dict[str, Any]:
@@ -64,12 +70,14 @@ class SweepReport:
             "duration_ms": round((time.perf_counter() - self.started) * 1000),
             "complete": self.complete, "skipped": self.skipped, "recovered": self.recovered,
             "licenses": self.licenses, "firestore_writes": self.firestore_writes, "rebuilt": self.rebuilt,
+            "audited": self.audited,
         }
 
 
 class Sweeper:
     def __init__(self, *, seats: SeatLedger, ledger: SweepLedger, store: DurableRecord, licenses: LicenseDirectory,
-                 clock: Clock, budget_s: float = 45.0, batch: int = 250, verify_after_s: int = 60):
+                 clock: Clock, budget_s: float = 45.0, batch: int = 250, verify_after_s: int = 60,
+                 audit_slice: int = 500):
         self._seats = seats
         self._ledger = ledger
         self._store = store
@@ -79,6 +87,7 @@ class Sweeper:
         self._budget_s = budget_s
         self._batch = batch
         self._verify_after_ms = verify_after_s * 1000
+        self._audit_slice = audit_slice
 
     def run(self) -> SweepReport:
         report = SweepReport()
@@ -102,6 +111,8 @@ class Sweeper:
                         return report
                     lock.check()
                     self._sweep_license(license_id, report, lock)
+            if time.monotonic() < deadline:
+                self._audit(report, lock)
             return report
         except SweepLockLost:
             # Our lock expired and another sweep holds it now: it carries on from here.
@@ -182,6 +193,35 @@ class Sweeper:
             self._settle(lic, unrecorded, report)
         self._ledger.mark_verified(lic.id, matched)
         return fixed + len(unrecorded)
+
+    # -- sessions Firestore calls active that Redis never held ------------------------------
+    def _audit(self, report: SweepReport, lock: SweepLock) -> None:
+        after = self._ledger.audit_cursor()
+        page = self._store.active_sessions_page(after=after, limit=self._audit_slice)
+        report.audited = len(page)
+        for license_id in sorted({s.license_id for s in page}):
+            if not self._seats.trusted(license_id):
+                continue  # its rebuild restores what Firestore holds
+            sessions = [s for s in page if s.license_id == license_id]
+            known = self._seats.known_sessions(license_id, [s.id for s in sessions])
+            unknown = [s.id for s in sessions if s.id not in known]
+            if not unknown:
+                continue
+            # Read again: a release may have closed one since the page was read (Redis
+            # forgets a session only after Firestore has its end).
+            current = self._store.sessions(unknown)
+            never_held = [current[sid] for sid in unknown if sid in current and current[sid].status == "active"]
+            entry = self._licenses.by_id(license_id)
+            if entry is None or not never_held:
+                continue
+            lock.check()
+            now = self._clock.now_ms()
+            ends = [SessionEnd(s.id, EndReason.NOT_HELD, s.uid, s.hardware_id, s.acquired_ms, s.acquired_ms, now)
+                    for s in never_held]
+            report.reconciled += len(ends)
+            report.firestore_writes += record_closed(self._store, entry.license, ends, actor="system")
+        # the next run goes on from here; the end of the collection starts the round again
+        self._ledger.save_audit_cursor(page[-1].id if len(page) == self._audit_slice else "")
 
     # -- recovery after Redis lost its data ------------------------------------------------
     def _rebuild(self, lic: License, report: SweepReport) -> bool:

@@ -214,6 +214,14 @@ class SeatTable:
             raws = self._redis.hmget(keys.sessions, ids) if ids else []
         return [parse_lease_record(sid, raw) for sid, raw in zip(ids, raws, strict=True) if raw is not None]
 
+    def known_sessions(self, license_id: str, session_ids: list[str]) -> set[str]:
+        """Which of these sessions the license's table has a record of (live or ended)."""
+        if not session_ids:
+            return set()
+        with redis_unavailable():
+            raws = self._redis.hmget(LicenseKeys.of(license_id).sessions, session_ids)
+        return {sid for sid, raw in zip(session_ids, raws, strict=True) if raw is not None}
+
     def live_count(self, license_id: str, *, now_ms: int) -> int:
         """How many seats of the license count now (one ZCOUNT, no generation check)."""
         with redis_unavailable():

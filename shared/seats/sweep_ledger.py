@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.domain.leases import SweepBatch, SweepLockLost
 from shared.seats.keys import (
+    AUDIT_CURSOR,
     INDEX_SHARDS,
     RECOVERY_CURSOR,
     RECOVERY_EPOCH,
@@ -101,6 +102,15 @@ class SweepLedger:
     def save_recovery_cursor(self, run_id: str, after: str) -> None:
         with redis_unavailable():
             self._redis.set(RECOVERY_CURSOR, f"{run_id} {after}")
+
+    def audit_cursor(self) -> str:
+        with redis_unavailable():
+            saved = self._redis.get(AUDIT_CURSOR)
+        return text(saved) if saved is not None else ""
+
+    def save_audit_cursor(self, after: str) -> None:
+        with redis_unavailable():
+            self._redis.set(AUDIT_CURSOR, after)
 
     def take_revivals(self) -> int:
         """Leases revived since the last call (the counter starts again at 0)."""

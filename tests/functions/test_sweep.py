@@ -401,3 +401,23 @@ def test_a_sweep_that_loses_its_lock_stops_writing_and_says_so(world):
         world.rt.sweep_ledger.sweep_batch = real_sweep_batch
     assert status == 200 and report["complete"] is False and report["expired"] == 0
     assert world.rt.redis.get(LOCK_KEY) == b"someone-else"  # not released by the loser
+
+
+def test_a_session_firestore_holds_but_redis_never_did_is_closed_by_the_audit(world):
+    from shared.domain import AuditEvent, SessionRecord
+
+    lic, key = world.license(seats=2)
+    held = world.acquire(key, "hw-a", uid="a")
+    # a grant rolled back after its commit timed out, whose commit landed after all
+    ghost = world.rt.ids.session_id(lic.id)
+    now = world.clock.now_ms()
+    world.rt.store.record_grant(
+        SessionRecord(ghost, lic.id, lic.tenant_id, "b", "hw-b", now, now + 60_000),
+        AuditEvent(f"{ghost}:acquire", lic.tenant_id, lic.id, "acquire", "b", now, session_id=ghost))
+
+    status, report = world.sweep()
+
+    assert status == 200 and report["audited"] == 2 and report["reconciled"] == 1
+    assert world.record(ghost).end_reason == "not_held" and world.events(ghost) == ["acquire", "close-not-held"]
+    assert world.record(held).status == "active"  # what Redis holds is left alone
+    assert {s.id for s in world.rt.store.active_sessions(lic.id)} == {held}
