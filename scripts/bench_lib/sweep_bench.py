@@ -4,7 +4,8 @@ Starts its own stack (Redis, Firestore emulator), makes `--licenses` licenses an
 `--leases` leases on them, then times:
   (1) a sweep of all of them expired: duration, Redis time, Firestore time and writes;
   (2) a sweep of as many live leases with nothing to do (the steady state): duration,
-      Firestore reads and writes, which must not grow with the (1) history left behind.
+      Firestore reads and writes, which must not grow with the (1) history left behind
+      (one read: the audit's page of active sessions, a fixed slice per run).
   (0) first, the Redis side alone: the sweep's exact sequence of seat-table calls over
       the same number of expired leases, with no Firestore write in between (inside a
       full sweep the emulator's Node process competes for the same 2 cores).
@@ -72,8 +73,8 @@ def targets(results: list[dict[str, Any]], *, leases: int) -> list[list[str]]:
     for label, figures in (("(2)", live), ("(2')", again)):
         rows.append([f"{label} live leases, nothing to do: Firestore reads / writes",
                      f"{figures['firestore_reads']} / {figures['firestore_writes']}",
-                     f"0 / 0 after {full['expired']:,} ended sessions",
-                     verdict(figures["firestore_reads"] == 0 and figures["firestore_writes"] == 0)])
+                     f"<= 1 / 0 after {full['expired']:,} ended sessions (1: the audit's slice)",
+                     verdict(figures["firestore_reads"] <= 1 and figures["firestore_writes"] == 0)])
     return rows
 
 
