@@ -124,6 +124,16 @@ class SeatRebuilder:
         closed += [SessionEnd(s.id, EndReason.EVICTED_ON_RECOVERY, s.uid, s.hardware_id, s.acquired_ms,
                               s.last_heartbeat_ms or s.acquired_ms, now)
                    for s, outcome in zip(sessions, session_outcomes, strict=True) if outcome == "superseded"]
+        # Live here but not active in Firestore: an end that Redis lost (a release, say,
+        # that Firestore has) is erased now; one with no record at all may be a grant whose
+        # commit is in flight, which the sweep's verify step judges after a minute.
+        listed = {entry.session_id for entry in entries}
+        unlisted = [lease.session_id for lease in self._seats.live_sessions(lic.id, now_ms=now, limit=100_000)
+                    if lease.state == "live" and lease.session_id not in listed]
+        durable = self._store.sessions(unlisted) if unlisted else {}
+        for session_id in unlisted:
+            if session_id in durable and durable[session_id].status != "active":
+                self._seats.rollback(lic.id, session_id, now_ms=now)
         if any(o in ("restored", "kept", "held") for o in outcomes):
             self._seats.index_license(lic.id)  # the sweep expires and settles what was put back
         # The usage counters of the days a report can ask for, so the loss resets none.

@@ -103,3 +103,23 @@ def test_usage_counters_survive_a_flush(call, make_license, rt, stack):
     assert today()["peak"] == 1 and today()["denials"] == 2  # from Firestore, before any rebuild
     assert call("acquire", {"license_key": lic.key, "hardware_id": "hw-late"}, uid="late")[0] == 409
     assert today()["denials"] == 3  # counting on from the durable 2, not from 0
+
+
+def test_a_release_redis_lost_but_firestore_has_is_undone_by_the_rebuild(call, make_license, rt):
+    lic = make_license(seats=1)
+    held = _acquire(call, lic.key, "leaver")
+    keys = LicenseKeys.of(lic.license_id).in_script_order()
+    before = {key: rt.redis.dump(key) for key in keys}
+    assert call("release", {"session_id": held["session_id"]}, uid="leaver")[0] == 200
+    # a failover to a replica that missed the release: Redis as before it, Firestore ended
+    for key, value in before.items():
+        rt.redis.delete(key)
+        if value is not None:
+            rt.redis.restore(key, 0, value)
+    rt.redis.delete(LicenseKeys.of(lic.license_id).origin)
+
+    status, body, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw-next"}, uid="next")
+
+    assert status == 201, body  # the released seat is free again: the rebuild erased the stale lease
+    live = {lease.session_id for lease in rt.seats.live_sessions(lic.license_id, now_ms=rt.clock.now_ms())}
+    assert live == {body["session_id"]} == {s.id for s in rt.store.active_sessions(lic.license_id)}
