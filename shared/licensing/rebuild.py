@@ -114,19 +114,17 @@ class SeatRebuilder:
             closed = [SessionEnd(s.id, EndReason.REVOKED, s.uid, s.hardware_id, s.acquired_ms,
                                  s.last_heartbeat_ms or s.acquired_ms, now) for s in sessions]
             sessions = []
+        # A user + hardware gets a new session only after its older lease lapsed: the newest
+        # is the one its holder may hold, so it goes first and the older ones are superseded.
+        sessions.sort(key=lambda s: (s.acquired_ms, s.id), reverse=True)
         entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
                    for h in holds]
         entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms) for s in sessions]
-        outcomes = self._seats.restore(lic.id, entries, now_ms=now, ttl_ms=lic.lease_ttl_s * 1000, complete=True)
-        if outcomes is None:
-            return None  # trusted already: kept since its rebuild, nothing to put back
-        session_outcomes = outcomes[len(holds):]
-        closed += [SessionEnd(s.id, EndReason.EVICTED_ON_RECOVERY, s.uid, s.hardware_id, s.acquired_ms,
-                              s.last_heartbeat_ms or s.acquired_ms, now)
-                   for s, outcome in zip(sessions, session_outcomes, strict=True) if outcome == "superseded"]
         # Live here but not active in Firestore: an end that Redis lost (a release, say,
-        # that Firestore has) is erased now; one with no record at all may be a grant whose
-        # commit is in flight, which the sweep's verify step judges after a minute.
+        # that Firestore has) is erased first, while the table is still untrusted: nothing
+        # may hand it out again, and it must not supersede the session its user + hardware
+        # was granted since (restore_seats keeps one live lease per pair). One with no record
+        # at all may be a grant whose commit is in flight: the sweep's verify step judges it.
         listed = {entry.session_id for entry in entries}
         unlisted = [lease.session_id for lease in self._seats.live_sessions(lic.id, now_ms=now, limit=100_000)
                     if lease.state == "live" and lease.session_id not in listed]
@@ -134,6 +132,13 @@ class SeatRebuilder:
         for session_id in unlisted:
             if session_id in durable and durable[session_id].status != "active":
                 self._seats.rollback(lic.id, session_id, now_ms=now)
+        outcomes = self._seats.restore(lic.id, entries, now_ms=now, ttl_ms=lic.lease_ttl_s * 1000, complete=True)
+        if outcomes is None:
+            return None  # trusted already: kept since its rebuild, nothing to put back
+        session_outcomes = outcomes[len(holds):]
+        closed += [SessionEnd(s.id, EndReason.EVICTED_ON_RECOVERY, s.uid, s.hardware_id, s.acquired_ms,
+                              s.last_heartbeat_ms or s.acquired_ms, now)
+                   for s, outcome in zip(sessions, session_outcomes, strict=True) if outcome == "superseded"]
         if any(o in ("restored", "kept", "held") for o in outcomes):
             self._seats.index_license(lic.id)  # the sweep expires and settles what was put back
         # The usage counters of the days a report can ask for, so the loss resets none.

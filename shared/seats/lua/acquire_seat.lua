@@ -30,6 +30,18 @@ if held then
   if expiry and tonumber(expiry) > now then
     -- A retried or repeated acquire: one user + hardware never holds two seats.
     local rec = cjson.decode(redis.call('HGET', KEYS[3], held))
+    if rec.r then
+      -- Restored after a loss, and an acquire shows no lease token: this pair's lease may
+      -- have lapsed before the loss and its seat gone to someone else. Handed back only
+      -- into a seat nobody else holds (as heartbeat_seat revives an unproven one).
+      local others = live_count(KEYS, ARGV[1]) - 1
+      if others >= max_seats then
+        redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
+        local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        return {'FULL', others + 1, max_seats, tonumber(first[2])}
+      end
+      rec.r = nil
+    end
     rec.b, rec.e = now, math.max(rec.e, now + ttl)  -- never shortens a borrow
     redis.call('ZADD', KEYS[1], rec.e, held)
     redis.call('HSET', KEYS[3], held, cjson.encode(rec))
