@@ -96,7 +96,9 @@ class FirebaseTokenVerifier:
             raise BackendUnavailable("firebase-auth certificates") from exc
         except firebase_auth.ExpiredIdTokenError as exc:
             raise Unauthenticated("the ID token has expired; refresh it and retry") from exc
-        except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
+        # RecursionError: a token whose JSON nests deeply (a few KiB suffice) overflows the
+        # parser inside firebase-admin; it is a malformed token, not a server error.
+        except (firebase_auth.InvalidIdTokenError, ValueError, RecursionError) as exc:
             raise Unauthenticated("the ID token is not valid for this service") from exc
         expires_s = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else 0
         principal = principal_from_claims(claims)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import httpx
@@ -21,7 +22,12 @@ def test_a_valid_google_signed_token_acquires(production_auth_server, google_cer
     assert answer.status_code == 201, answer.text
 
 
-@pytest.mark.parametrize("case", ["missing", "malformed", "expired", "forged", "wrong audience", "unsigned emulator token"])
+# deeply nested: JSON nested 1,500 levels (4 KiB of token) overflows the JSON parser.
+NESTED = base64.urlsafe_b64encode(b"[" * 1500 + b"]" * 1500).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("case", ["missing", "malformed", "expired", "forged", "wrong audience", "unsigned emulator token",
+                                  "deeply nested"])
 @pytest.mark.parametrize("name", ["acquire", "heartbeat", "release", "validate"])
 def test_bad_tokens_are_401(production_auth_server, google_certs, stack, name, case):
     now = int(time.time())
@@ -32,6 +38,7 @@ def test_bad_tokens_are_401(production_auth_server, google_certs, stack, name, c
         "forged": f"Bearer {google_certs.sign(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))}",
         "wrong audience": f"Bearer {google_certs.sign(aud='another-project')}",
         "unsigned emulator token": f"Bearer {emulator_id_token(stack.project_id, 'mallory')}",
+        "deeply nested": f"Bearer {NESTED}.e30.c2ln",
     }[case]
     headers = {"Authorization": authorization} if authorization else {}
     answer = httpx.post(f"{production_auth_server.base_url}/{name}", json={"session_id": "x"}, headers=headers)
