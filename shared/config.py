@@ -84,6 +84,11 @@ class Settings:
     """The only identity allowed to run the sweep."""
     oidc_certs_url: str | None = None
     """Override of Google's OAuth2 certificate URL (the dev stack and tests serve their own)."""
+    sweep_trust_platform_auth: bool = False
+    """SWEEP_TRUST_PLATFORM_AUTH=1: accept a scheduler token whose signature Cloud Run removed
+    after checking it (its claims are still checked: shared/auth/scheduler_oidc.py). Only
+    where the sweep is an IAM-protected Cloud Run service, as Terraform deploys it; off
+    elsewhere, where such a token is a forgery anyone can write."""
     sweep_budget_s: float = 45.0
     """A sweep stops here and resumes next run (keep below the function timeout)."""
     redis_timeout_s: float = 2.0
@@ -148,6 +153,9 @@ class Settings:
         redis_url, redis_auth_secret = text("redis_url"), text("redis_auth_secret")
         if redis_url and redis_auth_secret and "@" in redis_url.split("://", 1)[-1].split("/", 1)[0]:
             raise ConfigError("REDIS_URL carries a password and REDIS_AUTH_SECRET names another: keep only the secret")
+        trust_platform_auth = raw("sweep_trust_platform_auth")
+        if trust_platform_auth not in ("", "0", "1"):
+            raise ConfigError(f"SWEEP_TRUST_PLATFORM_AUTH must be 0 or 1, got {trust_platform_auth!r}")
         wait_fallback = text("redis_wait_fallback")
         if wait_fallback not in ("refuse", "grant"):
             raise ConfigError(f"REDIS_WAIT_FALLBACK must be refuse or grant, got {wait_fallback!r}")
@@ -181,6 +189,7 @@ class Settings:
             sweep_audience=text("sweep_audience"),
             scheduler_service_account=text("scheduler_service_account"),
             oidc_certs_url=text("oidc_certs_url"),
+            sweep_trust_platform_auth=trust_platform_auth == "1",
             sweep_budget_s=number("sweep_budget_s", float),
             redis_timeout_s=number("redis_timeout_s", float),
             firestore_timeout_s=number("firestore_timeout_s", float),

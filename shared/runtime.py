@@ -230,6 +230,7 @@ class Runtime:
                 audience=self.settings.require("sweep_audience"),
                 service_account=self.settings.require("scheduler_service_account"),
                 certs_url=self.settings.oidc_certs_url,
+                trust_platform_auth=self.settings.sweep_trust_platform_auth,
             )
 
         return self._once("scheduler_verifier", build)

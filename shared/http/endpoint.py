@@ -263,7 +263,10 @@ def json_function(
             if public:
                 runtime().local_rate_limiter.charge("ip", ip, settings.rate_limit_public_ip)
             elif scheduler:
-                runtime().scheduler_verifier.verify(bearer_token(request.headers.get("Authorization")))
+                # With X-Serverless-Authorization, Cloud Run checks that header, not Authorization.
+                serverless = "X-Serverless-Authorization" in request.headers
+                runtime().scheduler_verifier.verify(bearer_token(request.headers.get("Authorization")),
+                                                    serverless_authorization=serverless)
             else:
                 limiter = runtime().rate_limiter
                 try:

@@ -6,14 +6,18 @@ apart) and a clock it moves, because a sweep walks everything there is.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, replace
 
 import pytest
 
 from devstack.dev_tokens import emulator_id_token
 from devstack.stack import SCHEDULER_ACCOUNT, SWEEP_AUDIENCE
+from shared.auth.scheduler_oidc import REMOVED_SIGNATURE
 from shared.clock import ManualClock
 from shared.licensing.provisioning import LicenseSpec
 from shared.runtime import Runtime, install_runtime
@@ -43,9 +47,9 @@ class World:
         assert status in (200, 201), body
         return body["session_id"]
 
-    def sweep(self, token=None):
+    def sweep(self, token=None, **headers):
         token = token or self.stack.scheduler_token()
-        response = self.clients["sweep"].post("/", headers={"Authorization": f"Bearer {token}"})
+        response = self.clients["sweep"].post("/", headers={"Authorization": f"Bearer {token}", **headers})
         return response.status_code, response.get_json()
 
     def record(self, sid):
@@ -91,10 +95,12 @@ def test_anyone_else_is_refused(world, case, status):
     token = {
         "wrong audience": lambda: oidc.scheduler_token(audience="https://elsewhere", email=SCHEDULER_ACCOUNT),
         "forged": lambda: oidc.sign({"iss": "https://accounts.google.com", "aud": SWEEP_AUDIENCE,
-                                     "email": SCHEDULER_ACCOUNT, "email_verified": True, "iat": 1, "exp": 4_000_000_000},
+                                     "email": SCHEDULER_ACCOUNT, "email_verified": True,
+                                     "iat": 1, "exp": 4_000_000_000},
                                     key=rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         "expired": lambda: world.stack.scheduler_token(iat=1_000_000_000, exp=1_000_000_100),
-        "other service account": lambda: oidc.scheduler_token(audience=SWEEP_AUDIENCE, email="intruder@x.iam.gserviceaccount.com"),
+        "other service account": lambda: oidc.scheduler_token(audience=SWEEP_AUDIENCE,
+                                                              email="intruder@x.iam.gserviceaccount.com"),
         "unverified email": lambda: world.stack.scheduler_token(email_verified=False),
         "firebase user token": lambda: emulator_id_token(world.rt.settings.project_id, "user-1"),
     }[case]()
@@ -105,6 +111,103 @@ def test_anyone_else_is_refused(world, case, status):
 def test_missing_token_is_401_and_get_is_405(world):
     assert world.clients["sweep"].post("/").status_code == 401
     assert world.clients["sweep"].get("/").status_code == 405
+
+
+# -- deployed: Cloud Run checks the token and forwards it without its signature (issue 12) --
+
+def forwarded(token: str) -> str:
+    """What Cloud Run hands the container once its IAM check passed: the signature replaced."""
+    header, claims, _signature = token.split(".")
+    return f"{header}.{claims}.{REMOVED_SIGNATURE}"
+
+
+@pytest.fixture
+def behind_cloud_run(world):
+    """The world as deployed: SWEEP_TRUST_PLATFORM_AUTH=1 (Terraform sets it on the functions)."""
+    world.rt = Runtime(replace(world.rt.settings, sweep_trust_platform_auth=True), clock=world.clock)
+    install_runtime(world.rt)
+    return world
+
+
+def test_behind_cloud_run_the_forwarded_scheduler_token_runs_the_sweep(behind_cloud_run):
+    status, body = behind_cloud_run.sweep(forwarded(behind_cloud_run.stack.scheduler_token()))
+    assert status == 200 and {"expired", "reconciled", "revived", "duration_ms"} <= set(body)
+
+
+def test_behind_cloud_run_a_signed_token_is_still_verified(behind_cloud_run):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    world = behind_cloud_run
+    assert world.sweep(world.stack.scheduler_token())[0] == 200
+    now = int(time.time())
+    forged = world.stack.oidc.sign({"iss": "https://accounts.google.com", "aud": SWEEP_AUDIENCE, "sub": "1",
+                                    "email": SCHEDULER_ACCOUNT, "email_verified": True, "iat": now, "exp": now + 600},
+                                   key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    status, body = world.sweep(forged)
+    assert status == 401 and body["error"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("case, status", [
+    ("wrong audience", 401), ("wrong issuer", 401), ("expired", 401), ("issued in the future", 401),
+    ("other service account", 403), ("unverified email", 403), ("firebase user token", 401),
+    ("beside X-Serverless-Authorization", 401),
+])
+def test_behind_cloud_run_a_forwarded_tokens_claims_are_still_checked(behind_cloud_run, case, status):
+    world, now = behind_cloud_run, int(time.time())
+    oidc, headers = world.stack.oidc, {}
+    token = {
+        "wrong audience": lambda: oidc.scheduler_token(audience="https://elsewhere.run.app", email=SCHEDULER_ACCOUNT),
+        "wrong issuer": lambda: world.stack.scheduler_token(iss="https://securetoken.google.com/demo-coditect"),
+        "expired": lambda: world.stack.scheduler_token(iat=now - 7200, exp=now - 3600),
+        "issued in the future": lambda: world.stack.scheduler_token(iat=now + 3600),
+        "other service account": lambda: oidc.scheduler_token(audience=SWEEP_AUDIENCE,
+                                                              email="intruder@x.iam.gserviceaccount.com"),
+        "unverified email": lambda: world.stack.scheduler_token(email_verified=False),
+        "firebase user token": lambda: emulator_id_token(world.rt.settings.project_id, "user-1"),
+        "beside X-Serverless-Authorization": lambda: world.stack.scheduler_token(),
+    }[case]()
+    if case == "beside X-Serverless-Authorization":
+        # Cloud Run checked this other header (a project editor's token) and passed
+        # Authorization through untouched: a scheduler token anyone could have written.
+        editors = oidc.scheduler_token(audience=SWEEP_AUDIENCE, email="editor@example.com")
+        headers["X-Serverless-Authorization"] = f"Bearer {forwarded(editors)}"
+    answer_status, body = world.sweep(forwarded(token), **headers)
+    assert answer_status == status and body["error"]["code"] == ("FORBIDDEN" if status == 403 else "UNAUTHENTICATED")
+
+
+def test_locally_a_token_without_its_signature_is_refused(world):
+    assert world.rt.settings.sweep_trust_platform_auth is False  # the local stack's setting
+    status, body = world.sweep(forwarded(world.stack.scheduler_token()))
+    assert status == 401 and body["error"]["code"] == "UNAUTHENTICATED"
+    assert "SWEEP_TRUST_PLATFORM_AUTH" in body["error"]["message"]
+
+
+def _segment(value) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+MALFORMED = {
+    "two parts": "abc.def",
+    "four parts": f"{_segment({'alg': 'RS256'})}.{_segment({})}.{REMOVED_SIGNATURE}.x",
+    "not base64url": f"a*c.{_segment({})}.{REMOVED_SIGNATURE}",
+    "header not JSON": f"{_segment(b'not json')}.{_segment({})}.{REMOVED_SIGNATURE}",
+    "claims not JSON": f"{_segment({'alg': 'RS256'})}.{_segment(b'{')}.{REMOVED_SIGNATURE}",
+    "claims a list": f"{_segment({'alg': 'RS256'})}.{_segment([])}.{REMOVED_SIGNATURE}",
+    "claims nested too deep": f"{_segment({'alg': 'RS256'})}.{_segment(b'[' * 3000)}.{REMOVED_SIGNATURE}",
+    "signed, header nested too deep": f"{_segment(b'[' * 3000)}.{_segment({})}.c2lnbmF0dXJl",
+}
+
+
+@pytest.mark.parametrize("trust", [False, True], ids=["local", "behind Cloud Run"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_token_is_401_with_a_json_error(world, trust, case):
+    if trust:
+        world.rt = Runtime(replace(world.rt.settings, sweep_trust_platform_auth=True), clock=world.clock)
+        install_runtime(world.rt)
+    response = world.clients["sweep"].post("/", headers={"Authorization": f"Bearer {MALFORMED[case]}"})
+    assert response.status_code == 401 and response.is_json
+    assert response.get_json()["error"]["code"] == "UNAUTHENTICATED"
 
 
 # -- expiry ------------------------------------------------------------------------------
@@ -122,7 +225,7 @@ def test_expired_leases_are_closed_at_their_expiry_with_audit_events(world):
     status, report = world.sweep()
 
     assert status == 200 and report["expired"] == 2
-    for sid, acquired_offset in ((dead, 0), (dying, 10)):
+    for sid in (dead, dying):
         record = world.record(sid)
         assert record.status == "ended" and record.end_reason == "expired"
         assert record.ended_ms == record.acquired_ms + 60_000  # the lease's expiry, not the sweep's time
@@ -286,7 +389,8 @@ def test_after_a_loss_a_newcomer_is_refused_while_the_holders_leases_are_valid(w
     # inline, and the seats it would have taken are the lost holders'
     status, body = world.call("acquire", {"license_key": key, "hardware_id": "c"}, uid="c")
     assert status == 409 and body["error"]["code"] == "NO_SEAT_AVAILABLE"
-    live = {m.decode() for m in world.rt.redis.zrangebyscore(LicenseKeys.of(lic.id).leases, world.clock.now_ms() + 1, "+inf")}
+    leases = LicenseKeys.of(lic.id).leases
+    live = {m.decode() for m in world.rt.redis.zrangebyscore(leases, world.clock.now_ms() + 1, "+inf")}
     assert live == {oldest, newest}
     for sid, uid in ((oldest, "a"), (newest, "b")):
         assert world.call("heartbeat", {"session_id": sid}, uid=uid)[0] == 200  # the holders notice nothing
