@@ -21,8 +21,9 @@ from shared.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform" / "modules"
-# Read by a library rather than by Settings: gRPC's own log level.
-READ_BY_LIBRARIES = {"GRPC_VERBOSITY"}
+# Read by a library rather than by Settings: gRPC's own log level; functions-framework's
+# gunicorn threads (tests/unit/test_terraform_companions.py checks it reads it).
+READ_BY_LIBRARIES = {"GRPC_VERBOSITY", "THREADS"}
 # Local stand-ins and test overrides: never set in the cloud.
 LOCAL_ONLY = {"FIREBASE_AUTH_EMULATOR_HOST", "KMS_ENDPOINT", "ID_TOKEN_CERTS_URL", "OIDC_CERTS_URL",
               "ADMIN_CHECK_ACCOUNTS", "SECRET_MANAGER_ENDPOINT"}

@@ -12,3 +12,8 @@ output "lease_root_kms_key" {
   description = "The KMS key whose enabled versions root lease tokens."
   value       = module.license_server.lease_root_kms_key
 }
+
+output "function_sources" {
+  description = "The archive each function was deployed from (cloudbuild.yaml keeps it to roll back to)."
+  value       = var.function_sources
+}

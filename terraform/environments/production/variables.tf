@@ -14,6 +14,12 @@ variable "source_bucket" {
   description = "Bucket of function archives (cloudbuild.yaml uploads there)."
 }
 
+variable "state_bucket" {
+  type        = string
+  description = "Bucket of Terraform's state, which the deployer may write (default: <project_id>-license-server-tfstate)."
+  default     = ""
+}
+
 variable "function_sources" {
   type        = map(string)
   description = "Function name -> archive object (scripts/build-bundles' JSON output)."

@@ -10,6 +10,10 @@ terraform {
       source  = "hashicorp/google"
       version = "= 6.12.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = "= 0.12.1" # modules/monitoring: the alerts' wait for new log-based metrics
+    }
   }
 }
 

@@ -7,6 +7,7 @@ module "license_server" {
   project_id       = var.project_id
   region           = var.region
   source_bucket    = var.source_bucket
+  state_bucket     = var.state_bucket
   function_sources = var.function_sources
   kms_algorithm    = var.kms_algorithm
   github_owner     = var.github_owner

@@ -19,16 +19,27 @@ locals {
   }
   redis_users  = { for name, fn in local.functions : name => fn if fn.uses_redis }
   url_template = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-{name}"
-  sweep_url    = replace(local.url_template, "{name}", "sweep")
+  # The sweep is internal-only. Cloud Run counts Cloud Scheduler as internal traffic only
+  # on the service's own run.app URL (the cloudfunctions.net URL goes through a front end
+  # that makes it external), and accepts an ID token whose audience is that URL. The
+  # deterministic form, https://<service>-<project number>.<region>.run.app, is known
+  # before the function exists, so the function can be told its own audience.
+  sweep_url = "https://${var.environment}-sweep-${data.google_project.this.number}.${var.region}.run.app"
 
   # Plain environment variables; none holds a secret.
   environment = {
     GOOGLE_CLOUD_PROJECT       = var.project_id
     LEASE_ROOT_KMS_KEY         = var.kms_key_id
     GRPC_VERBOSITY             = "ERROR"
+    # functions-framework's gunicorn runs THREADS threads (default: 4 per CPU); Cloud Run
+    # sends up to max_instance_request_concurrency requests at once: one thread each.
+    THREADS                    = tostring(var.concurrency)
     TRUSTED_PROXY_HOPS         = "1" # Google's front end appends the caller's address
     SWEEP_AUDIENCE             = local.sweep_url
     SCHEDULER_SERVICE_ACCOUNT  = google_service_account.scheduler.email
+    # The sweep is IAM-protected: Cloud Run checks the scheduler's token and hands it on
+    # with its signature removed (shared/auth/scheduler_oidc.py).
+    SWEEP_TRUST_PLATFORM_AUTH  = "1"
     SWEEP_BUDGET_S             = "45"
     RATE_LIMIT_IP              = var.rate_limits.per_ip
     RATE_LIMIT_USER            = var.rate_limits.per_user
@@ -45,10 +56,48 @@ locals {
   }
 }
 
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
 resource "google_service_account" "function" {
   for_each     = local.functions
   account_id   = "${var.environment}-${each.key}"
   display_name = "License server ${each.key} (${var.environment})"
+}
+
+# Builds the functions' images (Cloud Functions runs Cloud Build with this account):
+# it reads the source archive, writes the image and its build logs, and nothing else.
+# The project's default build identity may lack these on new projects (and has far more
+# on old ones).
+resource "google_service_account" "build" {
+  account_id   = "${var.environment}-function-build"
+  display_name = "Builds the license server's functions (${var.environment})"
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  project  = var.project_id
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_sources" {
+  bucket = var.source_bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
+}
+
+# The deployer (modules/delivery) deploys each function as its account, the builds as the
+# build account and the sweep's job as the scheduler's: it may act as these, no others.
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each = merge(
+    { for name, account in google_service_account.function : name => account.name },
+    { build = google_service_account.build.name, scheduler = google_service_account.scheduler.name },
+  )
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${var.deployer_email}"
 }
 
 resource "google_service_account" "scheduler" {
@@ -56,17 +105,43 @@ resource "google_service_account" "scheduler" {
   display_name = "Calls the license server's sweep (${var.environment})"
 }
 
-# Only the functions that issue lease tokens may sign; only jwks reads public keys.
+# Lease-token roots: exactly the calls shared/tokens/kms_root.py makes on the key. Every
+# instance lists the ENABLED versions (ListCryptoKeyVersions) and reads their public keys
+# (GetPublicKey); the token-issuing functions also sign (AsymmetricSign). No predefined
+# role fits: roles/cloudkms.signerVerifier and roles/cloudkms.publicKeyViewer lack
+# cryptoKeyVersions.list, roles/cloudkms.viewer adds reading every key ring's metadata.
+# Custom roles live in the project and are granted on the one key only.
+resource "google_project_iam_custom_role" "lease_root_signer" {
+  role_id     = "${var.environment}LeaseRootSigner"
+  title       = "License server lease-root signer (${var.environment})"
+  description = "Lists the lease-root key's enabled versions, reads their public keys and signs with them."
+  permissions = [
+    "cloudkms.cryptoKeyVersions.list",
+    "cloudkms.cryptoKeyVersions.viewPublicKey",
+    "cloudkms.cryptoKeyVersions.useToSign",
+  ]
+}
+
+resource "google_project_iam_custom_role" "lease_root_reader" {
+  role_id     = "${var.environment}LeaseRootReader"
+  title       = "License server lease-root reader (${var.environment})"
+  description = "Lists the lease-root key's enabled versions and reads their public keys (jwks)."
+  permissions = [
+    "cloudkms.cryptoKeyVersions.list",
+    "cloudkms.cryptoKeyVersions.viewPublicKey",
+  ]
+}
+
 resource "google_kms_crypto_key_iam_member" "signer" {
   for_each      = { for name, fn in local.functions : name => fn if fn.signs }
   crypto_key_id = var.kms_key_id
-  role          = "roles/cloudkms.signerVerifier"
+  role          = google_project_iam_custom_role.lease_root_signer.name
   member        = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
-resource "google_kms_crypto_key_iam_member" "public_key_viewer" {
+resource "google_kms_crypto_key_iam_member" "public_key_reader" {
   crypto_key_id = var.kms_key_id
-  role          = "roles/cloudkms.publicKeyViewer"
+  role          = google_project_iam_custom_role.lease_root_reader.name
   member        = "serviceAccount:${google_service_account.function["jwks"].email}"
 }
 
@@ -100,6 +175,13 @@ resource "google_secret_manager_secret_iam_member" "redis_ca" {
   member    = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
+# The secret versions the functions read (modules/redis outputs), as one resource the
+# functions depend on: the names in REDIS_AUTH_SECRET / REDIS_CA_SECRET exist before a
+# version does, so depending on them alone would not order a deploy from zero.
+resource "terraform_data" "redis_secret_versions" {
+  input = [var.redis_auth_secret_version, var.redis_ca_secret_version]
+}
+
 resource "google_cloudfunctions2_function" "fn" {
   #checkov:skip=CKV_GCP_124:The user-facing functions are called by licensed tools from anywhere on the internet (openapi.yaml); callers are authenticated in-app (Firebase ID tokens) and rate-limited in-app. sweep alone is internal-only.
   for_each = local.functions
@@ -107,8 +189,9 @@ resource "google_cloudfunctions2_function" "fn" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.key
+    runtime         = "python311"
+    entry_point     = each.key
+    service_account = google_service_account.build.id
     source {
       storage_source {
         bucket = var.source_bucket
@@ -135,10 +218,18 @@ resource "google_cloudfunctions2_function" "fn" {
     # no function starts before both secrets have a version it may read.
     environment_variables = merge(local.environment, { for key, value in local.redis_environment : key => value if each.value.uses_redis })
   }
+  # Started only once every grant it relies on exists, and both Redis secrets have a
+  # version: a function that started earlier would answer 503 until they did.
   depends_on = [
+    terraform_data.redis_secret_versions,
     google_secret_manager_secret_iam_member.redis_auth,
     google_secret_manager_secret_iam_member.redis_ca,
     google_kms_crypto_key_iam_member.signer,
+    google_kms_crypto_key_iam_member.public_key_reader,
+    google_project_iam_member.firestore_user,
+    google_project_iam_member.admin_reads_accounts,
+    google_project_iam_member.build,
+    google_storage_bucket_iam_member.build_reads_sources,
   ]
 }
 

@@ -28,6 +28,11 @@ variable "function_sources" {
   }
 }
 
+variable "deployer_email" {
+  type        = string
+  description = "Service account the delivery pipeline deploys as (modules/delivery): may act as the functions' accounts."
+}
+
 variable "kms_key_id" {
   type        = string
   description = "The lease-token root key (LEASE_ROOT_KMS_KEY)."
@@ -49,6 +54,16 @@ variable "redis_auth_secret" {
     condition     = can(regex("^projects/[^/]+/secrets/[^/]+$", var.redis_auth_secret))
     error_message = "redis_auth_secret must be a secret's resource name, projects/<project>/secrets/<secret_id> (no /versions/)."
   }
+}
+
+variable "redis_auth_secret_version" {
+  type        = string
+  description = "The AUTH string's secret version (modules/redis' auth_secret_version): the functions are created after it."
+}
+
+variable "redis_ca_secret_version" {
+  type        = string
+  description = "The server CAs' secret version (modules/redis' ca_secret_version): the functions are created after it."
 }
 
 variable "redis_wait_replicas" {

@@ -4,7 +4,9 @@
 # Field names are a contract with shared/http/request_log.py.
 
 locals {
-  requests = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=starts_with(\"${var.environment}-\") AND jsonPayload.function:*"
+  # The Logging query language (not Monitoring's filter syntax: no starts_with()). A
+  # regular expression on the service name selects this environment's functions.
+  requests = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=~\"^${var.environment}-\" AND jsonPayload.function:*"
   metric   = "logging.googleapis.com/user"
 }
 
@@ -127,10 +129,25 @@ resource "google_logging_metric" "sweep_expirations" {
 }
 
 # --- alerts -------------------------------------------------------------------------------
+# A log-based metric is accepted by Cloud Monitoring only some minutes after it is created:
+# an alert policy on it created in the same apply gets 404 (terraform-provider-google issue
+# 11102). The alerts wait for this gate, which waits after the metrics are first created
+# (and again only when one is replaced).
+resource "time_sleep" "metrics_known_to_monitoring" {
+  create_duration = "600s"
+  triggers = {
+    metrics = join(",", [
+      google_logging_metric.server_errors.id, google_logging_metric.seat_denials.id,
+      google_logging_metric.sweep_runs.id,
+    ])
+  }
+}
+
 resource "google_monitoring_alert_policy" "error_rate" {
   display_name          = "License server ${var.environment}: 5xx answers"
   combiner              = "OR"
   notification_channels = [for c in google_monitoring_notification_channel.email : c.id]
+  depends_on            = [time_sleep.metrics_known_to_monitoring]
   conditions {
     display_name = "more than ${var.max_server_errors_per_minute} 5xx per minute for 5 minutes"
     condition_threshold {
@@ -151,6 +168,7 @@ resource "google_monitoring_alert_policy" "redis_unreachable" {
   display_name          = "License server ${var.environment}: Redis unreachable"
   combiner              = "OR"
   notification_channels = [for c in google_monitoring_notification_channel.email : c.id]
+  depends_on            = [time_sleep.metrics_known_to_monitoring]
   conditions {
     display_name = "requests answered UNAVAILABLE because of Redis"
     condition_threshold {
@@ -185,6 +203,7 @@ resource "google_monitoring_alert_policy" "sweep_failing" {
   display_name          = "License server ${var.environment}: sweep not completing"
   combiner              = "OR"
   notification_channels = [for c in google_monitoring_notification_channel.email : c.id]
+  depends_on            = [time_sleep.metrics_known_to_monitoring]
   conditions {
     display_name = "no successful sweep for 10 minutes"
     condition_absent {
@@ -202,6 +221,7 @@ resource "google_monitoring_alert_policy" "denial_spike" {
   display_name          = "License server ${var.environment}: seat denials spike"
   combiner              = "OR"
   notification_channels = [for c in google_monitoring_notification_channel.email : c.id]
+  depends_on            = [time_sleep.metrics_known_to_monitoring]
   conditions {
     display_name = "more than ${var.max_denials_per_minute} NO_SEAT_AVAILABLE per minute for 10 minutes"
     condition_threshold {

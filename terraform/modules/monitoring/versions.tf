@@ -5,5 +5,9 @@ terraform {
       source  = "hashicorp/google"
       version = "= 6.12.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = "= 0.12.1"
+    }
   }
 }

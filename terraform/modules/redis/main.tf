@@ -11,7 +11,10 @@ resource "google_redis_instance" "seats" {
   region                  = var.region
   redis_version           = "REDIS_7_0"
   authorized_network      = var.network_id
-  connect_mode            = "PRIVATE_SERVICE_ACCESS"
+  # Direct peering (the default): the Serverless VPC Access connector in network_id
+  # reaches it. PRIVATE_SERVICE_ACCESS would need an allocated range and a
+  # servicenetworking connection first, for nothing this service uses.
+  connect_mode            = "DIRECT_PEERING"
   auth_enabled            = true
   transit_encryption_mode = "SERVER_AUTHENTICATION"
 }

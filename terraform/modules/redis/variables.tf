@@ -10,7 +10,7 @@ variable "region" {
 
 variable "network_id" {
   type        = string
-  description = "VPC the instance is reachable from (private service access)."
+  description = "VPC the instance is peered with (direct peering), where the functions' connector is."
 }
 
 variable "tier" {
