@@ -29,7 +29,7 @@ def test_every_step_has_an_id_and_a_pinned_builder_image():
 
 def test_the_pipeline_tests_bundles_deploys_smokes_and_rolls_back_in_order():
     assert list(STEPS) == ["test-image", "test", "bundles", "previous-revisions", "upload", "deploy", "smoke",
-                           "rollback-on-smoke-failure"]
+                           "rollback-on-smoke-failure", "restore-state-on-smoke-failure"]
     assert "./scripts/test" in _script(STEPS["test"])
     assert "scripts/build-bundles" in _script(STEPS["bundles"])
     assert set(STEPS["upload"]["waitFor"]) == {"test", "bundles"}  # nothing ships untested
@@ -40,13 +40,37 @@ def test_the_pipeline_tests_bundles_deploys_smokes_and_rolls_back_in_order():
     assert "tests/smoke" in _script(STEPS["smoke"]) and "smoke-status" in _script(STEPS["smoke"])
     rollback = _script(STEPS["rollback-on-smoke-failure"])
     assert STEPS["rollback-on-smoke-failure"]["waitFor"] == ["smoke"]
-    assert "scripts/rollback build/previous-revisions.txt" in rollback and "exit 1" in rollback
+    assert "scripts/rollback build/previous-revisions.txt" in rollback
+    assert STEPS["restore-state-on-smoke-failure"]["waitFor"] == ["rollback-on-smoke-failure"]
+    assert "exit 1" in _script(STEPS["restore-state-on-smoke-failure"])
+
+
+def test_steps_that_run_repository_code_and_install_packages_hold_no_credentials():
+    """Such steps run in a container on the default bridge network (no build metadata
+    server) and first prove it; the deploy steps run only gcloud and terraform."""
+    for step_id in ("test", "smoke"):
+        step = STEPS[step_id]
+        assert step["name"] == "${_DOCKER_IMAGE}", step_id
+        script = _script(step)
+        assert re.search(r"\brun --rm --network bridge\b", script), step_id
+        assert "cloudbuild" not in script, f"{step_id} must not join the cloudbuild network"
+        assert script.index("scripts/assert-no-credentials") < script.index("pytest" if step_id == "smoke" else
+                                                                            "./scripts/test")
+    assert "--network" not in STEPS["test-image"]["args"]  # the image's installs get no credentials either
+
+
+def test_deploys_apply_functions_only():
+    targets = (REPO / "scripts" / "deploy-targets").read_text().split()
+    assert targets and all(t.startswith("-target=module.license_server.module.functions.") for t in targets)
+    for step_id in ("deploy", "restore-state-on-smoke-failure"):
+        assert "$(cat ../../../scripts/deploy-targets)" in _script(STEPS[step_id])
+    assert "-lockfile=readonly" in _script(STEPS["deploy"])  # providers exactly as committed
 
 
 def test_the_test_step_runs_on_an_image_with_what_scripts_test_cannot_install():
     build = STEPS["test-image"]["args"]
     assert build[build.index("--file") + 1] == ".ci/Dockerfile"
-    assert build[build.index("--tag") + 1] == STEPS["test"]["name"] == "${_TEST_IMAGE}"
+    assert build[build.index("--tag") + 1] == "${_TEST_IMAGE}" and "${_TEST_IMAGE}" in STEPS["test"]["args"]
     dockerfile = (REPO / ".ci" / "Dockerfile").read_text()
     # the Cloud SDK of the local machines (LOCAL_STACK.md: 528), so CI runs the same emulator
     sdk = re.search(r"ARG CLOUD_SDK_VERSION=(\S+)", dockerfile).group(1)
@@ -63,7 +87,7 @@ def test_each_environment_has_a_terraform_root_the_deploy_step_can_enter():
     for env in ("staging", "production"):
         assert (REPO / "terraform" / "environments" / env / "main.tf").exists()
     trigger = (REPO / "terraform" / "modules" / "delivery" / "main.tf").read_text()
-    assert "_ENVIRONMENT   = var.environment" in trigger  # the production trigger substitutes production
+    assert re.search(r"_ENVIRONMENT += var\.environment", trigger)  # the production trigger substitutes production
 
 
 def test_smoke_secrets_come_from_secret_manager():
