@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import hcl2
@@ -48,6 +50,26 @@ def test_environments_are_the_same_stack_with_their_own_sizes():
         versions = (REPO / "terraform" / "environments" / env / "versions.tf").read_text()
         assert 'version = "= ' in versions and 'backend "gcs"' in versions  # pinned provider, remote state
     assert sizes == {"staging": ("BASIC", "SOFTWARE", 0), "production": ("STANDARD_HA", "HSM", 1)}
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_an_initialized_environment_commits_its_provider_lock(env):
+    """The lock (provider versions and hashes) is made by the first `terraform init`, which
+    needs the registry, unreachable from here (docs/operations.md, first deploy). From
+    then on it is committed, and the pipeline's `init -lockfile=readonly` refuses to run
+    without it: an environment initialized in this checkout must have it tracked, and a
+    lock must pin exactly the versions versions.tf requires."""
+    root = REPO / "terraform" / "environments" / env
+    lock = root / ".terraform.lock.hcl"
+    if (root / ".terraform").exists():
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(lock)], cwd=REPO, capture_output=True)
+        assert lock.exists() and tracked.returncode == 0, f"commit {lock.relative_to(REPO)} (made by terraform init)"
+    if lock.exists():
+        required = dict(re.findall(r'source\s*=\s*"hashicorp/(\w+)"\s*\n\s*version\s*=\s*"= ([\d.]+)"',
+                                   (root / "versions.tf").read_text()))
+        locked = dict(re.findall(r'provider "registry.terraform.io/hashicorp/(\w+)" \{\s*version\s*=\s*"([\d.]+)"',
+                                 lock.read_text()))
+        assert locked == required
 
 
 def test_client_sdks_are_denied_all_of_firestore():
