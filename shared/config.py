@@ -32,6 +32,12 @@ class Settings:
     latest version is read, and re-read when Redis refuses it: see shared/seats/connection.py)."""
     redis_ca_secret: str | None = None
     """Secret Manager secret holding the PEM of the Memorystore instance's server CA(s)."""
+    redis_tls_check_hostname: bool = True
+    """REDIS_TLS_CHECK_HOSTNAME=0: over TLS, trust a server certificate that chains to the
+    instance's CA without also naming REDIS_URL's host. Memorystore gives each instance a
+    CA of its own, so the chain alone already says which instance answers; Terraform
+    turns the name check off until staging shows the certificate names the instance's IP
+    (docs/operations.md, "Confirm on staging"), since a mismatch would fail every call."""
     redis_wait_replicas: int = 0
     """Replicas that must acknowledge a grant (Redis WAIT) before it is answered: 1 on
     Memorystore STANDARD_HA, so a failover cannot lose a grant; 0 (BASIC has no replica)."""
@@ -156,6 +162,9 @@ class Settings:
         trust_platform_auth = raw("sweep_trust_platform_auth")
         if trust_platform_auth not in ("", "0", "1"):
             raise ConfigError(f"SWEEP_TRUST_PLATFORM_AUTH must be 0 or 1, got {trust_platform_auth!r}")
+        check_hostname = raw("redis_tls_check_hostname")
+        if check_hostname not in ("", "0", "1"):
+            raise ConfigError(f"REDIS_TLS_CHECK_HOSTNAME must be 0 or 1, got {check_hostname!r}")
         wait_fallback = text("redis_wait_fallback")
         if wait_fallback not in ("refuse", "grant"):
             raise ConfigError(f"REDIS_WAIT_FALLBACK must be refuse or grant, got {wait_fallback!r}")
@@ -165,6 +174,7 @@ class Settings:
             redis_url=redis_url,
             redis_auth_secret=redis_auth_secret,
             redis_ca_secret=text("redis_ca_secret"),
+            redis_tls_check_hostname=check_hostname != "0",
             redis_wait_replicas=number("redis_wait_replicas"),
             redis_wait_timeout_ms=number("redis_wait_timeout_ms"),
             redis_wait_fallback=wait_fallback,

@@ -67,7 +67,8 @@ class Runtime:
             settings = self.settings
             url = settings.require("redis_url")
             if not (settings.redis_auth_secret or settings.redis_ca_secret):
-                return connect(url, timeout_s=settings.redis_timeout_s)
+                return connect(url, timeout_s=settings.redis_timeout_s,
+                               check_hostname=settings.redis_tls_check_hostname)
 
             def read() -> RedisCredentials:
                 secrets = self.secrets
@@ -77,7 +78,8 @@ class Runtime:
                     ca_pem=secrets.text(settings.redis_ca_secret) if settings.redis_ca_secret else None,
                 )
 
-            return connect(url, credentials=CredentialCache(read), timeout_s=settings.redis_timeout_s)
+            return connect(url, credentials=CredentialCache(read), timeout_s=settings.redis_timeout_s,
+                           check_hostname=settings.redis_tls_check_hostname)
 
         return self._once("redis", build)
 

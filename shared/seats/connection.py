@@ -118,14 +118,15 @@ class _SecretAwareSSLConnection(_ReadsSecretsOnConnect, redis.SSLConnection):
 
 
 def connect(url: str, *, credentials: CredentialCache | None = None, timeout_s: float = 2.0,
-            max_connections: int = 256) -> redis.Redis:
+            max_connections: int = 256, check_hostname: bool = True) -> redis.Redis:
     """A client over a pool to `url` (redis:// or rediss://), authenticating with `credentials`
-    when given (the URL then carries no password)."""
-    options: dict[str, Any] = {}
+    when given (the URL then carries no password). Over TLS the server's certificate must
+    chain to the CA (always) and, with `check_hostname`, name the URL's host."""
+    tls = url.startswith("rediss://")
+    options: dict[str, Any] = {"ssl_check_hostname": check_hostname} if tls else {}
     if credentials is not None:
-        tls = url.startswith("rediss://")
-        options = {"connection_class": _SecretAwareSSLConnection if tls else _SecretAwareConnection,
-                   "secrets": credentials}
+        options |= {"connection_class": _SecretAwareSSLConnection if tls else _SecretAwareConnection,
+                    "secrets": credentials}
     pool = redis.ConnectionPool.from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,
         max_connections=max_connections, **options,

@@ -69,6 +69,27 @@ def test_the_certificate_names_the_ip_so_hostname_checks_run(server):
         by_name.ping()
 
 
+def test_without_the_name_check_the_chain_to_the_instances_ca_still_decides(server, secrets):
+    """REDIS_TLS_CHECK_HOSTNAME=0 (Terraform, until staging shows Memorystore's certificate
+    names its IP): another name for the server connects, a certificate from another CA never."""
+    by_name = server.url.replace("127.0.0.1", "localhost")
+    for name, ca_pem, connects in (("name-right-ca", server.ca.pem, True), ("name-other-ca", LocalCa().pem, False)):
+        auth = secrets.put("demo", f"{name}-auth", server.password)
+        ca = secrets.put("demo", f"{name}-ca", ca_pem)
+        reader = SecretReader(secret_manager_client(secrets.address))
+        cache = CredentialCache(lambda auth=auth, ca=ca: RedisCredentials(reader.text(auth), reader.text(ca)))
+        client = connect(by_name, credentials=cache, timeout_s=1, check_hostname=False)
+        if connects:
+            assert client.ping()
+        else:
+            with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+                client.ping()
+    checked = connect(by_name, credentials=CredentialCache(lambda: RedisCredentials(server.password, server.ca.pem)),
+                      timeout_s=1)
+    with pytest.raises(redis.ConnectionError, match="Hostname mismatch"):
+        checked.ping()
+
+
 def test_no_plaintext_port_and_no_access_without_auth(server):
     plain = redis.Redis(port=server.port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.ConnectionError):

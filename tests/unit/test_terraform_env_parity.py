@@ -133,7 +133,7 @@ def test_no_local_stand_in_is_configured_in_the_cloud():
 
 def test_every_required_setting_reaches_the_functions_that_need_it():
     functions = _functions()
-    assert set(functions.redis_only) == REDIS_VARIABLES | {"REDIS_WAIT_REPLICAS"}
+    assert set(functions.redis_only) == REDIS_VARIABLES | {"REDIS_WAIT_REPLICAS", "REDIS_TLS_CHECK_HOSTNAME"}
     assert not set(functions.everywhere) & set(functions.redis_only)
     for name in functions.flags:
         given = functions.given(name)
