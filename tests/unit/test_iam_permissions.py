@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import hcl2
 import pytest
+
+from tests.unit.terraform_tree import load, unquote
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
@@ -64,18 +65,6 @@ def _calls() -> dict:
 
 # -- Terraform -----------------------------------------------------------------------------
 
-@cache
-def _load(path: Path) -> dict:
-    with path.open() as handle:
-        return hcl2.load(handle)
-
-
-def _unquote(value: object) -> object:
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
 def _expression(value: object) -> str | None:
     """The expression of a "${...}" value; None for a literal."""
     if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
@@ -99,7 +88,7 @@ def _locals(module: dict) -> dict:
 @cache
 def _function_flags() -> dict[str, dict]:
     """locals.functions of terraform/modules/functions: name -> its flags (signs, uses_store, ...)."""
-    return _locals(_load(FUNCTIONS_MODULE))["functions"]
+    return _locals(load(FUNCTIONS_MODULE))["functions"]
 
 
 _SELECTION = re.compile(r"\{for (\w+), (\w+) in local\.functions : \1 => \2 if \2\.(\w+)\}")
@@ -137,7 +126,7 @@ _ACCOUNT = re.compile(r'serviceAccount:\$\{google_service_account\.(\w+)(?:\[(ea
 
 def parse_members(member: object, instances: Mapping[str, str] | None) -> list[str]:
     """The principals of a member: "function:<name>" for a function's own account."""
-    text = _unquote(member)
+    text = unquote(member)
     if not isinstance(text, str):
         raise NotUnderstood(f"member = {member!r}")
     account = _ACCOUNT.fullmatch(text)
@@ -157,7 +146,7 @@ def parse_members(member: object, instances: Mapping[str, str] | None) -> list[s
 
 def parse_roles(role: object, instances: Mapping[str, str] | None) -> list[str]:
     """"roles/..." for a predefined role, "custom:<resource name>" for a google_project_iam_custom_role."""
-    literal = _unquote(role)
+    literal = unquote(role)
     if isinstance(literal, str) and re.fullmatch(r"roles/[\w.]+", literal):
         return [literal]
     expression = _expression(role)
@@ -217,7 +206,7 @@ def grants_of(module: dict, functions: Mapping[str, Mapping], where: str = "") -
 
 
 def custom_roles_of(module: dict) -> dict[str, frozenset[str]]:
-    return {f"custom:{name}": frozenset(_unquote(p) for p in body["permissions"])
+    return {f"custom:{name}": frozenset(unquote(p) for p in body["permissions"])
             for kind, name, body in _resources(module) if kind == "google_project_iam_custom_role"}
 
 
@@ -230,14 +219,14 @@ def _terraform_files() -> tuple[Path, ...]:
 def _all_grants() -> tuple[Grant, ...]:
     functions = _function_flags()
     return tuple(grant for path in _terraform_files()
-                 for grant in grants_of(_load(path), functions, f"{path.relative_to(TERRAFORM)}: "))
+                 for grant in grants_of(load(path), functions, f"{path.relative_to(TERRAFORM)}: "))
 
 
 @cache
 def _all_custom_roles() -> dict[str, frozenset[str]]:
     roles: dict[str, frozenset[str]] = {}
     for path in _terraform_files():
-        for name, permissions in custom_roles_of(_load(path)).items():
+        for name, permissions in custom_roles_of(load(path)).items():
             assert name not in roles, f"two custom roles are called {name}"
             roles[name] = permissions
     return roles
@@ -449,7 +438,7 @@ def needed_calls(function: str) -> dict[str, Call]:
 def _environment_targets() -> dict[str, str]:
     """Environment variable -> the Terraform expression it is set to, from the functions module's locals."""
     targets: dict[str, str] = {}
-    for value in _locals(_load(FUNCTIONS_MODULE)).values():
+    for value in _locals(load(FUNCTIONS_MODULE)).values():
         if isinstance(value, dict):
             for key, expression in value.items():
                 if not key.startswith("__"):
@@ -771,7 +760,7 @@ def test_the_terraform_functions_are_the_code_functions():
 
 
 def test_each_function_runs_as_its_own_account():
-    [body] = [body for kind, name, body in _resources(_load(FUNCTIONS_MODULE))
+    [body] = [body for kind, name, body in _resources(load(FUNCTIONS_MODULE))
               if kind == "google_cloudfunctions2_function" and name == "fn"]
     assert body["for_each"] == "${local.functions}"
     [service] = body["service_config"]
@@ -851,7 +840,7 @@ def test_a_grant_on_another_resource_is_a_gap():
 
 def test_the_predefined_kms_roles_would_not_let_a_function_list_the_key_versions():
     """The history: roles/cloudkms.signerVerifier and publicKeyViewer lack cryptoKeyVersions.list."""
-    module = copy.deepcopy(_load(FUNCTIONS_MODULE))
+    module = copy.deepcopy(load(FUNCTIONS_MODULE))
     replaced = {"signer": '"roles/cloudkms.signerVerifier"', "public_key_reader": '"roles/cloudkms.publicKeyViewer"'}
     for kind, name, body in _resources(module):
         if kind == "google_kms_crypto_key_iam_member":
