@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import secrets
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(tool: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(REPO / "scripts" / tool), *args], env=env or dict(os.environ),
+def run(tool: str, *args: str, env: dict[str, str] | None = None, stdin: int | None = subprocess.DEVNULL,
+        ) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "scripts" / tool), *args], env=env or dict(os.environ), stdin=stdin,
                           capture_output=True, text=True, timeout=120)
+
+
+def as_json(done: subprocess.CompletedProcess) -> dict:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_licensectl_walks_an_operator_through_a_stuck_seat(function_server, stack, id_token, call):
@@ -43,6 +54,111 @@ def test_licensectl_walks_an_operator_through_a_stuck_seat(function_server, stac
     assert "force-release" in [e["type"] for e in json.loads(events.stdout)["events"]]
 
 
+def _row(table: str, first_cell: str) -> list[str]:
+    """The cells of the table row that begins with `first_cell`."""
+    line = next(line for line in table.splitlines() if line.startswith(first_cell))
+    return line.split()
+
+
+def test_licensectl_runs_a_license_through_its_life(function_server, id_token, call, make_license, rt):
+    base = ["--base-url", function_server.base_url]
+    owner = [*base, "--token", id_token("root", role="owner")]
+    tenant_id = f"life-{secrets.token_hex(3)}"
+    admin = [*base, "--token", id_token("ops", role="admin", tenant=tenant_id)]
+    assert run("licensectl", *owner, "create-tenant", "Life & Co", "--id", tenant_id).returncode == 0
+    issued = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "2",
+                         "--tier", "pro", "--expires", "2099-01-01T00:00:00Z", "--json"))
+    lic_id = issued["license"]["id"]
+    assert call("acquire", {"license_key": issued["license_key"], "hardware_id": "hw"}, uid="worker")[0] == 201
+    expired = make_license(seats=4, tenant_id=tenant_id, expires_ms=rt.clock.now_ms() - 60_000)
+
+    # tenants (the owner's), licenses: state, seats in use and expiry of each
+    tenants = run("licensectl", *owner, "tenants", "--all")
+    assert tenants.returncode == 0 and _row(tenants.stdout, tenant_id)[:3] == [tenant_id, "Life", "&"]
+    assert tenant_id in [t["id"] for t in as_json(run("licensectl", *owner, "tenants", "--all", "--json"))["tenants"]]
+    listed = run("licensectl", *admin, "licenses")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0].split() == ["LICENSE", "TENANT", "STATE", "SEATS", "TIER", "EXPIRES"]
+    assert _row(listed.stdout, lic_id) == [lic_id, tenant_id, "active", "1/2", "pro", "2099-01-01T00:00:00Z"]
+    assert _row(listed.stdout, expired.license_id)[2:4] == ["expired", "0/4"]
+    page = as_json(run("licensectl", *admin, "licenses", "--json"))
+    assert {lic["id"]: lic["seats"] for lic in page["licenses"]}[lic_id] == {"used": 1, "max": 2}
+    one_page = run("licensectl", *owner, "licenses", "--tenant", tenant_id, "--limit", "1")
+    assert len(one_page.stdout.splitlines()) == 3 and "(more: --after lic_" in one_page.stdout
+
+    # the owner changes entitlements; events show each change before -> after
+    detail = run("licensectl", *admin, "license", lic_id)
+    assert re.search(r"^seats\s+1 of 2 in use$", detail.stdout, re.M)
+    assert re.search(r"^state\s+active$", detail.stdout, re.M)
+    bad_time = run("licensectl", *owner, "update-license", lic_id, "--expires", "next tuesday")
+    assert bad_time.returncode == 1 and "400 INVALID_REQUEST: expires_at" in bad_time.stderr
+    updated = run("licensectl", *owner, "update-license", lic_id, "--seats", "3", "--tier", "team",
+                  "--expires", "never", "--features", "build,debug", "--allowed-domain", "Life.Example")
+    assert updated.returncode == 0, updated.stderr
+    assert "updated (allowed_domains, expires_at, features, max_seats, tier)" in updated.stdout
+    assert re.search(r"^expires\s+never$", updated.stdout, re.M) and "1 of 3 in use" in updated.stdout
+    events = run("licensectl", *admin, "events", "--license", lic_id)
+    assert events.returncode == 0, events.stderr
+    for change in ("max_seats: 2 -> 3", "tier: pro -> team", "expires_at: 2099-01-01T00:00:00.000Z -> none",
+                   'features: [] -> ["build", "debug"]', 'allowed_domains: [] -> ["life.example"]'):
+        assert f"    {change}" in events.stdout
+    assert "license.update" in events.stdout and "license.create" in events.stdout and "acquire" in events.stdout
+    changes = next(e for e in as_json(run("licensectl", *admin, "events", "--license", lic_id, "--json"))["events"]
+                   if e["type"] == "license.update")["details"]["changes"]
+    assert changes["max_seats"] == {"before": 2, "after": 3}
+    cleared = as_json(run("licensectl", *admin, "update-license", lic_id, "--no-allowed-domains", "--json"))
+    assert cleared["license"]["allowed_domains"] == []
+
+    # the tenant's admin: restrictions yes, entitlements no; suspends and resumes its own suspension only
+    denied = run("licensectl", *admin, "update-license", lic_id, "--seats", "9", "--max-sessions-per-user", "1")
+    assert denied.returncode == 1
+    assert "403 FORBIDDEN: only the platform owner (the vendor) changes entitlements: max_seats" in denied.stderr
+    assert "suspended (by admin)" in run("licensectl", *admin, "suspend", lic_id).stdout
+    assert _row(run("licensectl", *admin, "licenses").stdout, lic_id)[2] == "suspended"
+    assert "resumed: its state is active" in run("licensectl", *admin, "resume", lic_id).stdout
+    assert run("licensectl", *owner, "suspend", lic_id).returncode == 0
+    vendors = run("licensectl", *admin, "resume", lic_id)
+    assert vendors.returncode == 1 and "403 FORBIDDEN: the vendor suspended this license" in vendors.stderr
+    assert as_json(run("licensectl", *owner, "resume", lic_id, "--json"))["license"]["suspended"] is False
+
+    # revoke: owner only, asks first; without a terminal only with --yes
+    refused = run("licensectl", *owner, "revoke", lic_id)
+    assert refused.returncode == 2 and "pass --yes" in refused.stderr
+    assert as_json(run("licensectl", *owner, "license", lic_id, "--json"))["license"]["revoked_at"] is None
+    assert "403 FORBIDDEN" in run("licensectl", *admin, "revoke", lic_id, "--yes").stderr
+    revoked = run("licensectl", *owner, "revoke", lic_id, "--yes")
+    assert revoked.returncode == 0 and f"license {lic_id} revoked" in revoked.stdout, revoked.stderr
+    assert "sessions ended now: 1" in revoked.stdout
+    assert _row(run("licensectl", *admin, "licenses").stdout, lic_id)[2:4] == ["revoked", "0/3"]
+    again = as_json(run("licensectl", *owner, "revoke", lic_id, "--yes", "--json"))
+    assert again["status"] == "already_revoked"
+    usage = run("licensectl", *admin, "usage", lic_id, "--days", "2")
+    assert usage.returncode == 0 and usage.stdout.startswith("now: 0 of 3 seats")
+
+
+def _on_a_terminal(args: list[str], answer: str) -> subprocess.CompletedProcess:
+    """licensectl with its stdin on a terminal, answering its question with `answer`."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer.encode() + b"\n")
+        return subprocess.run([str(REPO / "scripts" / "licensectl"), *args], stdin=terminal, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+
+def test_revoke_asks_on_a_terminal(function_server, id_token, make_license):
+    owner = ["--base-url", function_server.base_url, "--token", id_token("root", role="owner")]
+    lic = make_license(seats=5)
+    kept = _on_a_terminal([*owner, "revoke", lic.license_id], "n")
+    assert kept.returncode == 1 and "not revoked" in kept.stderr
+    assert f"Revoke license {lic.license_id} of tenant {lic.tenant_id} (0 of 5 seats in use)?" in kept.stderr
+    assert run("licensectl", *owner, "license", lic.license_id, "--json").stdout.count('"revoked_at": null') == 1
+    gone = _on_a_terminal([*owner, "revoke", lic.license_id], "y")
+    assert gone.returncode == 0 and f"license {lic.license_id} revoked" in gone.stdout, gone.stderr
+
+
 def test_licensectl_reports_errors_plainly(function_server, id_token):
     admin = ["--base-url", function_server.base_url, "--token", id_token("ops", role="admin", tenant="some-tenant")]
     missing = run("licensectl", *admin, "holders", "lic_00000000000000000000")
@@ -53,9 +169,98 @@ def test_licensectl_reports_errors_plainly(function_server, id_token):
     assert unauthenticated.returncode == 1 and "401 UNAUTHENTICATED" in unauthenticated.stderr
 
 
+@pytest.mark.parametrize(("args", "status", "says"), [
+    (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    (["create-license", "--tenant", "t-1", "--seats", "many"], 2, "--seats: invalid int value: 'many'"),
+    (["update-license", "lic_00000000000000000000"], 2, "nothing to change"),
+    (["update-license", "lic_00000000000000000000", "--allowed-domain", "a.com", "--no-allowed-domains"], 2,
+     "contradict"),
+    (["license", "../../tenants"], 1, "404 NOT_FOUND"),
+    (["events", "--limit", "0"], 1, "400 INVALID_REQUEST"),
+    (["usage", "lic_00000000000000000000", "--days", "0"], 1, "400 INVALID_REQUEST"),
+    (["--token", "not a token", "licenses"], 2, "--token is not an ID token"),
+    (["--base-url", "localhost:8080", "licenses"], 2, "is not an http(s) URL"),
+    (["--base-url", "https://europe-west1-p.cloudfunctions.net/staging-acquire", "licenses"], 2,
+     "names the function 'staging-acquire', not the admin function"),
+    (["--base-url", "http://127.0.0.1:9/{name}", "licenses"], 3, "cannot reach http://127.0.0.1:9/admin"),
+])
+def test_bad_input_gets_a_sentence_and_a_status_never_a_traceback(function_server, id_token, args, status, says):
+    env = {**os.environ, "LICENSECTL_BASE_URL": function_server.base_url,
+           "LICENSECTL_TOKEN": id_token("ops", role="admin", tenant="some-tenant")}
+    done = run("licensectl", *args, env=env)
+    assert (done.returncode, done.stdout) == (status, ""), done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def not_the_admin_function():
+    """An HTTP server answering everything with an HTML page, as a wrong URL's front end would."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b"<html><body><h1>Error 404 (Not Found)!!1</h1><p>That's an error.</p></body></html>"
+            self.send_response(404 if "missing" in self.path else 200)
+            self.send_header("Content-Type", "text/html; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_answer_that_is_not_the_admin_function_is_named(not_the_admin_function, id_token):
+    token = ["--token", id_token("root", role="owner")]
+    missing = run("licensectl", "--base-url", f"{not_the_admin_function}/missing", *token, "tenants")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "404 Not Found: not an answer of the admin function: Error 404 (Not Found)!!1 That's an error." \
+        in missing.stderr and "the admin function? (--base-url" in missing.stderr
+    html = run("licensectl", "--base-url", not_the_admin_function, *token, "licenses")
+    assert html.returncode == 1 and "200: not an answer of the admin function" in html.stderr, html.stderr
+
+
+def test_the_admin_function_is_found_from_any_form_of_url(function_server, id_token):
+    from cli.admin_api import admin_function_url
+
+    base = function_server.base_url
+    token = id_token("root", role="owner")
+    for given in (base, f"{base}/", f"{base}/{{name}}", f"{base}/admin", f"{base}/admin/"):
+        env = {**os.environ, "LICENSECTL_BASE_URL": given, "LICENSECTL_TOKEN": token}
+        assert "tenants" in as_json(run("licensectl", "tenants", "--limit", "1", "--json", env=env)), given
+    deployed = "https://europe-west1-my-p.cloudfunctions.net"
+    assert admin_function_url(f"{deployed}/staging-{{name}}") == f"{deployed}/staging-admin"
+    assert admin_function_url(f"{deployed}/staging-admin/") == f"{deployed}/staging-admin"
+    assert admin_function_url("https://staging-admin-abc123-ew.a.run.app") == "https://staging-admin-abc123-ew.a.run.app"
+    assert admin_function_url("https://proxy.example.com/licensing") == "https://proxy.example.com/licensing/admin"
+
+
 def test_dev_token_mints_a_token_the_local_stack_accepts(stack, call, make_license):
     result = run("dev-token", "--uid", "dora", "--tenant", "acme", "--role", "admin", "--project", stack.project_id)
     assert result.returncode == 0, result.stderr
     lic = make_license()
     status, _, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, token=result.stdout.strip())
     assert status == 201
+
+
+def test_a_rate_limited_listing_waits_and_asks_again(monkeypatch):
+    """429 RATE_LIMITED is answered before anything is done: licensectl waits as told and retries."""
+    import httpx
+
+    from cli.admin_api import AdminClient
+
+    answers = iter([httpx.Response(429, headers={"Retry-After": "1"}, json={"error": {"code": "RATE_LIMITED",
+                                                                                       "message": "slow down"}}),
+                    httpx.Response(200, json={"tenants": [], "next_after": None})])
+    client = AdminClient("http://admin.invalid/admin", "t")
+    monkeypatch.setattr(client._http, "request", lambda *a, **k: next(answers))
+    started = time.monotonic()
+    assert client.call("GET", "tenants") == {"tenants": [], "next_after": None}
+    assert time.monotonic() - started >= 0.9

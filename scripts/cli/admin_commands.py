@@ -1,0 +1,235 @@
+"""licensectl's commands over the admin function: one (or more) per route of openapi.yaml's /admin/...
+
+    POST   tenants                            create-tenant
+    GET    tenants                            tenants
+    POST   licenses                           create-license
+    GET    licenses                           licenses   (+ GET licenses/{id} each, for the seats in use)
+    GET    licenses/{id}                      license
+    PATCH  licenses/{id}                      update-license, suspend, resume
+    DELETE licenses/{id}                      revoke
+    GET    licenses/{id}/sessions             holders
+    DELETE licenses/{id}/sessions/{session}   force-release
+    GET    licenses/{id}/usage                usage
+    GET    events                             events
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cli import admin_views
+from cli.admin_api import AdminClient, segment, target
+from cli.errors import CliError, UsageError
+
+COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
+            "resume", "revoke", "holders", "force-release", "usage", "events")
+_SEAT_LOOKUPS = 4  # concurrent GETs for the seats in use of a page of licenses
+
+
+def _license_terms(sub: argparse.ArgumentParser, *, update: bool) -> None:
+    """The settings of a license, as create-license and update-license take them (openapi.yaml)."""
+    if update:
+        sub.add_argument("--seats", type=int, metavar="N", help="concurrent seats (max_seats)")
+        sub.add_argument("--tier")
+    sub.add_argument("--features", default=None if update else "", metavar="A,B",
+                     help="comma-separated feature names" + ("; '' for none (replaces the list)" if update else ""))
+    sub.add_argument("--expires", metavar="TIME", help="RFC 3339 time the license ends"
+                     + ("; `never` removes the expiry" if update else " (default: never)"))
+    sub.add_argument("--lease-ttl", type=int, metavar="N", help="seconds a lease lives without a heartbeat"
+                     + ("" if update else " (default 360)"))
+    sub.add_argument("--heartbeat-interval", type=int, metavar="N", help="seconds between heartbeats"
+                     + ("" if update else " (default 300)"))
+    sub.add_argument("--allowed-domain", action="append", default=None if update else [], metavar="DOMAIN",
+                     help="only verified emails of this domain (repeat for more)"
+                          + ("; replaces the list" if update else ""))
+    if update:
+        sub.add_argument("--no-allowed-domains", action="store_true", help="remove the domain restriction")
+    sub.add_argument("--revive-window", type=int, metavar="N", default=None if update else 0,
+                     help="seconds a late heartbeat may still revive its lease")
+    sub.add_argument("--max-borrow", type=int, metavar="N", default=None if update else 0,
+                     help="longest check-out in seconds (0: no borrowing)")
+    sub.add_argument("--offline-grace", type=int, metavar="N", default=None if update else 0,
+                     help="seconds a lease token stays valid offline past its exp")
+    sub.add_argument("--max-sessions-per-user", type=int, metavar="N", default=None if update else 0,
+                     help="live sessions per user (0: no limit)")
+
+
+def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    tenant = command("create-tenant", "create a tenant (owner)")
+    tenant.add_argument("name")
+    tenant.add_argument("--id", help="tenant id (default: derived from the name)")
+
+    tenants = command("tenants", "list tenants (owner)")
+    _paging(tenants)
+
+    lic = command("create-license", "create a license and print its key once (owner: the vendor)")
+    lic.add_argument("--tenant", required=True, help="the customer (tenant id) the license is sold to")
+    lic.add_argument("--seats", type=int, required=True, metavar="N", help="concurrent seats (max_seats)")
+    lic.add_argument("--tier", default="standard")
+    _license_terms(lic, update=False)
+
+    listing = command("licenses", "list licenses: state, seats in use, expiry")
+    listing.add_argument("--tenant", help="only this tenant's (owner; an admin sees its own tenant's only)")
+    _paging(listing)
+
+    one = command("license", "one license, all its settings and its seats in use")
+    one.add_argument("license_id")
+
+    update = command("update-license", "change a license's settings (entitlements: owner; restrictions: admin too)")
+    update.add_argument("license_id")
+    _license_terms(update, update=True)
+
+    for name, help_text in (("suspend", "suspend a license: no seat is granted or extended until resumed"),
+                            ("resume", "resume a suspended license (a suspension by the owner: owner only)")):
+        command(name, help_text).add_argument("license_id")
+
+    revoke = command("revoke", "revoke a license for good: its key stops working, every session ends (owner)")
+    revoke.add_argument("license_id")
+    revoke.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+
+    holders = command("holders", "who holds the license's seats now")
+    holders.add_argument("license_id")
+    force = command("force-release", "free a seat now (its holder's next heartbeat gets 410)")
+    force.add_argument("license_id")
+    force.add_argument("session_id")
+    usage = command("usage", "seats now, peak and denials per day")
+    usage.add_argument("license_id")
+    usage.add_argument("--days", type=int, default=30, metavar="N")
+    events = command("events", "the audit log, newest first; changes with before -> after")
+    events.add_argument("--license", metavar="LICENSE_ID")
+    events.add_argument("--tenant", help="only this tenant's (owner)")
+    events.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (1-500; default 50)")
+
+
+def _paging(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--limit", type=int, default=100, metavar="N", help="page size (1-500; default 100)")
+    sub.add_argument("--after", metavar="ID", help="the page after this id (the previous page's last)")
+    sub.add_argument("--all", action="store_true", help="every page")
+
+
+def _features(text: str) -> list[str]:
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
+def _terms(args: argparse.Namespace) -> dict[str, Any]:
+    """The license settings given on the command line, by their API names."""
+    named = {"max_seats": "seats", "tier": "tier", "lease_ttl_s": "lease_ttl",
+             "heartbeat_interval_s": "heartbeat_interval", "revive_window_s": "revive_window",
+             "max_borrow_s": "max_borrow", "offline_grace_s": "offline_grace",
+             "max_sessions_per_user": "max_sessions_per_user"}
+    body = {field: getattr(args, option) for field, option in named.items() if getattr(args, option, None) is not None}
+    if args.features is not None:
+        body["features"] = _features(args.features)
+    if args.expires is not None:
+        body["expires_at"] = None if args.expires.strip().lower() == "never" else args.expires
+    if getattr(args, "no_allowed_domains", False):
+        if args.allowed_domain:
+            raise UsageError("--allowed-domain and --no-allowed-domains contradict each other")
+        body["allowed_domains"] = []
+    elif args.allowed_domain is not None:
+        body["allowed_domains"] = args.allowed_domain
+    return body
+
+
+def _pages(client: AdminClient, path: str, items: str, query: dict[str, str], args: argparse.Namespace
+           ) -> dict[str, Any]:
+    query = {**query, "limit": str(args.limit), **({"after": args.after} if args.after else {})}
+    answer = client.call("GET", path, query=query)
+    collected = list(answer[items])
+    while args.all and answer.get("next_after") and len(answer[items]) >= args.limit:
+        answer = client.call("GET", path, query={**query, "after": answer["next_after"]})
+        collected += answer[items]
+    return {items: collected, "next_after": None if args.all else answer.get("next_after")}
+
+
+def _with_seats(client: AdminClient, answer: dict[str, Any]) -> dict[str, Any]:
+    """Each license of the page with its seats in use (GET licenses/{id}: the listing has no counts)."""
+    def seats(lic: dict[str, Any]) -> dict[str, Any]:
+        return {**lic, "seats": client.call("GET", f"licenses/{segment(lic['id'])}")["seats"]}
+
+    with ThreadPoolExecutor(_SEAT_LOOKUPS) as pool:
+        return {**answer, "licenses": list(pool.map(seats, answer["licenses"]))}
+
+
+def _confirm_revoke(client: AdminClient, license_id: str) -> None:
+    if not sys.stdin.isatty():
+        raise UsageError(f"revoke {license_id}: stdin is not a terminal to ask on; pass --yes to revoke")
+    current = admin_views.inert(client.call("GET", f"licenses/{segment(license_id)}"))
+    lic, seats = current["license"], current["seats"]
+    print(f"Revoke license {lic['id']} of tenant {lic['tenant']} ({seats['used']} of {seats['max']} seats in use)?\n"
+          "Its key stops working, every session ends now, and this cannot be undone. [y/N] ",
+          end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise CliError("not revoked")
+
+
+def run(args: argparse.Namespace) -> int:
+    url, token = target(args.base_url, args.token)
+    with AdminClient(url, token, inert=admin_views.inert) as client:
+        answer, text = _perform(client, args)
+    # JSON escapes control characters itself; the human form shows them inert.
+    print(json.dumps(answer, indent=2) if args.json else text(admin_views.inert(answer)))
+    return 0
+
+
+def _perform(client: AdminClient, args: argparse.Namespace
+             ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    """The answer to print, and how it reads to a person."""
+    command = args.command
+    lic_path = f"licenses/{segment(args.license_id)}" if hasattr(args, "license_id") else ""
+    match command:
+        case "create-tenant":
+            answer = client.call("POST", "tenants", body={"name": args.name, **({"id": args.id} if args.id else {})})
+            return answer, lambda a: f"tenant {a['id']} ({a['name']}) created"
+        case "tenants":
+            return _pages(client, "tenants", "tenants", {}, args), lambda a: admin_views.tenants(a, args.limit)
+        case "create-license":
+            body = {"tenant": args.tenant, "max_seats": args.seats, "tier": args.tier,
+                    "features": [], "allowed_domains": [], **_terms(args)}
+            return client.call("POST", "licenses", body=body), admin_views.created_license
+        case "licenses":
+            page = _pages(client, "licenses", "licenses", {"tenant": args.tenant} if args.tenant else {}, args)
+            limit = None if args.all else args.limit
+            return _with_seats(client, page), lambda a: admin_views.licenses(a, limit)
+        case "license":
+            return client.call("GET", lic_path), admin_views.license_detail
+        case "update-license":
+            body = _terms(args)
+            if not body:
+                raise UsageError("update-license: nothing to change; name one or more settings (see "
+                                 "`licensectl update-license --help`)")
+            answer = client.call("PATCH", lic_path, body=body)
+            return answer, lambda a: (f"license {a['license']['id']} updated ({', '.join(sorted(body))})\n\n"
+                                      + admin_views.license_detail(a))
+        case "suspend" | "resume":
+            answer = client.call("PATCH", lic_path, body={"suspended": command == "suspend"})
+
+            def suspension(a: dict[str, Any]) -> str:
+                lic = a["license"]
+                if lic["suspended"]:
+                    return (f"license {lic['id']} is suspended (by {lic['suspended_by']}): no seat is granted or "
+                            "extended until it is resumed")
+                return f"license {lic['id']} is resumed: its state is {admin_views.license_state(lic)}"
+
+            return answer, suspension
+        case "revoke":
+            if not args.yes:
+                _confirm_revoke(client, args.license_id)
+            return client.call("DELETE", lic_path), admin_views.revoked
+        case "holders":
+            return client.call("GET", f"{lic_path}/sessions"), admin_views.holders
+        case "force-release":
+            answer = client.call("DELETE", f"{lic_path}/sessions/{segment(args.session_id)}")
+            return answer, admin_views.force_release
+        case "usage":
+            return client.call("GET", f"{lic_path}/usage", query={"days": str(args.days)}), admin_views.usage
+        case "events":
+            query = {"limit": str(args.limit)}
+            query.update({k: v for k, v in (("license", args.license), ("tenant", args.tenant)) if v})
+            return client.call("GET", "events", query=query), admin_views.events
+    raise AssertionError(command)
