@@ -3,9 +3,9 @@
 Deployed gen2 functions each have their own URL: SMOKE_URL_TEMPLATE, e.g.
 `https://europe-west1-P.cloudfunctions.net/staging-{name}` (Terraform's output
 `function_url_template`). One host serving every function at /<name> (the dev stack):
-SMOKE_BASE_URL. Identity: SMOKE_ADMIN_TOKEN / SMOKE_USER_TOKEN (ID tokens), or test users
+SMOKE_BASE_URL. Identity: SMOKE_OWNER_TOKEN / SMOKE_USER_TOKEN (ID tokens), or test users
 that sign in through Firebase Auth's REST API: SMOKE_FIREBASE_API_KEY with
-SMOKE_ADMIN_EMAIL/SMOKE_ADMIN_PASSWORD and SMOKE_USER_EMAIL/SMOKE_USER_PASSWORD (what
+SMOKE_OWNER_EMAIL/SMOKE_OWNER_PASSWORD and SMOKE_USER_EMAIL/SMOKE_USER_PASSWORD (what
 cloudbuild.yaml does: ID tokens expire, passwords in Secret Manager do not). With none of
 these (inside ./scripts/test) the test session's own function server and minted tokens.
 """
@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-SIGN_IN_URL = "https://identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+SIGN_IN_PATH = "identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+
+
+def _sign_in_url() -> str:
+    """Firebase Auth's REST sign-in; its emulator's when FIREBASE_AUTH_EMULATOR_HOST names one
+    (how tests/system/test_first_deploy_docs.py runs these tests as the documented accounts)."""
+    emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    return f"http://{emulator}/{SIGN_IN_PATH}" if emulator else f"https://{SIGN_IN_PATH}"
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class SmokeTarget:
 
 
 def _sign_in(api_key: str, email: str, password: str) -> str:
-    answer = httpx.post(SIGN_IN_URL, params={"key": api_key}, timeout=30,
+    answer = httpx.post(_sign_in_url(), params={"key": api_key}, timeout=30,
                         json={"email": email, "password": password, "returnSecureToken": True})
     if answer.status_code != 200:
         pytest.fail(f"signing in {email} failed: {answer.status_code} {answer.text[:200]}")
