@@ -24,6 +24,7 @@ Firebase Auth, directly (custom claims role/tenant; see cli/account_roles.py):
     licensectl grant-role EMAIL_OR_UID --role owner|admin [--tenant T] [--create --password-stdin]
     licensectl revoke-role EMAIL_OR_UID          (also revokes the account's refresh tokens)
     licensectl whois EMAIL_OR_UID
+    licensectl sign-in EMAIL [--password-stdin] [--api-key KEY]   prints an ID token for LICENSECTL_TOKEN
     licensectl create-user EMAIL [--password-stdin] [--email-verified]
         [--project P (LICENSECTL_PROJECT)] [--auth-emulator HOST:PORT]; default: the dev stack's emulator
 Cloud Scheduler:
@@ -50,7 +51,7 @@ import argparse
 import os
 import sys
 
-from cli import account_roles, admin_commands, sweep_control
+from cli import account_roles, admin_commands, sign_in, sweep_control
 from cli.admin_views import inert as _inert  # noqa: F401 - the name tests and older callers import
 from cli.errors import CliError
 
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
     admin_commands.add_commands(command)
     account_roles.add_commands(command)
+    sign_in.add_command(command)
     sweep_control.add_arguments(command("sweep", "the sweep's Cloud Scheduler job: status, run now, pause, resume"))
     return parser
 
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return sweep_control.run(args)
         if args.command in account_roles.COMMANDS:  # Firebase Auth, not the admin function
             return account_roles.run(args)
+        if args.command == sign_in.COMMAND:  # Firebase Auth's REST sign-in
+            return sign_in.run(args)
         return admin_commands.run(args)
     except CliError as exc:
         print(f"licensectl: {exc.message}", file=sys.stderr)

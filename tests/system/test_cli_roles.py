@@ -200,3 +200,21 @@ def test_without_a_project_the_dev_stacks_emulator_is_used(auth_emulator, checke
     assert elsewhere.returncode == 2 and "name its project with --project" in elsewhere.stderr
     real = licensectl("whois", email, "--project", "demo-coditect", env=env)
     assert real.returncode == 2 and "exists only in an emulator" in real.stderr
+
+
+def test_sign_in_prints_an_id_token_the_admin_function_accepts(auth_emulator, checked_server, stack):
+    env = _env(FIREBASE_AUTH_EMULATOR_HOST=auth_emulator.host)
+    email, password = _new_email("grace"), secrets.token_urlsafe(12)
+    ok(licensectl("grant-role", email, "--role", "owner", "--create", "--password-stdin", "--project",
+                  stack.project_id, env=env, stdin=password))
+    token = ok(licensectl("sign-in", email, "--password-stdin", env=env, stdin=password)).stdout.strip()
+    assert _claims(token)["email"] == email and _claims(token)["role"] == "owner"
+    tenants = ok(licensectl("tenants", "--base-url", checked_server.base_url, "--json",
+                            env={**env, "LICENSECTL_TOKEN": token}))
+    assert isinstance(json.loads(tenants.stdout), (list, dict))
+
+    wrong = licensectl("sign-in", email, "--password-stdin", env=env, stdin="not-the-password")
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "wrong" in wrong.stderr and "failed" in wrong.stderr
+    nobody = licensectl("sign-in", email, env=env)  # no password given at all
+    assert nobody.returncode == 2 and "--password-stdin" in nobody.stderr
