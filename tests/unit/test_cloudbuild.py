@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -77,8 +78,14 @@ def test_the_test_step_runs_on_an_image_with_what_scripts_test_cannot_install():
     assert sdk.startswith("528.0.0") and BUILD["substitutions"]["_TEST_IMAGE"].endswith(":528.0.0")
     for package in ("google-cloud-cli-firestore-emulator", "openjdk-17-jre-headless", "redis-server"):
         assert package in dockerfile
-    node = re.search(r"ARG NODE_IMAGE=node:(\d+)", dockerfile).group(1)
-    assert int(node) >= 20  # firebase-tools' engines
+    node = int(re.search(r"ARG NODE_IMAGE=node:(\d+)", dockerfile).group(1))
+    # the Node firebase-tools (the Auth emulator) requires: its engines, as bootstrap installed it
+    from devstack.auth_emulator import FIREBASE_TOOLS_VERSION
+
+    package = REPO / ".tools" / f"firebase-tools-{FIREBASE_TOOLS_VERSION}" / "node_modules" / "firebase-tools"
+    engines = json.loads((package / "package.json").read_text())["engines"]["node"]  # e.g. ">=20.0.0 || >=22.0.0"
+    lowest = min(int(m) for m in re.findall(r">=\s*(\d+)", engines))
+    assert node >= lowest, f".ci/Dockerfile's Node {node} does not satisfy firebase-tools' engines {engines!r}"
 
 
 def test_each_environment_has_a_terraform_root_the_deploy_step_can_enter():
@@ -107,6 +114,7 @@ def test_rollback_puts_each_service_back_and_skips_first_deploys(tmp_path):
                          text=True, env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"})
     assert run.returncode == 0, run.stderr
     assert calls.read_text().splitlines() == [
-        "run services update-traffic staging-acquire --region europe-west1 --to-revisions staging-acquire-00007-abc=100 --quiet"
+        "run services update-traffic staging-acquire --region europe-west1 "
+        "--to-revisions staging-acquire-00007-abc=100 --quiet"
     ]
     assert "staging-admin had no previous revision" in run.stderr
