@@ -153,6 +153,12 @@ def test_exactly_the_redis_users_may_read_the_redis_secrets_with_their_own_accou
     assert len(secrets) == 2 and all(re.fullmatch(r"\$\{var\.\w+\}", secret) for secret in secrets)
     readers: dict[str, set[str]] = {secret: set() for secret in secrets}
     grants = _resources(functions.module, "google_secret_manager_secret_iam_member")
+    # Besides the functions, only the deployer, whose functions-only apply refreshes the
+    # secrets' versions (reading them), on exactly these two secrets.
+    deployer = grants.pop("deployer_refreshes_redis_secrets")
+    assert _unquote(deployer["member"]) == "serviceAccount:${var.deployer_email}"
+    assert _unquote(deployer["role"]) == SECRET_ACCESSOR and deployer["secret_id"] == "${each.value}"
+    assert set(re.findall(r"var\.\w+", str(deployer["for_each"]))) == {s[2:-1] for s in secrets}
     for resource, grant in grants.items():
         assert grant["secret_id"] in secrets, f"{resource} grants on a secret no function is told of"
         assert _unquote(grant["role"]) == SECRET_ACCESSOR and _unquote(grant["member"]) == OWN_ACCOUNT, resource
@@ -164,7 +170,7 @@ def test_exactly_the_redis_users_may_read_the_redis_secrets_with_their_own_accou
             assert (name in names) == uses_redis, f"{name}: accessor on {secret} {wrong}"
     # Nor does any other grant of the module give a secret away (project-wide roles included).
     everything = " ".join(str(body) for block in functions.module["resource"] for body in block.values())
-    assert everything.count("roles/secretmanager.") == len(grants)
+    assert everything.count("roles/secretmanager.") == len(grants) + 1  # + the deployer's
 
     depends_on = _resources(functions.module, "google_cloudfunctions2_function")["fn"]["depends_on"]
     for resource in grants:

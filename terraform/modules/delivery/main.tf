@@ -57,9 +57,10 @@ resource "google_project_iam_member" "deployer" {
   member   = "serviceAccount:${google_service_account.deployer.email}"
 }
 
-# Uploads archives (content-addressed: --no-clobber reads before it writes).
+# Uploads archives (content-addressed: --no-clobber reads before it writes); Terraform
+# refreshes the bucket itself (storage.buckets.get: legacyBucketReader).
 resource "google_storage_bucket_iam_member" "deployer_sources" {
-  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer", "roles/storage.legacyBucketReader"])
   bucket   = google_storage_bucket.sources.name
   role     = each.value
   member   = "serviceAccount:${google_service_account.deployer.email}"

@@ -178,6 +178,16 @@ resource "google_secret_manager_secret_iam_member" "redis_ca" {
   member    = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
+# Terraform refreshes the Redis secrets' versions by reading them: the deployer's functions-only
+# apply depends on them, so it may read both (it is the AUTH string's only reader besides
+# the Redis users).
+resource "google_secret_manager_secret_iam_member" "deployer_refreshes_redis_secrets" {
+  for_each  = { auth = var.redis_auth_secret, ca = var.redis_ca_secret }
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${var.deployer_email}"
+}
+
 # The secret versions the functions read (modules/redis outputs), as one resource the
 # functions depend on: the names in REDIS_AUTH_SECRET / REDIS_CA_SECRET exist before a
 # version does, so depending on them alone would not order a deploy from zero.
