@@ -121,10 +121,23 @@ class UserSessionLimit(NoSeatAvailable):
     code = "USER_SESSION_LIMIT"
 
 
+class GroupSeatLimit(NoSeatAvailable):
+    """The caller's group already holds as many seats as the license's policy allows it."""
+
+    code = "GROUP_SEAT_LIMIT"
+
+
 class Gone(ServiceError):
     """The object existed but is no longer usable."""
 
     code, http_status = "GONE", 410
+
+
+class TicketGone(Gone):
+    """The caller's queue ticket lapsed (not polled in time, or its held seat not claimed),
+    was cancelled, or was never this caller's: queue again."""
+
+    code = "TICKET_GONE"
 
 
 class LicenseExpired(Gone):

@@ -16,6 +16,8 @@ _LOWER_BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford: no i, l, o, u
 LICENSE_ID = re.compile(r"lic_[0-9a-z]{20}")
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 SESSION_ID = re.compile(r"(lic_[0-9a-z]{20})\.([A-Za-z0-9_-]{22})")
+TICKET_ID = re.compile(r"(lic_[0-9a-z]{20})\.q\.([A-Za-z0-9_-]{22})")
+"""A place in a license's wait queue: ``<license_id>.q.<random>``."""
 
 
 class IdGenerator(Protocol):
@@ -41,6 +43,15 @@ class RandomIds:
 
     def event_id(self) -> str:
         return "evt_" + _random_base32(24)
+
+
+def new_ticket_id(license_id: str) -> str:
+    return f"{license_id}.q.{secrets.token_urlsafe(16)}"
+
+
+def license_id_of_ticket(ticket_id: str) -> str | None:
+    match = TICKET_ID.fullmatch(ticket_id)
+    return match.group(1) if match else None
 
 
 def license_id_of_session(session_id: str) -> str | None:

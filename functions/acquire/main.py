@@ -1,4 +1,8 @@
-"""POST acquire: take a floating seat of a license for this user + hardware."""
+"""POST acquire: take a floating seat of a license for this user + hardware.
+
+201: a new session; 200: the caller's live session, handed back; 202: the caller waits in
+the license's queue (asked with `wait`, or polling its `ticket`).
+"""
 
 import functions_framework
 
@@ -11,4 +15,6 @@ from shared.runtime import runtime
 @json_function("acquire", routes={"": ["POST"]})
 def acquire(call: Call):
     answer = runtime().seat_service.acquire_seat(call.caller, call.parse(AcquireRequest))
+    if answer.queued:
+        return 202, answer.body
     return (201 if answer.created else 200), answer.body

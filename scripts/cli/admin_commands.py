@@ -4,8 +4,8 @@
     GET    tenants                            tenants
     POST   licenses                           create-license
     GET    licenses                           licenses   (+ GET licenses/{id} each, for the seats in use)
-    GET    licenses/{id}                      license
-    PATCH  licenses/{id}                      update-license, suspend, resume
+    GET    licenses/{id}                      license, policy
+    PATCH  licenses/{id}                      update-license, suspend, resume, set-policy
     DELETE licenses/{id}                      revoke
     GET    licenses/{id}/sessions             holders
     DELETE licenses/{id}/sessions/{session}   force-release
@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from cli import admin_views
@@ -27,7 +28,7 @@ from cli.admin_api import AdminClient, segment, target
 from cli.errors import CliError, UsageError
 
 COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
-            "resume", "revoke", "holders", "force-release", "usage", "events")
+            "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "events")
 _SEAT_LOOKUPS = 4  # concurrent GETs for the seats in use of a page of licenses
 
 
@@ -72,6 +73,7 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     lic.add_argument("--seats", type=int, required=True, metavar="N", help="concurrent seats (max_seats)")
     lic.add_argument("--tier", default="standard")
     _license_terms(lic, update=False)
+    lic.add_argument("--policy", metavar="FILE", help="its seat policy as JSON (as set-policy takes it); - reads stdin")
 
     listing = command("licenses", "list licenses: state, seats in use, expiry")
     listing.add_argument("--tenant", help="only this tenant's (owner; an admin sees its own tenant's only)")
@@ -87,6 +89,17 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     for name, help_text in (("suspend", "suspend a license: no seat is granted or extended until resumed"),
                             ("resume", "resume a suspended license (a suspension by the owner: owner only)")):
         command(name, help_text).add_argument("license_id")
+
+    shown = command("policy", "a license's seat policy: groups, include/exclude, reservations, maximums, "
+                              "overdraft (--json: the policy itself, as set-policy takes it)")
+    shown.add_argument("license_id")
+    replace = command("set-policy", "replace a license's whole seat policy (its overdraft: owner only; an admin "
+                                    "sends it unchanged)")
+    replace.add_argument("license_id")
+    source = replace.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", metavar="FILE", help="the policy as JSON (openapi.yaml SeatPolicy; `licensectl "
+                                                       "policy ID --json` writes one); - reads stdin")
+    source.add_argument("--reset", action="store_true", help="back to the default: any user, any seat")
 
     revoke = command("revoke", "revoke a license for good: its key stops working, every session ends (owner)")
     revoke.add_argument("license_id")
@@ -134,6 +147,22 @@ def _terms(args: argparse.Namespace) -> dict[str, Any]:
     elif args.allowed_domain is not None:
         body["allowed_domains"] = args.allowed_domain
     return body
+
+
+def _policy_file(name: str, command: str) -> Any:
+    """The policy a file holds (a JSON object, or null): a file that is not one is a usage error."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{command}: cannot read {name}: {exc}") from None
+    try:
+        policy = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{command}: {'stdin' if name == '-' else name} is not JSON: {exc}") from None
+    if policy is not None and not isinstance(policy, dict):
+        raise UsageError(f"{command}: the policy must be a JSON object (groups, include, exclude, reserve, max, "
+                         f"overdraft_seats or overdraft_ratio), not {type(policy).__name__}")
+    return policy
 
 
 def _pages(client: AdminClient, path: str, items: str, query: dict[str, str], args: argparse.Namespace
@@ -191,6 +220,8 @@ def _perform(client: AdminClient, args: argparse.Namespace
         case "create-license":
             body = {"tenant": args.tenant, "max_seats": args.seats, "tier": args.tier,
                     "features": [], "allowed_domains": [], **_terms(args)}
+            if args.policy is not None:
+                body["policy"] = _policy_file(args.policy, command)
             return client.call("POST", "licenses", body=body), admin_views.created_license
         case "licenses":
             page = _pages(client, "licenses", "licenses", {"tenant": args.tenant} if args.tenant else {}, args)
@@ -217,6 +248,16 @@ def _perform(client: AdminClient, args: argparse.Namespace
                 return f"license {lic['id']} is resumed: its state is {admin_views.license_state(lic)}"
 
             return answer, suspension
+        case "policy":
+            answer = client.call("GET", lic_path)
+            if args.json:  # the policy itself: edit it and give it back to set-policy
+                return answer["license"].get("policy") or {}, lambda a: json.dumps(a, indent=2)
+            return answer, admin_views.policy
+        case "set-policy":
+            body = {"policy": None if args.reset else _policy_file(args.file, command)}
+            answer = client.call("PATCH", lic_path, body=body)
+            return answer, lambda a: (f"license {a['license']['id']}: seat policy "
+                                      f"{'reset' if args.reset else 'replaced'}\n\n" + admin_views.policy(a))
         case "revoke":
             if not args.yes:
                 _confirm_revoke(client, args.license_id)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.policies import SeatPolicy
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -102,6 +104,7 @@ def license_detail(answer: dict[str, Any]) -> str:
         ("sessions per user", str(lic["max_sessions_per_user"] or "no limit")),
         ("offline grace", f"{lic['offline_grace_s']} s"),
         ("max borrow", f"{lic['max_borrow_s']} s" if lic["max_borrow_s"] else "no borrowing"),
+        ("seat policy", policy_summary(lic)),
         ("created", when(lic.get("created_at"))),
         ("updated", when(lic.get("updated_at"))),
     ]
@@ -109,6 +112,95 @@ def license_detail(answer: dict[str, Any]) -> str:
         rows.append(("revoked", when(lic["revoked_at"])))
     text = "\n".join(f"{name:<18} {value}" for name, value in rows)
     return f"{text}\n\n{answer['notice']}" if answer.get("notice") else text
+
+
+# -- seat policies ----------------------------------------------------------------------------
+_LISTED = 10  # items of a list shown before "(+N more)"; --json has them all
+
+
+def _plural(n: int, one: str) -> str:
+    return f"{n} {one}{'' if n == 1 else 's'}"
+
+
+def _listed(items: Sequence[Any]) -> str:
+    shown = ", ".join(str(i) for i in items[:_LISTED])
+    return shown + (f" (+{len(items) - _LISTED} more; --json shows all)" if len(items) > _LISTED else "")
+
+
+def _overdraft(policy: dict[str, Any], max_seats: int) -> str | None:
+    """The overdraft with the seats it grants now (a ratio follows max_seats)."""
+    extra = SeatPolicy.from_json(policy).overdraft(max_seats)
+    if policy.get("overdraft_ratio") is None and not policy.get("overdraft_seats"):
+        return None
+    form = f"ratio {policy['overdraft_ratio']:g}x: " if policy.get("overdraft_ratio") is not None else ""
+    return (f"{form}{_plural(extra, 'seat')} beyond max_seats {max_seats} ({max_seats + extra} in all), "
+            "each marked overage")
+
+
+def _rule_parts(rule: Any) -> list[str]:
+    if not isinstance(rule, dict):
+        return []
+    return [f"{name} {_listed(rule[name])}" for name in ("groups", "users", "hardware") if rule.get(name)]
+
+
+def _members(group: dict[str, Any]) -> str:
+    parts = [f"{name} {_listed(group[name])}" for name in ("uids", "domains") if group.get(name)]
+    claim = group.get("claim")
+    if isinstance(claim, dict):
+        parts.append(f"claim {claim.get('name')} = {claim.get('value')}")
+    return "; ".join(parts) or "(no members)"
+
+
+def policy_summary(lic: dict[str, Any]) -> str:
+    """One line: what the license's seat policy does (`licensectl license`)."""
+    policy = lic.get("policy") or {}
+    if not policy:
+        return "none (any user, any seat)"
+    parts = []
+    if policy.get("groups"):
+        parts.append(_plural(len(policy["groups"]), "group"))
+    for name in ("include", "exclude"):
+        rule = policy.get(name) or {}
+        counted = [_plural(len(rule[k]), one) for k, one in (("groups", "group"), ("users", "user"),
+                                                              ("hardware", "machine")) if rule.get(k)]
+        if counted:
+            parts.append(f"{name} {', '.join(counted)}")
+    for name in ("reserve", "max"):
+        if policy.get(name):
+            parts.append(f"{name} " + ", ".join(f"{i['group']} {i['seats']}" for i in policy[name]))
+    if policy.get("overdraft_ratio") is not None or policy.get("overdraft_seats"):
+        extra = SeatPolicy.from_json(policy).overdraft(lic["max_seats"])
+        ratio = policy.get("overdraft_ratio")
+        parts.append(f"overdraft +{extra}" + (f" (ratio {ratio:g}x)" if ratio is not None else ""))
+    return "; ".join(parts)
+
+
+def policy(answer: dict[str, Any]) -> str:
+    """The seat policy of a license answer (GET or PATCH licenses/{id}), readably."""
+    lic = answer["license"]
+    policy = lic.get("policy") or {}
+    head = f"seat policy of {lic['id']} ({_plural(lic['max_seats'], 'seat')})"
+    if not policy:
+        return f"{head}: none: any user may hold any of its seats (`licensectl set-policy` sets one)"
+    rows: list[tuple[str, str]] = []
+    groups = policy.get("groups") or []
+    if groups:
+        rows.append(("groups", ""))
+        width = max(len(str(g["name"])) for g in groups)
+        rows += [(f"  {str(g['name']):<{width}}", _members(g)) for g in groups]
+    for name, meaning in (("include", "only these may hold a seat"), ("exclude", "never hold a seat")):
+        parts = _rule_parts(policy.get(name))
+        if parts:
+            rows.append((name, "; ".join(parts) + f"  ({meaning})"))
+    for name, how, meaning in (("reserve", "", "held for the group's members: nobody else takes them, even idle"),
+                               ("max", "at most ", "the group's members together")):
+        for i, item in enumerate(policy.get(name) or []):
+            rows.append((name if i == 0 else "", f"{item['group']}: {how}{_plural(item['seats'], 'seat')}"
+                                                 + (f"  ({meaning})" if i == 0 else "")))
+    rows.append(("overdraft", _overdraft(policy, lic["max_seats"]) or "none"))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}".rstrip() for label, value in rows]
+    return "\n".join([head, *lines])
 
 
 def _value(value: Any) -> str:

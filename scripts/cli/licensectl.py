@@ -6,15 +6,21 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl create-license --tenant acme --seats 10 [--tier pro] [--features a,b]
         [--expires 2027-12-31T00:00:00Z] [--lease-ttl 360] [--heartbeat-interval 300]
         [--allowed-domain acme.com ...] [--revive-window 0] [--max-borrow 0] [--offline-grace 0]
-        [--max-sessions-per-user 0]                     (owner; the key is printed once)
+        [--max-sessions-per-user 0] [--policy FILE]     (owner; the key is printed once)
     licensectl licenses [--tenant acme] [--limit 100] [--after ID] [--all]
                                                  (state, seats in use, expiry of each)
-    licensectl license LICENSE_ID
+    licensectl license LICENSE_ID                 (every setting; the seat policy in one line)
     licensectl update-license LICENSE_ID [--seats N] [--tier T] [--features a,b] [--expires TIME|never]
         [--lease-ttl N] [--heartbeat-interval N] [--allowed-domain D ... | --no-allowed-domains]
         [--revive-window N] [--max-borrow N] [--offline-grace N] [--max-sessions-per-user N]
                                  (entitlements: owner; an admin sets the restrictions)
     licensectl suspend LICENSE_ID | resume LICENSE_ID
+    licensectl policy LICENSE_ID      the seat policy: groups and their members, include/exclude,
+                                      reservations, maximums, overdraft with the seats it grants
+                                      (--json: the policy itself, as set-policy takes it)
+    licensectl set-policy LICENSE_ID --file policy.json|- | --reset
+                                      replaces the whole policy (openapi.yaml SeatPolicy); its
+                                      overdraft: owner only (an admin sends it unchanged)
     licensectl revoke LICENSE_ID [--yes]     (owner; asks first; without a terminal needs --yes)
     licensectl holders LICENSE_ID
     licensectl force-release LICENSE_ID SESSION_ID

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shared.domain.policies import CLAIM_NAME, RESERVED_CLAIMS
 from shared.domain.principal import ROLES, Principal
 from shared.errors import Unauthenticated
 from shared.ids import TENANT_ID
@@ -37,6 +38,26 @@ def valid_uid(uid: Any) -> bool:
     return _clean_text(uid, 128)
 
 
+_MAX_CUSTOM_CLAIMS = 32
+_MAX_CLAIM_LIST = 100
+
+
+def _custom_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The token's custom claims a seat-policy group may match: text, or lists of text
+    (bounded; anything else is left out, as a claim no group can match)."""
+    found: dict[str, Any] = {}
+    for name, value in claims.items():
+        if len(found) >= _MAX_CUSTOM_CLAIMS:
+            break
+        if not isinstance(name, str) or name in RESERVED_CLAIMS or not CLAIM_NAME.fullmatch(name):
+            continue
+        if _clean_text(value, 200):
+            found[name] = value
+        elif isinstance(value, list) and len(value) <= _MAX_CLAIM_LIST and all(_clean_text(v, 200) for v in value):
+            found[name] = tuple(value)
+    return found
+
+
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     """The Principal of verified ID-token claims; Unauthenticated if the uid is unusable."""
     uid = claims.get("uid", claims.get("sub"))
@@ -49,4 +70,5 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         email_verified=claims.get("email_verified") is True,
         tenant=tenant if isinstance(tenant, str) and TENANT_ID.fullmatch(tenant) else None,
         role=role if role in ROLES else None,
+        claims=_custom_claims(claims),
     )

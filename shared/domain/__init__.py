@@ -11,6 +11,7 @@ from shared.domain.licenses import (
     Tenant,
 )
 from shared.domain.limits import Limit
+from shared.domain.policies import Group, GroupSeats, PolicyRefusal, Rule, SeatPolicy
 from shared.domain.principal import Principal
 from shared.domain.sessions import EndReason, SessionEnd, SessionRecord
 
@@ -18,10 +19,15 @@ __all__ = [
     "LEASE_TOKEN_MAX_S",
     "AuditEvent",
     "EndReason",
+    "Group",
+    "GroupSeats",
     "License",
     "LicenseBounds",
     "Limit",
+    "PolicyRefusal",
     "Principal",
+    "Rule",
+    "SeatPolicy",
     "SessionEnd",
     "SessionRecord",
     "Tenant",

@@ -14,13 +14,25 @@ from shared.domain.sessions import EndReason, SessionEnd
 
 @dataclass(frozen=True)
 class AcquireOutcome:
-    kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "STALE", "REBUILD"]
+    kind: Literal["GRANTED", "EXISTING", "FULL", "USER_LIMIT", "GROUP_LIMIT", "QUEUED", "TICKET_GONE", "STALE",
+                  "REBUILD"]
     session_id: str = ""  # GRANTED, EXISTING
     expires_ms: int = 0  # GRANTED, EXISTING
     used: int = 0
     max_seats: int = 0
     acquired_ms: int = 0  # GRANTED, EXISTING
     earliest_expiry_ms: int = 0  # FULL
+    overage: bool = False  # GRANTED, EXISTING: the seat is beyond max_seats (the overdraft)
+    reserved_for: str = ""  # GRANTED, EXISTING: the group whose reserved seat it is
+    reserved_idle: int = 0  # FULL: seats idle but reserved for groups the caller is not in
+    overdraft: int = 0  # FULL: the overdraft seats (all in use)
+    group: str = ""  # GROUP_LIMIT: the group at its maximum (used, max_seats: its holders, its maximum)
+    waiting: int = 0  # FULL: tickets waiting in the queue, whom a newcomer does not overtake
+    queue_full: bool = False  # FULL: the caller asked to wait, but the queue is at its bound
+    ticket: str = ""  # QUEUED: the caller's ticket
+    position: int = 0  # QUEUED: its place in line (1: next)
+    queue_length: int = 0  # QUEUED
+    waited_ms: int = 0  # GRANTED: how long the caller waited in the queue (0: not queued)
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class HeartbeatOutcome:
     acquired_ms: int = 0
     end_state: str | None = None  # ENDED: an EndReason value
     expired_ms: int = 0  # REVIVED: when the lease had run out (0: a restored lease nobody proved)
+    overage: bool = False  # OK, REVIVED: the lease holds an overage seat (beyond max_seats)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,20 @@ class SeatCount:
     kind: Literal["OK", "STALE", "REBUILD"]
     used: int = 0
     earliest_expiry_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    """A place in a license's wait queue, as administrators see it."""
+
+    ticket: str
+    position: int
+    uid: str
+    hardware_id: str
+    groups: tuple[str, ...]
+    queued_ms: int
+    alive_until_ms: int
+    held_until_ms: int | None  # a seat is held for it until then (None: still waiting)
 
 
 @dataclass(frozen=True)
@@ -88,6 +115,9 @@ class RestoreEntry:
     acquired_ms: int
     until_ms: int | None = None  # a session: the end of its borrow; a hold: when it stops counting
     hold: bool = False  # an ended borrow whose seat still counts
+    groups: tuple[str, ...] = ()  # a session's seat class as granted (SessionRecord)
+    reserved_for: str | None = None
+    overage: bool = False
 
 
 RESTORE_OUTCOMES = ("restored", "kept", "known", "held", "lapsed", "superseded")

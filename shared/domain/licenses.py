@@ -6,9 +6,10 @@ provisioning and the lease-token signer all read them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from shared.domain.policies import SeatPolicy
 from shared.domain.times import rfc3339
 
 
@@ -94,6 +95,8 @@ class License:
     """Set when the owner revoked (deleted) the license; its key no longer opens anything."""
     suspended_by: str | None = None
     """Who suspended it: "owner" (the vendor: only the owner resumes it) or "admin"."""
+    policy: SeatPolicy = field(default_factory=SeatPolicy)
+    """Who may hold its seats, and which (shared/domain/policies.py); default: a bare count."""
 
     def is_expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and now_ms >= self.expires_ms
@@ -121,6 +124,7 @@ class License:
             "max_sessions_per_user": self.max_sessions_per_user,
             "offline_grace_s": self.offline_grace_s,
             "max_borrow_s": self.max_borrow_s,
+            "policy": self.policy.as_json(),
             "created_at": rfc3339(self.created_ms),
             "updated_at": rfc3339(self.updated_ms),
             "revoked_at": rfc3339(self.revoked_ms),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 ROLES = ("owner", "admin")
 
@@ -14,6 +16,9 @@ class Principal:
     email_verified: bool = False
     tenant: str | None = None
     role: str | None = None  # "owner" (platform operator: the vendor) | "admin" (of `tenant`) | None
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """The token's other custom claims (text, or lists of text): what seat-policy groups
+    defined by a claim match (shared/domain/policies.py)."""
 
     @property
     def is_owner(self) -> bool:

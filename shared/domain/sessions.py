@@ -102,3 +102,9 @@ class SessionRecord:
     """Set by a borrow: the signed token of this session is valid offline until then."""
     seat_held_until_ms: int | None = None
     """An ended borrow whose seat stays counted until then (its token is still usable)."""
+    groups: tuple[str, ...] = ()
+    """The seat-policy groups its holder was in when the seat was granted."""
+    reserved_for: str | None = None
+    """The group whose reserved seat it holds (None: an unreserved or overage seat)."""
+    overage: bool = False
+    """Granted beyond max_seats, within the overdraft."""

@@ -1,16 +1,32 @@
 """Request bodies and query strings of the admin function (openapi.yaml), validated strictly.
 
-Numeric bounds come from shared.domain.LicenseBounds, the one place they are defined.
+Numeric bounds come from shared.domain.LicenseBounds, the one place they are defined;
+a seat policy's from shared.domain.policies. A policy body is checked here for shape
+(types, lengths, characters); what it means (known groups, seats within max_seats, one
+overdraft form) is SeatPolicy.problems, run on the license it is for.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.domain import LicenseBounds
+from shared.domain.policies import (
+    MAX_GROUPS,
+    MAX_OVERDRAFT_RATIO,
+    MAX_RULE_ITEMS,
+    Group,
+    GroupSeats,
+    QueuePolicy,
+    Rule,
+    SeatPolicy,
+)
+from shared.errors import InvalidRequest
 from shared.ids import LICENSE_ID, TENANT_ID
+from shared.licensing.provisioning import DOMAIN_NAME, normalise_domains
 
 _TIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _TENANT_PATTERN = f"^{TENANT_ID.pattern}$"
@@ -33,6 +49,112 @@ class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+# -- seat policies (shared/domain/policies.py; the same JSON as SeatPolicy.as_json) ------------
+# Shape here: types, lengths, characters. Group and claim names are held to a length here
+# and to their form by SeatPolicy.problems, which says in words what is wrong with them.
+# Uids, email addresses and hardware ids are stored and shown: no control characters
+# (hardware ids are also joined with a newline inside Redis keys).
+_Uid = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROLS)]
+_User = Annotated[str, StringConstraints(min_length=1, max_length=320, pattern=_NO_CONTROLS)]
+_HardwareId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROLS)]
+_GroupName = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=_NO_CONTROLS)]
+_Domain = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+_EMAIL_LOCAL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}")
+
+
+def _items(max_items: int = MAX_RULE_ITEMS) -> Any:
+    return Field(default_factory=list, max_length=max_items)
+
+
+class ClaimBody(_Body):
+    name: str = Field(min_length=1, max_length=64, pattern=_NO_CONTROLS)
+    value: str = Field(min_length=1, max_length=200, pattern=_NO_CONTROLS)
+
+
+class GroupBody(_Body):
+    name: _GroupName
+    uids: list[_Uid] = _items()
+    domains: list[_Domain] = _items()
+    claim: ClaimBody | None = None
+
+
+class RuleBody(_Body):
+    groups: list[_GroupName] = _items()
+    users: list[_User] = _items()
+    """Uids, or email addresses (an entry with an @: kept in lower case, as it is matched)."""
+    hardware: list[_HardwareId] = _items()
+
+
+class GroupSeatsBody(_Body):
+    group: _GroupName
+    seats: int = Field(ge=1, le=LicenseBounds.MAX_SEATS.high)
+
+
+class QueueBody(_Body):
+    """The wait queue; bounds in words from SeatPolicy.problems (QueuePolicy.BOUNDS)."""
+
+    max_length: int = Field(default=100, ge=1, le=1_000_000)
+    claim_window_s: int = Field(default=30, ge=1, le=86_400)
+    poll_interval_s: int = Field(default=10, ge=1, le=86_400)
+    priority: list[_GroupName] = _items(MAX_GROUPS)
+
+
+class PolicyBody(_Body):
+    """A license's whole seat policy; what is left out is off (the default: a bare count)."""
+
+    groups: list[GroupBody] = _items(MAX_GROUPS)
+    include: RuleBody = Field(default_factory=RuleBody)
+    exclude: RuleBody = Field(default_factory=RuleBody)
+    reserve: list[GroupSeatsBody] = _items(MAX_GROUPS)
+    max: list[GroupSeatsBody] = _items(MAX_GROUPS)
+    overdraft_seats: int = Field(default=0, ge=0, le=LicenseBounds.MAX_SEATS.high * int(MAX_OVERDRAFT_RATIO))
+    overdraft_ratio: float | None = Field(default=None, allow_inf_nan=False)
+    queue: QueueBody | None = None
+
+    def policy(self) -> SeatPolicy:
+        """The SeatPolicy: domains normalised, email addresses in lower case. InvalidRequest
+        (field `policy`) for a domain or an email address that is not one, or for both
+        overdraft forms. Whether it fits a license is SeatPolicy.problems(max_seats)."""
+        if {"overdraft_seats", "overdraft_ratio"} <= self.model_fields_set:
+            raise InvalidRequest("policy: give overdraft_seats or overdraft_ratio, not both", field="policy")
+        groups = tuple(
+            Group(g.name, tuple(g.uids),
+                  normalise_domains(g.domains, field="policy", what=f"policy: the domains of group {g.name!r}"),
+                  (g.claim.name, g.claim.value) if g.claim is not None else None)
+            for g in self.groups)
+        return SeatPolicy(
+            groups=groups, include=_rule(self.include, "include"), exclude=_rule(self.exclude, "exclude"),
+            reserve=tuple(GroupSeats(r.group, r.seats) for r in self.reserve),
+            max=tuple(GroupSeats(m.group, m.seats) for m in self.max),
+            overdraft_seats=self.overdraft_seats, overdraft_ratio=self.overdraft_ratio,
+            queue=None if self.queue is None else QueuePolicy(
+                max_length=self.queue.max_length, claim_window_s=self.queue.claim_window_s,
+                poll_interval_s=self.queue.poll_interval_s, priority=tuple(self.queue.priority)),
+        )
+
+
+def _user(entry: str, where: str) -> str:
+    """A uid as given; an email address (it has an @) in lower case, as it is matched."""
+    if "@" not in entry:
+        if len(entry) > 128:
+            raise InvalidRequest(f"policy: {where}.users: a uid has at most 128 characters", field="policy")
+        return entry
+    local, _, domain = entry.rpartition("@")
+    if not (_EMAIL_LOCAL.fullmatch(local) and DOMAIN_NAME.fullmatch(domain.lower())):
+        raise InvalidRequest(f"policy: {where}.users: {entry!r} is neither a uid nor an email address",
+                             field="policy")
+    return entry.lower()
+
+
+def _rule(body: RuleBody, where: str) -> Rule:
+    return Rule(tuple(body.groups), tuple(_user(u, where) for u in body.users), tuple(body.hardware))
+
+
+def policy_of(body: PolicyBody | None) -> SeatPolicy:
+    """`policy: null` (or `{}`): the default policy."""
+    return body.policy() if body is not None else SeatPolicy()
+
+
 class CreateTenantRequest(_Body):
     id: str | None = Field(default=None, min_length=3, max_length=63, pattern=_TENANT_PATTERN)
     name: str = Field(min_length=1, max_length=200, pattern=_NO_CONTROLS)
@@ -51,10 +173,13 @@ class CreateLicenseRequest(_Body):
     max_sessions_per_user: int = bounded("max_sessions_per_user", 0)
     offline_grace_s: int = bounded("offline_grace_s", 0)
     max_borrow_s: int = bounded("max_borrow_s", 0)
+    policy: PolicyBody | None = None
+    """Who may hold the seats, and which (default: any user, a bare count)."""
 
 
 class UpdateLicenseRequest(_Body):
-    """Only the fields present change; `expires_at: null` removes the expiry."""
+    """Only the fields present change; `expires_at: null` removes the expiry; `policy`
+    replaces the whole seat policy (`null` or `{}`: the default)."""
 
     max_seats: int | None = bounded("max_seats", None)
     lease_ttl_s: int | None = bounded("lease_ttl_s", None)
@@ -68,6 +193,7 @@ class UpdateLicenseRequest(_Body):
     max_sessions_per_user: int | None = bounded("max_sessions_per_user", None)
     offline_grace_s: int | None = bounded("offline_grace_s", None)
     max_borrow_s: int | None = bounded("max_borrow_s", None)
+    policy: PolicyBody | None = None
 
 
 # -- query strings (parsed by the function layer: shared.http Call.query) ------------------

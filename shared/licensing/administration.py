@@ -7,8 +7,10 @@ Roles (the README's "Roles" section says the same for users):
     admin    the administrator of one customer organisation (its `tenant` claim).
              Reads everything of its tenant, force-releases sessions, suspends and
              resumes its licenses (not one the vendor suspended), and sets the
-             restrictions that only narrow use (TENANT_SETTINGS). Changing an
-             entitlement, creating or revoking a license is 403, naming what it tried.
+             restrictions that only narrow use (TENANT_SETTINGS), its seat policy
+             included, but for the policy's overdraft, which is an entitlement
+             (POLICY_ENTITLEMENTS). Changing an entitlement, creating or revoking a
+             license is 403, naming what it tried.
     (none)   an end user: 403 on every admin route.
 Checked in this order: role (403), then visibility (another tenant's object is 404,
 exactly as if it did not exist), then the field-level rule (403). An admin claim
@@ -24,7 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from shared.clock import Clock
-from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal
+from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal, SeatPolicy
 from shared.domain.leases import ReleaseOutcome
 from shared.domain.times import parse_rfc3339, rfc3339, utc_day
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
@@ -37,6 +39,7 @@ from shared.licensing.admin_requests import (
     TenantsQuery,
     UpdateLicenseRequest,
     UsageQuery,
+    policy_of,
 )
 from shared.licensing.ports import DurableRecord, SeatLedger
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
@@ -47,8 +50,10 @@ from shared.licensing.settlement import settle
 ENTITLEMENTS = ("max_seats", "tier", "features", "expires_at", "lease_ttl_s", "heartbeat_interval_s",
                 "offline_grace_s", "max_borrow_s")
 # What a tenant's admin may set on its own licenses: suspension and restrictions that
-# only narrow who may use a seat, and how.
-TENANT_SETTINGS = ("suspended", "allowed_domains", "max_sessions_per_user", "revive_window_s")
+# only narrow who may use a seat, and how; the seat policy (who, and which seats) too,
+# but for its overdraft: seats beyond max_seats are bought, as max_seats is.
+TENANT_SETTINGS = ("suspended", "allowed_domains", "max_sessions_per_user", "revive_window_s", "policy")
+POLICY_ENTITLEMENTS = ("overdraft_seats", "overdraft_ratio")
 
 
 def _time(value: str | None, field: str) -> int | None:
@@ -129,6 +134,7 @@ class Administration:
             heartbeat_interval_s=request.heartbeat_interval_s, allowed_domains=tuple(request.allowed_domains),
             revive_window_s=request.revive_window_s, max_sessions_per_user=request.max_sessions_per_user,
             offline_grace_s=request.offline_grace_s, max_borrow_s=request.max_borrow_s,
+            policy=policy_of(request.policy),
         ), actor=caller.uid)
         return {"license": issued.license.admin_view(), "license_key": issued.license_key}
 
@@ -160,6 +166,8 @@ class Administration:
                 asked["allowed_domains"] = normalise_domains(value or [])
             elif field == "features":
                 asked["features"] = tuple(value or ())
+            elif field == "policy":
+                asked["policy"] = policy_of(value)  # null or {}: the default policy
             elif value is None:
                 raise InvalidRequest(f"{field} cannot be null", field=field)
             else:
@@ -182,6 +190,9 @@ class Administration:
             problems = LicenseBounds.problems(**timing)
             if problems:
                 raise InvalidRequest("; ".join(problems), field="heartbeat_interval_s")
+            if "policy" in changes or "max_seats" in changes:
+                self._check_policy(changes.get("policy", lic.policy), changes.get("max_seats", lic.max_seats),
+                                   changed="policy" in changes)
             updated = replace(lic, **changes, updated_ms=self._clock.now_ms())
             before, after = lic.admin_view(), updated.admin_view()
             diff = {k: {"before": before[k], "after": after[k]}
@@ -203,16 +214,35 @@ class Administration:
 
     @staticmethod
     def _check_may_change(caller: Principal, lic: License, changes: dict[str, Any]) -> None:
-        """A tenant admin changes only TENANT_SETTINGS, and never resumes a vendor's suspension."""
+        """A tenant admin changes only TENANT_SETTINGS (of the policy, all but its overdraft),
+        and never resumes a vendor's suspension."""
         if caller.is_owner:
             return
         entitlements = sorted({"expires_at" if k == "expires_ms" else k for k in changes} - set(TENANT_SETTINGS))
+        if "policy" in changes:  # the policy replaces the whole: its overdraft must come back as it was
+            entitlements += [f"policy.{name}" for name in POLICY_ENTITLEMENTS
+                             if getattr(changes["policy"], name) != getattr(lic.policy, name)]
         if entitlements:
-            raise Forbidden(f"only the platform owner (the vendor) changes entitlements: {', '.join(entitlements)}",
-                            denied_fields=entitlements)
+            message = f"only the platform owner (the vendor) changes entitlements: {', '.join(entitlements)}"
+            if any(name.startswith("policy.") for name in entitlements):
+                kept = [f"{k} {v}" for k, v in lic.policy.as_json().items() if k in POLICY_ENTITLEMENTS]
+                message += ("; the overdraft is bought, as seats are: send the policy with the overdraft it has ("
+                            + (", ".join(kept) or "none") + ")")
+            raise Forbidden(message, denied_fields=entitlements)
         if changes.get("suspended") is False and lic.suspended_by == "owner":
             raise Forbidden("the vendor suspended this license; only the platform owner resumes it",
                             denied_fields=["suspended"])
+
+    @staticmethod
+    def _check_policy(policy: SeatPolicy, max_seats: int, *, changed: bool) -> None:
+        """The policy as it will be must fit the license as it will be (a lower max_seats too)."""
+        problems = policy.problems(max_seats)
+        if not problems:
+            return
+        if changed:
+            raise InvalidRequest("policy: " + "; ".join(problems), field="policy")
+        raise InvalidRequest(f"max_seats {max_seats} does not fit the license's seat policy: " + "; ".join(problems)
+                             + " (change the policy first, or in the same request)", field="max_seats")
 
     def revoke_license(self, caller: Principal, license_id: str) -> dict[str, Any]:
         """Revoke: the key stops working and no token is ever signed for the license again.

@@ -18,6 +18,7 @@ from shared.domain.leases import (
     AcquireOutcome,
     HeartbeatOutcome,
     LeaseRecord,
+    QueueTicket,
     ReleaseOutcome,
     RestoreEntry,
     SeatCount,
@@ -35,11 +36,18 @@ class SeatLedger(Protocol):
         """Make every cached copy of the license stale (after a change)."""
 
     def acquire(self, license_id: str, *, generation: str, now_ms: int, ttl_ms: int, max_seats: int, uid: str,
-                hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0) -> AcquireOutcome: ...
+                hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0,
+                policy: dict[str, Any] | None = None, groups: tuple[str, ...] = (), ticket: str | None = None,
+                wait: bool = False, new_ticket: str = "") -> AcquireOutcome: ...
+
+    def cancel_ticket(self, license_id: str, ticket: str, *, caller_uid: str, may_act_for_others: bool) -> str: ...
+
+    def queue(self, license_id: str, *, limit: int = 500) -> list[QueueTicket]: ...
 
     def heartbeat(self, license_id: str, session_id: str, *, generation: str, now_ms: int, ttl_ms: int,
                   caller_uid: str, may_act_for_others: bool, revive_window_ms: int = 0, max_seats: int = 0,
-                  borrow: bool = False, proven: bool | None = None) -> HeartbeatOutcome: ...
+                  borrow: bool = False, proven: bool | None = None,
+                  policy: dict[str, Any] | None = None) -> HeartbeatOutcome: ...
 
     def release(self, license_id: str, session_id: str, *, now_ms: int, caller_uid: str, may_act_for_others: bool,
                 end: EndReason = EndReason.RELEASED, offline_grace_ms: int = 0,
@@ -165,7 +173,7 @@ class DurableRecord(Protocol):
 
     def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]: ...
 
-    def record_grant(self, session: SessionRecord, event: AuditEvent) -> None: ...
+    def record_grant(self, session: SessionRecord, event: AuditEvent, *more: AuditEvent) -> None: ...
 
     def record_ends(self, ends: list[tuple[SessionEnd, str, str, AuditEvent]]) -> int: ...
 

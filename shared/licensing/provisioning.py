@@ -6,16 +6,17 @@ A license key is generated here, returned once, and only its hash is stored.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.clock import Clock
-from shared.domain import AuditEvent, License, LicenseBounds, Tenant
+from shared.domain import AuditEvent, License, LicenseBounds, SeatPolicy, Tenant
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import TENANT_ID, IdGenerator
 from shared.licensing.license_keys import key_hash, new_license_key
 from shared.licensing.ports import DurableRecord
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+"""A domain name in lower case (allowed_domains, a seat-policy group's domains)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class LicenseSpec:
     max_sessions_per_user: int = 0
     offline_grace_s: int = 0
     max_borrow_s: int = 0
+    policy: SeatPolicy = field(default_factory=SeatPolicy)
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,13 @@ class IssuedLicense:
     license_key: str  # shown once, never stored
 
 
-def normalise_domains(domains) -> tuple[str, ...]:
-    """Lower-case, de-duplicated, sorted; InvalidRequest for anything not a domain name."""
+def normalise_domains(domains, *, field: str = "allowed_domains", what: str | None = None) -> tuple[str, ...]:
+    """Lower-case, de-duplicated, sorted; InvalidRequest (naming `field`, its message `what`
+    the domains are) for anything not a domain name."""
     normalised = tuple(sorted({d.strip().lower() for d in domains}))
-    bad = [d for d in normalised if not _DOMAIN.match(d)]
+    bad = [d for d in normalised if not DOMAIN_NAME.match(d)]
     if bad:
-        raise InvalidRequest(f"allowed_domains must be domain names like example.com, not {bad[0]!r}",
-                             field="allowed_domains")
+        raise InvalidRequest(f"{what or field} must be domain names like example.com, not {bad[0]!r}", field=field)
     return normalised
 
 
@@ -91,6 +93,9 @@ class Provisioning:
         domains = normalise_domains(spec.allowed_domains)
         if problems:
             raise InvalidRequest("; ".join(problems))
+        policy_problems = spec.policy.problems(spec.max_seats)
+        if policy_problems:
+            raise InvalidRequest("policy: " + "; ".join(policy_problems), field="policy")
         now = self._clock.now_ms()
         key = new_license_key()
         license = License(
@@ -100,11 +105,12 @@ class Provisioning:
             allowed_domains=domains, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
             revive_window_s=spec.revive_window_s, max_sessions_per_user=spec.max_sessions_per_user,
             offline_grace_s=spec.offline_grace_s, max_borrow_s=spec.max_borrow_s,
-            key_hash=key_hash(key), created_ms=now, updated_ms=now,
+            key_hash=key_hash(key), created_ms=now, updated_ms=now, policy=spec.policy,
         )
-        event = AuditEvent(
-            self._ids.event_id(), spec.tenant_id, license.id, "license.create", actor, now,
-            details={"after": {**license.public_view(), "max_seats": spec.max_seats, "lease_ttl_s": ttl_s}},
-        )
+        after = {**license.public_view(), "max_seats": spec.max_seats, "lease_ttl_s": ttl_s}
+        if not spec.policy.is_default:
+            after["policy"] = spec.policy.as_json()
+        event = AuditEvent(self._ids.event_id(), spec.tenant_id, license.id, "license.create", actor, now,
+                           details={"after": after})
         self._store.create_license(license, event)
         return IssuedLicense(license, key)

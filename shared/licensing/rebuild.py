@@ -119,7 +119,8 @@ class SeatRebuilder:
         sessions.sort(key=lambda s: (s.acquired_ms, s.id), reverse=True)
         entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
                    for h in holds]
-        entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms) for s in sessions]
+        entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms, groups=s.groups,
+                                 reserved_for=s.reserved_for, overage=s.overage) for s in sessions]
         # Live here but not active in Firestore: an end that Redis lost (a release, say,
         # that Firestore has) is erased first, while the table is still untrusted: nothing
         # may hand it out again, and it must not supersede the session its user + hardware

@@ -25,10 +25,18 @@ class ClientInfo(_Body):
     hostname: str = Field(default="", max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
+_TICKET = Field(default=None, pattern=r"^lic_[0-9a-z]{20}\.q\.[A-Za-z0-9_-]{22}$")
+
+
 class AcquireRequest(_Body):
     license_key: str = Field(min_length=1, max_length=128)
     hardware_id: str = Field(min_length=1, max_length=128, pattern=_PRINTABLE)
     client: ClientInfo | None = None
+    wait: bool = False
+    """With no seat free, take a place in the license's wait queue (202 and a ticket)."""
+    ticket: str | None = _TICKET
+    """A ticket this caller holds: a poll, which keeps it alive and converts it to a
+    session (201) once a seat is held for it."""
 
 
 # A lease token (JWS compact: header.payload.signature with its certificate in the header).
@@ -41,6 +49,13 @@ class SessionRequest(_Body):
     lease_token: str | None = _LEASE_TOKEN
     """The session's latest lease token (heartbeat): after a Redis loss it proves the lease
     was still valid, so a restored lease is extended rather than revived."""
+
+
+class ReleaseRequest(_Body):
+    """Release a session, or leave the wait queue (exactly one of the two)."""
+
+    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    ticket: str | None = _TICKET
 
 
 class ValidateRequest(_Body):

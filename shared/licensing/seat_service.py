@@ -27,6 +27,7 @@ from shared.errors import (
     BackendUnavailable,
     BorrowNotAllowed,
     Forbidden,
+    GroupSeatLimit,
     InvalidRequest,
     LicenseExpired,
     LicenseNotFound,
@@ -35,13 +36,14 @@ from shared.errors import (
     ServiceError,
     SessionExpired,
     SessionNotFound,
+    TicketGone,
     UserSessionLimit,
 )
-from shared.ids import IdGenerator, license_id_of_session
+from shared.ids import IdGenerator, license_id_of_session, license_id_of_ticket, new_ticket_id
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
 from shared.licensing.ports import DurableRecord, LeaseProof, LeaseSigner, RateLimiter, SeatLedger
 from shared.licensing.rebuild import SeatRebuilder
-from shared.licensing.requests import AcquireRequest, BorrowRequest, SessionRequest, ValidateRequest
+from shared.licensing.requests import AcquireRequest, BorrowRequest, ReleaseRequest, SessionRequest, ValidateRequest
 from shared.licensing.settlement import settle
 from shared.observability import annotate
 
@@ -59,6 +61,31 @@ class SeatReply:
 
     created: bool
     body: dict[str, Any]
+    queued: bool = False
+    """The caller waits in the queue (202): `body` is its ticket."""
+
+
+def _seats(n: int) -> str:
+    return f"{n} seat" if n == 1 else f"{n} seats"
+
+
+def _full_message(outcome: AcquireOutcome) -> str:
+    """Why no seat: every one in use, said as a person would (no status codes, real plurals)."""
+    if outcome.max_seats == 1:
+        text = "the license's only seat is in use"
+    else:
+        text = f"all {_seats(outcome.max_seats)} of this license are in use"
+    if outcome.overdraft:
+        text += f", and its {outcome.overdraft} overdraft seat{'s' if outcome.overdraft != 1 else ''} too"
+    if outcome.reserved_idle:
+        free = "is" if outcome.reserved_idle == 1 else "are"
+        text += (f"; {_seats(outcome.reserved_idle)} that {free} free {free} reserved for groups you are not in")
+    if outcome.waiting:
+        who = "person waits" if outcome.waiting == 1 else "people wait"
+        text += f"; {outcome.waiting} {who} in line for a seat before you"
+    if outcome.queue_full:
+        text += "; the wait queue is full"
+    return text + "; try again later"
 
 
 class SeatService:
@@ -119,6 +146,13 @@ class SeatService:
             raise Forbidden("this license is restricted to users of its allowed email domains (verified email)")
 
     @staticmethod
+    def _check_policy_admits(lic: License, caller: Principal, groups: tuple[str, ...], hardware_id: str) -> None:
+        """Exclude, then include: the seat policy's steps that need no seat table."""
+        refusal = lic.policy.refusal(caller, groups, hardware_id)
+        if refusal is not None:
+            raise Forbidden(refusal.message, rule=refusal.rule)
+
+    @staticmethod
     def _check_in_force(lic: License, now_ms: int) -> None:
         if lic.suspended:
             raise LicenseSuspended("the license is suspended; contact its administrator")
@@ -126,7 +160,7 @@ class SeatService:
             raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
 
     def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int,
-                     expires_ms: int) -> str:
+                     expires_ms: int, *, overage: bool = False) -> str:
         # A lease that outlives a normal ttl from now is a borrow (only borrow extends past it).
         borrowed = expires_ms > now_ms + lic.lease_ttl_s * 1000
         exp_s, grace_s = expires_ms // 1000, lic.offline_grace_s
@@ -148,6 +182,7 @@ class SeatService:
             "exp": exp_s,  # never claims more than the lease
             "grace": grace_s,  # valid offline until exp + grace, signed
             "bor": borrowed,
+            "overage": overage,  # a seat beyond max_seats, within the license's overdraft
         })
 
     def _license_of_session(self, session_id: str) -> CachedLicense | None:
@@ -173,65 +208,114 @@ class SeatService:
         self._rate_limiter.charge([("license", entry.license.id, self._license_acquire_limit)])
         self._signer.prepare(self._clock.now_ms() // 1000)
         new_session_id = self._ids.session_id(entry.license.id)
+        if request.ticket is not None and license_id_of_ticket(request.ticket) != entry.license.id:
+            raise TicketGone("this ticket is not a place in this license's queue; acquire with wait again")
+        new_ticket = new_ticket_id(entry.license.id) if request.wait and request.ticket is None else ""
 
-        def attempt(current: CachedLicense) -> tuple[License, int, AcquireOutcome]:
+        def attempt(current: CachedLicense) -> tuple[License, int, tuple[str, ...], AcquireOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
-            self._unless_stale(current, lambda: self._check_usable(lic, caller, now_ms))
+            groups = lic.policy.groups_of(caller)
+
+            def admitted() -> None:
+                self._check_usable(lic, caller, now_ms)
+                self._check_policy_admits(lic, caller, groups, request.hardware_id)
+
+            self._unless_stale(current, admitted)
             outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.acquire(
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
                 new_session_id=new_session_id, max_sessions_per_user=lic.max_sessions_per_user,
+                policy=lic.policy.script_policy(lic.max_seats), groups=groups,
+                ticket=request.ticket, wait=request.wait, new_ticket=new_ticket,
             ))
             if outcome.kind == "STALE":
                 raise _Stale()
-            return lic, now_ms, outcome
+            return lic, now_ms, groups, outcome
 
-        lic, now_ms, outcome = self._with_fresh_license(entry, attempt)
+        lic, now_ms, groups, outcome = self._with_fresh_license(entry, attempt)
+        if outcome.kind == "TICKET_GONE":
+            raise TicketGone("this place in the queue has lapsed (polled too late, or its seat not claimed in time) "
+                             "or was cancelled; acquire with wait again")
+        if outcome.kind == "QUEUED":
+            queue = lic.policy.queue
+            assert queue is not None  # the script queues only where the policy has a queue
+            annotate(ticket=outcome.ticket)
+            return SeatReply(created=False, queued=True, body={
+                "ticket": outcome.ticket,
+                "position": outcome.position,
+                "queue_length": outcome.queue_length,
+                "poll_interval_s": queue.poll_interval_s,
+                "claim_window_s": queue.claim_window_s,
+                # No estimate: when a holder leaves is not known (most renew), and a number
+                # that is usually wrong is worse than none.
+                "estimate_s": None,
+            })
+        if outcome.kind == "GROUP_LIMIT":
+            raise GroupSeatLimit(
+                f"your group {outcome.group} already holds {outcome.used} of this license's seats, "
+                f"its maximum of {outcome.max_seats}",
+                group={"name": outcome.group, "used": outcome.used, "max": outcome.max_seats},
+            )
         if outcome.kind == "USER_LIMIT":
             raise UserSessionLimit(
-                f"you already hold {outcome.used} sessions of this license, its limit per user; "
+                f"you already hold {outcome.used} session{'s' if outcome.used != 1 else ''} of this license, "
+                "its limit per user; "
                 "release one on another machine first",
                 sessions={"used": outcome.used, "max": outcome.max_seats},
             )
         seats = {"used": outcome.used, "max": outcome.max_seats}
         if outcome.kind == "FULL":
-            wait_s = max(1, math.ceil((outcome.earliest_expiry_ms - now_ms) / 1000))
-            raise NoSeatAvailable(
-                f"all {outcome.max_seats} seats are in use; the earliest lease ends in {wait_s} s",
-                retry_after_s=wait_s, seats=seats,
-            )
+            # Retry-After: the soonest a seat could free (a holder may well renew it).
+            wait_s = max(1, math.ceil((outcome.earliest_expiry_ms - now_ms) / 1000)) if outcome.earliest_expiry_ms \
+                else 1
+            policy_counts = {k: v for k, v in (("overdraft", outcome.overdraft),
+                                                ("reserved_for_others", outcome.reserved_idle),
+                                                ("queued", outcome.waiting)) if v}
+            queue_state = {"queue": {"full": True}} if outcome.queue_full else {}
+            raise NoSeatAvailable(_full_message(outcome), retry_after_s=wait_s,
+                                  seats={**seats, **policy_counts}, **queue_state)
         annotate(session=outcome.session_id)
         if outcome.kind == "GRANTED":
             client = request.client.model_dump() if request.client else {}
             session = SessionRecord(
                 id=outcome.session_id, license_id=lic.id, tenant_id=lic.tenant_id, uid=caller.uid,
                 hardware_id=request.hardware_id, acquired_ms=now_ms, lease_expires_ms=outcome.expires_ms, client=client,
+                groups=groups, reserved_for=outcome.reserved_for or None, overage=outcome.overage,
             )
+            seat_class = {k: v for k, v in (("reserved_for", outcome.reserved_for), ("overage", outcome.overage)) if v}
             event = AuditEvent(
                 id=f"{outcome.session_id}:acquire", tenant_id=lic.tenant_id, license_id=lic.id,
                 session_id=outcome.session_id, type="acquire", actor=caller.uid, at_ms=now_ms,
-                details={"hardware_id": request.hardware_id, "seats_used": outcome.used, **client},
+                details={"hardware_id": request.hardware_id, "seats_used": outcome.used, **seat_class, **client},
             )
+            more = [AuditEvent(
+                id=f"{outcome.session_id}:overage", tenant_id=lic.tenant_id, license_id=lic.id,
+                session_id=outcome.session_id, type="overage", actor=caller.uid, at_ms=now_ms,
+                details={"seats_used": outcome.used, "max_seats": outcome.max_seats,
+                         "overdraft": lic.policy.overdraft(lic.max_seats)},
+            )] if outcome.overage else []
             try:
                 # Indexed after the grant: the sweep's race-free unindexing relies on this order.
                 self._seats.index_license(lic.id)
-                self._store.record_grant(session, event)
+                self._store.record_grant(session, event, *more)
             except BaseException:
                 # No durable record, no seat: undo the grant before reporting the failure.
                 self._seats.rollback(lic.id, outcome.session_id, now_ms=now_ms)
                 raise
-        token = self._lease_token(lic, outcome.session_id, caller.uid, request.hardware_id, now_ms, outcome.expires_ms)
-        return SeatReply(
-            created=outcome.kind == "GRANTED",
-            body={
-                "session_id": outcome.session_id,
-                "token": token,
-                "expires_at": rfc3339(outcome.expires_ms),
-                "heartbeat_interval_s": lic.heartbeat_interval_s,
-                "seats": seats,
-                "license": lic.public_view(),
-            },
-        )
+        token = self._lease_token(lic, outcome.session_id, caller.uid, request.hardware_id, now_ms, outcome.expires_ms,
+                                  overage=outcome.overage)
+        body = {
+            "session_id": outcome.session_id,
+            "token": token,
+            "expires_at": rfc3339(outcome.expires_ms),
+            "heartbeat_interval_s": lic.heartbeat_interval_s,
+            "seats": seats,
+            "license": lic.public_view(),
+            "overage": outcome.overage,
+        }
+        if outcome.reserved_for:
+            body["reserved_for"] = outcome.reserved_for
+        return SeatReply(created=outcome.kind == "GRANTED", body=body)
 
     def _extend(self, caller: Principal, session_id: str, ttl_ms_for: Callable[[License], int], *,
                 lease_token: str | None, borrow: bool = False) -> tuple[License, int, HeartbeatOutcome]:
@@ -266,7 +350,7 @@ class SeatService:
                     lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
                     caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
                     revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats, borrow=borrow,
-                    proven=proven,
+                    proven=proven, policy=lic.policy.script_policy(lic.max_seats),
                 ))
 
             outcome = heartbeat()
@@ -301,13 +385,15 @@ class SeatService:
     def heartbeat(self, caller: Principal, request: SessionRequest) -> SeatReply:
         lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000,
                                             lease_token=request.lease_token)
-        token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
+        token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms,
+                                  overage=outcome.overage)
         return SeatReply(False, {
             "status": "ok",
             "session_id": request.session_id,
             "token": token,
             "expires_at": rfc3339(outcome.expires_ms),
             "heartbeat_interval_s": lic.heartbeat_interval_s,
+            "overage": outcome.overage,
         })
 
     def borrow(self, caller: Principal, request: BorrowRequest) -> SeatReply:
@@ -328,7 +414,8 @@ class SeatService:
             session_id=request.session_id, type="borrow", actor=caller.uid, at_ms=now_ms,
             details={"until": rfc3339(outcome.expires_ms), "hardware_id": outcome.hardware_id},
         ))
-        token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms)
+        token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms,
+                                  overage=outcome.overage)
         return SeatReply(False, {
             "session_id": request.session_id,
             "token": token,
@@ -341,9 +428,27 @@ class SeatService:
         ended = self._end(caller, request.session_id, EndReason.RETURNED)
         return SeatReply(False, {"status": "returned" if ended else "already_released"})
 
-    def release(self, caller: Principal, request: SessionRequest) -> SeatReply:
+    def release(self, caller: Principal, request: ReleaseRequest) -> SeatReply:
+        if (request.session_id is None) == (request.ticket is None):
+            raise InvalidRequest("give session_id (release a seat) or ticket (leave the queue), not both or neither")
+        if request.ticket is not None:
+            return self._leave_queue(caller, request.ticket)
+        assert request.session_id is not None
         ended = self._end(caller, request.session_id, EndReason.RELEASED)
         return SeatReply(False, {"status": "released" if ended else "already_released"})
+
+    def _leave_queue(self, caller: Principal, ticket: str) -> SeatReply:
+        license_id = license_id_of_ticket(ticket)
+        entry = self._licenses.by_id(license_id) if license_id else None
+        if entry is None:
+            return SeatReply(False, {"status": "not_queued"})
+        lic = entry.license
+        annotate(tenant=lic.tenant_id, license=lic.id, ticket=ticket)
+        outcome = self._seats.cancel_ticket(lic.id, ticket, caller_uid=caller.uid,
+                                            may_act_for_others=caller.administers(lic.tenant_id))
+        if outcome == "FORBIDDEN":
+            raise Forbidden("this ticket belongs to another user")
+        return SeatReply(False, {"status": "left_queue" if outcome == "CANCELLED" else "not_queued"})
 
     def _end(self, caller: Principal, session_id: str, end: EndReason) -> bool:
         """End the caller's session now: True, or False if it had ended before."""

@@ -1,6 +1,6 @@
 """Every Redis key name the seat table and the sweep use, in one place.
 
-Per license, eight keys share the hash tag `{<license_id>}`, so every script runs in one
+Per license, eleven keys share the hash tag `{<license_id>}`, so every script runs in one
 cluster slot; scripts receive them in the order of `LicenseKeys.in_script_order()` (the
 prelude, lua/_prelude.lua, says what each holds). Keys that span licenses (the sweep's
 index shards, its lock, the recovery epoch, counters) carry tags of their own.
@@ -25,15 +25,19 @@ class LicenseKeys:
     unverified: str
     usage: str
     origin: str
+    classes: str
+    queue: str
+    tickets: str
 
     @classmethod
     def of(cls, license_id: str) -> LicenseKeys:
         tag = "{" + license_id + "}"
         return cls(*(f"seat:{tag}:{part}" for part in
-                     ("leases", "holders", "sessions", "ended", "gen", "unverified", "usage", "origin")))
+                     ("leases", "holders", "sessions", "ended", "gen", "unverified", "usage", "origin",
+                                                  "classes", "queue", "tickets")))
 
     def in_script_order(self) -> list[str]:
-        """KEYS[1..8] of every seat script."""
+        """KEYS[1..11] of every seat script."""
         return list(astuple(self))
 
     @property

@@ -14,6 +14,7 @@ from shared.domain.leases import (
     AcquireOutcome,
     HeartbeatOutcome,
     LeaseRecord,
+    QueueTicket,
     ReleaseOutcome,
     SeatCount,
     SweepBatch,
@@ -26,13 +27,23 @@ def decode_acquire(reply: list[Any], *, now_ms: int) -> AcquireOutcome:
     """acquire_seat.lua"""
     kind = text(reply[0])
     if kind == "GRANTED":
-        return AcquireOutcome("GRANTED", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), now_ms)
+        return AcquireOutcome("GRANTED", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), now_ms,
+                              overage=int(reply[5]) == 1, reserved_for=text(reply[6]), waited_ms=int(reply[7]))
     if kind == "EXISTING":
-        return AcquireOutcome("EXISTING", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]))
+        return AcquireOutcome("EXISTING", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]),
+                              overage=int(reply[6]) == 1, reserved_for=text(reply[7]))
     if kind == "FULL":
-        return AcquireOutcome("FULL", used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]))
+        return AcquireOutcome("FULL", used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]),
+                              reserved_idle=int(reply[4]), overdraft=int(reply[5]), waiting=int(reply[6]),
+                              queue_full=int(reply[7]) == 1)
+    if kind == "QUEUED":
+        return AcquireOutcome("QUEUED", ticket=text(reply[1]), position=int(reply[2]), queue_length=int(reply[3]))
+    if kind == "TICKET_GONE":
+        return AcquireOutcome("TICKET_GONE")
     if kind == "USER_LIMIT":
         return AcquireOutcome("USER_LIMIT", used=int(reply[1]), max_seats=int(reply[2]))
+    if kind == "GROUP_LIMIT":
+        return AcquireOutcome("GROUP_LIMIT", group=text(reply[1]), used=int(reply[2]), max_seats=int(reply[3]))
     if kind == "REBUILD":
         return AcquireOutcome("REBUILD")
     return AcquireOutcome("STALE")
@@ -42,10 +53,11 @@ def decode_heartbeat(reply: list[Any]) -> HeartbeatOutcome:
     """heartbeat_seat.lua"""
     kind = text(reply[0])
     if kind == "OK":
-        return HeartbeatOutcome("OK", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]))
+        return HeartbeatOutcome("OK", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
+                                overage=int(reply[5]) == 1)
     if kind == "REVIVED":
         return HeartbeatOutcome("REVIVED", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
-                                expired_ms=int(reply[5]))
+                                expired_ms=int(reply[5]), overage=int(reply[6]) == 1)
     if kind == "ENDED":
         return HeartbeatOutcome("ENDED", end_state=text(reply[1]))
     if kind == "UNKNOWN":
@@ -111,3 +123,16 @@ def decode_restore(reply: list[Any]) -> list[str] | None:
     """restore_seats.lua: one outcome per entry, or None for a table trusted already."""
     outcomes = [text(outcome) for outcome in reply]
     return None if outcomes == ["TRUSTED"] else outcomes
+
+
+def decode_queue(reply: list[Any]) -> list[QueueTicket]:
+    """queue_tickets.lua"""
+    tickets = []
+    for position, (tid, raw) in enumerate(zip(reply[::2], reply[1::2], strict=True), start=1):
+        data = json.loads(text(raw))
+        tickets.append(QueueTicket(
+            ticket=text(tid), position=position, uid=data["u"], hardware_id=data["h"],
+            groups=tuple(data.get("g") or ()), queued_ms=int(data["a"]), alive_until_ms=int(data["k"]),
+            held_until_ms=int(data["c"]) if data.get("c") else None,
+        ))
+    return tickets

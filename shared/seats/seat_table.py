@@ -10,6 +10,7 @@ sweep's side of the same keys is sweep_ledger.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from typing import Any
@@ -19,6 +20,7 @@ from shared.domain.leases import (
     AcquireOutcome,
     HeartbeatOutcome,
     LeaseRecord,
+    QueueTicket,
     ReleaseOutcome,
     RestoreEntry,
     SeatCount,
@@ -31,6 +33,7 @@ from shared.seats.replies import (
     decode_acquire,
     decode_count,
     decode_heartbeat,
+    decode_queue,
     decode_release,
     decode_restore,
     parse_lease_record,
@@ -44,6 +47,11 @@ ROLLBACK = "rollback"
 
 def _flag(value: bool) -> str:
     return "1" if value else "0"
+
+
+def _json(value: Any) -> str:
+    """A script argument holding JSON; '' for None (the scripts' "none")."""
+    return "" if value is None else json.dumps(value, separators=(",", ":"))
 
 
 class SeatTable:
@@ -69,6 +77,8 @@ class SeatTable:
         self._take_usage = client.register_script(load_script("take_usage"))
         self._trusted = client.register_script(load_script("table_trusted"))
         self._restore_usage = client.register_script(load_script("restore_usage"))
+        self._cancel_ticket = client.register_script(load_script("cancel_ticket"))
+        self._queue = client.register_script(load_script("queue_tickets"))
         self._unlock = client.register_script(load_script("release_lock", with_prelude=False))
 
     def _run(self, script: Any, license_id: str, args: list[Any]) -> Any:
@@ -95,9 +105,15 @@ class SeatTable:
             self._redis.set(LicenseKeys.of(license_id).gen, secrets.token_hex(8))
 
     def acquire(self, license_id: str, *, generation: str, now_ms: int, ttl_ms: int, max_seats: int, uid: str,
-                hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0) -> AcquireOutcome:
+                hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0,
+                policy: dict[str, Any] | None = None, groups: tuple[str, ...] = (), ticket: str | None = None,
+                wait: bool = False, new_ticket: str = "") -> AcquireOutcome:
+        """`policy`: the license's SeatPolicy.script_policy (None: a bare count); `groups`:
+        the caller's groups under it (recorded with the lease). `ticket`: a poll of the
+        caller's place in the queue; `wait`: with no seat, queue the caller as `new_ticket`."""
         args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, utc_day(now_ms),
-                max_sessions_per_user]
+                max_sessions_per_user, _json(policy), _json(list(groups)) if policy is not None else "",
+                ticket or "", _flag(wait), new_ticket]
         if not self._wait_replicas:
             return decode_acquire(self._run(self._acquire, license_id, args), now_ms=now_ms)
         with redis_unavailable():
@@ -119,12 +135,14 @@ class SeatTable:
 
     def heartbeat(self, license_id: str, session_id: str, *, generation: str, now_ms: int, ttl_ms: int,
                   caller_uid: str, may_act_for_others: bool, revive_window_ms: int = 0, max_seats: int = 0,
-                  borrow: bool = False, proven: bool | None = None) -> HeartbeatOutcome:
+                  borrow: bool = False, proven: bool | None = None,
+                  policy: dict[str, Any] | None = None) -> HeartbeatOutcome:
         """`proven`: for a lease restored after a loss (the script answers PROOF first),
-        whether the caller showed a valid lease token of this session."""
+        whether the caller showed a valid lease token of this session. `policy`: as for
+        acquire (a revival takes a seat as an acquire would)."""
         reply = self._run(self._heartbeat, license_id, [
             now_ms, ttl_ms, generation, session_id, caller_uid, _flag(may_act_for_others), revive_window_ms,
-            max_seats, _flag(borrow), "" if proven is None else _flag(proven)])
+            max_seats, _flag(borrow), "" if proven is None else _flag(proven), _json(policy)])
         return decode_heartbeat(reply)
 
     def release(self, license_id: str, session_id: str, *, now_ms: int, caller_uid: str, may_act_for_others: bool,
@@ -145,6 +163,14 @@ class SeatTable:
         reply = self._run(self._release, license_id, [now_ms, session_id, caller_uid, _flag(may_act_for_others),
                                                       mode, offline_grace_ms, license_end_ms or 0])
         return decode_release(reply, session_id=session_id)
+
+    def cancel_ticket(self, license_id: str, ticket: str, *, caller_uid: str, may_act_for_others: bool) -> str:
+        """Leave the wait queue: CANCELLED, UNKNOWN (no such ticket now) or FORBIDDEN."""
+        return text(self._run(self._cancel_ticket, license_id, [ticket, caller_uid, _flag(may_act_for_others)])[0])
+
+    def queue(self, license_id: str, *, limit: int = 500) -> list[QueueTicket]:
+        """The license's wait queue in order (for administrators)."""
+        return decode_queue(self._run(self._queue, license_id, [limit]))
 
     def count(self, license_id: str, *, generation: str, now_ms: int) -> SeatCount:
         return decode_count(self._run(self._count, license_id, [now_ms, generation]))
@@ -187,8 +213,15 @@ class SeatTable:
         nothing was done). One outcome per entry."""
         args: list[Any] = [now_ms, ttl_ms, _flag(complete), secrets.token_hex(8)]
         for entry in entries:
+            seat_class: dict[str, Any] = {}
+            if entry.groups:
+                seat_class["g"] = list(entry.groups)
+            if entry.reserved_for:
+                seat_class["rv"] = entry.reserved_for
+            if entry.overage:
+                seat_class["ov"] = 1
             args.extend([entry.session_id, entry.uid, entry.hardware_id, entry.acquired_ms, entry.until_ms or 0,
-                         "h" if entry.hold else "s"])
+                         "h" if entry.hold else "s", _json(seat_class) if seat_class else ""])
         return decode_restore(self._run(self._restore, license_id, args))
 
     def index_license(self, license_id: str) -> None:

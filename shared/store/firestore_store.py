@@ -29,7 +29,7 @@ from google.api_core import retry as google_retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from shared.domain import AuditEvent, License, SessionEnd, SessionRecord, Tenant
+from shared.domain import AuditEvent, License, SeatPolicy, SessionEnd, SessionRecord, Tenant
 from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
@@ -253,6 +253,7 @@ class FirestoreStore:
             "max_sessions_per_user": lic.max_sessions_per_user,
             "offline_grace_s": lic.offline_grace_s,
             "max_borrow_s": lic.max_borrow_s,
+            "policy": lic.policy.as_json(),
             "revoked_at": _dt(lic.revoked_ms),
             "key_hash": lic.key_hash,
             "created_at": _dt(lic.created_ms),
@@ -277,6 +278,7 @@ class FirestoreStore:
             max_sessions_per_user=int(data.get("max_sessions_per_user") or 0),
             offline_grace_s=int(data.get("offline_grace_s") or 0),
             max_borrow_s=int(data.get("max_borrow_s") or 0),
+            policy=SeatPolicy.from_json(data.get("policy")),
             revoked_ms=_ms(data.get("revoked_at")),
             key_hash=data["key_hash"],
             created_ms=datetime_to_ms(data["created_at"]),
@@ -310,8 +312,8 @@ class FirestoreStore:
                 for d in (snap.to_dict() for snap in snaps)}
 
     # -- sessions ----------------------------------------------------------------
-    def record_grant(self, session: SessionRecord, event: AuditEvent) -> None:
-        """The session document and its audit event, in one atomic commit."""
+    def record_grant(self, session: SessionRecord, event: AuditEvent, *more: AuditEvent) -> None:
+        """The session document and its audit events, in one atomic commit."""
         batch = self._db.batch()
         batch.create(
             self._db.collection("sessions").document(session.id),
@@ -324,9 +326,14 @@ class FirestoreStore:
                 "acquired_at": _dt(session.acquired_ms),
                 "lease_expires_at": _dt(session.lease_expires_ms),
                 "status": "active",
+                # its seat class, for a rebuild after a Redis loss (shared/domain/policies.py)
+                "groups": list(session.groups),
+                "reserved_for": session.reserved_for,
+                "overage": session.overage,
             },
         )
-        self._add_event(batch, event)
+        for each in (event, *more):
+            self._add_event(batch, each)
         self._call(batch.commit, **self._opts())
 
     def record_ends(self, ends: list[tuple[SessionEnd, str, str, AuditEvent]]) -> int:
@@ -427,6 +434,9 @@ class FirestoreStore:
             last_heartbeat_ms=_ms(d.get("last_heartbeat_at")),
             borrowed_until_ms=_ms(d.get("borrowed_until")),
             seat_held_until_ms=_ms(d.get("seat_held_until")),
+            groups=tuple(d.get("groups") or ()),
+            reserved_for=d.get("reserved_for"),
+            overage=bool(d.get("overage")),
         )
 
     # -- audit events --------------------------------------------------------------

@@ -70,7 +70,7 @@ from shared.domain import Principal
 from shared.domain.times import parse_rfc3339
 from shared.errors import ServiceError
 from shared.licensing.provisioning import LicenseSpec
-from shared.licensing.requests import AcquireRequest, BorrowRequest, SessionRequest
+from shared.licensing.requests import AcquireRequest, BorrowRequest, ReleaseRequest, SessionRequest
 from shared.runtime import Runtime
 from shared.seats import LicenseKeys
 from shared.seats.keys import RECOVERY_EPOCH, index_key, index_shard
@@ -210,7 +210,8 @@ class SeatProtocol(RuleBasedStateMachine):
             self.rt.redis.close()  # each example has a connection pool of its own
 
     # -- calling the service as a client ----------------------------------------------------
-    def _call(self, op: str, client: int, request: AcquireRequest | SessionRequest | BorrowRequest) -> dict | None:
+    def _call(self, op: str, client: int,
+              request: AcquireRequest | SessionRequest | BorrowRequest | ReleaseRequest) -> dict | None:
         """The answer's body, or None for an allowed refusal (the model learns from it)."""
         service = self.rt.seat_service
         method = {"acquire": service.acquire_seat, "heartbeat": service.heartbeat, "borrow": service.borrow,
@@ -300,7 +301,7 @@ class SeatProtocol(RuleBasedStateMachine):
         told = self.told[client]
         assert told is not None
         note(f"{self._at(self.clock.now_ms())}: client {client} releases {told.session_id[-6:]}")
-        body = self._call("release", client, SessionRequest(session_id=told.session_id))
+        body = self._call("release", client, ReleaseRequest(session_id=told.session_id))
         if body is not None:
             assert body["status"] in ("released", "already_released"), body
             self.told[client] = None

@@ -136,6 +136,92 @@ def test_licensectl_runs_a_license_through_its_life(function_server, id_token, c
     assert usage.returncode == 0 and usage.stdout.startswith("now: 0 of 3 seats")
 
 
+def test_licensectl_shows_and_replaces_a_seat_policy(function_server, id_token, tmp_path):
+    base = ["--base-url", function_server.base_url]
+    owner = [*base, "--token", id_token("root", role="owner")]
+    tenant_id = f"pol-{secrets.token_hex(3)}"
+    admin = [*base, "--token", id_token("ops", role="admin", tenant=tenant_id)]
+    assert run("licensectl", *owner, "create-tenant", "Policy Co", "--id", tenant_id).returncode == 0
+    lic_id = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "10",
+                         "--json"))["license"]["id"]
+    assert "none: any user may hold any of its seats" in run("licensectl", *admin, "policy", lic_id).stdout
+    detail = run("licensectl", *admin, "license", lic_id).stdout
+    assert re.search(r"^seat policy\s+none \(any user, any seat\)$", detail, re.M), detail
+
+    # the tenant's admin writes groups, include/exclude, reservations and maximums from a file
+    policy = {
+        "groups": [{"name": "eng", "uids": ["u-ada", "u-bob"], "domains": ["Eng.Acme.com"]},
+                   {"name": "contractors", "claim": {"name": "team", "value": "contract"}},
+                   {"name": "many", "uids": [f"u-{i}" for i in range(12)]}],
+        "include": {"groups": ["eng", "contractors", "many"], "users": ["grace@acme.com"]},
+        "exclude": {"users": ["mallory"], "hardware": ["stolen-laptop"]},
+        "reserve": [{"group": "eng", "seats": 2}, {"group": "many", "seats": 1}],
+        "max": [{"group": "contractors", "seats": 1}],
+    }
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    done = run("licensectl", *admin, "set-policy", lic_id, "--file", str(path))
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout
+    assert f"license {lic_id}: seat policy replaced" in shown and f"seat policy of {lic_id} (10 seats)" in shown
+    assert re.search(r"^  eng\s+uids u-ada, u-bob; domains eng.acme.com$", shown, re.M), shown
+    assert re.search(r"^  contractors\s+claim team = contract$", shown, re.M)
+    assert "uids u-0, u-1, u-2, u-3, u-4, u-5, u-6, u-7, u-8, u-9 (+2 more; --json shows all)" in shown
+    assert re.search(r"^include\s+groups eng, contractors, many; users grace@acme.com  \(only these may hold a seat\)$",
+                     shown, re.M)
+    assert re.search(r"^exclude\s+users mallory; hardware stolen-laptop  \(never hold a seat\)$", shown, re.M)
+    assert re.search(r"^reserve\s+eng: 2 seats  \(held for", shown, re.M)
+    assert re.search(r"^\s+many: 1 seat$", shown, re.M)
+    assert re.search(r"^max\s+contractors: at most 1 seat  \(the group's members together\)$", shown, re.M)
+    assert re.search(r"^overdraft\s+none$", shown, re.M)
+
+    # the overdraft is the vendor's: the admin is refused, the owner grants 1.25x (from stdin)
+    path.write_text(json.dumps({**policy, "overdraft_ratio": 1.25}))
+    denied = run("licensectl", *admin, "set-policy", lic_id, "--file", str(path))
+    assert denied.returncode == 1 and "403 FORBIDDEN: only the platform owner (the vendor) changes entitlements: " \
+        "policy.overdraft_ratio" in denied.stderr
+    granted = subprocess.run([str(REPO / "scripts" / "licensectl"), *owner, "set-policy", lic_id, "--file", "-"],
+                             input=path.read_text(), capture_output=True, text=True, timeout=120)
+    assert granted.returncode == 0, granted.stderr
+    assert re.search(r"^overdraft\s+ratio 1.25x: 2 seats beyond max_seats 10 \(12 in all\)", granted.stdout, re.M)
+    summary = run("licensectl", *admin, "license", lic_id).stdout
+    assert re.search(r"^seat policy\s+3 groups; include 3 groups, 1 user; exclude 1 user, 1 machine; "
+                     r"reserve eng 2, many 1; max contractors 1; overdraft \+2 \(ratio 1.25x\)$", summary, re.M), summary
+
+    # --json is the policy itself: edited and given back, the admin keeps the vendor's overdraft
+    stored = as_json(run("licensectl", *admin, "policy", lic_id, "--json"))
+    assert stored["overdraft_ratio"] == 1.25 and stored["groups"][0]["domains"] == ["eng.acme.com"]
+    path.write_text(json.dumps({**stored, "max": [{"group": "contractors", "seats": 2}]}))
+    answer = as_json(run("licensectl", *admin, "set-policy", lic_id, "--file", str(path), "--json"))
+    assert answer["license"]["policy"]["max"] == [{"group": "contractors", "seats": 2}]
+    events = run("licensectl", *admin, "events", "--license", lic_id).stdout
+    assert "    policy: {} -> {" in events and '"overdraft_ratio": 1.25' in events  # before -> after
+
+    # a policy that cannot apply: the server's reasons; a file that is no policy: a usage error
+    path.write_text(json.dumps({**stored, "reserve": [{"group": "eng", "seats": 11}]}))
+    bad = run("licensectl", *owner, "set-policy", lic_id, "--file", str(path))
+    assert bad.returncode == 1 and "400 INVALID_REQUEST: policy: " in bad.stderr
+    assert "reservations (11 seats) exceed max_seats (10)" in bad.stderr
+    for content, says in (("{not json", "is not JSON"), ("[]", "must be a JSON object")):
+        path.write_text(content)
+        refused = run("licensectl", *admin, "set-policy", lic_id, "--file", str(path))
+        assert (refused.returncode, refused.stdout) == (2, "") and says in refused.stderr
+    missing = run("licensectl", *admin, "set-policy", lic_id, "--file", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+    # reset (the vendor: it takes the overdraft away too)
+    assert run("licensectl", *admin, "set-policy", lic_id, "--reset").returncode == 1
+    reset = run("licensectl", *owner, "set-policy", lic_id, "--reset")
+    assert reset.returncode == 0 and "seat policy reset" in reset.stdout and "none: any user" in reset.stdout
+    assert as_json(run("licensectl", *admin, "policy", lic_id, "--json")) == {}
+
+    # the vendor sells a license with its policy
+    path.write_text(json.dumps(stored))
+    sold = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "10", "--policy",
+                       str(path), "--json"))
+    assert sold["license"]["policy"] == stored
+
+
 def _on_a_terminal(args: list[str], answer: str) -> subprocess.CompletedProcess:
     """licensectl with its stdin on a terminal, answering its question with `answer`."""
     controller, terminal = pty.openpty()
@@ -176,6 +262,8 @@ def test_licensectl_reports_errors_plainly(function_server, id_token):
     (["update-license", "lic_00000000000000000000", "--allowed-domain", "a.com", "--no-allowed-domains"], 2,
      "contradict"),
     (["license", "../../tenants"], 1, "404 NOT_FOUND"),
+    (["set-policy", "lic_00000000000000000000"], 2, "one of the arguments --file --reset is required"),
+    (["set-policy", "lic_00000000000000000000", "--file", "-", "--reset"], 2, "not allowed with argument"),
     (["events", "--limit", "0"], 1, "400 INVALID_REQUEST"),
     (["usage", "lic_00000000000000000000", "--days", "0"], 1, "400 INVALID_REQUEST"),
     (["--token", "not a token", "licenses"], 2, "--token is not an ID token"),

@@ -76,6 +76,26 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("GET", f"/admin/licenses/{lic}", token=user, expect=403)
     api("GET", f"/admin/licenses/{lic}", token=id_token("x", role="admin", tenant="elsewhere"), expect=404)
 
+    # a seat policy (on a license of its own: the seats below are a bare count's)
+    policy = {"groups": [{"name": "eng", "uids": ["dev-9"], "domains": ["eng.example.com"],
+                          "claim": {"name": "team", "value": "eng"}}],
+              "include": {"groups": ["eng"], "users": ["ada@example.com"]},
+              "exclude": {"users": ["dev-8"], "hardware": ["hw-x"]},
+              "reserve": [{"group": "eng", "seats": 1}], "max": [{"group": "eng", "seats": 2}]}
+    with_policy = api("POST", "/admin/licenses", token=owner, expect=201, json={
+        "tenant": tenant, "max_seats": 4, "tier": "pro", "policy": {**policy, "overdraft_ratio": 1.5}})
+    assert with_policy["license"]["policy"] == {**policy, "overdraft_ratio": 1.5}
+    governed = f"/admin/licenses/{with_policy['license']['id']}"
+    changed = api("PATCH", governed, token=admin, json={"policy": {**policy, "overdraft_ratio": 1.5,
+                                                                   "max": [{"group": "eng", "seats": 1}]}}, expect=200)
+    assert changed["license"]["policy"]["max"] == [{"group": "eng", "seats": 1}]
+    api("PATCH", governed, token=admin, json={"policy": {**policy, "overdraft_seats": 2}}, expect=403)
+    api("PATCH", governed, token=owner, json={"policy": {**policy, "reserve": [{"group": "eng", "seats": 9}]}},
+        expect=400)
+    api("PATCH", governed, token=owner, json={"policy": {**policy, "overdraft_seats": 2}}, expect=200)
+    api("PATCH", governed, token=owner, json={"max_seats": 1, "policy": None}, expect=200)
+    assert api("GET", governed, token=admin, expect=200)["license"]["policy"] == {}
+
     # seats
     first = api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw"}, expect=201)
     api("POST", "/acquire", token=user, json={"license_key": key, "hardware_id": "hw"}, expect=200)

@@ -1,7 +1,7 @@
 -- Prelude prepended to every seat script (a Redis script cannot include another).
 --
--- Per license, eight keys share the hash tag {<license_id>}, so every script runs in
--- one cluster slot (every script is given all eight, in this order):
+-- Per license, eleven keys share the hash tag {<license_id>}, so every script runs in
+-- one cluster slot (every script is given all eleven, in this order):
 --   leases   ZSET   session id -> lease expiry; live leases only (expired ones are
 --                   moved out lazily, and never counted: counts use score > now),
 --                   and holds: "hold:<session id>" -> until when a borrowed seat that
@@ -30,6 +30,27 @@
 --                   a replica that missed the last writes, was flushed, or lost this
 --                   license's keys. Scripts that grant, extend, end or count then answer
 --                   {'REBUILD'} and change nothing until the table is rebuilt.
+--   classes  ZSET   (all scores 0, read by lexical range) the seat-policy classes of live
+--                   leases, "<tag>\n<session id>": tag "g:<group>" for each group its
+--                   holder was in when granted (group maximums count them), "r:<group>"
+--                   for a seat reserved for that group; and "o\n<acquired, 15 digits>:
+--                   <session id>" for an overage seat (beyond max seats, within the
+--                   overdraft), oldest first. A lease's record holds the same:
+--                   g (its groups), rv (reserved for), ov (1: overage). A lease with
+--                   neither rv nor ov holds an unreserved seat. Entries leave with their
+--                   lease (end_session). See shared/domain/policies.py.
+--   queue    ZSET   ticket id -> place in line (priority rank x 1e13 + enqueued ms)
+--   tickets  HASH   ticket id -> JSON {u uid, h hardware, g groups, a enqueued, k alive
+--                   until (a poll moves it on), c claim: until when a seat is held for it
+--                   (absent: still waiting), rv / ov its held seat's class}
+-- The wait queue: a ticket's held seat is a member "claim:<ticket id>" of `leases`, scored
+-- by its claim's end, so every count includes it; its class entries are under that name.
+-- Tickets are served in queue order whenever a script looks (an acquire or a poll):
+-- each waiting ticket that a seat can be found for, by the same rules as an acquire, gets
+-- it held; a ticket not polled in time, or not claimed in its window, lapses and its seat
+-- passes on. Nobody is overtaken for a seat they could take: a newcomer without a ticket
+-- gets a seat only while no ticket is still waiting. Tickets are not durable: after a
+-- Redis loss their holders queue again.
 -- All times are integer milliseconds since the Unix epoch, passed in by the caller
 -- (the service's clock), never read from Redis TIME, so tests can control time.
 
@@ -60,6 +81,66 @@ local function owned_session(keys, sid, uid, may_act_for_others)
   return rec
 end
 
+-- The seat-policy class entries of a lease (see `classes` above).
+local function class_entries(sid, rec)
+  local entries = {}
+  for _, g in ipairs(rec.g or {}) do
+    entries[#entries + 1] = 'g:' .. g .. '\n' .. sid
+  end
+  if rec.rv then
+    entries[#entries + 1] = 'r:' .. rec.rv .. '\n' .. sid
+  end
+  if rec.ov then
+    entries[#entries + 1] = 'o\n' .. string.format('%015.0f', rec.a) .. ':' .. sid
+  end
+  return entries
+end
+
+local function enter_classes(keys, sid, rec)
+  for _, entry in ipairs(class_entries(sid, rec)) do
+    redis.call('ZADD', keys[9], 0, entry)
+  end
+end
+
+local function leave_classes(keys, sid, rec)
+  local entries = class_entries(sid, rec)
+  if #entries > 0 then
+    redis.call('ZREM', keys[9], unpack(entries))
+  end
+end
+
+-- Live leases entered under `tag` (their entries outlive an expiry until the lease is
+-- moved out; a lease counts only while its expiry is in the future, as live_count).
+local function count_class(keys, tag, now)
+  local prefix = tag .. '\n'
+  local n = 0
+  for _, entry in ipairs(redis.call('ZRANGEBYLEX', keys[9], '[' .. prefix, '[' .. prefix .. '\255')) do
+    local rest = string.sub(entry, #prefix + 1)
+    local expiry = redis.call('ZSCORE', keys[1], string.match(rest, '^%d+:(.+)$') or rest)
+    if expiry and tonumber(expiry) > now then
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- An unreserved seat just freed: the oldest overage lease (if any) takes it, so that
+-- the leases marked overage are always exactly those beyond the license's seats.
+local function promote_overage(keys)
+  -- (a seat held for a ticket keeps its class: its claim recomputes it)
+  for _, entry in ipairs(redis.call('ZRANGEBYLEX', keys[9], '[o\n', '[o\n\255', 'LIMIT', 0, 20)) do
+    local sid = string.match(entry, '^o\n%d+:(.+)$')
+    local raw = sid and string.sub(sid, 1, 6) ~= 'claim:' and redis.call('HGET', keys[3], sid)
+    if raw then
+      redis.call('ZREM', keys[9], entry)
+      local rec = cjson.decode(raw)
+      rec.ov = nil
+      redis.call('HSET', keys[3], sid, cjson.encode(rec))
+      return
+    end
+  end
+end
+
 -- Records ended by this script run, by session id (saves re-reading them).
 local just_ended = {}
 
@@ -76,6 +157,10 @@ local function end_session(keys, sid, rec, state, ended_at)
   redis.call('HSET', keys[3], sid, raw)
   redis.call('ZADD', keys[4], ended_at, sid)
   redis.call('ZREM', keys[6], sid)
+  leave_classes(keys, sid, rec)
+  if not rec.rv and not rec.ov then
+    promote_overage(keys)
+  end
 end
 
 -- Move at most `limit` leases whose expiry is <= now out of the live set. Bounded so
@@ -87,6 +172,21 @@ local function expire_due(keys, now_arg, limit)
     local rec = raw and cjson.decode(raw)
     if rec and rec.s == 'live' then
       end_session(keys, sid, rec, 'expired', rec.e)
+    elseif string.sub(sid, 1, 6) == 'claim:' then
+      -- a seat held for a ticket that was not claimed in its window: the ticket lapses
+      local tid = string.sub(sid, 7)
+      local raw_ticket = redis.call('HGET', keys[11], tid)
+      redis.call('ZREM', keys[1], sid)
+      redis.call('ZREM', keys[10], tid)
+      redis.call('HDEL', keys[11], tid)
+      if raw_ticket then
+        local ticket = cjson.decode(raw_ticket)
+        leave_classes(keys, sid, ticket)
+        local by = 'by:' .. ticket.u .. '\n' .. ticket.h
+        if redis.call('HGET', keys[11], by) == tid then
+          redis.call('HDEL', keys[11], by)
+        end
+      end
     else
       -- a hold that ran out (its record goes with it), or a record already forgotten
       redis.call('ZREM', keys[1], sid)
@@ -100,4 +200,146 @@ end
 
 local function live_count(keys, now_arg)
   return redis.call('ZCOUNT', keys[1], '(' .. now_arg, '+inf')
+end
+
+local function earliest_expiry(keys, now_arg)
+  local first = redis.call('ZRANGEBYSCORE', keys[1], '(' .. now_arg, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return tonumber(first[2] or 0)  -- 0: none (a nil would end the reply there)
+end
+
+-- Which seat a holder in `groups` gets under the license's policy `pol` (JSON of
+-- SeatPolicy.script_policy: max {group: seats}, res [[group, seats]] in policy order,
+-- od overdraft seats), after the evaluation order's table steps:
+--   group max -> (the caller checks the per-user max) -> a seat reserved for one of its
+--   groups -> an unreserved seat -> an overage seat -> none.
+-- Returns the class ('r:<group>', '' unreserved, 'o' overage), or nil and the refusal
+-- ({'GROUP_LIMIT', group, held, max} | {'FULL', used, max seats, earliest expiry,
+-- reserved seats idle for others, overdraft}).
+local function group_limit(keys, now, pol, groups)
+  for _, g in ipairs(groups) do
+    local limit = pol.max and pol.max[g]
+    if limit then
+      local held = count_class(keys, 'g:' .. g, now)
+      if held >= limit then
+        return {'GROUP_LIMIT', g, held, limit}
+      end
+    end
+  end
+  return nil
+end
+
+local function seat_class(keys, now_arg, max_seats, pol, groups)
+  local now = tonumber(now_arg)
+  local member = {}
+  for _, g in ipairs(groups) do
+    member[g] = true
+  end
+  local used = live_count(keys, now_arg)
+  local reserved_total, reserved_used, idle_for_others = 0, 0, 0
+  local mine = nil
+  for _, r in ipairs(pol.res or {}) do
+    local g, seats = r[1], r[2]
+    local held = count_class(keys, 'r:' .. g, now)
+    reserved_total = reserved_total + seats
+    reserved_used = reserved_used + math.min(held, seats)
+    if held < seats then
+      if member[g] and not mine then
+        mine = g
+      else
+        idle_for_others = idle_for_others + seats - held
+      end
+    end
+  end
+  if mine then
+    return 'r:' .. mine
+  end
+  local overage = 0
+  local overdraft = pol.od or 0
+  if overdraft > 0 then
+    overage = count_class(keys, 'o', now)
+  end
+  -- Unreserved leases: all the rest (holds of ended borrows, and leases reserved for a
+  -- group beyond its current reservation, count here too).
+  if used - reserved_used - overage < max_seats - reserved_total then
+    return ''
+  end
+  if overage < overdraft and used < max_seats + overdraft then
+    return 'o'
+  end
+  return nil, {'FULL', used, max_seats, earliest_expiry(keys, now_arg), idle_for_others, overdraft}
+end
+
+-- The wait queue (see `queue` and `tickets` above). `pol.q`: n most tickets, claim and
+-- keep (ms), prio {group: rank}.
+local function drop_ticket(keys, tid, ticket)
+  redis.call('ZREM', keys[10], tid)
+  redis.call('HDEL', keys[11], tid)
+  local by = 'by:' .. ticket.u .. '\n' .. ticket.h
+  if redis.call('HGET', keys[11], by) == tid then
+    redis.call('HDEL', keys[11], by)
+  end
+  if ticket.c then
+    local claim = 'claim:' .. tid
+    redis.call('ZREM', keys[1], claim)
+    leave_classes(keys, claim, ticket)
+  end
+end
+
+-- Drop lapsed tickets and hold a seat for each waiting ticket one can be found for, in
+-- queue order (at most the first 100). Returns how many tickets still wait without one.
+local function serve_queue(keys, now_arg, max_seats, pol)
+  local now = tonumber(now_arg)
+  local waiting = 0
+  for _, tid in ipairs(redis.call('ZRANGE', keys[10], 0, 99)) do
+    local raw = redis.call('HGET', keys[11], tid)
+    local ticket = raw and cjson.decode(raw)
+    if not ticket then
+      redis.call('ZREM', keys[10], tid)
+    elseif ticket.k <= now or (ticket.c and ticket.c <= now) then
+      drop_ticket(keys, tid, ticket)
+    elseif not ticket.c then
+      local class = nil
+      if not group_limit(keys, now, pol, ticket.g) then
+        class = seat_class(keys, now_arg, max_seats, pol, ticket.g)
+      end
+      if class then
+        ticket.c = now + pol.q.claim
+        if class == 'o' then
+          ticket.ov = 1
+        elseif class ~= '' then
+          ticket.rv = string.sub(class, 3)
+        end
+        local claim = 'claim:' .. tid
+        redis.call('ZADD', keys[1], ticket.c, claim)
+        redis.call('HSET', keys[11], tid, cjson.encode(ticket))
+        enter_classes(keys, claim, ticket)
+      else
+        waiting = waiting + 1
+      end
+    end
+  end
+  return waiting
+end
+
+-- A ticket's place in the line, 1 first.
+local function queue_position(keys, tid)
+  return redis.call('ZRANK', keys[10], tid) + 1
+end
+
+local function queue_score(pol, groups, now)
+  local rank = nil
+  for _, g in ipairs(groups) do
+    local r = pol.q.prio[g]
+    if r and (not rank or r < rank) then
+      rank = r
+    end
+  end
+  if not rank then
+    local n = 0
+    for _ in pairs(pol.q.prio) do
+      n = n + 1
+    end
+    rank = n
+  end
+  return rank * 1e13 + now
 end

@@ -1,14 +1,25 @@
 -- acquire_seat: grant a seat of one license, or hand back the caller's live session.
 -- KEYS[1] leases  KEYS[2] holders  KEYS[3] sessions  KEYS[4] ended  KEYS[5] gen
--- KEYS[6] unverified  KEYS[7] usage   KEYS[8] origin   (see the prelude; one hash tag)
+-- KEYS[6] unverified  KEYS[7] usage   KEYS[8] origin   KEYS[9] classes
+-- KEYS[10] queue  KEYS[11] tickets   (see the prelude; one hash tag)
 -- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
 -- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
 -- ARGV[7] session id to use if a new seat is granted   ARGV[8] today (UTC, YYYY-MM-DD)
 -- ARGV[9] max live sessions per user (0: no limit)
--- returns {'GRANTED', sid, expires, used, max}
+-- ARGV[10] the license's seat policy for the table (JSON, SeatPolicy.script_policy), or ''
+-- ARGV[11] the caller's groups under that policy (JSON list), or ''
+-- ARGV[12] the caller's queue ticket, when it polls one ('' none)
+-- ARGV[13] '1': with no seat for it, queue the caller (the policy has a queue)
+-- ARGV[14] the ticket id to use if the caller is queued
+-- returns {'GRANTED', sid, expires, used, max, overage (0|1), reserved for ('' none),
+--          ms waited in the queue (0: not queued)}
 --       | {'EXISTING', sid, expires, used, max, acquired}   same uid + hardware, renewed
---       | {'FULL', used, max, earliest expiry}
+--       | {'FULL', used, max, earliest expiry, reserved seats idle for others, overdraft,
+--          tickets waiting ahead (a newcomer does not overtake them), queue full (0|1)}
+--       | {'QUEUED', ticket, position (1: next), tickets in the queue}
+--       | {'TICKET_GONE'}  the ticket lapsed, was cancelled or is another's: queue again
 --       | {'USER_LIMIT', the user's live sessions, the limit}
+--       | {'GROUP_LIMIT', group, its members' live sessions, the group's maximum}
 --       | {'STALE'}                                        reload the license, retry
 --       | {'REBUILD'}       the table may lack what clients hold: rebuild it, retry
 local now, ttl, max_seats = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -37,15 +48,99 @@ if held then
       local others = live_count(KEYS, ARGV[1]) - 1
       if others >= max_seats then
         redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
-        local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-        return {'FULL', others + 1, max_seats, tonumber(first[2])}
+        return {'FULL', others + 1, max_seats, earliest_expiry(KEYS, ARGV[1]), 0, 0, 0, 0}
       end
       rec.r = nil
     end
     rec.b, rec.e = now, math.max(rec.e, now + ttl)  -- never shortens a borrow
     redis.call('ZADD', KEYS[1], rec.e, held)
     redis.call('HSET', KEYS[3], held, cjson.encode(rec))
-    return {'EXISTING', held, rec.e, live_count(KEYS, ARGV[1]), max_seats, rec.a}
+    if ARGV[12] ~= '' then  -- it holds a seat already: its ticket has no more use
+      local raw_ticket = redis.call('HGET', KEYS[11], ARGV[12])
+      local ticket = raw_ticket and cjson.decode(raw_ticket)
+      if ticket and ticket.u == uid and ticket.h == hw then
+        drop_ticket(KEYS, ARGV[12], ticket)
+      end
+    end
+    return {'EXISTING', held, rec.e, live_count(KEYS, ARGV[1]), max_seats, rec.a, rec.ov and 1 or 0, rec.rv or ''}
+  end
+end
+
+local pol = ARGV[10] ~= '' and cjson.decode(ARGV[10]) or nil
+local groups = ARGV[11] ~= '' and cjson.decode(ARGV[11]) or {}
+local queue = pol and pol.q
+
+-- A poll of a ticket: keep it alive; it may have a seat held for it by now.
+local tid, waited = ARGV[12], nil
+if tid ~= '' then
+  local raw_ticket = redis.call('HGET', KEYS[11], tid)
+  local ticket = raw_ticket and cjson.decode(raw_ticket)
+  if not ticket or ticket.u ~= uid or ticket.h ~= hw then
+    return {'TICKET_GONE'}
+  end
+  if not queue or ticket.k <= now or (ticket.c and ticket.c <= now) then
+    drop_ticket(KEYS, tid, ticket)
+    return {'TICKET_GONE'}
+  end
+  ticket.k = now + queue.keep
+  if not ticket.c then
+    ticket.g = groups  -- a policy edit applies to waiting tickets at once
+  end
+  redis.call('HSET', KEYS[11], tid, cjson.encode(ticket))
+end
+local waiting = 0
+if queue then
+  waiting = serve_queue(KEYS, ARGV[1], max_seats, pol)
+end
+if tid ~= '' then
+  local raw_ticket = redis.call('HGET', KEYS[11], tid)
+  local ticket = raw_ticket and cjson.decode(raw_ticket)
+  if not ticket then
+    return {'TICKET_GONE'}
+  end
+  if not ticket.c then
+    return {'QUEUED', tid, queue_position(KEYS, tid), redis.call('ZCARD', KEYS[10])}
+  end
+  -- Its seat was held for it: the claim becomes its lease, taken as an acquire takes one.
+  waited = now - ticket.a
+  drop_ticket(KEYS, tid, ticket)
+end
+
+-- Queue the caller (asked for, and the license has a queue) instead of refusing it.
+local function queued_or(refusal)
+  if ARGV[13] ~= '1' or not queue or refusal[1] == 'USER_LIMIT' then
+    return refusal
+  end
+  local by = 'by:' .. key
+  local existing = redis.call('HGET', KEYS[11], by)
+  if existing and redis.call('ZSCORE', KEYS[10], existing) then
+    return {'QUEUED', existing, queue_position(KEYS, existing), redis.call('ZCARD', KEYS[10])}
+  end
+  if redis.call('ZCARD', KEYS[10]) >= queue.n then
+    if refusal[1] == 'FULL' then
+      refusal[8] = 1
+    end
+    return refusal
+  end
+  local ticket = {u = uid, h = hw, g = groups, a = now, k = now + queue.keep}
+  local new_tid = ARGV[14]
+  redis.call('ZADD', KEYS[10], queue_score(pol, groups, now), new_tid)
+  redis.call('HSET', KEYS[11], new_tid, cjson.encode(ticket), by, new_tid)
+  return {'QUEUED', new_tid, queue_position(KEYS, new_tid), redis.call('ZCARD', KEYS[10])}
+end
+
+local function denied(refusal)
+  if not waited then  -- a waiting client's polls are not denials: its first refusal was
+    redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
+    redis.call('HSET', KEYS[7], 'changed', 1)  -- for the sweep to make durable
+  end
+  return queued_or(refusal)
+end
+
+if pol then
+  local refusal = group_limit(KEYS, now, pol, groups)
+  if refusal then
+    return denied(refusal)
   end
 end
 
@@ -71,20 +166,44 @@ if per_user > 0 then
 end
 
 local used = live_count(KEYS, ARGV[1])
-if used >= max_seats then
-  redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
-  redis.call('HSET', KEYS[7], 'changed', 1)  -- for the sweep to make durable
-  local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  return {'FULL', used, max_seats, tonumber(first[2])}
+local class = ''
+if waiting > 0 and not waited then
+  -- Tickets wait for a seat: a newcomer never overtakes them, even for a seat free now.
+  return denied({'FULL', used, max_seats, earliest_expiry(KEYS, ARGV[1]), 0, pol.od or 0, waiting, 0})
+end
+if pol then
+  local refusal
+  class, refusal = seat_class(KEYS, ARGV[1], max_seats, pol, groups)
+  if not class then
+    refusal[7], refusal[8] = 0, 0
+    return denied(refusal)
+  end
+elseif used >= max_seats then
+  return denied({'FULL', used, max_seats, earliest_expiry(KEYS, ARGV[1]), 0, 0, 0, 0})
 end
 
 local rec = {u = uid, h = hw, a = now, b = now, e = now + ttl, s = 'live'}
+if #groups > 0 then
+  rec.g = groups
+end
+if class == 'o' then
+  rec.ov = 1
+elseif class ~= '' then
+  rec.rv = string.sub(class, 3)
+end
 redis.call('ZADD', KEYS[1], rec.e, new_sid)
 redis.call('HSET', KEYS[2], key, new_sid)
 redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
 redis.call('ZADD', KEYS[6], now, new_sid)
+enter_classes(KEYS, new_sid, rec)
 local peak = tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':peak') or 0)
 if used + 1 > peak then
   redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1, 'changed', 1)
 end
-return {'GRANTED', new_sid, rec.e, used + 1, max_seats}
+if rec.ov then
+  local over = used + 1 - max_seats
+  if over > tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':overage') or 0) then
+    redis.call('HSET', KEYS[7], ARGV[8] .. ':overage', over, 'changed', 1)
+  end
+end
+return {'GRANTED', new_sid, rec.e, used + 1, max_seats, rec.ov and 1 or 0, rec.rv or '', waited or 0}

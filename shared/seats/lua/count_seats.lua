@@ -1,5 +1,5 @@
 -- count_seats: live leases of one license, for validate.
--- KEYS[1] leases  KEYS[5] gen  KEYS[8] origin   (the others unused: every script gets all eight)
+-- KEYS[1] leases  KEYS[5] gen  KEYS[8] origin   (the others unused: every script gets all eleven)
 -- ARGV[1] now (ms)   ARGV[2] cached generation
 -- returns {'OK', used, earliest expiry or -1} | {'STALE'} | {'REBUILD'}
 if needs_rebuild(KEYS) then

@@ -1,14 +1,17 @@
 -- heartbeat_seat: extend the owner's live lease (never shortening it: a borrow is a
 -- long heartbeat), or revive it inside the revive window.
--- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
+-- KEYS[1..11] leases, holders, sessions, ended, gen, unverified, usage, origin, classes,
+-- queue, tickets (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)   ARGV[3] cached generation
 -- ARGV[4] session id ARGV[5] caller uid       ARGV[6] '1' if the caller may act for others
 -- ARGV[7] revive window (ms)                  ARGV[8] max seats
 -- ARGV[9] '1' for a borrow (check-out): the record remembers until when it is borrowed
 -- ARGV[10] for a lease restored after a loss (r = 1): '' not yet asked, '1' the caller
 --          presented this session's lease token and it is still valid, '0' it did not
--- returns {'OK', expires, hardware id, uid, acquired}
---       | {'REVIVED', expires, hardware id, uid, acquired, expired at}
+-- ARGV[11] the license's seat policy for the table (JSON, SeatPolicy.script_policy), or '':
+--          a revival takes a seat as an acquire would, in the groups the lease was granted in
+-- returns {'OK', expires, hardware id, uid, acquired, overage (0|1)}
+--       | {'REVIVED', expires, hardware id, uid, acquired, expired at, overage (0|1)}
 --         an expired lease back within the window, a seat being free for it (also a
 --         restored lease whose caller could not show a valid token: expired at = 0)
 --       | {'PROOF'}                   a restored lease: ask the caller's token, call again
@@ -55,14 +58,32 @@ if rec.s == 'expired' and now - rec.x < tonumber(ARGV[7]) then
   local held = redis.call('HGET', KEYS[2], holder_key(rec))
   local held_expiry = held and redis.call('ZSCORE', KEYS[1], held)
   local taken = held_expiry and tonumber(held_expiry) > now
-  if not taken and live_count(KEYS, ARGV[1]) < tonumber(ARGV[8]) then
+  local class = nil
+  if not taken then
+    if ARGV[11] ~= '' then
+      local pol = cjson.decode(ARGV[11])
+      if not group_limit(KEYS, now, pol, rec.g or {}) then
+        class = seat_class(KEYS, ARGV[1], tonumber(ARGV[8]), pol, rec.g or {})
+      end
+    elseif live_count(KEYS, ARGV[1]) < tonumber(ARGV[8]) then
+      class = ''
+    end
+  end
+  if class then
     local expired_at = rec.x
     rec.s, rec.x, rec.b, rec.e = 'live', nil, now, now + ttl
+    rec.rv, rec.ov = nil, nil
+    if class == 'o' then
+      rec.ov = 1
+    elseif class ~= '' then
+      rec.rv = string.sub(class, 3)
+    end
     redis.call('ZREM', KEYS[4], sid)
     redis.call('ZADD', KEYS[1], rec.e, sid)
     redis.call('HSET', KEYS[2], holder_key(rec), sid)
     redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
-    return {'REVIVED', rec.e, rec.h, rec.u, rec.a, expired_at}
+    enter_classes(KEYS, sid, rec)
+    return {'REVIVED', rec.e, rec.h, rec.u, rec.a, expired_at, rec.ov and 1 or 0}
   end
 end
 if rec.s ~= 'live' then
@@ -76,6 +97,6 @@ end
 redis.call('ZADD', KEYS[1], rec.e, sid)
 redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
 if unproven then
-  return {'REVIVED', rec.e, rec.h, rec.u, rec.a, 0}
+  return {'REVIVED', rec.e, rec.h, rec.u, rec.a, 0, rec.ov and 1 or 0}
 end
-return {'OK', rec.e, rec.h, rec.u, rec.a}
+return {'OK', rec.e, rec.h, rec.u, rec.a, rec.ov and 1 or 0}

@@ -1,5 +1,6 @@
 -- release_seat: end a live lease now (owner, admin, or a rolled-back grant).
--- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
+-- KEYS[1..11] leases, holders, sessions, ended, gen, unverified, usage, origin, classes,
+-- queue, tickets (see the prelude)
 -- ARGV[1] now (ms)  ARGV[2] session id  ARGV[3] caller uid
 -- ARGV[4] '1' if the caller may act for others
 -- ARGV[5] an end reason (EndReason in shared/domain/sessions.py: released, returned,
@@ -32,6 +33,7 @@ if state == 'rollback' then
   redis.call('HDEL', KEYS[3], sid)
   redis.call('ZREM', KEYS[4], sid)
   redis.call('ZREM', KEYS[6], sid)
+  leave_classes(KEYS, sid, rec)
   return {'ROLLED_BACK'}
 end
 if rec.s ~= 'live' then

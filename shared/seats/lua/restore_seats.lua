@@ -1,13 +1,15 @@
 -- restore_seats: rebuild a license's table from the durable record after Redis may have
 -- lost some of it (see `origin` in the prelude), so that nothing a client was told about
 -- is missing when the table grants again.
--- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
+-- KEYS[1..11] leases, holders, sessions, ended, gen, unverified, usage, origin, classes,
+-- queue, tickets (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] lease ttl (ms)
 -- ARGV[3] '1' if the entries are everything the durable record counts for this license
 --         (the table is then trusted again: origin = this Redis's run id; a table trusted
 --         already is left alone: it has been kept since its rebuild), '0' otherwise
 -- ARGV[4] a fresh generation, used only if the license has none here
--- ARGV[5..] groups of 6: session id, uid, hardware id, acquired (ms), until (ms; 0: none), kind
+-- ARGV[5..] groups of 7: session id, uid, hardware id, acquired (ms), until (ms; 0: none), kind,
+--   seat class as the durable record has it (JSON {g, rv, ov} as in a lease record, or '')
 --   kind 's': an active session; until = the end of its borrow, if borrowed
 --   kind 'h': an ended borrow whose seat stays counted; until = when it stops
 -- returns {'TRUSTED'} (with ARGV[3] = '1' on a trusted table: nothing done), or one
@@ -27,9 +29,10 @@ if ARGV[3] == '1' and not needs_rebuild(KEYS) then
   return {'TRUSTED'}
 end
 local outcomes, listed = {}, {}
-for i = 5, #ARGV, 6 do
+for i = 5, #ARGV, 7 do
   local sid, uid, hw, acquired = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local until_ms, kind = tonumber(ARGV[i + 4]), ARGV[i + 5]
+  local class = ARGV[i + 6] ~= '' and cjson.decode(ARGV[i + 6]) or {}
   listed[sid] = true
   if kind == 'h' then
     local hold = 'hold:' .. sid
@@ -71,10 +74,16 @@ for i = 5, #ARGV, 6 do
         else
           restored.r = 1
         end
+        -- Its seat class as granted: reserved seats stay reserved, overage stays marked.
+        if class.g and #class.g > 0 then
+          restored.g = class.g
+        end
+        restored.rv, restored.ov = class.rv, class.ov
         redis.call('ZREM', KEYS[4], sid)
         redis.call('ZADD', KEYS[1], restored.e, sid)
         redis.call('HSET', KEYS[2], key, sid)
         redis.call('HSET', KEYS[3], sid, cjson.encode(restored))
+        enter_classes(KEYS, sid, restored)
         outcomes[#outcomes + 1] = 'restored'
       end
     end
@@ -85,7 +94,8 @@ if ARGV[3] == '1' then
   -- an end this Redis lost): the sweep's verify step settles each against Firestore.
   local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
   for _, sid in ipairs(live) do
-    if not listed[sid] and string.sub(sid, 1, 5) ~= 'hold:' and not redis.call('ZSCORE', KEYS[6], sid) then
+    local kind = string.sub(sid, 1, 5)
+    if not listed[sid] and kind ~= 'hold:' and kind ~= 'claim' and not redis.call('ZSCORE', KEYS[6], sid) then
       redis.call('ZADD', KEYS[6], 0, sid)
     end
   end

@@ -1,5 +1,6 @@
 -- sweep_license: one license's share of a sweep.
--- KEYS[1..8] leases, holders, sessions, ended, gen, unverified, usage, origin (see the prelude)
+-- KEYS[1..11] leases, holders, sessions, ended, gen, unverified, usage, origin, classes,
+-- queue, tickets (see the prelude)
 -- ARGV[1] now (ms)   ARGV[2] batch size
 -- ARGV[3] settle ends up to (ms): ends after this stay in the outbox (revive window)
 -- ARGV[4] verify leases acquired before (ms): older live leases not yet checked

@@ -1,5 +1,5 @@
 -- take_usage: the license's usage counters, if they changed since the sweep last took them.
--- KEYS[7] usage   (the others unused: every script gets all eight)
+-- KEYS[7] usage   (the others unused: every script gets all eleven)
 -- returns {} when nothing changed, else {field, value, ...} ("<day>:peak", "<day>:denials")
 if redis.call('HDEL', KEYS[7], 'changed') == 0 then
   return {}
