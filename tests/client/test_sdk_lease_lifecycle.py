@@ -245,6 +245,7 @@ def _admin(rt, lic):
 
 
 def _session_request(session_id):
-    from shared.licensing.requests import SessionRequest
+    """What `POST release {session_id}` asks of the seat service (release takes a session or a queue ticket)."""
+    from shared.licensing.requests import ReleaseRequest
 
-    return SessionRequest(session_id=session_id)
+    return ReleaseRequest(session_id=session_id)

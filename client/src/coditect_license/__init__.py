@@ -5,6 +5,9 @@
         main(features=lease.features)
 
 `License` and `Lease` are one class; `LeaseOptions` holds its rarely needed settings.
+To wait for a seat when all are taken (in the license's wait queue, if it has one):
+
+    lease = License(KEY, ...).acquire(wait_s=600, on_queued=lambda position, length: ...)
 """
 
 from coditect_license._version import __version__
@@ -13,6 +16,7 @@ from coditect_license.errors import (
     BorrowNotAllowed,
     Forbidden,
     Gone,
+    GroupSeatLimit,
     InvalidRequest,
     LeaseLost,
     LicenseError,
@@ -27,6 +31,7 @@ from coditect_license.errors import (
     ServiceUnavailable,
     SessionExpired,
     SessionNotFound,
+    TicketGone,
     TokenExpired,
     TokenInvalid,
     TrustNotPinned,
@@ -54,7 +59,7 @@ __all__ = [
     "TokenProvider", "StaticTokenProvider", "CallableTokenProvider", "FirebaseAuthProvider",
     "Fingerprint", "hardware_id", "compute_fingerprint", "ApiClient", "RetryPolicy",
     "LicenseError", "InvalidRequest", "Unauthenticated", "Forbidden", "LicenseSuspended", "BorrowNotAllowed",
-    "NotFound", "LicenseNotFound", "SessionNotFound", "NoSeatAvailable", "UserSessionLimit", "Gone",
-    "LicenseExpired", "SessionExpired", "RateLimited", "ServiceUnavailable", "NetworkError", "AuthError",
-    "TokenInvalid", "TokenExpired", "TrustNotPinned", "NoLease", "LeaseLost",
+    "NotFound", "LicenseNotFound", "SessionNotFound", "NoSeatAvailable", "UserSessionLimit", "GroupSeatLimit",
+    "Gone", "LicenseExpired", "SessionExpired", "TicketGone", "RateLimited", "ServiceUnavailable", "NetworkError",
+    "AuthError", "TokenInvalid", "TokenExpired", "TrustNotPinned", "NoLease", "LeaseLost",
 ]

@@ -3,12 +3,20 @@
     coditect-license fingerprint                  this machine's hardware id
     coditect-license login --email E              sign in (Firebase Auth); refresh token stored 0600
     coditect-license status                       what is held here, and the license's seats
-    coditect-license acquire [--hold] [--wait S]  take a seat (--hold: keep it until Ctrl-C)
+    coditect-license acquire [--hold] [--wait T]  take a seat (--hold: keep it until Ctrl-C)
     coditect-license release                      give the seat back
     coditect-license borrow --duration 8h         check the seat out for offline use
     coditect-license return                       give a borrowed seat back early
     coditect-license verify TOKEN                 verify a lease token offline
     coditect-license run -- CMD ...               hold a seat while CMD runs
+
+`--wait T` (acquire, borrow, run; T as 30s, 10m, 1h or plain seconds) waits that long for
+a seat when all are taken: in the license's wait queue if it has one, showing the place
+in line on stderr as it moves ("waiting in the queue: 3rd of 5"); the place is given up
+when the time runs out, on Ctrl-C and on SIGTERM.
+
+Messages are for people: the server's own wording (no status codes), durations as the
+user typed them, and a vendor's support line (`support: ...`) when a refusal carries one.
 
 Options may come before or after the command. Settings from the environment (all of
 them: environment.py): CODITECT_LICENSE_SERVER, CODITECT_LICENSE_KEY, CODITECT_ID_TOKEN (a
@@ -35,12 +43,21 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from coditect_license import borrows, environment, fingerprint, paths
 from coditect_license._version import __version__
-from coditect_license.errors import AuthError, LicenseError, NoLease, TokenInvalid, TrustNotPinned
+from coditect_license.errors import (
+    AuthError,
+    LicenseError,
+    NoLease,
+    NoSeatAvailable,
+    TokenInvalid,
+    TrustNotPinned,
+    UserSessionLimit,
+)
 from coditect_license.identity import (
     GOOGLE_IDENTITY_TOOLKIT,
     GOOGLE_SECURE_TOKEN,
@@ -52,6 +69,7 @@ from coditect_license.jwks import JwksCache
 from coditect_license.lease import Lease
 from coditect_license.lease_options import LeaseOptions
 from coditect_license.lease_state import LeaseState
+from coditect_license.seat_queue import gave_up_message, ordinal
 from coditect_license.tokens import LeaseClaims, trusted_root_set, unverified_claims
 from coditect_license.transport import ApiClient, RetryPolicy, checked_server_url
 
@@ -88,6 +106,7 @@ EXIT_CODES: dict[str, int] = {
     "LEASE_LOST": 21,
     "ALREADY_BORROWED": 22,
     "TRUST_NOT_PINNED": 23,   # offline verification asked, but no --trusted-root / CODITECT_TRUSTED_ROOTS
+    "GROUP_SEAT_LIMIT": 10,   # no seat for the caller's group: as NO_SEAT_AVAILABLE
     "NOT_FOUND": 9,
 }
 _VALIDATE_CODES = {"SUSPENDED": "LICENSE_SUSPENDED", "EXPIRED": "LICENSE_EXPIRED",
@@ -139,23 +158,53 @@ class Output:
         if not self.as_json:
             print(message, flush=True)
 
-    def error(self, code: str, message: str, status: int, **extra: Any) -> int:
+    def error(self, code: str, message: str, status: int, *, support_line: str | None = None, **extra: Any) -> int:
         if self.as_json:
             print(json.dumps({"error": {"code": code, "message": message, "exit_code": status, **extra}},
                              indent=2, sort_keys=True, default=str), flush=True)
         print(f"coditect-license: {message} [{code}]", file=sys.stderr, flush=True)
+        if support_line:
+            print(f"support: {support_line}", file=sys.stderr, flush=True)
         return status
 
+    def progress(self, message: str) -> None:
+        """A step of a long wait, on stderr (stdout keeps the result, JSON or not)."""
+        print(message, file=sys.stderr, flush=True)
 
-def _human_error(error: LicenseError) -> str:
-    from coditect_license.errors import NoSeatAvailable, UserSessionLimit
 
+def _plural(n: int | None, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _printable(text: str | None) -> str | None:
+    """A line from the server, safe for a terminal: no control characters (escape sequences)."""
+    if not text:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return cleaned or None
+
+
+def _refusal(error: NoSeatAvailable, message: str) -> str:
+    """Why no seat, as people say it: the server's message (plain words, real plurals),
+    or one built from the counts when it sent none."""
     if isinstance(error, UserSessionLimit):
-        return f"you already hold the most sessions this license allows per user ({error.seats_used}/" \
-               f"{error.seats_max}); release one on another machine first"
+        return (f"you already hold {_plural(error.seats_used, 'session')} of this license, the most it allows "
+                "per user; release one on another machine first")
+    if message and not message.startswith("HTTP "):
+        return message
+    if error.seats_max == 1:
+        return "the license's only seat is in use; try again later"
+    return f"all {_plural(error.seats_max, 'seat')} of this license are in use; try again later"
+
+
+def _human_error(error: LicenseError, *, waited_as: str | None = None) -> str:
+    """The message for people: no status codes; waits in the unit the user typed (`waited_as`)."""
     if isinstance(error, NoSeatAvailable):
-        wait = f"; the earliest lease ends in {int(error.retry_after)} s" if error.retry_after else ""
-        return f"all seats are in use ({error.seats_used}/{error.seats_max}){wait}"
+        if error.waited_s is not None:  # acquire(wait_s=...) gave up
+            reason = _refusal(error, error.reason) if error.reason else None
+            return gave_up_message(waited_as or _duration(error.waited_s), position=error.queue_position,
+                                   queue_length=error.queue_length, reason=reason)
+        return _refusal(error, error.message)
     messages = {
         "NETWORK": f"cannot reach the license server: {error.message}",
         "UNAUTHENTICATED": f"the server did not accept your sign-in ({error.message}); run `coditect-license login`",
@@ -253,6 +302,57 @@ def _parse_duration(text: str) -> int:
     if not match:
         raise UsageError(f"bad duration {text!r}: use seconds or e.g. 90m, 8h, 2d")
     return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+@dataclass(frozen=True)
+class WaitTime:
+    """`--wait`: how long, and how the user wrote it (messages say it back the same way)."""
+
+    seconds: float
+    text: str
+
+
+def _wait_time(text: str) -> WaitTime:
+    """An argparse type: 30s, 10m, 1h, 1d, or plain seconds (2.5 too)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
+    if not match:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: use e.g. 30s, 10m, 1h (or seconds)")
+    number, unit = match.group(1), match.group(2)
+    seconds = float(number) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return WaitTime(seconds, f"{number}{unit or 's'}")
+
+
+def _waited_as(args: argparse.Namespace) -> str | None:
+    wait = getattr(args, "wait", None)
+    return wait.text if isinstance(wait, WaitTime) else None
+
+
+def _take_seat(lease: Lease, args: argparse.Namespace, out: Output) -> Lease:
+    """`lease.acquire()`, waiting as `--wait` says: the place in line shown on stderr as it
+    moves; SIGTERM (as Ctrl-C) ends the wait, and the place is given up."""
+    wait: WaitTime | None = getattr(args, "wait", None)
+    if wait is None or wait.seconds <= 0:
+        return lease.acquire()
+    queued_at: list[float] = []
+
+    def show(position: int, queue_length: int) -> None:
+        if not queued_at:
+            queued_at.append(time.monotonic())
+        out.progress(f"waiting in the queue: {ordinal(position)} of {queue_length}")
+
+    def stop_waiting(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop_waiting) if on_main else None
+    try:
+        lease.acquire(wait_s=wait.seconds, on_queued=show)
+    finally:
+        if on_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if queued_at:
+        out.progress(f"got a seat after {_duration(time.monotonic() - queued_at[0])} in the queue")
+    return lease
 
 
 def _claims_lines(claims: LeaseClaims, indent: str = "  ") -> list[str]:
@@ -380,6 +480,9 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         except LicenseError as exc:
             data["server"] = {"error": {"code": exc.code, "message": exc.message}}
             lines.append(f"server:    {_human_error(exc)}")
+            support = _printable(exc.support)
+            if support:
+                lines.append(f"support:   {support}")
             if not usable:
                 data["usable"] = False
                 out.result(data, lines)
@@ -393,8 +496,7 @@ def cmd_acquire(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     if args.hold:
         return _hold(args, out, key)
-    lease = _license(args, release_at_exit=False)
-    lease.acquire(wait_s=args.wait)
+    lease = _take_seat(_license(args, release_at_exit=False), args, out)
     claims = lease.claims
     assert claims is not None  # acquire() holds a token or raises
     if lease.state == LeaseState.BORROWED:
@@ -405,9 +507,13 @@ def cmd_acquire(args: argparse.Namespace, out: Output) -> int:
     record = lease.detach()
     borrows.save(borrows.session_file(key), record)
     seats = lease.seats or {}
+    kind = [f"an overage seat (beyond the license's {_plural(seats.get('max'), 'seat')})"] if lease.overage else []
+    kind += [f"a seat reserved for group {lease.reserved_for}"] if lease.reserved_for else []
     out.result({"session_id": lease.session_id, "token": lease.token, "claims": claims.as_dict(), "seats": seats,
-                "heartbeat_interval_s": lease.heartbeat_interval_s},
-               [f"seat acquired ({seats.get('used')}/{seats.get('max')} in use)"] + _claims_lines(claims) +
+                "heartbeat_interval_s": lease.heartbeat_interval_s, "overage": lease.overage,
+                "reserved_for": lease.reserved_for},
+               [f"seat acquired ({seats.get('used')}/{seats.get('max')} in use)"
+                + (f": {'; '.join(kind)}" if kind else "")] + _claims_lines(claims) +
                ["  nothing heartbeats it: it ends at its expiry unless released "
                 "(`coditect-license release`); use --hold to keep it"])
     return 0
@@ -427,9 +533,10 @@ def _hold(args: argparse.Namespace, out: Output, key: str) -> int:
     def ask_stop(signum: int, frame: Any) -> None:
         stop.set()
 
+    _take_seat(lease, args, out)  # Ctrl-C / SIGTERM while waiting end the wait
     for name in ("SIGTERM", "SIGINT"):
         signal.signal(getattr(signal, name), ask_stop)
-    with lease.acquire(wait_s=args.wait):
+    with lease:
         claims = lease.claims
         assert claims is not None
         out.note(f"holding seat {lease.session_id} (heartbeat every {lease.heartbeat_interval_s:.0f} s); "
@@ -474,8 +581,7 @@ def cmd_borrow(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     duration = _parse_duration(args.duration)
     had_session = borrows.load(borrows.session_file(key)) is not None
-    lease = _license(args, release_at_exit=False)
-    lease.acquire(wait_s=args.wait)  # the same session if this machine already holds one
+    lease = _take_seat(_license(args, release_at_exit=False), args, out)  # the machine's session if it holds one
     if lease.state == LeaseState.BORROWED:
         lease.detach()
         raise LicenseError("this machine already has a borrowed seat of this license; `return` it first",
@@ -547,11 +653,12 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
         if process is not None and process.poll() is None:
             process.send_signal(signum)
 
+    lost = threading.Event()
+    lease = _take_seat(_license(args, on_lost=lambda *_: lost.set(), on_regained=lambda *_: lost.clear()), args,
+                       out)  # Ctrl-C / SIGTERM while waiting end the wait
     for name in ("SIGTERM", "SIGINT"):
         signal.signal(getattr(signal, name), forward)
-    lost = threading.Event()
-    with _license(args, on_lost=lambda *_: lost.set(), on_regained=lambda *_: lost.clear()).acquire(
-            wait_s=args.wait) as lease:
+    with lease:
         env = {**os.environ, environment.LEASE_TOKEN: lease.token or "",
                environment.LEASE_SESSION: lease.session_id or ""}
         process = child["p"] = subprocess.Popen(command, env=env)
@@ -566,6 +673,10 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------
+_WAIT_HELP = ("wait up to T (30s, 10m, 1h, or seconds) for a seat when all are taken, in the license's wait "
+              "queue if it has one")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--server", help=f"license server base URL (env {ENV_SERVER})")
@@ -622,14 +733,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("acquire", cmd_acquire, "take a seat")
     p.add_argument("--hold", action="store_true", help="keep the seat (heartbeats) until Ctrl-C / SIGTERM")
-    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for a free seat")
+    p.add_argument("--wait", type=_wait_time, metavar="T", help=_WAIT_HELP)
     p.add_argument("--exit-on-lost", action="store_true", help="with --hold: exit (21) when the lease is lost")
 
     add("release", cmd_release, "release the seat taken by `acquire`")
 
     p = add("borrow", cmd_borrow, "borrow a seat for offline use")
     p.add_argument("--duration", required=True, help="how long: seconds, or 90m, 8h, 2d")
-    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for a free seat")
+    p.add_argument("--wait", type=_wait_time, metavar="T", help=_WAIT_HELP)
 
     add("return", cmd_return, "return a borrowed seat early")
 
@@ -640,7 +751,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--this-machine", action="store_true", help="also require the token to be bound to this machine")
 
     p = add("run", cmd_run, "hold a seat while a command runs (its exit code is returned)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for a free seat")
+    p.add_argument("--wait", type=_wait_time, metavar="T", help=_WAIT_HELP)
     p.add_argument("--exit-on-lost", action="store_true", help="stop the command if the lease is lost")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD", help="-- CMD [ARGS...]")
     return parser
@@ -675,7 +786,8 @@ def main(argv: list[str] | None = None) -> int:
         extra: dict[str, Any] = {k: v for k, v in exc.details.items() if k != "claims"}
         if exc.retry_after is not None:
             extra["retry_after"] = exc.retry_after
-        return out.error(exc.code, _human_error(exc), exit_code(exc), **extra)
+        return out.error(exc.code, _human_error(exc, waited_as=_waited_as(args)), exit_code(exc),
+                         support_line=_printable(exc.support), **extra)
     except KeyboardInterrupt:
         return 130
 

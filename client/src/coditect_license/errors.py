@@ -1,19 +1,22 @@
 """Every failure the SDK reports, one class per server error code (API.md) plus its own.
 
-    LicenseError                     .code .status .message .details .retry_after
+    LicenseError                     .code .status .message .details .retry_after .support
     ├── InvalidRequest               400 INVALID_REQUEST
     ├── Unauthenticated              401 UNAUTHENTICATED
-    ├── Forbidden                    403 FORBIDDEN
+    ├── Forbidden                    403 FORBIDDEN           .rule ("excluded", "not_included" or None)
     │   ├── LicenseSuspended         403 LICENSE_SUSPENDED
     │   └── BorrowNotAllowed         403 BORROW_NOT_ALLOWED
     ├── NotFound                     404 NOT_FOUND
     │   ├── LicenseNotFound          404 LICENSE_NOT_FOUND
     │   └── SessionNotFound          404 SESSION_NOT_FOUND
-    ├── NoSeatAvailable              409 NO_SEAT_AVAILABLE   .seats_used .seats_max .retry_after
-    │   └── UserSessionLimit         409 USER_SESSION_LIMIT
+    ├── NoSeatAvailable              409 NO_SEAT_AVAILABLE   .seats_used .seats_max .queue_full .waited_s
+    │   │                                                    .queue_position .queue_length
+    │   ├── UserSessionLimit         409 USER_SESSION_LIMIT
+    │   └── GroupSeatLimit           409 GROUP_SEAT_LIMIT    .group (its name; .seats_used/.seats_max: the group's)
     ├── Gone                         410
     │   ├── LicenseExpired           410 LICENSE_EXPIRED
-    │   └── SessionExpired           410 SESSION_EXPIRED
+    │   ├── SessionExpired           410 SESSION_EXPIRED
+    │   └── TicketGone               410 TICKET_GONE         a place in the wait queue lapsed or was cancelled
     ├── RateLimited                  429 RATE_LIMITED        .retry_after
     ├── ServiceUnavailable           503 UNAVAILABLE (and any other 5xx)
     ├── NetworkError                 NETWORK: no answer (connection refused, timeout, DNS)
@@ -23,6 +26,12 @@
     │   └── TrustNotPinned           TRUST_NOT_PINNED: offline verification asked, no trusted root pinned
     ├── NoLease                      NO_LEASE: nothing held / no stored session or borrow
     └── LeaseLost                    LEASE_LOST: the lease could not be kept
+
+`message` is the server's, written for people (no status codes, real plurals). `support`
+is the vendor's support line when the server's refusal carries one (`details["support"]`).
+A `NoSeatAvailable` raised after `acquire(wait_s=...)` gave up says so: `waited_s` is how
+long it waited, and `queue_position` / `queue_length` where it stood in the license's
+wait queue when it gave up (None if the license has no queue, or it never got a place).
 """
 
 from __future__ import annotations
@@ -52,6 +61,12 @@ class LicenseError(Exception):
         """True when the same call may succeed later without anything changing on our side."""
         return False
 
+    @property
+    def support(self) -> str | None:
+        """The vendor's support line the server sent with the refusal (`details["support"]`), if any."""
+        value = self.details.get("support")
+        return value if isinstance(value, str) and value.strip() else None
+
     def __str__(self) -> str:
         prefix = f"{self.status} {self.code}" if self.status else self.code
         return f"{prefix}: {self.message}"
@@ -66,7 +81,16 @@ class Unauthenticated(LicenseError):
 
 
 class Forbidden(LicenseError):
+    """Refused for this caller. `rule` names the seat-policy rule that refused it:
+    "excluded" (the administrator excluded this user or machine) or "not_included" (the
+    license admits only the users and groups it includes); None for other refusals."""
+
     code, status = "FORBIDDEN", 403
+
+    @property
+    def rule(self) -> str | None:
+        value = self.details.get("rule")
+        return value if isinstance(value, str) else None
 
 
 class LicenseSuspended(Forbidden):
@@ -90,15 +114,26 @@ class SessionNotFound(NotFound):
 
 
 class NoSeatAvailable(LicenseError):
-    """Every seat is taken: `seats_used`/`seats_max`, and `retry_after` seconds until the
-    earliest lease ends (the server's Retry-After)."""
+    """Every seat is taken: `seats_used`/`seats_max`; `retry_after` is the server's
+    Retry-After, the soonest a seat *could* free (most holders renew theirs: it is no
+    promise). `queue_full`: the license's wait queue is at its bound.
+
+    After `acquire(wait_s=...)` gave up, `waited_s` says how long it waited, and
+    `queue_position` / `queue_length` where it stood in the queue at the end (the place
+    was given up before this was raised). `reason` is then the server's last refusal
+    message, if the last answer was one (the message itself says it waited)."""
 
     code, status = "NO_SEAT_AVAILABLE", 409
+    reason: str | None = None
 
     @property
     def _counts(self) -> dict[str, Any]:
-        # NO_SEAT_AVAILABLE says `seats`; USER_SESSION_LIMIT says `sessions`.
-        return self.details.get("seats") or self.details.get("sessions") or {}
+        # NO_SEAT_AVAILABLE says `seats`; USER_SESSION_LIMIT `sessions`; GROUP_SEAT_LIMIT `group`.
+        for name in ("seats", "sessions", "group"):
+            counts = self.details.get(name)
+            if isinstance(counts, dict):
+                return counts
+        return {}
 
     @property
     def seats_used(self) -> int | None:
@@ -108,9 +143,43 @@ class NoSeatAvailable(LicenseError):
     def seats_max(self) -> int | None:
         return self._counts.get("max")
 
+    @property
+    def _queue(self) -> dict[str, Any]:
+        queue = self.details.get("queue")
+        return queue if isinstance(queue, dict) else {}
+
+    @property
+    def queue_full(self) -> bool:
+        return self._queue.get("full") is True
+
+    @property
+    def queue_position(self) -> int | None:
+        return self._queue.get("position")
+
+    @property
+    def queue_length(self) -> int | None:
+        return self._queue.get("length")
+
+    @property
+    def waited_s(self) -> float | None:
+        value = self.details.get("waited_s")
+        return float(value) if isinstance(value, (int, float)) else None
+
 
 class UserSessionLimit(NoSeatAvailable):
     code = "USER_SESSION_LIMIT"
+
+
+class GroupSeatLimit(NoSeatAvailable):
+    """The caller's group (seat policy `max`) holds all the seats it may: `group` is its
+    name, `seats_used` / `seats_max` the group's seats in use and its maximum."""
+
+    code = "GROUP_SEAT_LIMIT"
+
+    @property
+    def group(self) -> str | None:
+        name = self._counts.get("name")
+        return name if isinstance(name, str) else None
 
 
 class Gone(LicenseError):
@@ -123,6 +192,13 @@ class LicenseExpired(Gone):
 
 class SessionExpired(Gone):
     code = "SESSION_EXPIRED"
+
+
+class TicketGone(Gone):
+    """A place in a license's wait queue is no more: it lapsed (not polled in time, or its
+    held seat not claimed in its window), was cancelled, or is not this caller's. Queue again."""
+
+    code = "TICKET_GONE"
 
 
 class RateLimited(LicenseError):
@@ -195,8 +271,8 @@ class LeaseLost(LicenseError):
 _BY_CODE: dict[str, type[LicenseError]] = {
     cls.code: cls
     for cls in (InvalidRequest, Unauthenticated, Forbidden, LicenseSuspended, BorrowNotAllowed, NotFound,
-                LicenseNotFound, SessionNotFound, NoSeatAvailable, UserSessionLimit, Gone, LicenseExpired,
-                SessionExpired, RateLimited, ServiceUnavailable)
+                LicenseNotFound, SessionNotFound, NoSeatAvailable, UserSessionLimit, GroupSeatLimit, Gone,
+                LicenseExpired, SessionExpired, TicketGone, RateLimited, ServiceUnavailable)
 }
 _BY_STATUS: dict[int, type[LicenseError]] = {
     400: InvalidRequest, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 409: LicenseError,

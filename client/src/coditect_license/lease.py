@@ -6,8 +6,21 @@
 `License` is the same class under its first name. This module is the public object;
 the jobs around it live apart: lease_state.py (the states, and the rules of time that
 move between them), heartbeat.py (the background thread and its renewals),
+seat_queue.py (waiting for a seat, in the license's wait queue if it has one),
 stored_borrow.py (borrows kept on this machine), exit_hooks.py (release at exit and on
 signals), lease_options.py (the rarely needed settings).
+
+Waiting: `acquire(wait_s=600, on_queued=show)` waits up to ten minutes for a seat. On a
+license with a wait queue it takes a place in line (`on_queued(position, queue_length)`
+on the first place and whenever it moves), polls it at the server's interval, and gets
+the next seat it can take; without a queue it looks again every few seconds. A wait that
+ends without a seat (its time, an error, Ctrl-C, exit) gives its place up before
+NoSeatAvailable says how long it waited and where it stood (seat_queue.py).
+
+Seat classes: `overage` is True while the seat is one beyond the license's max_seats,
+within its overdraft (from the acquire answer, refreshed by every heartbeat; the signed
+token says it too, `claims.overage`); `reserved_for` names the group whose reserved seat
+this is (None: an ordinary seat).
 
 The lease stays usable while its signed token is valid: `exp`, plus the license's
 signed offline `grace` when the server cannot be reached. Past that, or when the server
@@ -34,10 +47,8 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -49,6 +60,7 @@ from coditect_license.identity import ProviderLike, as_provider
 from coditect_license.jwks import JwksCache
 from coditect_license.lease_options import LeaseOptions
 from coditect_license.lease_state import RENEWING_STATES, VALID_STATES, LeaseState, LeaseTimeline
+from coditect_license.seat_queue import OnQueued, SeatWait
 from coditect_license.stored_borrow import StoredBorrow, parse_time, verify_offline
 from coditect_license.tokens import LeaseClaims, split
 from coditect_license.transport import ApiClient, RetryPolicy
@@ -70,9 +82,6 @@ _RELEASE_RETRY = RetryPolicy(attempts=3, base_s=0.3, cap_s=2.0, deadline_s=6.0)
 _BORROW_RETRY = RetryPolicy(attempts=3, deadline_s=20.0)
 # close() waits this long for a heartbeat in flight before it releases.
 _JOIN_S = 2.0
-# While waiting for a free seat, look again at least this often: Retry-After is when the
-# earliest lease *expires*, and a holder may release sooner.
-_SEAT_POLL_S = 5.0
 
 _unpinned_warning_lock = threading.Lock()
 _unpinned_warning_given = False
@@ -148,6 +157,11 @@ class Lease:
         self._claims: LeaseClaims | None = None
         self.seats: dict[str, int] | None = None
         self.license_info: dict[str, Any] = {}
+        self.overage = False
+        """True while this seat is beyond the license's max_seats, within its overdraft."""
+        self.reserved_for: str | None = None
+        """The group whose reserved seat this is (None: an ordinary seat)."""
+        self._waiting: SeatWait | None = None  # while acquire() waits for a seat
         self.borrowed_until: float | None = None
         self.last_error: LicenseError | None = None
 
@@ -229,12 +243,18 @@ class Lease:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def acquire(self, *, wait_s: float = 0.0) -> Lease:
+    def acquire(self, *, wait_s: float | None = None, on_queued: OnQueued | None = None) -> Lease:
         """Take a seat (or resume a stored borrow) and start heartbeating.
 
-        `wait_s` > 0 waits up to that long for a seat when all are taken (honouring the
-        server's Retry-After); otherwise NoSeatAvailable is raised at once. Whatever is
-        raised is also kept in `last_error`; the lease is IDLE again and may retry.
+        Without `wait_s` (None or 0) a license with no seat free raises NoSeatAvailable at
+        once. With `wait_s` > 0 it waits up to that long for one: in the license's wait
+        queue if it has one (`on_queued(position, queue_length)` is called on the first
+        place and whenever the position changes; polls at the server's interval), else
+        looking again every few seconds. When the time runs out (or the wait is
+        interrupted: Ctrl-C, exit, `close()`), the place in line is given up first, then
+        NoSeatAvailable is raised (`waited_s`, `queue_position`, `queue_length`). Whatever
+        is raised is also kept in `last_error`; the lease is IDLE again and may retry
+        (CLOSED if it was closed meanwhile).
         """
         with self._lock:
             if self.state in VALID_STATES or self.state == LeaseState.LOST:
@@ -245,12 +265,13 @@ class Lease:
             if resumed is not None:
                 self._hold_borrow(resumed.token, resumed.claims, resumed.borrowed_until, offline_s=resumed.offline_s)
             else:
-                self._take_seat(wait_s)
+                self._take_seat(wait_s or 0.0, on_queued)
         except BaseException as exc:
             with self._lock:
                 if isinstance(exc, LicenseError):
                     self.last_error = exc
-                self._move_to(LeaseState.IDLE)
+                if self.state != LeaseState.CLOSED:
+                    self._move_to(LeaseState.IDLE)
             raise
         if self.options.release_at_exit:
             exit_hooks.release_at_exit(self, handle_signals=self.options.handle_signals)
@@ -273,6 +294,9 @@ class Lease:
                 return True
             self._move_to(LeaseState.CLOSED)
             session_id = self._session_id
+            waiting = self._waiting
+        if waiting is not None:
+            waiting.cancel()  # acquire() is waiting in line: stop it and give the place up
         self._heartbeat.stop(join_s=_JOIN_S)
         exit_hooks.forget(self)
         if previous == LeaseState.BORROWED:
@@ -360,26 +384,36 @@ class Lease:
                               trusted_roots=trusted_roots, jwks=jwks, now=now)
 
     # -- internals: taking and holding a seat ----------------------------------------------
-    def _take_seat(self, wait_s: float) -> None:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                body = self._api.post("acquire", self._acquire_body())
-                break
-            except NoSeatAvailable as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise
-                pause = min(left, max(1.0, min(exc.retry_after or _SEAT_POLL_S, _SEAT_POLL_S)
-                                      * random.uniform(0.8, 1.0)))
-                log.info("no seat free (%s/%s); waiting %.0f s", exc.seats_used, exc.seats_max, pause)
-                time.sleep(pause)
+    def _take_seat(self, wait_s: float, on_queued: OnQueued | None) -> None:
+        if wait_s <= 0:
+            body = self._api.post("acquire", self._acquire_body())
+        else:
+            body = self._wait_for_seat(wait_s, on_queued)
         try:
+            with self._lock:
+                if self.state == LeaseState.CLOSED:
+                    raise NoSeatAvailable("the lease was closed while it waited for a seat")
             self._accept(body, new_session=True)
         except BaseException:
-            # granted, but unusable here (e.g. its token did not verify): give it back
+            # granted, but unusable here (closed meanwhile, or its token did not verify): give it back
             release_quietly(self._api, body.get("session_id"))
             raise
+
+    def _wait_for_seat(self, wait_s: float, on_queued: OnQueued | None) -> dict[str, Any]:
+        """Wait up to `wait_s` for a seat (seat_queue.py). Meanwhile the exit hooks know
+        the lease: exiting, or a signal, closes it, which gives the place in line up."""
+        waiting = SeatWait(self._api, self._acquire_body, wait_s=wait_s, on_queued=on_queued)
+        with self._lock:
+            self._waiting = waiting
+        if self.options.release_at_exit:
+            exit_hooks.release_at_exit(self, handle_signals=self.options.handle_signals)
+        try:
+            return waiting.run()
+        finally:
+            with self._lock:
+                self._waiting = None
+            if self.options.release_at_exit:
+                exit_hooks.forget(self)  # registered again once a seat is held (acquire)
 
     def _acquire_body(self) -> dict[str, Any]:
         return {"license_key": self.key, "hardware_id": self.hardware_id, "client": self._client_info}
@@ -405,10 +439,15 @@ class Lease:
             if self.state == LeaseState.CLOSED:
                 return
             self._install_token(body["token"], claims)
+            # Acquire and heartbeat answers say it; the signed claim when an answer does not.
+            overage = body.get("overage")
+            self.overage = overage if isinstance(overage, bool) else claims.overage
             if new_session:
                 self.seats = body.get("seats") if isinstance(body.get("seats"), dict) else self.seats
                 if isinstance(body.get("license"), dict):
                     self.license_info = body["license"]
+                reserved_for = body.get("reserved_for")
+                self.reserved_for = reserved_for if isinstance(reserved_for, str) and reserved_for else None
             self.last_error = None
             interval = body.get("heartbeat_interval_s")
             regained = self._timeline.renewed(float(interval) if isinstance(interval, (int, float)) else None)
@@ -421,6 +460,7 @@ class Lease:
         """Hold a borrow's token: BORROWED. `offline_s`: unconfirmed, valid that long by this machine's clock."""
         with self._lock:
             self._install_token(token, claims)
+            self.overage = claims.overage
             if offline_s is not None:
                 self._timeline.valid_for(offline_s)
             self.borrowed_until = borrowed_until or float(claims.expires_at)

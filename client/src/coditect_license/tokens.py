@@ -190,6 +190,8 @@ class LeaseClaims:
     borrowed: bool
     issuer: str
     root_kid: str
+    overage: bool = False
+    """A seat beyond the license's max_seats, within its overdraft (signed claim `overage`)."""
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -203,6 +205,7 @@ class LeaseClaims:
             "uid": self.uid, "hardware_id": self.hardware_id, "tier": self.tier, "features": list(self.features),
             "issued_at": self.issued_at, "expires_at": self.expires_at, "grace_s": self.grace_s,
             "valid_until": self.valid_until, "borrowed": self.borrowed, "issuer": self.issuer,
+            "overage": self.overage,
         }
 
 
@@ -333,7 +336,7 @@ def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now
         session_id=strings["sub"], license_id=strings["lic"], tenant_id=strings["ten"], uid=strings["uid"],
         hardware_id=strings["hw"], tier=str(claims.get("tier", "")), features=tuple(features),
         issued_at=iat, expires_at=exp, grace_s=grace, borrowed=claims.get("bor") is True,
-        issuer=str(claims.get("iss")), root_kid=root_kid, raw=dict(claims),
+        issuer=str(claims.get("iss")), root_kid=root_kid, overage=claims.get("overage") is True, raw=dict(claims),
     )
     if now >= result.valid_until + leeway_s:
         raise TokenExpired(f"the lease token expired {int(now - result.valid_until)} s ago (exp + grace)",

@@ -143,6 +143,14 @@ class ApiClient:
         `stop` (an Event) cuts backoff sleeps short (the last error is raised).
         `fresh_connection` uses a connection of its own (safe from signal handlers).
         """
+        return self.exchange(method, name, body, auth=auth, retry=retry, stop=stop,
+                             fresh_connection=fresh_connection)[1]
+
+    def exchange(self, method: str, name: str, body: dict[str, Any] | None = None, *, auth: bool = True,
+                 retry: RetryPolicy | None = None, stop: threading.Event | None = None,
+                 fresh_connection: bool = False) -> tuple[int, dict[str, Any]]:
+        """As `call`, with the status of the 2xx: (status, JSON answer). Acquire needs it:
+        201 a new session, 200 the caller's own handed back, 202 a place in the queue."""
         policy = retry or self.retry
         started = time.monotonic()
         attempt = 0
@@ -159,7 +167,7 @@ class ApiClient:
                         status, payload, headers = self._once(method, name, body, auth=auth, force_refresh=True,
                                                               client=client)
                     if 200 <= status < 300:
-                        return payload if isinstance(payload, dict) else {}
+                        return status, payload if isinstance(payload, dict) else {}
                     error: LicenseError = from_response(status, payload, _retry_after(headers))
                 except (NetworkError, AuthError) as exc:
                     error = exc
