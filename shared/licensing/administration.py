@@ -29,6 +29,7 @@ from shared.clock import Clock
 from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal, SeatPolicy
 from shared.domain.leases import ReleaseOutcome
 from shared.domain.times import parse_rfc3339, rfc3339, utc_day
+from shared.domain.usage import day_view, merged
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import LICENSE_ID, IdGenerator, license_id_of_session
 from shared.licensing.admin_requests import (
@@ -335,12 +336,10 @@ class Administration:
         # Redis counts now; Firestore keeps what the sweep made durable (all of it, after a
         # Redis loss the license's table has not been rebuilt from yet): the larger wins.
         counted, durable = self._seats.daily_usage(lic.id), self._store.usage_days(lic.id, since_day=recent[0])
-        zero = {"peak": 0, "denials": 0}
         return {
             "license": lic.id,
             "seats": {"used": self._used(lic), "max": lic.max_seats},
-            "days": [{"date": day, **{name: max(counted.get(day, zero)[name], durable.get(day, zero)[name])
-                                      for name in zero}} for day in recent],
+            "days": [day_view(day, merged(counted.get(day, {}), durable.get(day, {}))) for day in recent],
         }
 
     # -- audit log ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.domain import AuditEvent, License, SeatPolicy, SessionEnd, SessionRecord, Tenant
 from shared.domain.times import datetime_to_ms, ms_to_datetime
+from shared.domain.usage import is_usage_counter
 from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
 T = TypeVar("T")
@@ -308,7 +309,7 @@ class FirestoreStore:
                  .where(filter=firestore.FieldFilter("license_id", "==", license_id))
                  .where(filter=firestore.FieldFilter("day", ">=", since_day)))
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return {d["day"]: {"peak": int(d.get("peak", 0)), "denials": int(d.get("denials", 0))}
+        return {d["day"]: {name: int(value) for name, value in d.items() if is_usage_counter(name)}
                 for d in (snap.to_dict() for snap in snaps)}
 
     # -- sessions ----------------------------------------------------------------

@@ -142,3 +142,29 @@ def test_leaving_the_queue_and_waiting_without_one(call, make_license, set_polic
     assert call("release", {}, uid="u2")[0] == 400
     gone = call("acquire", {"license_key": lic.key, "hardware_id": "hw", "ticket": ticket["ticket"]}, uid="u2")
     assert gone[0] == 410 and gone[1]["error"]["code"] == "TICKET_GONE"
+
+
+def test_usage_shows_overage_and_queue_waits_per_day(call, make_license, set_policy, admin_usage):
+    lic = make_license(seats=1)
+    set_policy(lic.license_id, {"overdraft_seats": 1, "queue": {"poll_interval_s": 5}})
+    first, second = acquire(call, lic, "u1"), acquire(call, lic, "u2")
+    assert second[1]["overage"] is True
+    status, ticket, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw", "wait": True}, uid="u3")
+    assert status == 202
+    call("release", {"session_id": first[1]["session_id"]}, uid="u1")
+    poll = {"license_key": lic.key, "hardware_id": "hw", "ticket": ticket["ticket"]}
+    assert call("acquire", poll, uid="u3")[0] == 201
+    [today] = admin_usage(lic.license_id)["days"][-1:]
+    assert today["peak"] == 2 and today["overage"] == 1 and today["denials"] == 1 and today["queued"] == 1
+    assert today["queue_wait_p50_s"] == today["queue_wait_p95_s"] == 1  # served within the first second
+
+
+@pytest.fixture
+def admin_usage(call):
+    def usage(license_id: str) -> dict:
+        status, body, _ = call("admin", method="GET", path=f"/licenses/{license_id}/usage", uid="vendor",
+                               role="owner")
+        assert status == 200, body
+        return body
+
+    return usage

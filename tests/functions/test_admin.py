@@ -231,8 +231,9 @@ def test_usage_reports_seats_now_and_daily_peak_and_denials(admin_api, tenants, 
 
     today = rfc3339(rt.clock.now_ms())[:10]
     assert status == 200 and body["seats"] == {"used": 2, "max": 2}
-    assert len(body["days"]) == 7 and body["days"][-1] == {"date": today, "peak": 2, "denials": 3}
-    assert all(day == {"date": day["date"], "peak": 0, "denials": 0} for day in body["days"][:-1])
+    quiet = {"peak": 0, "denials": 0, "overage": 0, "queued": 0}
+    assert len(body["days"]) == 7 and body["days"][-1] == {"date": today, **quiet, "peak": 2, "denials": 3}
+    assert all(day == {"date": day["date"], **quiet} for day in body["days"][:-1])
     assert admin_api("GET", f"licenses/{license_id}/usage", tenant=tenant, query={"days": "0"})[0] == 400
 
 

@@ -200,6 +200,20 @@ local peak = tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':peak') or 0)
 if used + 1 > peak then
   redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1, 'changed', 1)
 end
+if waited then
+  -- How long the queue made this caller wait: a count and a histogram per day
+  -- (shared/domain/usage.py reads percentiles from it).
+  local bucket = 'inf'
+  for _, limit in ipairs({1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}) do
+    if waited <= limit * 1000 then
+      bucket = tostring(limit)
+      break
+    end
+  end
+  redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':queued', 1)
+  redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':qwait_' .. bucket, 1)
+  redis.call('HSET', KEYS[7], 'changed', 1)
+end
 if rec.ov then
   local over = used + 1 - max_seats
   if over > tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':overage') or 0) then

@@ -1,6 +1,7 @@
 -- take_usage: the license's usage counters, if they changed since the sweep last took them.
 -- KEYS[7] usage   (the others unused: every script gets all eleven)
--- returns {} when nothing changed, else {field, value, ...} ("<day>:peak", "<day>:denials")
+-- returns {} when nothing changed, else {field, value, ...} ("<day>:<counter>": peak, denials,
+-- overage, queued, qwait_<seconds>)
 if redis.call('HDEL', KEYS[7], 'changed') == 0 then
   return {}
 end
