@@ -253,6 +253,12 @@ class Bench:
             **closed, "ops": {"acquire": 1}, "license_keys": [fx.sat_license_key],
             "license_max_seats": [fx.sat_max_seats], "hw_prefix": f"sat-{self.run_id}",
         }).load.get("sessions_out", [])
+        self._progress(f"saturation: acquire with every seat policy on, {args.connections} connections, "
+                       f"{args.sat_duration:g} s")
+        self._phase("sat acquire (policies)", {
+            **closed, "ops": {"acquire": 1}, "license_keys": [fx.sat_policy_license_key],
+            "license_max_seats": [fx.sat_max_seats], "hw_prefix": f"pol-{self.run_id}",
+        })
         self._progress(f"saturation: heartbeat over {min(len(acquired), args.heartbeat_sessions)} live sessions")
         self._phase("sat heartbeat", {
             **closed, "ops": {"heartbeat": 1}, "license_keys": [fx.sat_license_key],
@@ -346,6 +352,8 @@ class Bench:
         def sat_rps(op: str) -> float:
             return (self.phases[f"sat {op}"].load["ops"].get(op) or {}).get("rps", 0.0)
 
+        policy_rps = (self.phases["sat acquire (policies)"].load["ops"].get("acquire") or {}).get("rps", 0.0)
+
         mib = 1024 * 1024
         return {
             "command": self.command,
@@ -415,6 +423,8 @@ class Bench:
                 "bare_function_rps": round(bare_rps, 1),
                 "heartbeat_sat_over_bare": round(sat_rps("heartbeat") / bare_rps, 4) if bare_rps else None,
                 "acquire_sat_over_bare": round(sat_rps("acquire") / bare_rps, 4) if bare_rps else None,
+                "acquire_policies_over_plain": (round(policy_rps / sat_rps("acquire"), 4) if sat_rps("acquire")
+                                                else None),
                 "seat_lib_over_bare_evalsha": round(rates.ratio, 4),
             },
         }

@@ -36,8 +36,24 @@ class Fixtures:
     ref_max_seats: list[int]
     sat_license_key: str
     sat_max_seats: int
+    sat_policy_license_key: str
+    """Same seats, with every seat policy on (BENCH_POLICY): what the policies cost an acquire."""
     users: list[Identity]
     sat_identities: list[Identity]
+
+
+BENCH_POLICY = {
+    # README's example ("Seat policies"): every part on. The bench's callers are in no group
+    # (their tokens carry no `groups` claim, their emails are @bench.example.com), so each
+    # acquire evaluates groups, counts the reservation, and takes an unreserved seat.
+    "groups": [{"name": "ci", "claim": {"name": "groups", "value": "ci"}},
+               {"name": "interns", "domains": ["interns.example.com"]}],
+    "exclude": {"users": ["blocked@example.com"], "hardware": ["stolen-laptop"]},
+    "reserve": [{"group": "ci", "seats": 5}],
+    "max": [{"group": "interns", "seats": 3}],
+    "overdraft_seats": 2,
+    "queue": {},
+}
 
 
 def new_run_id() -> str:
@@ -58,6 +74,7 @@ def create_fixtures(stack: Stack, run_id: str, *, users: int, licenses: int, sat
     there can only come from the server's accounting, never from a full license.
     """
     point_env_at(stack)
+    from shared.domain import SeatPolicy
     from shared.licensing.provisioning import LicenseSpec
     from shared.runtime import runtime
 
@@ -80,6 +97,11 @@ def create_fixtures(stack: Stack, run_id: str, *, users: int, licenses: int, sat
         LicenseSpec(tenant_id=tenant_id, max_seats=sat_max_seats, tier="pro", features=("build",)),
         actor="scripts/bench",
     )
+    sat_policy = provisioning.create_license(
+        LicenseSpec(tenant_id=tenant_id, max_seats=sat_max_seats, tier="pro", features=("build",),
+                    policy=SeatPolicy.from_json(BENCH_POLICY)),
+        actor="scripts/bench",
+    )
 
     def identity(name: str) -> Identity:
         uid = f"bench-{run_id}-{name}"
@@ -93,6 +115,7 @@ def create_fixtures(stack: Stack, run_id: str, *, users: int, licenses: int, sat
         ref_max_seats=ref_seats,
         sat_license_key=sat.license_key,
         sat_max_seats=sat_max_seats,
+        sat_policy_license_key=sat_policy.license_key,
         users=[identity(f"user{i:04d}") for i in range(users)],
         sat_identities=[identity(f"conn{i:03d}") for i in range(sat_connections)],
     )

@@ -13,6 +13,7 @@ TARGETS = {
     "heartbeat_sat_over_bare": 0.50,
     "acquire_sat_over_bare": 0.30,
     "seat_lib_over_bare_evalsha": 0.80,
+    "acquire_policies_over_plain": 0.80,  # issue 14: every seat policy on costs an acquire at most 20 %
 }
 TARGET_HEADERS = ["figure", "measured", "target", "verdict"]
 
@@ -202,11 +203,13 @@ def render(doc: dict[str, Any]) -> str:
                 f"{settings['sat_duration_s']:g} s per operation   (c) bare no-op function, same gunicorn flags, "
                 f"same generator"]
     rows, notes = [], []
-    for op in SEAT_OPS + ("health",):
-        phase = doc["phases"].get(f"sat {op}")
+    for op, name in [(op, f"sat {op}") for op in SEAT_OPS[:1]] + [("acquire", "sat acquire (policies)")] + \
+            [(op, f"sat {op}") for op in SEAT_OPS[1:] + ("health",)]:
+        phase = doc["phases"].get(name)
         if not phase:
             continue
-        label = "health (GET, no backend)" if op == "health" else op
+        label = {"sat acquire (policies)": "acquire, every seat policy on"}.get(name, op)
+        label = "health (GET, no backend)" if op == "health" else label
         stats = phase["ops"].get(op)
         server_cpu = sum(v for role, v in phase["cpu_s"].items() if role not in NOT_SERVER)
         rows.append(_op_row(label, stats) + [_cpu_per_request(server_cpu, stats)])
@@ -298,6 +301,13 @@ def render(doc: dict[str, Any]) -> str:
         percent = _num(None if value is None else value * 100)
         rows.append([f"{op} saturation / bare function", f"{rps:,.0f} / {bare_rps:,.0f} = {percent} %",
                      f">= {TARGETS[key] * 100:.0f} %", verdict(None if value is None else value >= TARGETS[key])])
+    value = ratios.get("acquire_policies_over_plain")
+    with_policies = (sat.get("sat acquire (policies)", {}).get("ops", {}).get("acquire") or {}).get("rps", 0.0)
+    plain = (sat["sat acquire"]["ops"].get("acquire") or {}).get("rps", 0.0)
+    rows.append(["acquire saturation, every seat policy on / none",
+                 f"{with_policies:,.0f} / {plain:,.0f} = {_num(None if value is None else value * 100)} %",
+                 f">= {TARGETS['acquire_policies_over_plain'] * 100:.0f} %",
+                 verdict(None if value is None else value >= TARGETS["acquire_policies_over_plain"])])
     value = ratios["seat_lib_over_bare_evalsha"]
     rows.append(["SeatTable.acquire / bare EVALSHA",
                  f"{r['lib_per_s']:,.0f} / {r['bare_per_s']:,.0f} = {value * 100:.1f} %",

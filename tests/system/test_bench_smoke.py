@@ -107,6 +107,7 @@ def test_bench_measures_a_dev_stack_and_prints_its_targets(dev_stack, tmp_path):
     assert list(targets) == [
         "reference p99 acquire", "reference p99 heartbeat", "reference p99 release", "reference p99 validate",
         "reference unexpected errors", "heartbeat saturation / bare function", "acquire saturation / bare function",
+        "acquire saturation, every seat policy on / none",
         "SeatTable.acquire / bare EVALSHA", "KMS calls per 1000 acquires+heartbeats (steady)",
         "KMS calls in warm-up", "peak RSS of the stack",
     ]
@@ -114,12 +115,13 @@ def test_bench_measures_a_dev_stack_and_prints_its_targets(dev_stack, tmp_path):
     # Redis loops granted every call (a refusal stops the bench before the table).
     assert targets["reference unexpected errors"] == ["0", "0", "PASS"]
     assert re.fullmatch(r"[\d,]+ / [\d,]+ = [\d.]+ %", targets["SeatTable.acquire / bare EVALSHA"][0])
+    assert re.fullmatch(r"[\d,]+ / [\d,]+ = [\d.]+ %", targets["acquire saturation, every seat policy on / none"][0])
 
     document = json.loads(report.read_text())
     redis_loops = document["redis_evalsha"]
     assert redis_loops["calls_per_round"] == 50
     assert min(redis_loops["bare_rounds_per_s"] + redis_loops["lib_rounds_per_s"]) > 0
-    for phase in ("sat acquire", "sat heartbeat", "sat release", "sat validate", "sat health"):
+    for phase in ("sat acquire", "sat acquire (policies)", "sat heartbeat", "sat release", "sat validate", "sat health"):
         ops = document["phases"][phase]["ops"]
         assert sum(stats["ok"] for stats in ops.values()) > 0, phase
         assert sum(stats["unexpected_error_count"] for stats in ops.values()) == 0, (phase, ops)
