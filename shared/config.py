@@ -78,6 +78,9 @@ class Settings:
     """Seat functions, per client IP (generous: many tools share a corporate NAT)."""
     rate_limit_user: Limit = Limit(20, 60)
     """Seat functions, per authenticated user."""
+    rate_limit_machine_key: Limit = Limit(50, 200)
+    """Seat functions, per machine key (in place of the per-user limit: one key may serve a
+    build farm, so its own setting)."""
     rate_limit_license_acquire: Limit = Limit(50, 200)
     """acquire, per license (a leaked key shared by a crowd)."""
     rate_limit_public_ip: Limit = Limit(20, 60)
@@ -193,6 +196,7 @@ class Settings:
             jwks_max_age_s=number("jwks_max_age_s"),
             rate_limit_ip=limit("rate_limit_ip"),
             rate_limit_user=limit("rate_limit_user"),
+            rate_limit_machine_key=limit("rate_limit_machine_key"),
             rate_limit_license_acquire=limit("rate_limit_license_acquire"),
             rate_limit_public_ip=limit("rate_limit_public_ip"),
             trusted_proxy_hops=number("trusted_proxy_hops"),

@@ -18,6 +18,8 @@ TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 SESSION_ID = re.compile(r"(lic_[0-9a-z]{20})\.([A-Za-z0-9_-]{22})")
 TICKET_ID = re.compile(r"(lic_[0-9a-z]{20})\.q\.([A-Za-z0-9_-]{22})")
 """A place in a license's wait queue: ``<license_id>.q.<random>``."""
+MACHINE_KEY_ID = re.compile(r"mk_[0-9a-z]{20}")
+"""A machine key's id (shared/domain/machine_keys.py: the key itself carries it)."""
 
 
 class IdGenerator(Protocol):
@@ -43,6 +45,10 @@ class RandomIds:
 
     def event_id(self) -> str:
         return "evt_" + _random_base32(24)
+
+
+def new_machine_key_id() -> str:
+    return "mk_" + _random_base32(20)
 
 
 def new_ticket_id(license_id: str) -> str:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     import redis
 
     from shared.auth.firebase_tokens import FirebaseTokenVerifier
+    from shared.auth.machine_keys import MachineKeyVerifier
     from shared.auth.scheduler_oidc import SchedulerTokenVerifier
     from shared.google_secrets import SecretReader
     from shared.licensing.administration import Administration
@@ -187,6 +188,29 @@ class Runtime:
             )
 
         return self._once("admin_token_verifier", build)
+
+    @property
+    def machine_key_verifier(self) -> MachineKeyVerifier:
+        """The seat functions' check of machine keys (shared/auth/machine_keys.py)."""
+
+        def build() -> MachineKeyVerifier:
+            from shared.auth.machine_keys import MachineKeyVerifier
+            from shared.errors import BackendUnavailable
+            from shared.seats.keys import machine_key_use_slot
+            from shared.seats.redis_calls import redis_unavailable
+
+            def first_use(key_id: str, window_ms: int) -> bool:
+                # One slot per key and window of the service's clock: the first to take it records.
+                slot = machine_key_use_slot(key_id, self.clock.now_ms() // window_ms)
+                try:
+                    with redis_unavailable():
+                        return bool(self.redis.set(slot, 1, nx=True, px=2 * window_ms))
+                except BackendUnavailable:
+                    return False  # a statistic: skipped while Redis is away
+
+            return MachineKeyVerifier(self.firestore, self.clock, first_use=first_use)
+
+        return self._once("machine_key_verifier", build)
 
     @property
     def licenses(self) -> LicenseDirectory:

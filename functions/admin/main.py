@@ -11,8 +11,10 @@ import functions_framework
 from shared.http import Call, HandlerResult, json_function, methods_by_route
 from shared.licensing.admin_requests import (
     CreateLicenseRequest,
+    CreateMachineKeyRequest,
     CreateTenantRequest,
     EventsQuery,
+    KeysQuery,
     LicensesQuery,
     TenantsQuery,
     UpdateLicenseRequest,
@@ -46,6 +48,15 @@ HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
                                                     call.params["session_id"])),
     ("GET", "licenses/{license_id}/usage"):
         lambda call: (200, _service().usage(call.caller, call.params["license_id"], call.query(UsageQuery))),
+    ("GET", "licenses/{license_id}/queue"):
+        lambda call: (200, _service().list_queue(call.caller, call.params["license_id"])),
+    ("DELETE", "licenses/{license_id}/queue/{ticket}"):
+        lambda call: (200, _service().remove_ticket(call.caller, call.params["license_id"], call.params["ticket"])),
+    ("POST", "keys"):
+        lambda call: (201, _service().create_machine_key(call.caller, call.parse(CreateMachineKeyRequest))),
+    ("GET", "keys"): lambda call: (200, _service().list_machine_keys(call.caller, call.query(KeysQuery))),
+    ("DELETE", "keys/{key_id}"):
+        lambda call: (200, _service().revoke_machine_key(call.caller, call.params["key_id"])),
     ("GET", "events"): lambda call: (200, _service().list_events(call.caller, call.query(EventsQuery))),
 }
 

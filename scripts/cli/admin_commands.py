@@ -10,6 +10,11 @@
     GET    licenses/{id}/sessions             holders
     DELETE licenses/{id}/sessions/{session}   force-release
     GET    licenses/{id}/usage                usage
+    GET    licenses/{id}/queue                queue
+    DELETE licenses/{id}/queue/{ticket}       remove-ticket
+    POST   keys                               create-key   (the machine key is printed once)
+    GET    keys                               keys
+    DELETE keys/{id}                          revoke-key
     GET    events                             events
 """
 
@@ -28,7 +33,8 @@ from cli.admin_api import AdminClient, segment, target
 from cli.errors import CliError, UsageError
 
 COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
-            "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "events")
+            "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "queue", "remove-ticket",
+            "create-key", "keys", "revoke-key", "events")
 _SEAT_LOOKUPS = 4  # concurrent GETs for the seats in use of a page of licenses
 
 
@@ -58,6 +64,12 @@ def _license_terms(sub: argparse.ArgumentParser, *, update: bool) -> None:
                      help="seconds a lease token stays valid offline past its exp")
     sub.add_argument("--max-sessions-per-user", type=int, metavar="N", default=None if update else 0,
                      help="live sessions per user (0: no limit)")
+    sub.add_argument("--ci-seats", type=int, metavar="N", default=None if update else 0,
+                     help="the CI pool: seats for machine keys beside the users' (owner; 0: no pool)")
+    sub.add_argument("--support-contact", metavar="TEXT",
+                     help="the vendor's support line, shown in tools with every refusal (owner)")
+    if update:
+        sub.add_argument("--no-support-contact", action="store_true", help="remove the support line")
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -113,6 +125,24 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     usage = command("usage", "seats now, peak and denials per day")
     usage.add_argument("license_id")
     usage.add_argument("--days", type=int, default=30, metavar="N")
+    queue = command("queue", "the license's wait queue, in order: who waits, since when, whose seat is held")
+    queue.add_argument("license_id")
+    remove = command("remove-ticket", "take a ticket out of the wait queue (its holder's next poll is refused)")
+    remove.add_argument("license_id")
+    remove.add_argument("ticket")
+
+    key = command("create-key", "make a machine key for build runners and CI jobs; the key is printed once")
+    key.add_argument("name", help="what it is for, e.g. \"nightly builds\"")
+    key.add_argument("--license", action="append", required=True, metavar="LICENSE_ID", dest="licenses",
+                     help="a license the key may use (repeat for more; all of one tenant)")
+    key.add_argument("--mode", choices=("seat", "validate"), default="seat",
+                     help="seat: holds seats (the CI pool where the license has one); validate: validates only")
+    keys = command("keys", "machine keys: name, mode, licenses, last use (never the key)")
+    keys.add_argument("--tenant", help="only this tenant's (owner; an admin sees its own tenant's only)")
+    _paging(keys)
+    revoke_key = command("revoke-key", "revoke a machine key: refused within 30 s everywhere, its seats freed now")
+    revoke_key.add_argument("key_id")
+
     events = command("events", "the audit log, newest first; changes with before -> after")
     events.add_argument("--license", metavar="LICENSE_ID")
     events.add_argument("--tenant", help="only this tenant's (owner)")
@@ -134,8 +164,13 @@ def _terms(args: argparse.Namespace) -> dict[str, Any]:
     named = {"max_seats": "seats", "tier": "tier", "lease_ttl_s": "lease_ttl",
              "heartbeat_interval_s": "heartbeat_interval", "revive_window_s": "revive_window",
              "max_borrow_s": "max_borrow", "offline_grace_s": "offline_grace",
-             "max_sessions_per_user": "max_sessions_per_user"}
+             "max_sessions_per_user": "max_sessions_per_user", "ci_seats": "ci_seats",
+             "support_contact": "support_contact"}
     body = {field: getattr(args, option) for field, option in named.items() if getattr(args, option, None) is not None}
+    if getattr(args, "no_support_contact", False):
+        if args.support_contact is not None:
+            raise UsageError("--support-contact and --no-support-contact contradict each other")
+        body["support_contact"] = None
     if args.features is not None:
         body["features"] = _features(args.features)
     if args.expires is not None:
@@ -269,6 +304,18 @@ def _perform(client: AdminClient, args: argparse.Namespace
             return answer, admin_views.force_release
         case "usage":
             return client.call("GET", f"{lic_path}/usage", query={"days": str(args.days)}), admin_views.usage
+        case "queue":
+            return client.call("GET", f"{lic_path}/queue"), admin_views.queue
+        case "remove-ticket":
+            return client.call("DELETE", f"{lic_path}/queue/{segment(args.ticket)}"), admin_views.removed_ticket
+        case "create-key":
+            body = {"name": args.name, "licenses": args.licenses, "mode": args.mode}
+            return client.call("POST", "keys", body=body), admin_views.created_key
+        case "keys":
+            page = _pages(client, "keys", "keys", {"tenant": args.tenant} if args.tenant else {}, args)
+            return page, lambda a: admin_views.machine_keys(a, None if args.all else args.limit)
+        case "revoke-key":
+            return client.call("DELETE", f"keys/{segment(args.key_id)}"), admin_views.revoked_key
         case "events":
             query = {"limit": str(args.limit)}
             query.update({k: v for k, v in (("license", args.license), ("tenant", args.tenant)) if v})

@@ -67,6 +67,14 @@ def _more(answer: dict[str, Any], shown: int, limit: int | None) -> str:
     return f"\n(more: --after {after}, or --all)" if after and limit is not None and shown >= limit else ""
 
 
+def _ci_seats(lic: dict[str, Any], in_use: Any) -> str:
+    """The CI pool: machine keys' seats beside max_seats."""
+    pool = lic.get("ci_seats") or 0
+    if isinstance(in_use, dict):
+        return f"{in_use['used']} of {in_use['max']} in use (machine keys)"
+    return f"{pool} (machine keys)" if pool else "none (machine keys hold ordinary seats)"
+
+
 def licenses(answer: dict[str, Any], limit: int | None) -> str:
     rows = [[lic["id"], lic["tenant"], license_state(lic), _seats(lic.get("seats")), lic["tier"],
              when(lic.get("expires_at"))] for lic in answer["licenses"]]
@@ -105,6 +113,8 @@ def license_detail(answer: dict[str, Any]) -> str:
         ("offline grace", f"{lic['offline_grace_s']} s"),
         ("max borrow", f"{lic['max_borrow_s']} s" if lic["max_borrow_s"] else "no borrowing"),
         ("seat policy", policy_summary(lic)),
+        ("ci seats", _ci_seats(lic, answer.get("ci_seats"))),
+        ("support", lic.get("support_contact") or "(none)"),
         ("created", when(lic.get("created_at"))),
         ("updated", when(lic.get("updated_at"))),
     ]
@@ -244,8 +254,62 @@ def events(answer: dict[str, Any]) -> str:
 def holders(answer: dict[str, Any]) -> str:
     rows = [f"{s['session_id']}  {s['uid']:<20} {s['hardware_id']:<20} {s['state']:<8} since {when(s['since'])}  "
             f"{'counted until' if s['state'] == 'held' else 'until'} {when(s['expires_at'])}"
+            + ("  (CI seat)" if s.get("ci") else "")
             for s in answer["sessions"]]
-    return "\n".join([f"{answer['seats']['used']} of {answer['seats']['max']} seats in use", *rows])
+    head = f"{answer['seats']['used']} of {answer['seats']['max']} seats in use"
+    if isinstance(answer.get("ci_seats"), dict):
+        head += f"; CI seats {answer['ci_seats']['used']} of {answer['ci_seats']['max']}"
+    return "\n".join([head, *rows])
+
+
+def queue(answer: dict[str, Any]) -> str:
+    tickets = answer["tickets"]
+    if answer.get("queue") is None and not tickets:
+        return f"license {answer['license']} has no wait queue (its seat policy's `queue` turns one on)"
+    rows = [[str(t["position"]), t["ticket"], t["uid"], t["hardware_id"], ",".join(t["groups"]) or "-",
+             when(t["since"]), f"held until {when(t['held_until'])}" if t.get("held_until") else "waiting"]
+            for t in tickets]
+    if not rows:
+        return f"nobody waits for a seat of {answer['license']}"
+    return table(["#", "TICKET", "UID", "HARDWARE", "GROUPS", "SINCE", "SEAT"], rows)
+
+
+def removed_ticket(answer: dict[str, Any]) -> str:
+    if answer["status"] == "removed":
+        return (f"ticket {answer['ticket']} of {answer['uid']} on {answer['hardware_id']} removed from the queue; "
+                "its next poll is refused")
+    return f"ticket {answer['ticket']} is not in the queue (served, lapsed or removed already)"
+
+
+def _key_row(key: dict[str, Any]) -> list[str]:
+    return [key["id"], key["name"], key["tenant"], key["mode"], _listed(key["licenses"]),
+            when(key.get("last_used_at")), f"revoked {when(key['revoked_at'])}" if key.get("revoked_at") else "active"]
+
+
+def machine_keys(answer: dict[str, Any], limit: int | None) -> str:
+    rows = [_key_row(key) for key in answer["keys"]]
+    if not rows:
+        return "(no machine keys)"
+    return (table(["KEY", "NAME", "TENANT", "MODE", "LICENSES", "LAST USED", "STATE"], rows)
+            + _more(answer, len(rows), limit))
+
+
+def created_key(answer: dict[str, Any]) -> str:
+    key = answer["key"]
+    does = ("holds seats (of the CI pool where a license has one)" if key["mode"] == "seat"
+            else "validates only (holds no seat)")
+    return (f"machine key {key['id']} ({key['name']}) of tenant {key['tenant']}: {does}\n"
+            f"licenses: {', '.join(key['licenses'])}\n\n"
+            f"  key: {answer['api_key']}\n\n"
+            "The key is shown only now; it is stored hashed and cannot be recovered. Tools send it as\n"
+            "`Authorization: Bearer <key>` (the SDK and coditect-license: as the ID token, e.g. CODITECT_ID_TOKEN).")
+
+
+def revoked_key(answer: dict[str, Any]) -> str:
+    key = answer["key"]
+    head = (f"machine key {key['id']} ({key['name']}) revoked" if answer["status"] == "revoked"
+            else f"machine key {key['id']} ({key['name']}) was already revoked")
+    return f"{head}; sessions ended now: {answer.get('sessions_ended', 0)}\n{answer.get('notice', '')}".rstrip()
 
 
 def force_release(answer: dict[str, Any]) -> str:

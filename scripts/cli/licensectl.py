@@ -6,13 +6,15 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl create-license --tenant acme --seats 10 [--tier pro] [--features a,b]
         [--expires 2027-12-31T00:00:00Z] [--lease-ttl 360] [--heartbeat-interval 300]
         [--allowed-domain acme.com ...] [--revive-window 0] [--max-borrow 0] [--offline-grace 0]
-        [--max-sessions-per-user 0] [--policy FILE]     (owner; the key is printed once)
+        [--max-sessions-per-user 0] [--ci-seats 0] [--support-contact TEXT] [--policy FILE]
+                                                        (owner; the key is printed once)
     licensectl licenses [--tenant acme] [--limit 100] [--after ID] [--all]
                                                  (state, seats in use, expiry of each)
     licensectl license LICENSE_ID                 (every setting; the seat policy in one line)
     licensectl update-license LICENSE_ID [--seats N] [--tier T] [--features a,b] [--expires TIME|never]
         [--lease-ttl N] [--heartbeat-interval N] [--allowed-domain D ... | --no-allowed-domains]
         [--revive-window N] [--max-borrow N] [--offline-grace N] [--max-sessions-per-user N]
+        [--ci-seats N] [--support-contact TEXT | --no-support-contact]
                                  (entitlements: owner; an admin sets the restrictions)
     licensectl suspend LICENSE_ID | resume LICENSE_ID
     licensectl policy LICENSE_ID      the seat policy: groups and their members, include/exclude,
@@ -25,6 +27,12 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl holders LICENSE_ID
     licensectl force-release LICENSE_ID SESSION_ID
     licensectl usage LICENSE_ID [--days 30]
+    licensectl queue LICENSE_ID                 the wait queue, in order
+    licensectl remove-ticket LICENSE_ID TICKET  take a ticket out of it
+    licensectl create-key NAME --license LICENSE_ID [--license ...] [--mode seat|validate]
+                                      a machine key for build runners and CI jobs (printed once)
+    licensectl keys [--tenant acme] [--limit 100] [--after ID] [--all]   (never the key itself)
+    licensectl revoke-key KEY_ID      refused within 30 s everywhere; its seats freed now
     licensectl events [--license LICENSE_ID] [--tenant acme] [--limit 50]   (with before -> after)
 Firebase Auth, directly (custom claims role/tenant; see cli/account_roles.py):
     licensectl grant-role EMAIL_OR_UID --role owner|admin [--tenant T] [--create --password-stdin]

@@ -154,6 +154,7 @@ class LocalStack:
             "RATE_LIMIT_IP": "0",
             "RATE_LIMIT_PUBLIC_IP": "0",
             "RATE_LIMIT_USER": "2000:4000",
+            "RATE_LIMIT_MACHINE_KEY": "2000:4000",
             "RATE_LIMIT_LICENSE_ACQUIRE": "5000:10000",
             "OIDC_CERTS_URL": self.oidc.url,
             "SWEEP_AUDIENCE": SWEEP_AUDIENCE,

@@ -5,7 +5,9 @@ identity: a uid that cannot be a Redis key part (control characters join uid and
 hardware id inside Redis; a lone surrogate cannot be encoded) is refused, and a
 `tenant` claim that is not a tenant id (a list, a number, "", "ab/cd") counts as no
 tenant at all. An `admin` without a usable tenant administers nothing (it is refused
-on every admin route); only the platform `owner` ever acts across tenants.
+on every admin route); only the platform `owner` ever acts across tenants. A uid that
+begins `key:` is a machine key's (shared/domain/machine_keys.py) and is refused in an ID
+token: the seat scripts tell machines by it, and nobody may pose as a key's sessions.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.policies import CLAIM_NAME, RESERVED_CLAIMS
-from shared.domain.principal import ROLES, Principal
+from shared.domain.principal import MACHINE_UID_PREFIX, ROLES, Principal
 from shared.errors import Unauthenticated
 from shared.ids import TENANT_ID
 
@@ -63,6 +65,9 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     uid = claims.get("uid", claims.get("sub"))
     if not valid_uid(uid):
         raise Unauthenticated("the ID token's uid must be 1 to 128 characters with no control characters")
+    if uid.startswith(MACHINE_UID_PREFIX):
+        raise Unauthenticated(f"a uid beginning {MACHINE_UID_PREFIX!r} is a machine key's; an ID token cannot "
+                              "carry one")
     tenant, role, email = claims.get("tenant"), claims.get("role"), claims.get("email")
     return Principal(
         uid=uid,

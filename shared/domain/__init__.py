@@ -11,8 +11,9 @@ from shared.domain.licenses import (
     Tenant,
 )
 from shared.domain.limits import Limit
+from shared.domain.machine_keys import MachineKey
 from shared.domain.policies import Group, GroupSeats, PolicyRefusal, Rule, SeatPolicy
-from shared.domain.principal import Principal
+from shared.domain.principal import MachineGrant, Principal
 from shared.domain.sessions import EndReason, SessionEnd, SessionRecord
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "License",
     "LicenseBounds",
     "Limit",
+    "MachineGrant",
+    "MachineKey",
     "PolicyRefusal",
     "Principal",
     "Rule",

@@ -33,6 +33,8 @@ class AcquireOutcome:
     position: int = 0  # QUEUED: its place in line (1: next)
     queue_length: int = 0  # QUEUED
     waited_ms: int = 0  # GRANTED: how long the caller waited in the queue (0: not queued)
+    ci: bool = False  # GRANTED, EXISTING: a seat of the CI pool (used, max_seats: the pool's);
+    #                   FULL: the CI pool is full (used, max_seats: the pool's)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class HeartbeatOutcome:
     end_state: str | None = None  # ENDED: an EndReason value
     expired_ms: int = 0  # REVIVED: when the lease had run out (0: a restored lease nobody proved)
     overage: bool = False  # OK, REVIVED: the lease holds an overage seat (beyond max_seats)
+    ci: bool = False  # OK, REVIVED: the lease holds a seat of the CI pool
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,10 @@ class ReleaseOutcome:
 class SeatCount:
     kind: Literal["OK", "STALE", "REBUILD"]
     used: int = 0
+    """Seats of max_seats counted now (every live lease but the CI pool's)."""
     earliest_expiry_ms: int | None = None
+    ci_used: int = 0
+    """Seats of the CI pool held now."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class LeaseRecord:
     state: str  # live, an EndReason value, or held (an ended borrow still counted until expires_ms)
     ended_ms: int | None
     borrowed_until_ms: int | None = None
+    ci: bool = False  # a seat of the CI pool
 
     def as_end(self) -> SessionEnd:
         return SessionEnd(self.session_id, EndReason(self.state), self.uid, self.hardware_id, self.acquired_ms,
@@ -118,6 +125,7 @@ class RestoreEntry:
     groups: tuple[str, ...] = ()  # a session's seat class as granted (SessionRecord)
     reserved_for: str | None = None
     overage: bool = False
+    ci: bool = False
 
 
 RESTORE_OUTCOMES = ("restored", "kept", "known", "held", "lapsed", "superseded")

@@ -35,14 +35,29 @@ class LicenseBounds:
     """The longest offline grace a license may give its lease tokens (30 days)."""
     MAX_BORROW_S = IntRange(0, 90 * 86_400)
     """The longest check-out (borrow) a license may allow (90 days); 0: no borrowing."""
+    CI_SEATS = IntRange(0, 1_000_000)
+    """The CI pool: seats for machine keys beside max_seats (0: no pool)."""
     MAX_LIST_ITEMS = 100
     """Features, allowed domains."""
+    SUPPORT_CONTACT_CHARS = 200
+    """A vendor's support line: a short text or URL shown with every seat refusal."""
 
     BY_FIELD = {
         "max_seats": MAX_SEATS, "lease_ttl_s": LEASE_TTL_S, "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
         "revive_window_s": REVIVE_WINDOW_S, "max_sessions_per_user": MAX_SESSIONS_PER_USER,
-        "offline_grace_s": OFFLINE_GRACE_S, "max_borrow_s": MAX_BORROW_S,
+        "offline_grace_s": OFFLINE_GRACE_S, "max_borrow_s": MAX_BORROW_S, "ci_seats": CI_SEATS,
     }
+
+    @classmethod
+    def support_contact_problem(cls, value: str | None) -> str | None:
+        """Why a support line cannot be one (None: it can, or there is none)."""
+        if value is None:
+            return None
+        if not value.strip() or len(value) > cls.SUPPORT_CONTACT_CHARS:
+            return f"support_contact must be 1 to {cls.SUPPORT_CONTACT_CHARS} characters, not blank"
+        if any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in value):
+            return "support_contact must hold no control characters (it is shown in the tools of users)"
+        return None
 
     @classmethod
     def problems(cls, **values: int) -> list[str]:
@@ -97,6 +112,17 @@ class License:
     """Who suspended it: "owner" (the vendor: only the owner resumes it) or "admin"."""
     policy: SeatPolicy = field(default_factory=SeatPolicy)
     """Who may hold its seats, and which (shared/domain/policies.py); default: a bare count."""
+    ci_seats: int = 0
+    """The CI pool (an entitlement): seats beside max_seats that only machine keys take, and
+    machine keys take no other while it exists (shared/domain/machine_keys.py). 0: no pool,
+    machines hold ordinary seats under the ordinary rules."""
+    support_contact: str | None = None
+    """The vendor's support line for this license (owner-set): shown to a tool with every
+    refusal of a seat operation (403, 409, 410) as the error's `support`."""
+
+    def script_policy(self) -> dict[str, Any] | None:
+        """What the seat scripts need of the license's rules: its policy's, and the CI pool."""
+        return self.policy.script_policy(self.max_seats, ci_seats=self.ci_seats)
 
     def is_expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and now_ms >= self.expires_ms
@@ -125,6 +151,8 @@ class License:
             "offline_grace_s": self.offline_grace_s,
             "max_borrow_s": self.max_borrow_s,
             "policy": self.policy.as_json(),
+            "ci_seats": self.ci_seats,
+            "support_contact": self.support_contact,
             "created_at": rfc3339(self.created_ms),
             "updated_at": rfc3339(self.updated_ms),
             "revoked_at": rfc3339(self.revoked_ms),

@@ -169,26 +169,33 @@ class SeatPolicy:
         return tuple(g.name for g in self.groups if g.contains(caller))
 
     def refusal(self, caller: Principal, member_of: tuple[str, ...], hardware_id: str | None) -> PolicyRefusal | None:
-        """Exclude, then include (the first two steps of the evaluation order)."""
+        """Exclude, then include (the first two steps of the evaluation order).
+
+        A machine key (caller.is_machine) is held to exclude (its uid `key:<id>`, its groups
+        by uid, its hardware ids) but not to include: the tenant's administrator issued it
+        for these very licenses, which is an inclusion of its own."""
         if self.exclude.matches(caller, member_of, hardware_id):
             return PolicyRefusal("excluded", "the license's administrator has excluded this user or machine")
-        if self.include and not self.include.matches(caller, member_of, None):
+        if self.include and not caller.is_machine and not self.include.matches(caller, member_of, None):
             return PolicyRefusal("not_included", "this license is restricted to the users and groups it includes")
         return None
 
-    def script_policy(self, max_seats: int) -> dict[str, Any] | None:
+    def script_policy(self, max_seats: int, *, ci_seats: int = 0) -> dict[str, Any] | None:
         """What the seat scripts need of the policy (None: a bare count; shared/seats/lua/_prelude.lua):
-        max {group: seats}, res [[group, seats]] in policy order, od overdraft seats. With
+        max {group: seats}, res [[group, seats]] in policy order, od overdraft seats, ci the
+        license's CI pool (License.ci_seats: machine keys' seats, beside max_seats). With
         groups defined, every lease records its holder's groups (a maximum added later
         counts them)."""
         overdraft = self.overdraft(max_seats)
-        if not (self.groups or self.reserve or self.max or overdraft or self.queue):
+        if not (self.groups or self.reserve or self.max or overdraft or self.queue or ci_seats):
             return None
         script: dict[str, Any] = {
             "max": {m.group: m.seats for m in self.max},
             "res": [[r.group, r.seats] for r in self.reserve],
             "od": overdraft,
         }
+        if ci_seats:
+            script["ci"] = ci_seats
         if self.queue is not None:
             # n: most tickets; claim / keep: ms a held seat waits / a ticket lives unpolled;
             # prio: {group: rank} (lower first; others after every priority group)

@@ -7,6 +7,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("owner", "admin")
+MACHINE_UID_PREFIX = "key:"
+"""The uid of a machine principal is `key:<key id>` (shared/domain/machine_keys.py); the auth
+boundary refuses it in an ID token, so the seat scripts may tell a machine by it."""
+
+
+@dataclass(frozen=True)
+class MachineGrant:
+    """What a machine key lets its bearer do: hold seats of (mode "seat") or validate
+    (mode "validate") the listed licenses of its tenant, nothing else."""
+
+    key_id: str
+    name: str
+    licenses: tuple[str, ...]
+    mode: str  # "seat" | "validate"
+
+    def covers(self, license_id: str) -> bool:
+        return license_id in self.licenses
+
+    @property
+    def holds_seats(self) -> bool:
+        return self.mode == "seat"
 
 
 @dataclass(frozen=True)
@@ -19,6 +40,13 @@ class Principal:
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """The token's other custom claims (text, or lists of text): what seat-policy groups
     defined by a claim match (shared/domain/policies.py)."""
+    machine: MachineGrant | None = None
+    """Set for a machine principal (a build runner or CI job presenting a machine key):
+    uid `key:<key id>`, `tenant` the key's, no role, no email."""
+
+    @property
+    def is_machine(self) -> bool:
+        return self.machine is not None
 
     @property
     def is_owner(self) -> bool:

@@ -108,3 +108,5 @@ class SessionRecord:
     """The group whose reserved seat it holds (None: an unreserved or overage seat)."""
     overage: bool = False
     """Granted beyond max_seats, within the overdraft."""
+    ci: bool = False
+    """A seat of the license's CI pool, held by a machine key (License.ci_seats)."""

@@ -3,10 +3,13 @@
 Checks run in a fixed order, cheapest and least revealing first:
     1. route and method        404 NOT_FOUND / 405 METHOD_NOT_ALLOWED (+ Allow)
     2. body size               413 PAYLOAD_TOO_LARGE (before reading it)
-    3. identity                401 UNAUTHENTICATED (unless the function is public)
+    3. identity                401 UNAUTHENTICATED (unless the function is public): a Firebase
+                               ID token, or on the seat functions a machine key (`ck_...`,
+                               shared/auth/machine_keys.py)
     4. rate limits             429 RATE_LIMITED (+ Retry-After): per client IP and per user
-                               in Redis, one round trip; public functions per IP in process;
-                               a request refused at step 3 is still charged to its IP
+                               (per machine key for a machine) in Redis, one round trip;
+                               public functions per IP in process; a request refused at
+                               step 3 is still charged to its IP
     5. content type and JSON   415 UNSUPPORTED_MEDIA_TYPE / 400 INVALID_REQUEST
 then the handler. A ServiceError becomes its JSON envelope; anything else is logged
 with its traceback and answered 500 INTERNAL with no detail. Every request writes
@@ -27,6 +30,7 @@ import flask
 
 from shared.config import Settings
 from shared.domain import Principal
+from shared.domain.machine_keys import looks_like_machine_key
 from shared.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -102,11 +106,11 @@ _MAX_TOKEN_CHARS = 8192
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header; raises Unauthenticated."""
     if not authorization:
-        raise Unauthenticated("an Authorization: Bearer <Firebase ID token> header is required")
+        raise Unauthenticated("an Authorization: Bearer <Firebase ID token or machine key> header is required")
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("the Authorization header must be 'Bearer <Firebase ID token>'")
+        raise Unauthenticated("the Authorization header must be 'Bearer <Firebase ID token or machine key>'")
     if len(token) > _MAX_TOKEN_CHARS:
         raise Unauthenticated("the bearer token is too long to be an ID token")
     return token
@@ -187,6 +191,18 @@ def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = 
     if error.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     return _response(error.http_status, error.envelope(), headers)
+
+
+def _identify(token: str, checks_accounts: bool) -> Principal:
+    """The caller a bearer token names: a machine key on the seat functions, else an ID token
+    (`checks_accounts`: the admin function's, whose callers' accounts are checked too)."""
+    if looks_like_machine_key(token):
+        if checks_accounts:
+            raise Unauthenticated("a machine key opens the seat functions only (acquire, heartbeat, borrow, release, "
+                                  "validate); administration needs a Firebase ID token")
+        return runtime().machine_key_verifier.verify(token)
+    verifier = runtime().admin_token_verifier if checks_accounts else runtime().token_verifier
+    return verifier.verify(token)
 
 
 def json_function(
@@ -270,13 +286,14 @@ def json_function(
             else:
                 limiter = runtime().rate_limiter
                 try:
-                    verifier = runtime().admin_token_verifier if checks_accounts else runtime().token_verifier
-                    call.principal = verifier.verify(bearer_token(request.headers.get("Authorization")))
+                    call.principal = _identify(bearer_token(request.headers.get("Authorization")), checks_accounts)
                 except Unauthenticated:
                     limiter.charge([("ip", ip, settings.rate_limit_ip)])  # floods of bad tokens too
                     raise
-                limiter.charge([("ip", ip, settings.rate_limit_ip),
-                                ("user", call.principal.uid, settings.rate_limit_user)])
+                caller = call.principal
+                per_caller = (("key", caller.machine.key_id, settings.rate_limit_machine_key) if caller.machine
+                              else ("user", caller.uid, settings.rate_limit_user))
+                limiter.charge([("ip", ip, settings.rate_limit_ip), per_caller])
             has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
             if request.method in ("POST", "PUT", "PATCH") and (has_body or not scheduler):
                 call._json = _read_json(request, settings.max_body_bytes)

@@ -9,11 +9,12 @@ overdraft form) is SeatPolicy.problems, run on the license it is for.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.domain import LicenseBounds
+from shared.domain.machine_keys import MAX_LICENSES, NAME_MAX
 from shared.domain.policies import (
     MAX_GROUPS,
     MAX_OVERDRAFT_RATIO,
@@ -25,12 +26,18 @@ from shared.domain.policies import (
     SeatPolicy,
 )
 from shared.errors import InvalidRequest
-from shared.ids import LICENSE_ID, TENANT_ID
+from shared.ids import LICENSE_ID, MACHINE_KEY_ID, TENANT_ID
 from shared.licensing.provisioning import DOMAIN_NAME, normalise_domains
 
 _TIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _TENANT_PATTERN = f"^{TENANT_ID.pattern}$"
 _NO_CONTROLS = r"^[^\x00-\x1f\x7f]+$"  # text shown to people
+# A vendor's support line: shown in users' tools, so no C0 or C1 control, and not blank.
+SUPPORT_CONTACT = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _support_contact() -> Any:
+    return Field(default=None, min_length=1, max_length=LicenseBounds.SUPPORT_CONTACT_CHARS, pattern=SUPPORT_CONTACT)
 
 
 def bounded(name: str, default: Any = ...) -> Any:
@@ -175,6 +182,9 @@ class CreateLicenseRequest(_Body):
     max_borrow_s: int = bounded("max_borrow_s", 0)
     policy: PolicyBody | None = None
     """Who may hold the seats, and which (default: any user, a bare count)."""
+    ci_seats: int = bounded("ci_seats", 0)
+    """The CI pool: seats for machine keys beside max_seats (0: none)."""
+    support_contact: str | None = _support_contact()
 
 
 class UpdateLicenseRequest(_Body):
@@ -194,6 +204,18 @@ class UpdateLicenseRequest(_Body):
     offline_grace_s: int | None = bounded("offline_grace_s", None)
     max_borrow_s: int | None = bounded("max_borrow_s", None)
     policy: PolicyBody | None = None
+    ci_seats: int | None = bounded("ci_seats", None)
+    support_contact: str | None = _support_contact()
+    """`null` removes the support line."""
+
+
+class CreateMachineKeyRequest(_Body):
+    """A machine key (shared/domain/machine_keys.py) for some licenses of one tenant."""
+
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=_NO_CONTROLS)
+    licenses: list[Annotated[str, StringConstraints(pattern=f"^{LICENSE_ID.pattern}$")]] = Field(
+        min_length=1, max_length=MAX_LICENSES)
+    mode: Literal["seat", "validate"] = "seat"
 
 
 # -- query strings (parsed by the function layer: shared.http Call.query) ------------------
@@ -225,3 +247,9 @@ class EventsQuery(_Query):
 
 class UsageQuery(_Query):
     days: int = Field(default=30, ge=1, le=400)
+
+
+class KeysQuery(_Query):
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+    after: str | None = Field(default=None, pattern=f"^{MACHINE_KEY_ID.pattern}$")

@@ -18,6 +18,11 @@ without a valid tenant administers nothing (see shared.auth.principal).
 Every change is one audit event with the actor, the time and, for updates, before/after.
 A change to a license bumps its generation in Redis, so every instance's cached copy is
 refused by the next seat script and the change holds at once.
+
+Machine keys (shared/domain/machine_keys.py) are the tenant's: its admin (or the owner)
+makes one for licenses of the tenant (the key is in that answer only), lists them (never
+the key) and revokes one. The CI pool they hold seats of (`ci_seats`) and a license's
+support line (`support_contact`) are the vendor's, entitlements like max_seats.
 """
 
 from __future__ import annotations
@@ -26,16 +31,26 @@ from dataclasses import replace
 from typing import Any
 
 from shared.clock import Clock
-from shared.domain import AuditEvent, EndReason, License, LicenseBounds, Principal, SeatPolicy
+from shared.domain import AuditEvent, EndReason, License, LicenseBounds, MachineKey, Principal, SeatPolicy, SessionEnd
 from shared.domain.leases import ReleaseOutcome
+from shared.domain.machine_keys import REVOCATION_BOUND_S, machine_key_hash, machine_uid, new_machine_key
 from shared.domain.times import parse_rfc3339, rfc3339, utc_day
 from shared.domain.usage import day_view, merged
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
-from shared.ids import LICENSE_ID, IdGenerator, license_id_of_session
+from shared.ids import (
+    LICENSE_ID,
+    MACHINE_KEY_ID,
+    IdGenerator,
+    license_id_of_session,
+    license_id_of_ticket,
+    new_machine_key_id,
+)
 from shared.licensing.admin_requests import (
     CreateLicenseRequest,
+    CreateMachineKeyRequest,
     CreateTenantRequest,
     EventsQuery,
+    KeysQuery,
     LicensesQuery,
     TenantsQuery,
     UpdateLicenseRequest,
@@ -49,7 +64,7 @@ from shared.licensing.settlement import settle
 
 # What the customer bought: only the owner (the vendor) changes these.
 ENTITLEMENTS = ("max_seats", "tier", "features", "expires_at", "lease_ttl_s", "heartbeat_interval_s",
-                "offline_grace_s", "max_borrow_s")
+                "offline_grace_s", "max_borrow_s", "ci_seats", "support_contact")
 # What a tenant's admin may set on its own licenses: suspension and restrictions that
 # only narrow who may use a seat, and how; the seat policy (who, and which seats) too,
 # but for its overdraft: seats beyond max_seats are bought, as max_seats is.
@@ -135,7 +150,7 @@ class Administration:
             heartbeat_interval_s=request.heartbeat_interval_s, allowed_domains=tuple(request.allowed_domains),
             revive_window_s=request.revive_window_s, max_sessions_per_user=request.max_sessions_per_user,
             offline_grace_s=request.offline_grace_s, max_borrow_s=request.max_borrow_s,
-            policy=policy_of(request.policy),
+            policy=policy_of(request.policy), ci_seats=request.ci_seats, support_contact=request.support_contact,
         ), actor=caller.uid)
         return {"license": issued.license.admin_view(), "license_key": issued.license_key}
 
@@ -150,10 +165,16 @@ class Administration:
 
     def get_license(self, caller: Principal, license_id: str) -> dict[str, Any]:
         lic = self._visible_license(caller, license_id)
-        return {"license": lic.admin_view(), "seats": {"used": self._used(lic), "max": lic.max_seats}}
+        return {"license": lic.admin_view(), **self._seats_in_use(lic)}
 
-    def _used(self, lic: License) -> int:
-        return self._seats.live_count(lic.id, now_ms=self._clock.now_ms())
+    def _seats_in_use(self, lic: License) -> dict[str, Any]:
+        """`seats` (of max_seats) in use now, and `ci_seats` (of the CI pool) if it has one or
+        pool leases still live."""
+        used, in_pool = self._seats.seat_use(lic.id, now_ms=self._clock.now_ms())
+        answer: dict[str, Any] = {"seats": {"used": used, "max": lic.max_seats}}
+        if lic.ci_seats or in_pool:
+            answer["ci_seats"] = {"used": in_pool, "max": lic.ci_seats}
+        return answer
 
     def update_license(self, caller: Principal, license_id: str, request: UpdateLicenseRequest) -> dict[str, Any]:
         if self._visible_license(caller, license_id).revoked_ms is not None:
@@ -169,6 +190,8 @@ class Administration:
                 asked["features"] = tuple(value or ())
             elif field == "policy":
                 asked["policy"] = policy_of(value)  # null or {}: the default policy
+            elif field == "support_contact":
+                asked["support_contact"] = value  # null: none
             elif value is None:
                 raise InvalidRequest(f"{field} cannot be null", field=field)
             else:
@@ -202,9 +225,8 @@ class Administration:
 
         updated = self._store.update_license(license_id, change)
         self._seats.bump_generation(updated.id)
-        answer: dict[str, Any] = {"license": updated.admin_view()}
-        used = self._used(updated)
-        answer["seats"] = {"used": used, "max": updated.max_seats}
+        answer: dict[str, Any] = {"license": updated.admin_view(), **self._seats_in_use(updated)}
+        used = answer["seats"]["used"]
         if used > updated.max_seats:
             answer["notice"] = (
                 f"{used} sessions are live but the license now has {updated.max_seats} seats: nobody is evicted; "
@@ -296,13 +318,18 @@ class Administration:
                 return "held"  # ended by an admin, still counted: its borrow token is valid offline
             return "borrowed" if lease.borrowed_until_ms is not None and lease.borrowed_until_ms > now else "live"
 
-        return {"sessions": [
+        in_pool = sum(lease.ci for lease in leases)
+        answer: dict[str, Any] = {"sessions": [
             {"session_id": lease.session_id, "uid": lease.uid, "hardware_id": lease.hardware_id,
              "state": state(lease), "since": rfc3339(lease.acquired_ms),
              "last_heartbeat_at": rfc3339(lease.last_heartbeat_ms), "expires_at": rfc3339(lease.expires_ms),
-             "borrowed_until": rfc3339(lease.borrowed_until_ms) if state(lease) != "live" else None}
+             "borrowed_until": rfc3339(lease.borrowed_until_ms) if state(lease) != "live" else None,
+             "ci": lease.ci}
             for lease in sorted(leases, key=lambda lease: lease.acquired_ms)
-        ], "seats": {"used": len(leases), "max": lic.max_seats}}
+        ], "seats": {"used": len(leases) - in_pool, "max": lic.max_seats}}
+        if lic.ci_seats or in_pool:
+            answer["ci_seats"] = {"used": in_pool, "max": lic.ci_seats}
+        return answer
 
     def force_release(self, caller: Principal, license_id: str, session_id: str) -> dict[str, Any]:
         lic = self._visible_license(caller, license_id)
@@ -338,9 +365,113 @@ class Administration:
         counted, durable = self._seats.daily_usage(lic.id), self._store.usage_days(lic.id, since_day=recent[0])
         return {
             "license": lic.id,
-            "seats": {"used": self._used(lic), "max": lic.max_seats},
+            "seats": self._seats_in_use(lic)["seats"],
             "days": [day_view(day, merged(counted.get(day, {}), durable.get(day, {}))) for day in recent],
         }
+
+    # -- the wait queue -----------------------------------------------------------------------
+    def list_queue(self, caller: Principal, license_id: str) -> dict[str, Any]:
+        """The license's wait queue in order: who waits, since when, and whose seat is held."""
+        lic = self._visible_license(caller, license_id)
+        now = self._clock.now_ms()
+        # A lapsed ticket stays in Redis until a script next serves the queue: not shown.
+        waiting = [t for t in self._seats.queue(lic.id)
+                   if t.alive_until_ms > now and (t.held_until_ms is None or t.held_until_ms > now)]
+        return {
+            "license": lic.id,
+            "queue": lic.policy.queue.as_json() if lic.policy.queue is not None else None,
+            "tickets": [
+                {"ticket": t.ticket, "position": position, "uid": t.uid, "hardware_id": t.hardware_id,
+                 "groups": list(t.groups), "since": rfc3339(t.queued_ms), "alive_until": rfc3339(t.alive_until_ms),
+                 "held_until": rfc3339(t.held_until_ms)}
+                for position, t in enumerate(waiting, start=1)
+            ],
+        }
+
+    def remove_ticket(self, caller: Principal, license_id: str, ticket: str) -> dict[str, Any]:
+        """Take a ticket out of the queue (a seat held for it passes on); its holder's next
+        poll is 410 TICKET_GONE. A ticket no longer queued: `not_queued`, nothing recorded."""
+        lic = self._visible_license(caller, license_id)
+        if license_id_of_ticket(ticket) != lic.id:
+            raise NotFound(f"license {lic.id} has no ticket {ticket}")
+        removed = self._seats.remove_ticket(lic.id, ticket)
+        if removed is None:
+            return {"status": "not_queued", "ticket": ticket}
+        self._store.record_event(self._event(caller, lic, "queue.remove", ticket=ticket, uid=removed.uid,
+                                             hardware_id=removed.hardware_id,
+                                             held_seat=removed.held_until_ms is not None))
+        return {"status": "removed", "ticket": ticket, "uid": removed.uid, "hardware_id": removed.hardware_id}
+
+    # -- machine keys ---------------------------------------------------------------------------
+    def create_machine_key(self, caller: Principal, request: CreateMachineKeyRequest) -> dict[str, Any]:
+        """A machine key for licenses of one tenant; the key is in this answer only."""
+        self._require_admin(caller)
+        wanted = list(dict.fromkeys(request.licenses))
+        licenses = [self._visible_license(caller, license_id) for license_id in wanted]
+        tenants = sorted({lic.tenant_id for lic in licenses})
+        if len(tenants) != 1:
+            raise InvalidRequest("a machine key belongs to one tenant: list licenses of one tenant only",
+                                 field="licenses")
+        revoked = [lic.id for lic in licenses if lic.revoked_ms is not None]
+        if revoked:
+            raise InvalidRequest(f"license {revoked[0]} is revoked: a key for it would open nothing", field="licenses")
+        key_id, now = new_machine_key_id(), self._clock.now_ms()
+        secret = new_machine_key(key_id)
+        key = MachineKey(id=key_id, tenant_id=tenants[0], name=request.name, licenses=tuple(wanted),
+                         mode=request.mode, key_hash=machine_key_hash(secret), created_by=caller.uid, created_ms=now)
+        self._store.create_machine_key(key, AuditEvent(
+            self._ids.event_id(), key.tenant_id, None, "key.create", caller.uid, now,
+            details={"key_id": key.id, "key_name": key.name, "licenses": wanted, "mode": key.mode}))
+        return {"key": key.admin_view(), "api_key": secret}
+
+    def list_machine_keys(self, caller: Principal, query: KeysQuery) -> dict[str, Any]:
+        self._require_admin(caller)
+        scope = self._tenant_scope(caller, query.tenant)
+        if query.tenant and scope != query.tenant:
+            return {"keys": [], "next_after": None}  # another tenant's: nothing, not an error
+        keys = self._store.list_machine_keys(tenant_id=scope, after=query.after or "", limit=query.limit)
+        return {"keys": [key.admin_view() for key in keys], "next_after": keys[-1].id if keys else None}
+
+    def revoke_machine_key(self, caller: Principal, key_id: str) -> dict[str, Any]:
+        """Revoke a key for good: refused by every instance within REVOCATION_BOUND_S, and its
+        live seats end now (a borrowed one stays counted until its token lapses, as a
+        force-release leaves it). Repeatable: `already_revoked`, and what is still live ends."""
+        self._require_admin(caller)
+        key = self._store.get_machine_key(key_id) if MACHINE_KEY_ID.fullmatch(key_id) else None
+        if key is None or not caller.administers(key.tenant_id):
+            raise NotFound(f"no machine key {key_id}")
+        now = self._clock.now_ms()
+        revoked = self._store.revoke_machine_key(key.id, now, AuditEvent(
+            self._ids.event_id(), key.tenant_id, None, "key.revoke", caller.uid, now,
+            details={"key_id": key.id, "key_name": key.name}))
+        key = replace(key, revoked_ms=now) if revoked else (self._store.get_machine_key(key.id) or key)
+        ended = self._end_sessions_of(caller, key, now)
+        return {"status": "revoked" if revoked else "already_revoked", "key": key.admin_view(), "sessions_ended": ended,
+                "notice": f"the key is refused everywhere within {REVOCATION_BOUND_S} s; its seats were freed now"}
+
+    def _end_sessions_of(self, caller: Principal, key: MachineKey, now: int) -> int:
+        """Force-release the live sessions a machine key holds, on each of its licenses."""
+        ended = 0
+        for license_id in key.licenses:
+            lic = self._store.get_license(license_id)
+            if lic is not None and lic.revoked_ms is None:
+                ended += self._force_release_all(caller, lic, machine_uid(key.id), now)
+        return ended
+
+    def _force_release_all(self, caller: Principal, lic: License, uid: str, now: int) -> int:
+        def release(session_id: str) -> ReleaseOutcome:
+            return self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
+                lic.id, session_id, now_ms=now, caller_uid=caller.uid, may_act_for_others=True,
+                end=EndReason.FORCED, **self._hold_terms(lic)))
+
+        ends: list[SessionEnd] = []
+        for lease in self._seats.live_sessions(lic.id, now_ms=now, limit=1_000_000):
+            if lease.state == "live" and lease.uid == uid:
+                outcome = release(lease.session_id)
+                if outcome.kind == "ENDED" and outcome.end is not None:
+                    ends.append(outcome.end)
+        settle(self._store, self._seats, lic, ends, actor=caller.uid)
+        return len(ends)
 
     # -- audit log ----------------------------------------------------------------------------
     def list_events(self, caller: Principal, query: EventsQuery) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from shared.domain import AuditEvent, EndReason, License, Limit, SessionEnd, SessionRecord, Tenant
+from shared.domain import AuditEvent, EndReason, License, Limit, MachineKey, SessionEnd, SessionRecord, Tenant
 from shared.domain.leases import (
     AcquireOutcome,
     HeartbeatOutcome,
@@ -43,6 +43,9 @@ class SeatLedger(Protocol):
     def cancel_ticket(self, license_id: str, ticket: str, *, caller_uid: str, may_act_for_others: bool) -> str: ...
 
     def queue(self, license_id: str, *, limit: int = 500) -> list[QueueTicket]: ...
+
+    def remove_ticket(self, license_id: str, ticket: str) -> QueueTicket | None:
+        """An administrator takes a ticket out of the queue: the ticket, or None if not queued."""
 
     def heartbeat(self, license_id: str, session_id: str, *, generation: str, now_ms: int, ttl_ms: int,
                   caller_uid: str, may_act_for_others: bool, revive_window_ms: int = 0, max_seats: int = 0,
@@ -84,7 +87,11 @@ class SeatLedger(Protocol):
 
     def live_sessions(self, license_id: str, *, now_ms: int, limit: int = 1000) -> list[LeaseRecord]: ...
 
-    def live_count(self, license_id: str, *, now_ms: int) -> int: ...
+    def live_count(self, license_id: str, *, now_ms: int) -> int:
+        """Seats of max_seats counted now (the CI pool's leases not among them)."""
+
+    def seat_use(self, license_id: str, *, now_ms: int) -> tuple[int, int]:
+        """(seats of max_seats counted now, seats of the CI pool held now)."""
 
     def known_sessions(self, license_id: str, session_ids: list[str]) -> set[str]:
         """Which of these sessions the license's table has a record of (live or ended)."""
@@ -197,6 +204,20 @@ class DurableRecord(Protocol):
 
     def held_seats(self, *, now_ms: int, license_id: str | None = None, limit: int = 10_000) -> list[SessionRecord]:
         """Ended borrows whose seats still count (of one license, or all)."""
+
+    def create_machine_key(self, key: MachineKey, event: AuditEvent) -> None: ...
+
+    def get_machine_key(self, key_id: str) -> MachineKey | None: ...
+
+    def list_machine_keys(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[MachineKey]:
+        """Machine keys in id order (every tenant's when tenant_id is None), `limit` after the id `after`."""
+
+    def revoke_machine_key(self, key_id: str, revoked_ms: int, event: AuditEvent) -> bool:
+        """Mark the key revoked, atomically with the read; False, writing nothing, if it was
+        already. NotFound if there is no such key."""
+
+    def record_machine_key_use(self, key_id: str, used_ms: int) -> None:
+        """Note when the key was last used (callers do so at most once a minute per key)."""
 
 
 class LeaseSigner(Protocol):

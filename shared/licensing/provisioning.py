@@ -35,6 +35,8 @@ class LicenseSpec:
     offline_grace_s: int = 0
     max_borrow_s: int = 0
     policy: SeatPolicy = field(default_factory=SeatPolicy)
+    ci_seats: int = 0
+    support_contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ class Provisioning:
             max_seats=spec.max_seats, lease_ttl_s=ttl_s, heartbeat_interval_s=interval_s,
             offline_grace_s=spec.offline_grace_s, max_borrow_s=spec.max_borrow_s,
             max_sessions_per_user=spec.max_sessions_per_user, revive_window_s=spec.revive_window_s,
+            ci_seats=spec.ci_seats,
         )
+        support_problem = LicenseBounds.support_contact_problem(spec.support_contact)
+        if support_problem:
+            problems.append(support_problem)
         domains = normalise_domains(spec.allowed_domains)
         if problems:
             raise InvalidRequest("; ".join(problems))
@@ -106,8 +112,10 @@ class Provisioning:
             revive_window_s=spec.revive_window_s, max_sessions_per_user=spec.max_sessions_per_user,
             offline_grace_s=spec.offline_grace_s, max_borrow_s=spec.max_borrow_s,
             key_hash=key_hash(key), created_ms=now, updated_ms=now, policy=spec.policy,
+            ci_seats=spec.ci_seats, support_contact=spec.support_contact,
         )
         after = {**license.public_view(), "max_seats": spec.max_seats, "lease_ttl_s": ttl_s}
+        after.update({k: v for k, v in (("ci_seats", spec.ci_seats), ("support_contact", spec.support_contact)) if v})
         if not spec.policy.is_default:
             after["policy"] = spec.policy.as_json()
         event = AuditEvent(self._ids.event_id(), spec.tenant_id, license.id, "license.create", actor, now,

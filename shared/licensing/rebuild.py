@@ -117,10 +117,10 @@ class SeatRebuilder:
         # A user + hardware gets a new session only after its older lease lapsed: the newest
         # is the one its holder may hold, so it goes first and the older ones are superseded.
         sessions.sort(key=lambda s: (s.acquired_ms, s.id), reverse=True)
-        entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True)
+        entries = [RestoreEntry(h.id, h.uid, h.hardware_id, h.acquired_ms, h.seat_held_until_ms, hold=True, ci=h.ci)
                    for h in holds]
         entries += [RestoreEntry(s.id, s.uid, s.hardware_id, s.acquired_ms, s.borrowed_until_ms, groups=s.groups,
-                                 reserved_for=s.reserved_for, overage=s.overage) for s in sessions]
+                                 reserved_for=s.reserved_for, overage=s.overage, ci=s.ci) for s in sessions]
         # Live here but not active in Firestore: an end that Redis lost (a release, say,
         # that Firestore has) is erased first, while the table is still untrusted: nothing
         # may hand it out again, and it must not supersede the session its user + hardware

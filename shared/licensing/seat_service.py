@@ -9,12 +9,20 @@ Consistency (docs/design.md): Redis decides, Firestore records.
               the retry (or the sweep) finishes the record from the outbox.
 Token signing never calls KMS inside a request that changes state: the delegate's
 certificate is made ready first, so a KMS outage is a 503 that changed nothing.
+
+Machine keys (shared/domain/machine_keys.py): a machine principal acts only on the licenses
+its key lists (403 otherwise), and a validate-mode key only validates (403 for the rest). On
+a license with a CI pool (License.ci_seats) a machine takes a pool seat or none; its grants
+and releases name the key in the audit log (actor `key:<id>`, `key_name` in the details).
+Every refusal (403, 409, 410) of a license that has a vendor's support line carries it as
+the error's `support` (the SDK prints it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,6 +73,13 @@ class SeatReply:
     """The caller waits in the queue (202): `body` is its ticket."""
 
 
+@dataclass
+class _Seen:
+    """The license an operation last worked with: whose support line its refusal carries."""
+
+    license: License | None = None
+
+
 def _seats(n: int) -> str:
     return f"{n} seat" if n == 1 else f"{n} seats"
 
@@ -105,6 +120,36 @@ class SeatService:
         self._license_acquire_limit = license_acquire_limit
 
     # -- shared steps ------------------------------------------------------------------
+    @staticmethod
+    @contextmanager
+    def _support_line(seen: _Seen) -> Iterator[None]:
+        """A refusal (403, 409, 410) of a license with a vendor's support line carries it."""
+        try:
+            yield
+        except ServiceError as error:
+            support = seen.license.support_contact if seen.license is not None else None
+            if support and error.http_status in (403, 409, 410):
+                error.details.setdefault("support", support)
+            raise
+
+    @staticmethod
+    def _check_machine(caller: Principal, lic: License, *, holds_seat: bool) -> None:
+        """A machine key acts only on its own licenses, and a validate-mode one only validates."""
+        machine = caller.machine
+        if machine is None:
+            return
+        if not machine.covers(lic.id):
+            raise Forbidden(f"machine key {machine.key_id} is not for this license; its administrator lists the "
+                            "licenses a key may use when making it")
+        if holds_seat and not machine.holds_seats:
+            raise Forbidden(f"machine key {machine.key_id} may only validate this license (mode validate): it holds "
+                            "no seat, so it cannot acquire, heartbeat, borrow or release")
+
+    @staticmethod
+    def _actor_details(caller: Principal) -> dict[str, Any]:
+        """What an audit event says of its actor beyond the uid: a machine key's name."""
+        return {"key_name": caller.machine.name} if caller.machine is not None else {}
+
     def _with_fresh_license(self, entry: CachedLicense, attempt: Callable[[CachedLicense], Outcome]) -> Outcome:
         """Run `attempt` on the cached license; when it raises _Stale, reload the license and retry."""
         for _ in range(_STALE_RETRIES):
@@ -142,7 +187,9 @@ class SeatService:
     def _check_admitted(lic: License, caller: Principal) -> None:
         if lic.revoked_ms is not None:
             raise LicenseNotFound("no license has this key")
-        if not lic.admits_email(caller.email, caller.email_verified) and not caller.administers(lic.tenant_id):
+        # A machine key has no email: its administrator named the license when issuing it.
+        if (not caller.is_machine and not lic.admits_email(caller.email, caller.email_verified)
+                and not caller.administers(lic.tenant_id)):
             raise Forbidden("this license is restricted to users of its allowed email domains (verified email)")
 
     @staticmethod
@@ -205,6 +252,12 @@ class SeatService:
     def acquire_seat(self, caller: Principal, request: AcquireRequest) -> SeatReply:
         entry = self._licenses.by_key(request.license_key)
         annotate(tenant=entry.license.tenant_id, license=entry.license.id)
+        seen = _Seen(entry.license)
+        with self._support_line(seen):
+            self._check_machine(caller, entry.license, holds_seat=True)
+            return self._acquire(caller, request, entry, seen)
+
+    def _acquire(self, caller: Principal, request: AcquireRequest, entry: CachedLicense, seen: _Seen) -> SeatReply:
         self._rate_limiter.charge([("license", entry.license.id, self._license_acquire_limit)])
         self._signer.prepare(self._clock.now_ms() // 1000)
         new_session_id = self._ids.session_id(entry.license.id)
@@ -214,7 +267,9 @@ class SeatService:
 
         def attempt(current: CachedLicense) -> tuple[License, int, tuple[str, ...], AcquireOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
-            groups = lic.policy.groups_of(caller)
+            seen.license = lic
+            # A machine taking a seat of the CI pool is in no group: the pool is its bound.
+            groups = () if caller.is_machine and lic.ci_seats else lic.policy.groups_of(caller)
 
             def admitted() -> None:
                 self._check_usable(lic, caller, now_ms)
@@ -225,7 +280,7 @@ class SeatService:
                 lic.id, generation=current.generation, now_ms=now_ms, ttl_ms=lic.lease_ttl_s * 1000,
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
                 new_session_id=new_session_id, max_sessions_per_user=lic.max_sessions_per_user,
-                policy=lic.policy.script_policy(lic.max_seats), groups=groups,
+                policy=lic.script_policy(), groups=groups,
                 ticket=request.ticket, wait=request.wait, new_ticket=new_ticket,
             ))
             if outcome.kind == "STALE":
@@ -264,6 +319,13 @@ class SeatService:
                 sessions={"used": outcome.used, "max": outcome.max_seats},
             )
         seats = {"used": outcome.used, "max": outcome.max_seats}
+        if outcome.kind == "FULL" and outcome.ci:
+            wait_s = max(1, math.ceil((outcome.earliest_expiry_ms - now_ms) / 1000)) if outcome.earliest_expiry_ms \
+                else 1
+            raise NoSeatAvailable(
+                f"{'the only CI seat' if outcome.max_seats == 1 else f'all {outcome.max_seats} CI seats'} of this "
+                "license are in use (machine keys hold the license's CI seats, not its users' seats); try again later",
+                retry_after_s=wait_s, seats=seats, pool="ci")
         if outcome.kind == "FULL":
             # Retry-After: the soonest a seat could free (a holder may well renew it).
             wait_s = max(1, math.ceil((outcome.earliest_expiry_ms - now_ms) / 1000)) if outcome.earliest_expiry_ms \
@@ -280,13 +342,15 @@ class SeatService:
             session = SessionRecord(
                 id=outcome.session_id, license_id=lic.id, tenant_id=lic.tenant_id, uid=caller.uid,
                 hardware_id=request.hardware_id, acquired_ms=now_ms, lease_expires_ms=outcome.expires_ms, client=client,
-                groups=groups, reserved_for=outcome.reserved_for or None, overage=outcome.overage,
+                groups=groups, reserved_for=outcome.reserved_for or None, overage=outcome.overage, ci=outcome.ci,
             )
-            seat_class = {k: v for k, v in (("reserved_for", outcome.reserved_for), ("overage", outcome.overage)) if v}
+            seat_class = {k: v for k, v in (("reserved_for", outcome.reserved_for), ("overage", outcome.overage),
+                                            ("ci", outcome.ci)) if v}
             event = AuditEvent(
                 id=f"{outcome.session_id}:acquire", tenant_id=lic.tenant_id, license_id=lic.id,
                 session_id=outcome.session_id, type="acquire", actor=caller.uid, at_ms=now_ms,
-                details={"hardware_id": request.hardware_id, "seats_used": outcome.used, **seat_class, **client},
+                details={"hardware_id": request.hardware_id, "seats_used": outcome.used, **seat_class, **client,
+                         **self._actor_details(caller)},
             )
             more = [AuditEvent(
                 id=f"{outcome.session_id}:overage", tenant_id=lic.tenant_id, license_id=lic.id,
@@ -312,6 +376,7 @@ class SeatService:
             "seats": seats,
             "license": lic.public_view(),
             "overage": outcome.overage,
+            "ci": outcome.ci,
         }
         if outcome.reserved_for:
             body["reserved_for"] = outcome.reserved_for
@@ -331,10 +396,20 @@ class SeatService:
             self._settled_session(session_id, caller, None)
             raise SessionExpired(EndReason.REVOKED.client_message)
         annotate(tenant=entry.license.tenant_id)
+        seen = _Seen(entry.license)
+        with self._support_line(seen):
+            self._check_machine(caller, entry.license, holds_seat=True)
+            return self._extend_lease(caller, session_id, entry, seen, ttl_ms_for, lease_token=lease_token,
+                                      borrow=borrow)
+
+    def _extend_lease(self, caller: Principal, session_id: str, entry: CachedLicense, seen: _Seen,
+                      ttl_ms_for: Callable[[License], int], *, lease_token: str | None,
+                      borrow: bool) -> tuple[License, int, HeartbeatOutcome]:
         self._signer.prepare(self._clock.now_ms() // 1000)
 
         def attempt(current: CachedLicense) -> tuple[License, int, HeartbeatOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
+            seen.license = lic
 
             def checked_ttl_ms() -> int:
                 # Refused before the script runs: a refused request must not extend the lease.
@@ -350,7 +425,7 @@ class SeatService:
                     lic.id, session_id, generation=current.generation, now_ms=now_ms, ttl_ms=ttl_ms,
                     caller_uid=caller.uid, may_act_for_others=caller.administers(lic.tenant_id),
                     revive_window_ms=lic.revive_window_s * 1000, max_seats=lic.max_seats, borrow=borrow,
-                    proven=proven, policy=lic.policy.script_policy(lic.max_seats),
+                    proven=proven, policy=lic.script_policy(),
                 ))
 
             outcome = heartbeat()
@@ -373,7 +448,7 @@ class SeatService:
             self._store.record_event(AuditEvent(
                 id=f"{session_id}:revived:{now_ms if restored else outcome.expired_ms}", tenant_id=lic.tenant_id,
                 license_id=lic.id, session_id=session_id, type="revived", actor=caller.uid, at_ms=now_ms,
-                details=details,
+                details={**details, **self._actor_details(caller)},
             ))
         if outcome.kind == "ENDED":
             raise SessionExpired(end_message(outcome.end_state))
@@ -394,6 +469,7 @@ class SeatService:
             "expires_at": rfc3339(outcome.expires_ms),
             "heartbeat_interval_s": lic.heartbeat_interval_s,
             "overage": outcome.overage,
+            "ci": outcome.ci,
         })
 
     def borrow(self, caller: Principal, request: BorrowRequest) -> SeatReply:
@@ -412,7 +488,8 @@ class SeatService:
         self._store.record_borrow(request.session_id, outcome.expires_ms, AuditEvent(
             id=f"{request.session_id}:borrow:{outcome.expires_ms}", tenant_id=lic.tenant_id, license_id=lic.id,
             session_id=request.session_id, type="borrow", actor=caller.uid, at_ms=now_ms,
-            details={"until": rfc3339(outcome.expires_ms), "hardware_id": outcome.hardware_id},
+            details={"until": rfc3339(outcome.expires_ms), "hardware_id": outcome.hardware_id,
+                     **self._actor_details(caller)},
         ))
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms,
                                   overage=outcome.overage)
@@ -444,10 +521,12 @@ class SeatService:
             return SeatReply(False, {"status": "not_queued"})
         lic = entry.license
         annotate(tenant=lic.tenant_id, license=lic.id, ticket=ticket)
-        outcome = self._seats.cancel_ticket(lic.id, ticket, caller_uid=caller.uid,
-                                            may_act_for_others=caller.administers(lic.tenant_id))
-        if outcome == "FORBIDDEN":
-            raise Forbidden("this ticket belongs to another user")
+        with self._support_line(_Seen(lic)):
+            self._check_machine(caller, lic, holds_seat=True)
+            outcome = self._seats.cancel_ticket(lic.id, ticket, caller_uid=caller.uid,
+                                                may_act_for_others=caller.administers(lic.tenant_id))
+            if outcome == "FORBIDDEN":
+                raise Forbidden("this ticket belongs to another user")
         return SeatReply(False, {"status": "left_queue" if outcome == "CANCELLED" else "not_queued"})
 
     def _end(self, caller: Principal, session_id: str, end: EndReason) -> bool:
@@ -458,26 +537,35 @@ class SeatService:
             return False
         lic = entry.license
         annotate(tenant=lic.tenant_id)
-        outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
-            lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
-            may_act_for_others=caller.administers(lic.tenant_id), end=end,
-        ))
-        if outcome.kind == "FORBIDDEN":
-            raise Forbidden("this session belongs to another user")
-        if outcome.end is None:  # UNKNOWN
-            self._settled_session(session_id, caller, lic.tenant_id)
-            return False
+        with self._support_line(_Seen(lic)):
+            self._check_machine(caller, lic, holds_seat=True)
+            outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
+                lic.id, session_id, now_ms=self._clock.now_ms(), caller_uid=caller.uid,
+                may_act_for_others=caller.administers(lic.tenant_id), end=end,
+            ))
+            if outcome.kind == "FORBIDDEN":
+                raise Forbidden("this session belongs to another user")
+            if outcome.end is None:  # UNKNOWN
+                self._settled_session(session_id, caller, lic.tenant_id)
+                return False
         # ENDED or ALREADY: either way make the end durable (a retry after a failed
         # Firestore write lands here with ALREADY and finishes the job).
-        settle(self._store, self._seats, lic, [outcome.end], actor=caller.uid)
+        settle(self._store, self._seats, lic, [outcome.end], actor=caller.uid,
+               actor_details=self._actor_details(caller))
         return outcome.kind == "ENDED" and outcome.end.state == end
 
     def validate(self, caller: Principal, request: ValidateRequest) -> SeatReply:
         entry = self._licenses.by_key(request.license_key)
         annotate(tenant=entry.license.tenant_id, license=entry.license.id)
+        seen = _Seen(entry.license)
+        with self._support_line(seen):
+            self._check_machine(caller, entry.license, holds_seat=False)
+            return self._validate(caller, entry, seen)
 
+    def _validate(self, caller: Principal, entry: CachedLicense, seen: _Seen) -> SeatReply:
         def attempt(current: CachedLicense) -> tuple[License, SeatCount]:
             lic = current.license
+            seen.license = lic
             self._unless_stale(current, lambda: self._check_admitted(lic, caller))
             count = self._rebuilder.on_trusted_table(
                 lic, lambda: self._seats.count(lic.id, generation=current.generation, now_ms=self._clock.now_ms()))
@@ -491,13 +579,16 @@ class SeatService:
             code = "SUSPENDED"
         elif lic.is_expired(self._clock.now_ms()):
             code = "EXPIRED"
-        elif count.used >= lic.max_seats:
-            code = "NO_SEAT_AVAILABLE"
+        elif (count.ci_used >= lic.ci_seats if caller.is_machine and lic.ci_seats else count.used >= lic.max_seats):
+            code = "NO_SEAT_AVAILABLE"  # a machine on a license with a CI pool: of the pool
         else:
             code = "VALID"
-        return SeatReply(False, {
+        body: dict[str, Any] = {
             "valid": code == "VALID",
             "code": code,
             "license": lic.public_view(),
             "seats": {"used": count.used, "max": lic.max_seats},
-        })
+        }
+        if lic.ci_seats:
+            body["ci_seats"] = {"used": count.ci_used, "max": lic.ci_seats}
+        return SeatReply(False, body)

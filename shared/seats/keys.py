@@ -70,3 +70,9 @@ RECOVERY_CURSOR = "sweep:{epoch}:cursor"
 RECOVERY_EPOCH = "sweep:{epoch}"
 """The run id of the Redis process in which the sweep last walked every active session
 back in; any other value (or none) means this Redis may have lost data since."""
+
+
+def machine_key_use_slot(key_id: str, window: int) -> str:
+    """Taken (SET NX) by the one instance that records a machine key's last use in this
+    window (a minute of the service's clock: shared/auth/machine_keys.py)."""
+    return f"mkey:{{{key_id}}}:used:{window}"

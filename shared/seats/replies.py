@@ -23,19 +23,25 @@ from shared.seats.keys import HOLD_PREFIX
 from shared.seats.redis_calls import text
 
 
+def _flag_at(reply: list[Any], index: int) -> bool:
+    """A trailing 0|1 of a reply (a refusal built by the prelude may stop before it: 0)."""
+    return len(reply) > index and int(reply[index]) == 1
+
+
 def decode_acquire(reply: list[Any], *, now_ms: int) -> AcquireOutcome:
     """acquire_seat.lua"""
     kind = text(reply[0])
     if kind == "GRANTED":
         return AcquireOutcome("GRANTED", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), now_ms,
-                              overage=int(reply[5]) == 1, reserved_for=text(reply[6]), waited_ms=int(reply[7]))
+                              overage=int(reply[5]) == 1, reserved_for=text(reply[6]), waited_ms=int(reply[7]),
+                              ci=_flag_at(reply, 8))
     if kind == "EXISTING":
         return AcquireOutcome("EXISTING", text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), int(reply[5]),
-                              overage=int(reply[6]) == 1, reserved_for=text(reply[7]))
+                              overage=int(reply[6]) == 1, reserved_for=text(reply[7]), ci=_flag_at(reply, 8))
     if kind == "FULL":
         return AcquireOutcome("FULL", used=int(reply[1]), max_seats=int(reply[2]), earliest_expiry_ms=int(reply[3]),
                               reserved_idle=int(reply[4]), overdraft=int(reply[5]), waiting=int(reply[6]),
-                              queue_full=int(reply[7]) == 1)
+                              queue_full=int(reply[7]) == 1, ci=_flag_at(reply, 8))
     if kind == "QUEUED":
         return AcquireOutcome("QUEUED", ticket=text(reply[1]), position=int(reply[2]), queue_length=int(reply[3]))
     if kind == "TICKET_GONE":
@@ -54,10 +60,10 @@ def decode_heartbeat(reply: list[Any]) -> HeartbeatOutcome:
     kind = text(reply[0])
     if kind == "OK":
         return HeartbeatOutcome("OK", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
-                                overage=int(reply[5]) == 1)
+                                overage=int(reply[5]) == 1, ci=_flag_at(reply, 6))
     if kind == "REVIVED":
         return HeartbeatOutcome("REVIVED", int(reply[1]), text(reply[2]), text(reply[3]), int(reply[4]),
-                                expired_ms=int(reply[5]), overage=int(reply[6]) == 1)
+                                expired_ms=int(reply[5]), overage=int(reply[6]) == 1, ci=_flag_at(reply, 7))
     if kind == "ENDED":
         return HeartbeatOutcome("ENDED", end_state=text(reply[1]))
     if kind == "UNKNOWN":
@@ -97,7 +103,7 @@ def decode_count(reply: list[Any]) -> SeatCount:
     if text(reply[0]) == "REBUILD":
         return SeatCount("REBUILD")
     earliest = int(reply[2])
-    return SeatCount("OK", int(reply[1]), None if earliest < 0 else earliest)
+    return SeatCount("OK", int(reply[1]), None if earliest < 0 else earliest, ci_used=int(reply[3]))
 
 
 def parse_lease_record(member: bytes | str, raw: bytes | str) -> LeaseRecord:
@@ -105,7 +111,7 @@ def parse_lease_record(member: bytes | str, raw: bytes | str) -> LeaseRecord:
     rec = json.loads(raw)
     return LeaseRecord(text(member).removeprefix(HOLD_PREFIX), rec["u"], rec["h"], int(rec["a"]), int(rec["b"]),
                        int(rec["e"]), rec["s"], int(rec["x"]) if "x" in rec else None,
-                       int(rec["o"]) if "o" in rec else None)
+                       int(rec["o"]) if "o" in rec else None, ci=bool(rec.get("ci")))
 
 
 def _pairs(flat: list[Any]) -> list[LeaseRecord]:
@@ -125,14 +131,17 @@ def decode_restore(reply: list[Any]) -> list[str] | None:
     return None if outcomes == ["TRUSTED"] else outcomes
 
 
+def parse_ticket(ticket: bytes | str, raw: bytes | str, position: int = 0) -> QueueTicket:
+    """A ticket of a license's tickets hash (see the prelude)."""
+    data = json.loads(text(raw))
+    return QueueTicket(
+        ticket=text(ticket), position=position, uid=data["u"], hardware_id=data["h"],
+        groups=tuple(data.get("g") or ()), queued_ms=int(data["a"]), alive_until_ms=int(data["k"]),
+        held_until_ms=int(data["c"]) if data.get("c") else None,
+    )
+
+
 def decode_queue(reply: list[Any]) -> list[QueueTicket]:
     """queue_tickets.lua"""
-    tickets = []
-    for position, (tid, raw) in enumerate(zip(reply[::2], reply[1::2], strict=True), start=1):
-        data = json.loads(text(raw))
-        tickets.append(QueueTicket(
-            ticket=text(tid), position=position, uid=data["u"], hardware_id=data["h"],
-            groups=tuple(data.get("g") or ()), queued_ms=int(data["a"]), alive_until_ms=int(data["k"]),
-            held_until_ms=int(data["c"]) if data.get("c") else None,
-        ))
-    return tickets
+    return [parse_ticket(tid, raw, position)
+            for position, (tid, raw) in enumerate(zip(reply[::2], reply[1::2], strict=True), start=1)]

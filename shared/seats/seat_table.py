@@ -37,6 +37,7 @@ from shared.seats.replies import (
     decode_release,
     decode_restore,
     parse_lease_record,
+    parse_ticket,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class SeatTable:
         self._restore_usage = client.register_script(load_script("restore_usage"))
         self._cancel_ticket = client.register_script(load_script("cancel_ticket"))
         self._queue = client.register_script(load_script("queue_tickets"))
+        self._seat_use = client.register_script(load_script("seat_use"))
         self._unlock = client.register_script(load_script("release_lock", with_prelude=False))
 
     def _run(self, script: Any, license_id: str, args: list[Any]) -> Any:
@@ -168,6 +170,12 @@ class SeatTable:
         """Leave the wait queue: CANCELLED, UNKNOWN (no such ticket now) or FORBIDDEN."""
         return text(self._run(self._cancel_ticket, license_id, [ticket, caller_uid, _flag(may_act_for_others)])[0])
 
+    def remove_ticket(self, license_id: str, ticket: str) -> QueueTicket | None:
+        """An administrator takes a ticket out of the queue (its held seat passes on): the
+        ticket as it was, or None if it is not in the queue now."""
+        reply = self._run(self._cancel_ticket, license_id, [ticket, "", _flag(True)])
+        return parse_ticket(ticket, reply[1]) if text(reply[0]) == "CANCELLED" else None
+
     def queue(self, license_id: str, *, limit: int = 500) -> list[QueueTicket]:
         """The license's wait queue in order (for administrators)."""
         return decode_queue(self._run(self._queue, license_id, [limit]))
@@ -220,6 +228,8 @@ class SeatTable:
                 seat_class["rv"] = entry.reserved_for
             if entry.overage:
                 seat_class["ov"] = 1
+            if entry.ci:
+                seat_class["ci"] = 1
             args.extend([entry.session_id, entry.uid, entry.hardware_id, entry.acquired_ms, entry.until_ms or 0,
                          "h" if entry.hold else "s", _json(seat_class) if seat_class else ""])
         return decode_restore(self._run(self._restore, license_id, args))
@@ -256,9 +266,14 @@ class SeatTable:
         return {sid for sid, raw in zip(session_ids, raws, strict=True) if raw is not None}
 
     def live_count(self, license_id: str, *, now_ms: int) -> int:
-        """How many seats of the license count now (one ZCOUNT, no generation check)."""
-        with redis_unavailable():
-            return int(self._redis.zcount(LicenseKeys.of(license_id).leases, f"({now_ms}", "+inf"))
+        """How many seats of the license's max_seats count now (no generation check; the CI
+        pool's leases are not among them: seat_use)."""
+        return self.seat_use(license_id, now_ms=now_ms)[0]
+
+    def seat_use(self, license_id: str, *, now_ms: int) -> tuple[int, int]:
+        """(seats of max_seats counted now, seats of the CI pool held now); no generation check."""
+        used, in_pool = self._run(self._seat_use, license_id, [now_ms])
+        return int(used), int(in_pool)
 
     def daily_usage(self, license_id: str) -> dict[str, dict[str, int]]:
         """{"YYYY-MM-DD": {"peak": n, "denials": n}} for the days Redis has counted."""

@@ -6,6 +6,8 @@ the owner lists licenses of every tenant: plain queries over one collection each
     licenses/{license_id}            tenant_id, seats, tier, features, expiry, key_hash ...
     license_keys/{sha256(key)}       tenant_id, license_id   (the key index)
     sessions/{session_id}            license_id, tenant_id, uid, hardware, status, end ...
+    machine_keys/{key_id}            tenant_id, name, licenses, mode, sha256(key), created,
+                                     last used, revoked   (the key carries its id: no index)
     events/{event_id}                the audit log
 
 Seat atomicity is Redis's job. Each write here is one atomic commit:
@@ -29,7 +31,7 @@ from google.api_core import retry as google_retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from shared.domain import AuditEvent, License, SeatPolicy, SessionEnd, SessionRecord, Tenant
+from shared.domain import AuditEvent, License, MachineKey, SeatPolicy, SessionEnd, SessionRecord, Tenant
 from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.domain.usage import is_usage_counter
 from shared.errors import AlreadyExists, BackendUnavailable, NotFound
@@ -255,6 +257,8 @@ class FirestoreStore:
             "offline_grace_s": lic.offline_grace_s,
             "max_borrow_s": lic.max_borrow_s,
             "policy": lic.policy.as_json(),
+            "ci_seats": lic.ci_seats,
+            "support_contact": lic.support_contact,
             "revoked_at": _dt(lic.revoked_ms),
             "key_hash": lic.key_hash,
             "created_at": _dt(lic.created_ms),
@@ -280,6 +284,8 @@ class FirestoreStore:
             offline_grace_s=int(data.get("offline_grace_s") or 0),
             max_borrow_s=int(data.get("max_borrow_s") or 0),
             policy=SeatPolicy.from_json(data.get("policy")),
+            ci_seats=int(data.get("ci_seats") or 0),
+            support_contact=data.get("support_contact") or None,
             revoked_ms=_ms(data.get("revoked_at")),
             key_hash=data["key_hash"],
             created_ms=datetime_to_ms(data["created_at"]),
@@ -331,6 +337,7 @@ class FirestoreStore:
                 "groups": list(session.groups),
                 "reserved_for": session.reserved_for,
                 "overage": session.overage,
+                "ci": session.ci,
             },
         )
         for each in (event, *more):
@@ -438,6 +445,70 @@ class FirestoreStore:
             groups=tuple(d.get("groups") or ()),
             reserved_for=d.get("reserved_for"),
             overage=bool(d.get("overage")),
+            ci=bool(d.get("ci")),
+        )
+
+    # -- machine keys ----------------------------------------------------------------
+    def create_machine_key(self, key: MachineKey, event: AuditEvent) -> None:
+        """The key's document (its hash, never the key) and its audit event, in one commit."""
+        batch = self._db.batch()
+        batch.create(self._db.collection("machine_keys").document(key.id), {
+            "tenant_id": key.tenant_id,
+            "name": key.name,
+            "licenses": list(key.licenses),
+            "mode": key.mode,
+            "key_hash": key.key_hash,
+            "created_by": key.created_by,
+            "created_at": _dt(key.created_ms),
+            "last_used_at": None,
+            "revoked_at": None,
+        })
+        self._add_event(batch, event)
+        try:
+            self._call(batch.commit, **self._opts())
+        except google_exceptions.AlreadyExists as exc:  # an id collision: never in practice
+            raise AlreadyExists("that machine key id exists already; retry") from exc
+
+    def get_machine_key(self, key_id: str) -> MachineKey | None:
+        snap = self._call(self._db.collection("machine_keys").document(key_id).get, **self._opts())
+        return self._machine_key_from(snap.id, _fields(snap)) if snap.exists else None
+
+    def list_machine_keys(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[MachineKey]:
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("machine_keys")
+        if tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+        return [self._machine_key_from(s.id, _fields(s)) for s in self._page(query, after=after, limit=limit)]
+
+    def revoke_machine_key(self, key_id: str, revoked_ms: int, event: AuditEvent) -> bool:
+        ref = self._db.collection("machine_keys").document(key_id)
+
+        def revoke(transaction: firestore.Transaction) -> bool:
+            snap = ref.get(transaction=transaction, **self._opts())
+            if not snap.exists:
+                raise NotFound(f"no machine key {key_id}")
+            if _fields(snap).get("revoked_at") is not None:
+                return False
+            transaction.update(ref, {"revoked_at": _dt(revoked_ms)})
+            self._add_event(transaction, event)
+            return True
+
+        return self._transact(revoke)
+
+    def record_machine_key_use(self, key_id: str, used_ms: int) -> None:
+        """`update`, not `set`: a key deleted meanwhile is not brought back as a bare document."""
+        try:
+            self._call(self._db.collection("machine_keys").document(key_id).update,
+                       {"last_used_at": _dt(used_ms)}, **self._opts())
+        except google_exceptions.NotFound:
+            pass
+
+    @staticmethod
+    def _machine_key_from(key_id: str, d: dict[str, Any]) -> MachineKey:
+        return MachineKey(
+            id=key_id, tenant_id=d["tenant_id"], name=d["name"], licenses=tuple(d.get("licenses") or ()),
+            mode=d["mode"], key_hash=d["key_hash"], created_by=d["created_by"],
+            created_ms=datetime_to_ms(d["created_at"]), last_used_ms=_ms(d.get("last_used_at")),
+            revoked_ms=_ms(d.get("revoked_at")),
         )
 
     # -- audit events --------------------------------------------------------------

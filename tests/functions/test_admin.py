@@ -78,8 +78,18 @@ ROUTES = [
     ("GET", "licenses/{lic}/sessions", None),
     ("GET", "licenses/{lic}/usage", None),
     ("DELETE", "licenses/{lic}/sessions/{sid}", None),
+    ("GET", "licenses/{lic}/queue", None),
+    ("DELETE", "licenses/{lic}/queue/{ticket}", None),
+    ("POST", "keys", {"name": "ci", "licenses": ["{lic}"]}),
+    ("DELETE", "keys/{key}", None),
     ("GET", "events", "license"),
 ]
+
+
+def _keys_of(admin_api, tenant):
+    status, body = admin_api("GET", "keys", tenant=tenant, query={"limit": "500"})
+    assert status == 200
+    return [(k["id"], k["revoked_at"]) for k in body["keys"]]
 
 
 @pytest.mark.parametrize("method, template, body", ROUTES, ids=[f"{m} {t}" for m, t, _ in ROUTES])
@@ -87,9 +97,15 @@ def test_cross_tenant_matrix(admin_api, tenants, call, method, template, body):
     a, b = tenants
     license_id, key = new_license(admin_api, a)
     session_id = call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="holder")[1]["session_id"]
-    path = template.format(lic=license_id, sid=session_id)
+    status, made = admin_api("POST", "keys", {"name": "runner", "licenses": [license_id]}, tenant=a)
+    assert status == 201
+    ids = {"lic": license_id, "sid": session_id, "ticket": f"{license_id}.q.{'a' * 22}", "key": made["key"]["id"]}
+    path = template.format(**ids)
     query = {"license": license_id} if body == "license" else None
     body = None if body == "license" else body
+    if isinstance(body, dict):
+        body = {k: [v.format(**ids) for v in value] if isinstance(value, list) else value for k, value in body.items()}
+    keys_before = _keys_of(admin_api, a)
 
     other_admin = admin_api(method, path, body, tenant=b, uid="admin-b", query=query)
     end_user = admin_api(method, path, body, role=None, uid="holder", query=query)
@@ -102,6 +118,7 @@ def test_cross_tenant_matrix(admin_api, tenants, call, method, template, body):
     status, still = admin_api("GET", f"licenses/{license_id}/sessions", tenant=a)
     assert status == 200 and [s["session_id"] for s in still["sessions"]] == [session_id]
     assert admin_api("GET", f"licenses/{license_id}", tenant=a)[1]["license"]["max_seats"] == 2
+    assert _keys_of(admin_api, a) == keys_before  # no key made, none revoked
 
 
 def test_listings_show_only_the_callers_tenant(admin_api, tenants):

@@ -222,6 +222,56 @@ def test_licensectl_shows_and_replaces_a_seat_policy(function_server, id_token, 
     assert sold["license"]["policy"] == stored
 
 
+def test_licensectl_issues_machine_keys_and_trims_the_queue(function_server, id_token, call):
+    base = ["--base-url", function_server.base_url]
+    owner = [*base, "--token", id_token("root", role="owner")]
+    tenant_id = f"ci-{secrets.token_hex(3)}"
+    admin = [*base, "--token", id_token("ops", role="admin", tenant=tenant_id)]
+    assert run("licensectl", *owner, "create-tenant", "CI Co", "--id", tenant_id).returncode == 0
+    issued = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "1",
+                         "--ci-seats", "2", "--support-contact", "Acme IT, ext. 100", "--json"))
+    lic_id, license_key = issued["license"]["id"], issued["license_key"]
+    assert (issued["license"]["ci_seats"], issued["license"]["support_contact"]) == (2, "Acme IT, ext. 100")
+    denied = run("licensectl", *admin, "update-license", lic_id, "--ci-seats", "5")
+    assert denied.returncode == 1 and "entitlements: ci_seats" in denied.stderr
+    updated = run("licensectl", *owner, "update-license", lic_id, "--ci-seats", "3", "--no-support-contact")
+    assert updated.returncode == 0, updated.stderr
+    assert re.search(r"^ci seats\s+0 of 3 in use \(machine keys\)$", updated.stdout, re.M), updated.stdout
+    assert re.search(r"^support\s+\(none\)$", updated.stdout, re.M)
+
+    # a machine key, printed once; listed without it; it holds a CI seat; revoked, its seat is freed
+    made = run("licensectl", *admin, "create-key", "nightly builds", "--license", lic_id)
+    assert made.returncode == 0, made.stderr
+    secret = re.search(r"^  key: (ck_\S+)$", made.stdout, re.M).group(1)
+    key_id = re.search(r"^machine key (mk_\w+) \(nightly builds\)", made.stdout, re.M).group(1)
+    listed = run("licensectl", *admin, "keys")
+    assert listed.returncode == 0 and secret not in listed.stdout
+    assert _row(listed.stdout, key_id)[:5] == [key_id, "nightly", "builds", tenant_id, "seat"]
+    status, seat, _ = call("acquire", {"license_key": license_key, "hardware_id": "runner-1"}, token=secret)
+    assert status == 201 and seat["ci"] is True
+    holders = run("licensectl", *admin, "holders", lic_id).stdout
+    assert "0 of 1 seats in use; CI seats 1 of 3" in holders and f"key:{key_id}" in holders and "(CI seat)" in holders
+    revoked = run("licensectl", *admin, "revoke-key", key_id)
+    assert revoked.returncode == 0 and "revoked; sessions ended now: 1" in revoked.stdout
+    assert "revoked" in _row(run("licensectl", *admin, "keys").stdout, key_id)[-2]
+    assert run("licensectl", *admin, "revoke-key", "mk_00000000000000000000").returncode == 1
+
+    # the wait queue: who waits, and one taken out
+    assert "has no wait queue" in run("licensectl", *admin, "queue", lic_id).stdout
+    subprocess.run([str(REPO / "scripts" / "licensectl"), *admin, "set-policy", lic_id, "--file", "-"],
+                   input='{"queue": {}}', capture_output=True, text=True, timeout=120, check=True)
+    assert "has no wait queue" not in run("licensectl", *admin, "queue", lic_id).stdout
+    assert call("acquire", {"license_key": license_key, "hardware_id": "hw"}, uid="dev")[0] == 201
+    ticket = call("acquire", {"license_key": license_key, "hardware_id": "hw", "wait": True}, uid="waiter")[1]
+    shown = run("licensectl", *admin, "queue", lic_id)
+    assert shown.returncode == 0 and _row(shown.stdout, "1")[1:5] == [ticket["ticket"], "waiter", "hw", "-"]
+    removed = run("licensectl", *admin, "remove-ticket", lic_id, ticket["ticket"])
+    assert removed.returncode == 0 and "removed from the queue" in removed.stdout
+    assert "nobody waits" in run("licensectl", *admin, "queue", lic_id).stdout
+    events = run("licensectl", *admin, "events", "--tenant", tenant_id).stdout
+    assert "key.create" in events and "key.revoke" in events
+
+
 def _on_a_terminal(args: list[str], answer: str) -> subprocess.CompletedProcess:
     """licensectl with its stdin on a terminal, answering its question with `answer`."""
     controller, terminal = pty.openpty()

@@ -132,6 +132,51 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("DELETE", f"/admin/licenses/{lic}", token=admin, expect=403)
     api("DELETE", f"/admin/licenses/{lic}", token=owner, expect=200)
 
+    # machine keys, the CI pool, a support line, and the wait queue seen by an administrator
+    pooled = api("POST", "/admin/licenses", token=owner, expect=201, json={
+        "tenant": tenant, "max_seats": 1, "tier": "pro", "ci_seats": 1, "support_contact": "Acme IT, ext. 100",
+        "policy": {"queue": {"poll_interval_s": 5}}})
+    pooled_id, pooled_key = pooled["license"]["id"], pooled["license_key"]
+    made = api("POST", "/admin/keys", token=admin, json={"name": "CI", "licenses": [pooled_id]}, expect=201)
+    machine = made["api_key"]
+    api("POST", "/admin/keys", token=admin, json={"name": "CI", "licenses": []}, expect=400)
+    api("POST", "/admin/keys", token=admin, json={"name": "CI", "licenses": [f"lic_{'0' * 20}"]}, expect=404)
+    api("POST", "/admin/keys", token=user, json={"name": "CI", "licenses": [pooled_id]}, expect=403)
+    api("GET", "/admin/keys", token=admin, expect=200)
+    api("GET", "/admin/keys", token=admin, params={"after": "nope"}, expect=400)
+    api("GET", "/admin/keys", token=machine, expect=401)
+    in_pool = api("POST", "/acquire", token=machine, json={"license_key": pooled_key, "hardware_id": "runner"},
+                  expect=201)
+    assert in_pool["ci"] is True
+    api("POST", "/acquire", token=machine, json={"license_key": pooled_key, "hardware_id": "runner"}, expect=200)
+    pool_full = api("POST", "/acquire", token=machine, json={"license_key": pooled_key, "hardware_id": "runner-2"},
+                    expect=409)
+    assert pool_full["error"]["pool"] == "ci" and pool_full["error"]["support"] == "Acme IT, ext. 100"
+    api("POST", "/acquire", token=machine, json={"license_key": key, "hardware_id": "runner"}, expect=403)
+    api("POST", "/heartbeat", token=machine, json={"session_id": in_pool["session_id"]}, expect=200)
+    assert "ci_seats" in api("POST", "/validate", token=machine, json={"license_key": pooled_key}, expect=200)
+    api("GET", f"/admin/licenses/{pooled_id}", token=admin, expect=200)
+    api("GET", f"/admin/licenses/{pooled_id}/sessions", token=admin, expect=200)
+    api("POST", "/acquire", token=user, json={"license_key": pooled_key, "hardware_id": "hw"}, expect=201)
+    waiting = api("POST", "/acquire", token=other, json={"license_key": pooled_key, "hardware_id": "hw", "wait": True},
+                  expect=202)
+    api("GET", f"/admin/licenses/{pooled_id}/queue", token=admin, expect=200)
+    api("GET", f"/admin/licenses/{pooled_id}/queue", token=user, expect=403)
+    api("DELETE", f"/admin/licenses/{pooled_id}/queue/{waiting['ticket']}", token=admin, expect=200)
+    api("DELETE", f"/admin/licenses/{pooled_id}/queue/{waiting['ticket']}", token=admin, expect=200)
+    api("DELETE", f"/admin/licenses/{pooled_id}/queue/nope", token=admin, expect=404)
+    api("POST", "/acquire", token=other, json={"license_key": pooled_key, "hardware_id": "hw",
+                                               "ticket": waiting["ticket"]}, expect=410)
+    api("DELETE", f"/admin/keys/{made['key']['id']}", token=admin, expect=200)
+    api("DELETE", f"/admin/keys/{made['key']['id']}", token=user, expect=403)
+    api("DELETE", "/admin/keys/mk_00000000000000000000", token=admin, expect=404)
+    validator = api("POST", "/admin/keys", token=admin, json={"name": "gate", "licenses": [pooled_id],
+                                                              "mode": "validate"}, expect=201)["api_key"]
+    api("POST", "/validate", token=validator, json={"license_key": pooled_key}, expect=200)
+    api("POST", "/borrow", token=validator, json={"session_id": in_pool["session_id"], "duration_s": 60}, expect=403)
+    api("POST", "/release", token=validator, json={"session_id": in_pool["session_id"]}, expect=403)
+    api("POST", "/borrow/return", token=validator, json={"session_id": in_pool["session_id"]}, expect=403)
+
     # the scheduler's function
     api("POST", "/sweep", token=stack.scheduler_token(), expect=200)
     api("POST", "/sweep", token=user, expect=401)

@@ -13,7 +13,8 @@
 --                   EndReason in shared/domain/sessions.py), x ended, o borrowed until
 --                   (set by a borrow), r 1 when restored after a loss without proof
 --                   that its holder's lease is still valid (see heartbeat_seat)};
---                   "hold:<session id>" -> JSON {u, h, a, b, o, e counted until, s 'held'}
+--                   "hold:<session id>" -> JSON {u, h, a, b, o, e counted until, s 'held',
+--                   ci 1 when it holds a seat of the CI pool}
 --   ended    ZSET   session id -> end time: ends not yet written to Firestore
 --                   (an outbox drained by the release path and the sweep)
 --   gen      STRING generation of the license metadata; callers pass the one they
@@ -35,10 +36,11 @@
 --                   holder was in when granted (group maximums count them), "r:<group>"
 --                   for a seat reserved for that group; and "o\n<acquired, 15 digits>:
 --                   <session id>" for an overage seat (beyond max seats, within the
---                   overdraft), oldest first. A lease's record holds the same:
---                   g (its groups), rv (reserved for), ov (1: overage). A lease with
---                   neither rv nor ov holds an unreserved seat. Entries leave with their
---                   lease (end_session). See shared/domain/policies.py.
+--                   overdraft), oldest first; "c\n<session id>" for a seat of the CI pool
+--                   (held by a machine key, beside max seats). A lease's record holds the
+--                   same: g (its groups), rv (reserved for), ov (1: overage), ci (1: the CI
+--                   pool). A lease with none of rv, ov, ci holds an unreserved seat. Entries
+--                   leave with their lease (end_session). See shared/domain/policies.py.
 --   queue    ZSET   ticket id -> place in line (priority rank x 1e13 + enqueued ms)
 --   tickets  HASH   ticket id -> JSON {u uid, h hardware, g groups, a enqueued, k alive
 --                   until (a poll moves it on), c claim: until when a seat is held for it
@@ -48,9 +50,17 @@
 -- Tickets are served in queue order whenever a script looks (an acquire or a poll):
 -- each waiting ticket that a seat can be found for, by the same rules as an acquire, gets
 -- it held; a ticket not polled in time, or not claimed in its window, lapses and its seat
--- passes on. Nobody is overtaken for a seat they could take: a newcomer without a ticket
--- gets a seat only while no ticket is still waiting. Tickets are not durable: after a
--- Redis loss their holders queue again.
+-- passes on. Nobody is overtaken for a seat they could take: every acquire first serves
+-- the waiting tickets in order, so a newcomer without a ticket gets only a seat none of
+-- them can take (a reservation, a group's maximum), and none at all while more tickets
+-- wait than one call looks at. Tickets are not durable: after a Redis loss their holders
+-- queue again.
+-- The CI pool (`ci` of the policy JSON: License.ci_seats): a machine (a holder whose uid
+-- begins "key:", a machine key's; the auth boundary refuses such a uid in an ID token)
+-- takes a pool seat while the pool has room and never a seat of max seats while the license
+-- has a pool; users never take a pool seat. Pool leases count against the pool only: every
+-- count of max seats (seats_used) leaves them out. Without a pool, machines hold ordinary
+-- seats under the ordinary rules.
 -- All times are integer milliseconds since the Unix epoch, passed in by the caller
 -- (the service's clock), never read from Redis TIME, so tests can control time.
 
@@ -65,6 +75,10 @@ end
 
 local function holder_key(rec)
   return rec.u .. '\n' .. rec.h
+end
+
+local function is_machine(uid)
+  return string.sub(uid, 1, 4) == 'key:'
 end
 
 -- The record of session `sid` if the caller may act on it; otherwise nil and the reply
@@ -92,6 +106,9 @@ local function class_entries(sid, rec)
   end
   if rec.ov then
     entries[#entries + 1] = 'o\n' .. string.format('%015.0f', rec.a) .. ':' .. sid
+  end
+  if rec.ci then
+    entries[#entries + 1] = 'c\n' .. sid
   end
   return entries
 end
@@ -158,7 +175,7 @@ local function end_session(keys, sid, rec, state, ended_at)
   redis.call('ZADD', keys[4], ended_at, sid)
   redis.call('ZREM', keys[6], sid)
   leave_classes(keys, sid, rec)
-  if not rec.rv and not rec.ov then
+  if not rec.rv and not rec.ov and not rec.ci then
     promote_overage(keys)
   end
 end
@@ -188,10 +205,11 @@ local function expire_due(keys, now_arg, limit)
         end
       end
     else
-      -- a hold that ran out (its record goes with it), or a record already forgotten
+      -- a hold that ran out (its record and class entries go with it), or a record already forgotten
       redis.call('ZREM', keys[1], sid)
       if rec and rec.s == 'held' then
         redis.call('HDEL', keys[3], sid)
+        leave_classes(keys, sid, rec)
       end
     end
   end
@@ -205,6 +223,26 @@ end
 local function earliest_expiry(keys, now_arg)
   local first = redis.call('ZRANGEBYSCORE', keys[1], '(' .. now_arg, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return tonumber(first[2] or 0)  -- 0: none (a nil would end the reply there)
+end
+
+-- Seats of max seats counted now: every live lease but the CI pool's.
+local function seats_used(keys, now_arg)
+  return live_count(keys, now_arg) - count_class(keys, 'c', tonumber(now_arg))
+end
+
+-- The CI pool's live leases, and the soonest of their expiries (0: none).
+local function pool_use(keys, now)
+  local n, soonest = 0, 0
+  for _, entry in ipairs(redis.call('ZRANGEBYLEX', keys[9], '[c\n', '[c\n\255')) do
+    local expiry = tonumber(redis.call('ZSCORE', keys[1], string.sub(entry, 3)) or 0)
+    if expiry > now then
+      n = n + 1
+      if soonest == 0 or expiry < soonest then
+        soonest = expiry
+      end
+    end
+  end
+  return n, soonest
 end
 
 -- Which seat a holder in `groups` gets under the license's policy `pol` (JSON of
@@ -234,7 +272,7 @@ local function seat_class(keys, now_arg, max_seats, pol, groups)
   for _, g in ipairs(groups) do
     member[g] = true
   end
-  local used = live_count(keys, now_arg)
+  local used = seats_used(keys, now_arg)  -- the CI pool's leases are not of max seats
   local reserved_total, reserved_used, idle_for_others = 0, 0, 0
   local mine = nil
   for _, r in ipairs(pol.res or {}) do
@@ -258,8 +296,8 @@ local function seat_class(keys, now_arg, max_seats, pol, groups)
   if overdraft > 0 then
     overage = count_class(keys, 'o', now)
   end
-  -- Unreserved leases: all the rest (holds of ended borrows, and leases reserved for a
-  -- group beyond its current reservation, count here too).
+  -- Unreserved leases: all the rest but the CI pool's (holds of ended borrows, and leases
+  -- reserved for a group beyond its current reservation, count here too).
   if used - reserved_used - overage < max_seats - reserved_total then
     return ''
   end
@@ -286,11 +324,15 @@ local function drop_ticket(keys, tid, ticket)
 end
 
 -- Drop lapsed tickets and hold a seat for each waiting ticket one can be found for, in
--- queue order (at most the first 100). Returns how many tickets still wait without one.
+-- queue order (at most the first 100: bounded work per call). Returns how many of those
+-- still wait without a seat, and whether that was the whole queue: then every seat still
+-- free is one no waiting ticket can take (its group's maximum, a reservation), and a
+-- newcomer may take it without overtaking anyone.
 local function serve_queue(keys, now_arg, max_seats, pol)
   local now = tonumber(now_arg)
   local waiting = 0
-  for _, tid in ipairs(redis.call('ZRANGE', keys[10], 0, 99)) do
+  local scanned = redis.call('ZRANGE', keys[10], 0, 99)
+  for _, tid in ipairs(scanned) do
     local raw = redis.call('HGET', keys[11], tid)
     local ticket = raw and cjson.decode(raw)
     if not ticket then
@@ -318,7 +360,7 @@ local function serve_queue(keys, now_arg, max_seats, pol)
       end
     end
   end
-  return waiting
+  return waiting, #scanned < 100
 end
 
 -- A ticket's place in the line, 1 first.

@@ -11,11 +11,17 @@
 -- ARGV[12] the caller's queue ticket, when it polls one ('' none)
 -- ARGV[13] '1': with no seat for it, queue the caller (the policy has a queue)
 -- ARGV[14] the ticket id to use if the caller is queued
+-- A machine (uid "key:...") on a license whose policy has a CI pool (pol.ci) takes a pool
+-- seat or none: never a seat of max seats, never a place in the queue; group maximums and
+-- the per-user maximum do not apply to it (the pool is its bound).
 -- returns {'GRANTED', sid, expires, used, max, overage (0|1), reserved for ('' none),
---          ms waited in the queue (0: not queued)}
---       | {'EXISTING', sid, expires, used, max, acquired}   same uid + hardware, renewed
+--          ms waited in the queue (0: not queued), CI pool (0|1)}
+--          (used and max are of max seats, or of the CI pool for a pool seat)
+--       | {'EXISTING', sid, expires, used, max, acquired, overage, reserved for, CI pool}
+--         same uid + hardware, renewed
 --       | {'FULL', used, max, earliest expiry, reserved seats idle for others, overdraft,
---          tickets waiting ahead (a newcomer does not overtake them), queue full (0|1)}
+--          tickets waiting ahead (a newcomer does not overtake them), queue full (0|1),
+--          CI pool (0|1: the pool is full; used, max and earliest expiry are the pool's)}
 --       | {'QUEUED', ticket, position (1: next), tickets in the queue}
 --       | {'TICKET_GONE'}  the ticket lapsed, was cancelled or is another's: queue again
 --       | {'USER_LIMIT', the user's live sessions, the limit}
@@ -34,6 +40,8 @@ end
 -- Expired leases leave first, so a dead client's seat is free at its expiry instant.
 expire_due(KEYS, ARGV[1], 100)
 
+local pol = ARGV[10] ~= '' and cjson.decode(ARGV[10]) or nil
+local pool = pol and pol.ci or 0
 local key = uid .. '\n' .. hw
 local held = redis.call('HGET', KEYS[2], key)
 if held then
@@ -41,14 +49,21 @@ if held then
   if expiry and tonumber(expiry) > now then
     -- A retried or repeated acquire: one user + hardware never holds two seats.
     local rec = cjson.decode(redis.call('HGET', KEYS[3], held))
+    local in_use, limit = 0, max_seats
+    if rec.ci and pool > 0 then  -- (a pool lease of a license whose pool has gone counts as ordinary)
+      in_use, limit = pool_use(KEYS, now), pool
+    else
+      in_use = seats_used(KEYS, ARGV[1])
+    end
     if rec.r then
       -- Restored after a loss, and an acquire shows no lease token: this pair's lease may
       -- have lapsed before the loss and its seat gone to someone else. Handed back only
       -- into a seat nobody else holds (as heartbeat_seat revives an unproven one).
-      local others = live_count(KEYS, ARGV[1]) - 1
-      if others >= max_seats then
-        redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
-        return {'FULL', others + 1, max_seats, earliest_expiry(KEYS, ARGV[1]), 0, 0, 0, 0}
+      if in_use - 1 >= limit then
+        if not rec.ci then
+          redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
+        end
+        return {'FULL', in_use, limit, earliest_expiry(KEYS, ARGV[1]), 0, 0, 0, 0, rec.ci and 1 or 0}
       end
       rec.r = nil
     end
@@ -62,11 +77,33 @@ if held then
         drop_ticket(KEYS, ARGV[12], ticket)
       end
     end
-    return {'EXISTING', held, rec.e, live_count(KEYS, ARGV[1]), max_seats, rec.a, rec.ov and 1 or 0, rec.rv or ''}
+    return {'EXISTING', held, rec.e, in_use, limit, rec.a, rec.ov and 1 or 0, rec.rv or '', rec.ci and 1 or 0}
   end
 end
 
-local pol = ARGV[10] ~= '' and cjson.decode(ARGV[10]) or nil
+-- A new lease: into the live structures and its classes.
+local function grant_lease(rec)
+  redis.call('ZADD', KEYS[1], rec.e, new_sid)
+  redis.call('HSET', KEYS[2], key, new_sid)
+  redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
+  redis.call('ZADD', KEYS[6], now, new_sid)
+  enter_classes(KEYS, new_sid, rec)
+end
+
+if pool > 0 and is_machine(uid) then
+  -- The CI pool: a seat of it, or none (see above); not counted in the day's peak or
+  -- denials, which are of max seats.
+  if ARGV[12] ~= '' then
+    return {'TICKET_GONE'}
+  end
+  local in_pool, soonest = pool_use(KEYS, now)
+  if in_pool >= pool then
+    return {'FULL', in_pool, pool, soonest, 0, 0, 0, 0, 1}
+  end
+  grant_lease({u = uid, h = hw, a = now, b = now, e = now + ttl, s = 'live', ci = 1})
+  return {'GRANTED', new_sid, now + ttl, in_pool + 1, pool, 0, '', 0, 1}
+end
+
 local groups = ARGV[11] ~= '' and cjson.decode(ARGV[11]) or {}
 local queue = pol and pol.q
 
@@ -88,9 +125,9 @@ if tid ~= '' then
   end
   redis.call('HSET', KEYS[11], tid, cjson.encode(ticket))
 end
-local waiting = 0
+local waiting, whole_queue = 0, true
 if queue then
-  waiting = serve_queue(KEYS, ARGV[1], max_seats, pol)
+  waiting, whole_queue = serve_queue(KEYS, ARGV[1], max_seats, pol)
 end
 if tid ~= '' then
   local raw_ticket = redis.call('HGET', KEYS[11], tid)
@@ -165,17 +202,18 @@ if per_user > 0 then
   end
 end
 
-local used = live_count(KEYS, ARGV[1])
+local used = seats_used(KEYS, ARGV[1])
 local class = ''
-if waiting > 0 and not waited then
-  -- Tickets wait for a seat: a newcomer never overtakes them, even for a seat free now.
+if waiting > 0 and not whole_queue and not waited then
+  -- Tickets wait beyond what serve_queue looked at: a free seat may be one of theirs, and
+  -- a newcomer never overtakes a waiting ticket.
   return denied({'FULL', used, max_seats, earliest_expiry(KEYS, ARGV[1]), 0, pol.od or 0, waiting, 0})
 end
 if pol then
   local refusal
   class, refusal = seat_class(KEYS, ARGV[1], max_seats, pol, groups)
   if not class then
-    refusal[7], refusal[8] = 0, 0
+    refusal[7], refusal[8] = waiting, 0  -- (those waiting could take no free seat either)
     return denied(refusal)
   end
 elseif used >= max_seats then
@@ -191,11 +229,7 @@ if class == 'o' then
 elseif class ~= '' then
   rec.rv = string.sub(class, 3)
 end
-redis.call('ZADD', KEYS[1], rec.e, new_sid)
-redis.call('HSET', KEYS[2], key, new_sid)
-redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
-redis.call('ZADD', KEYS[6], now, new_sid)
-enter_classes(KEYS, new_sid, rec)
+grant_lease(rec)
 local peak = tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':peak') or 0)
 if used + 1 > peak then
   redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1, 'changed', 1)
@@ -220,4 +254,4 @@ if rec.ov then
     redis.call('HSET', KEYS[7], ARGV[8] .. ':overage', over, 'changed', 1)
   end
 end
-return {'GRANTED', new_sid, rec.e, used + 1, max_seats, rec.ov and 1 or 0, rec.rv or '', waited or 0}
+return {'GRANTED', new_sid, rec.e, used + 1, max_seats, rec.ov and 1 or 0, rec.rv or '', waited or 0, 0}

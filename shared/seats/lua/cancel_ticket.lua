@@ -2,7 +2,8 @@
 -- KEYS[1..11] leases, holders, sessions, ended, gen, unverified, usage, origin, classes,
 -- queue, tickets (see the prelude)
 -- ARGV[1] ticket id   ARGV[2] caller uid   ARGV[3] '1' if the caller may act for others
--- returns {'CANCELLED'} | {'UNKNOWN'} (no such ticket: lapsed, served or cancelled) | {'FORBIDDEN'}
+-- returns {'CANCELLED', the ticket's JSON (see `tickets` in the prelude)}
+--       | {'UNKNOWN'} (no such ticket: lapsed, served or cancelled) | {'FORBIDDEN'}
 local raw = redis.call('HGET', KEYS[11], ARGV[1])
 if not raw then
   return {'UNKNOWN'}
@@ -12,4 +13,4 @@ if ticket.u ~= ARGV[2] and ARGV[3] ~= '1' then
   return {'FORBIDDEN'}
 end
 drop_ticket(KEYS, ARGV[1], ticket)
-return {'CANCELLED'}
+return {'CANCELLED', raw}

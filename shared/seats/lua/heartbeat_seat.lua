@@ -10,8 +10,9 @@
 --          presented this session's lease token and it is still valid, '0' it did not
 -- ARGV[11] the license's seat policy for the table (JSON, SeatPolicy.script_policy), or '':
 --          a revival takes a seat as an acquire would, in the groups the lease was granted in
--- returns {'OK', expires, hardware id, uid, acquired, overage (0|1)}
---       | {'REVIVED', expires, hardware id, uid, acquired, expired at, overage (0|1)}
+--          (a machine's, a seat of the CI pool if the license has one: see the prelude)
+-- returns {'OK', expires, hardware id, uid, acquired, overage (0|1), CI pool (0|1)}
+--       | {'REVIVED', expires, hardware id, uid, acquired, expired at, overage (0|1), CI pool (0|1)}
 --         an expired lease back within the window, a seat being free for it (also a
 --         restored lease whose caller could not show a valid token: expired at = 0)
 --       | {'PROOF'}                   a restored lease: ask the caller's token, call again
@@ -32,6 +33,16 @@ end
 if redis.call('GET', KEYS[5]) ~= ARGV[3] then
   return {'STALE'}
 end
+local pol = ARGV[11] ~= '' and cjson.decode(ARGV[11]) or nil
+local pool = pol and pol.ci or 0
+-- A machine's lease on a license with a CI pool lives in the pool: its room is the pool's.
+local pooled = pool > 0 and is_machine(rec.u)
+local function room_taken_by_others()
+  if pooled and rec.ci then
+    return pool_use(KEYS, now) - 1 >= pool
+  end
+  return seats_used(KEYS, ARGV[1]) - 1 >= tonumber(ARGV[8])
+end
 local unproven = false
 if rec.s == 'live' and rec.r and rec.e > now then
   -- Restored after a loss: it counts, but whether its holder's lease was still valid
@@ -42,7 +53,7 @@ if rec.s == 'live' and rec.r and rec.e > now then
     return {'PROOF'}
   end
   if ARGV[10] ~= '1' then
-    if live_count(KEYS, ARGV[1]) - 1 >= tonumber(ARGV[8]) then
+    if room_taken_by_others() then
       end_session(KEYS, sid, rec, 'expired', now)
       return {'ENDED', 'expired'}
     end
@@ -60,20 +71,25 @@ if rec.s == 'expired' and now - rec.x < tonumber(ARGV[7]) then
   local taken = held_expiry and tonumber(held_expiry) > now
   local class = nil
   if not taken then
-    if ARGV[11] ~= '' then
-      local pol = cjson.decode(ARGV[11])
+    if pooled then
+      if pool_use(KEYS, now) < pool then
+        class = 'c'
+      end
+    elseif pol then
       if not group_limit(KEYS, now, pol, rec.g or {}) then
         class = seat_class(KEYS, ARGV[1], tonumber(ARGV[8]), pol, rec.g or {})
       end
-    elseif live_count(KEYS, ARGV[1]) < tonumber(ARGV[8]) then
+    elseif seats_used(KEYS, ARGV[1]) < tonumber(ARGV[8]) then
       class = ''
     end
   end
   if class then
     local expired_at = rec.x
     rec.s, rec.x, rec.b, rec.e = 'live', nil, now, now + ttl
-    rec.rv, rec.ov = nil, nil
-    if class == 'o' then
+    rec.rv, rec.ov, rec.ci = nil, nil, nil
+    if class == 'c' then
+      rec.ci = 1
+    elseif class == 'o' then
       rec.ov = 1
     elseif class ~= '' then
       rec.rv = string.sub(class, 3)
@@ -83,7 +99,7 @@ if rec.s == 'expired' and now - rec.x < tonumber(ARGV[7]) then
     redis.call('HSET', KEYS[2], holder_key(rec), sid)
     redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
     enter_classes(KEYS, sid, rec)
-    return {'REVIVED', rec.e, rec.h, rec.u, rec.a, expired_at, rec.ov and 1 or 0}
+    return {'REVIVED', rec.e, rec.h, rec.u, rec.a, expired_at, rec.ov and 1 or 0, rec.ci and 1 or 0}
   end
 end
 if rec.s ~= 'live' then
@@ -97,6 +113,6 @@ end
 redis.call('ZADD', KEYS[1], rec.e, sid)
 redis.call('HSET', KEYS[3], sid, cjson.encode(rec))
 if unproven then
-  return {'REVIVED', rec.e, rec.h, rec.u, rec.a, 0, rec.ov and 1 or 0}
+  return {'REVIVED', rec.e, rec.h, rec.u, rec.a, 0, rec.ov and 1 or 0, rec.ci and 1 or 0}
 end
-return {'OK', rec.e, rec.h, rec.u, rec.a, rec.ov and 1 or 0}
+return {'OK', rec.e, rec.h, rec.u, rec.a, rec.ov and 1 or 0, rec.ci and 1 or 0}

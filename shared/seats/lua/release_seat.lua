@@ -55,8 +55,11 @@ if rec.o and (state == 'forced' or state == 'revoked') then
   end
   if held_until > now then
     local hold = 'hold:' .. sid
+    -- (a seat of the CI pool stays the pool's while it is held)
+    local held = {u = rec.u, h = rec.h, a = rec.a, b = rec.b, e = held_until, o = rec.o, s = 'held', ci = rec.ci}
     redis.call('ZADD', KEYS[1], held_until, hold)
-    redis.call('HSET', KEYS[3], hold, cjson.encode({u = rec.u, h = rec.h, a = rec.a, b = rec.b, e = held_until, o = rec.o, s = 'held'}))
+    redis.call('HSET', KEYS[3], hold, cjson.encode(held))
+    enter_classes(KEYS, hold, held)
   else
     held_until = 0
   end

@@ -9,7 +9,7 @@
 --         already is left alone: it has been kept since its rebuild), '0' otherwise
 -- ARGV[4] a fresh generation, used only if the license has none here
 -- ARGV[5..] groups of 7: session id, uid, hardware id, acquired (ms), until (ms; 0: none), kind,
---   seat class as the durable record has it (JSON {g, rv, ov} as in a lease record, or '')
+--   seat class as the durable record has it (JSON {g, rv, ov, ci} as in a lease record, or '')
 --   kind 's': an active session; until = the end of its borrow, if borrowed
 --   kind 'h': an ended borrow whose seat stays counted; until = when it stops
 -- returns {'TRUSTED'} (with ARGV[3] = '1' on a trusted table: nothing done), or one
@@ -42,9 +42,11 @@ for i = 5, #ARGV, 7 do
     elseif until_ms <= now then
       outcomes[#outcomes + 1] = 'lapsed'
     else
+      local held = {u = uid, h = hw, a = acquired, b = acquired, e = until_ms, o = until_ms, s = 'held',
+                    ci = class.ci}
       redis.call('ZADD', KEYS[1], until_ms, hold)
-      redis.call('HSET', KEYS[3], hold, cjson.encode({u = uid, h = hw, a = acquired, b = acquired, e = until_ms,
-                                                       o = until_ms, s = 'held'}))
+      redis.call('HSET', KEYS[3], hold, cjson.encode(held))
+      enter_classes(KEYS, hold, held)  -- a held seat of the CI pool stays the pool's
       outcomes[#outcomes + 1] = 'held'
     end
   else
@@ -74,11 +76,12 @@ for i = 5, #ARGV, 7 do
         else
           restored.r = 1
         end
-        -- Its seat class as granted: reserved seats stay reserved, overage stays marked.
+        -- Its seat class as granted: reserved seats stay reserved, overage stays marked,
+        -- a seat of the CI pool stays the pool's.
         if class.g and #class.g > 0 then
           restored.g = class.g
         end
-        restored.rv, restored.ov = class.rv, class.ov
+        restored.rv, restored.ov, restored.ci = class.rv, class.ov, class.ci
         redis.call('ZREM', KEYS[4], sid)
         redis.call('ZADD', KEYS[1], restored.e, sid)
         redis.call('HSET', KEYS[2], key, sid)

@@ -43,6 +43,7 @@ locals {
     SWEEP_BUDGET_S             = "45"
     RATE_LIMIT_IP              = var.rate_limits.per_ip
     RATE_LIMIT_USER            = var.rate_limits.per_user
+    RATE_LIMIT_MACHINE_KEY     = var.rate_limits.per_machine_key
     RATE_LIMIT_LICENSE_ACQUIRE = var.rate_limits.per_license_acquire
   }
   # Only for uses_redis functions: where Memorystore is, and the names of the secrets the

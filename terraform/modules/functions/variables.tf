@@ -111,12 +111,14 @@ variable "rate_limits" {
   type = object({
     per_ip              = string
     per_user            = string
+    per_machine_key     = string
     per_license_acquire = string
   })
-  description = "\"<per second>:<burst>\" limits (RATE_LIMIT_IP, RATE_LIMIT_USER, RATE_LIMIT_LICENSE_ACQUIRE); \"0\" = off."
+  description = "\"<per second>:<burst>\" limits (RATE_LIMIT_IP, RATE_LIMIT_USER, RATE_LIMIT_MACHINE_KEY, RATE_LIMIT_LICENSE_ACQUIRE); \"0\" = off."
   default = {
     per_ip              = "100:300"
     per_user            = "20:60"
+    per_machine_key     = "50:200"
     per_license_acquire = "50:200"
   }
 }
