@@ -167,7 +167,19 @@ class AuthEmulator:
                 raise RuntimeError(f"{exc}; its output ended with:\n{tail}") from exc
 
     def _answers(self) -> bool:
-        return httpx.get(f"{self.url}/", timeout=1).status_code == 200
+        # Its own answer, not any server's: the port was free when picked, and another
+        # process of a busy test run may have taken it since (then this one exits "port taken").
+        answer = httpx.get(f"{self.url}/", timeout=1)
+        try:
+            return answer.status_code == 200 and "authEmulator" in answer.json()
+        except ValueError:
+            return False
+
+    def _log_tail(self, lines: int = 15) -> str:
+        if self._folder is None:
+            return "(no log: it is not running)"
+        path = Path(self._folder.name) / "emulator.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
     def stop(self) -> None:
         """Stop it (with a data dir: after firebase-tools has exported the accounts there)."""
@@ -182,12 +194,18 @@ class AuthEmulator:
     def _call(self, path: str, body: dict[str, Any], *, admin: bool = False) -> dict[str, Any]:
         """POST to the emulator's Identity Toolkit API. `admin`: as firebase-admin would
         (the emulator takes `Bearer owner` for a service account's credentials)."""
-        if admin:
-            url = f"{self.url}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/{path}"
-            answer = httpx.post(url, json=body, headers={"Authorization": "Bearer owner"}, timeout=10)
-        else:
-            url = f"{self.url}/identitytoolkit.googleapis.com/v1/{path}"
-            answer = httpx.post(url, json=body, params={"key": EMULATOR_API_KEY}, timeout=10)
+        try:
+            if admin:
+                url = f"{self.url}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/{path}"
+                answer = httpx.post(url, json=body, headers={"Authorization": "Bearer owner"}, timeout=10)
+            else:
+                url = f"{self.url}/identitytoolkit.googleapis.com/v1/{path}"
+                answer = httpx.post(url, json=body, params={"key": EMULATOR_API_KEY}, timeout=10)
+        except httpx.TransportError as exc:
+            alive = self.process is not None and self.process.poll() is None
+            raise AuthEmulatorError(f"{path}: the emulator at {self.host} did not answer ({exc}; its process "
+                                    f"{'runs' if alive else 'has exited'}); its output ended with:\n"
+                                    f"{self._log_tail()}") from exc
         if answer.is_success:
             return answer.json()
         try:
