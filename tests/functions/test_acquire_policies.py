@@ -168,3 +168,21 @@ def admin_usage(call):
         return body
 
     return usage
+
+
+def test_a_policy_edit_reaches_waiting_tickets_at_once(call, make_license, set_policy):
+    lic = make_license(seats=1)
+    set_policy(lic.license_id, {"queue": {"poll_interval_s": 5}})
+    assert acquire(call, lic, "holder")[0] == 201
+    waits = {}
+    for uid in ("stays", "excluded"):
+        status, body, _ = call("acquire", {"license_key": lic.key, "hardware_id": "hw", "wait": True}, uid=uid)
+        assert status == 202
+        waits[uid] = {"license_key": lic.key, "hardware_id": "hw", "ticket": body["ticket"]}
+    set_policy(lic.license_id, {"queue": {"poll_interval_s": 5}, "exclude": {"users": ["excluded"]}})
+    refused = call("acquire", waits["excluded"], uid="excluded")
+    assert refused[0] == 403 and refused[1]["error"]["rule"] == "excluded"
+    assert call("acquire", waits["stays"], uid="stays")[0] == 202
+    set_policy(lic.license_id, {})  # the queue itself removed: its tickets are gone
+    gone = call("acquire", waits["stays"], uid="stays")
+    assert gone[0] == 410 and gone[1]["error"]["code"] == "TICKET_GONE"
