@@ -6,12 +6,12 @@ import time
 
 import jwt
 import pytest
+from lease_verifier import Rejected, verify_lease_token
 
 from devstack.kms_standin import KmsStandIn
-from lease_verifier import Rejected, verify_lease_token
 from shared.clock import ManualClock
-from shared.errors import KmsIntegrityError
 from shared.domain import LEASE_TOKEN_MAX_S
+from shared.errors import KmsIntegrityError
 from shared.tokens import DelegatedSigner, KmsRootSigner
 from shared.tokens.delegation import TokenBeyondCertificate
 from shared.tokens.kms_root import kms_client

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-
 from lease_verifier import Rejected, verify_lease_token
 
 

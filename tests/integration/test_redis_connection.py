@@ -15,9 +15,9 @@ from devstack.local_ca import LocalCa
 from devstack.redis_server import MEMORYSTORE_BLOCKED, MemorystoreLikeRedis
 from devstack.secret_manager_standin import SecretManagerStandIn
 from shared.errors import BackendUnavailable
+from shared.google_secrets import SecretReader, secret_manager_client
 from shared.seats import SeatTable
 from shared.seats.connection import CredentialCache, RedisCredentials, connect
-from shared.google_secrets import SecretReader, secret_manager_client
 
 
 @pytest.fixture(scope="module")

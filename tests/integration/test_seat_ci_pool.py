@@ -10,43 +10,22 @@ from __future__ import annotations
 import secrets
 import threading
 
-import pytest
-import redis
-
-from devstack.redis_server import DEBIAN_REDIS_7, RedisServer
 from shared.domain import EndReason, Group, GroupSeats, Principal, SeatPolicy
 from shared.domain.leases import RestoreEntry
 from shared.domain.policies import QueuePolicy
 from shared.ids import new_ticket_id
-from shared.seats import LicenseKeys, SeatTable
-
-NOW = 1_795_000_000_000
-TTL = 60_000
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = RedisServer(DEBIAN_REDIS_7).start()
-    yield redis.Redis.from_url(srv.url)
-    srv.stop()
-
-
-@pytest.fixture
-def table(server):
-    return SeatTable(server)
-
-
-def trusted_license(table: SeatTable) -> str:
-    lic = "lic_" + secrets.token_hex(10)
-    table.restore(lic, [], now_ms=NOW, ttl_ms=TTL, complete=True)
-    return lic
+from shared.seats import LicenseKeys
+from tests.integration.seat_table_fixtures import NOW, TTL, trusted_license
 
 
 def machine(n: int) -> str:
     return f"key:mk_{n:020d}"
 
 
-def acquire(table, lic, uid, *, seats=3, ci=2, policy=SeatPolicy(), now=NOW, hw="h", wait=False):
+NO_POLICY = SeatPolicy()
+
+
+def acquire(table, lic, uid, *, seats=3, ci=2, policy=NO_POLICY, now=NOW, hw="h", wait=False):
     groups = () if uid.startswith("key:") and ci else policy.groups_of(Principal(uid))
     return table.acquire(lic, generation=table.generation(lic), now_ms=now, ttl_ms=TTL, max_seats=seats, uid=uid,
                          hardware_id=hw, new_session_id=f"{lic}.{secrets.token_urlsafe(12)}",

@@ -11,35 +11,10 @@ from __future__ import annotations
 import secrets
 import threading
 
-import pytest
-import redis
-
-from devstack.redis_server import DEBIAN_REDIS_7, RedisServer
 from shared.domain import Group, GroupSeats, Principal, SeatPolicy
 from shared.domain.leases import RestoreEntry
-from shared.seats import LicenseKeys, SeatTable
-
-NOW = 1_795_000_000_000
-TTL = 60_000
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = RedisServer(DEBIAN_REDIS_7).start()
-    yield redis.Redis.from_url(srv.url)
-    srv.stop()
-
-
-@pytest.fixture
-def table(server):
-    return SeatTable(server)
-
-
-def trusted_license(table: SeatTable) -> str:
-    lic = "lic_" + secrets.token_hex(10)
-    table.restore(lic, [], now_ms=NOW, ttl_ms=TTL, complete=True)
-    return lic
-
+from shared.seats import LicenseKeys
+from tests.integration.seat_table_fixtures import NOW, TTL, trusted_license
 
 POLICY = SeatPolicy(
     groups=(Group("ci", uids=("ci-1", "ci-2", "ci-3")), Group("interns", uids=("int-1", "int-2", "int-3", "int-4"))),

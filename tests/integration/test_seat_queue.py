@@ -11,36 +11,21 @@ from __future__ import annotations
 import secrets
 
 import pytest
-import redis
 
-from devstack.redis_server import DEBIAN_REDIS_7, RedisServer
 from shared.domain import Group, Principal, SeatPolicy
 from shared.domain.policies import QueuePolicy
 from shared.ids import new_ticket_id
-from shared.seats import LicenseKeys, SeatTable
+from shared.seats import LicenseKeys
+from tests.integration.seat_table_fixtures import NOW, TTL, trusted_license
 
-NOW = 1_795_000_000_000
-TTL = 60_000
 QUEUE = SeatPolicy(queue=QueuePolicy(max_length=50, claim_window_s=30, poll_interval_s=10))
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = RedisServer(DEBIAN_REDIS_7).start()
-    yield redis.Redis.from_url(srv.url)
-    srv.stop()
-
-
-@pytest.fixture
-def table(server):
-    return SeatTable(server)
 
 
 @pytest.fixture
 def lic(table):
-    license_id = "lic_" + "".join(secrets.choice("0123456789abcdefghjk") for _ in range(20))
-    table.restore(license_id, [], now_ms=NOW, ttl_ms=TTL, complete=True)
-    return license_id
+    return trusted_license(table)
 
 
 def acquire(table, lic, uid, now, *, policy=QUEUE, wait=False, ticket=None, seats=1):
