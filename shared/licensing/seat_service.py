@@ -207,7 +207,7 @@ class SeatService:
             raise LicenseExpired("the license has expired", expired_at=rfc3339(lic.expires_ms))
 
     def _lease_token(self, lic: License, session_id: str, uid: str, hardware_id: str, now_ms: int,
-                     expires_ms: int, *, overage: bool = False) -> str:
+                     expires_ms: int, *, overage: bool = False, ci: bool = False) -> str:
         # A lease that outlives a normal ttl from now is a borrow (only borrow extends past it).
         borrowed = expires_ms > now_ms + lic.lease_ttl_s * 1000
         exp_s, grace_s = expires_ms // 1000, lic.offline_grace_s
@@ -216,7 +216,7 @@ class SeatService:
             license_end_s = lic.expires_ms // 1000
             exp_s = min(exp_s, license_end_s)
             grace_s = max(0, min(grace_s, license_end_s - exp_s))
-        return self._signer.sign_lease({
+        claims: dict[str, Any] = {
             "iss": self._issuer,
             "sub": session_id,
             "lic": lic.id,
@@ -230,7 +230,10 @@ class SeatService:
             "grace": grace_s,  # valid offline until exp + grace, signed
             "bor": borrowed,
             "overage": overage,  # a seat beyond max_seats, within the license's overdraft
-        })
+        }
+        if ci:
+            claims["ci"] = True  # a seat of the license's CI pool (a machine key's)
+        return self._signer.sign_lease(claims)
 
     def _license_of_session(self, session_id: str) -> CachedLicense | None:
         license_id = license_id_of_session(session_id)
@@ -367,7 +370,7 @@ class SeatService:
                 self._seats.rollback(lic.id, outcome.session_id, now_ms=now_ms)
                 raise
         token = self._lease_token(lic, outcome.session_id, caller.uid, request.hardware_id, now_ms, outcome.expires_ms,
-                                  overage=outcome.overage)
+                                  overage=outcome.overage, ci=outcome.ci)
         body = {
             "session_id": outcome.session_id,
             "token": token,
@@ -461,7 +464,7 @@ class SeatService:
         lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000,
                                             lease_token=request.lease_token)
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms,
-                                  overage=outcome.overage)
+                                  overage=outcome.overage, ci=outcome.ci)
         return SeatReply(False, {
             "status": "ok",
             "session_id": request.session_id,
@@ -492,7 +495,7 @@ class SeatService:
                      **self._actor_details(caller)},
         ))
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms,
-                                  overage=outcome.overage)
+                                  overage=outcome.overage, ci=outcome.ci)
         return SeatReply(False, {
             "session_id": request.session_id,
             "token": token,

@@ -6,6 +6,8 @@ key; revocation holds within its bound; last use is recorded once a minute; a pe
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import replace
 
 import pytest
@@ -92,12 +94,19 @@ def test_a_validate_key_validates_and_holds_nothing(admin, make_license, call):
     assert call("heartbeat", {"session_id": held}, uid="user")[0] == 200  # the user's seat untouched
 
 
+def _token_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def test_the_ci_pool_is_machines_only_and_machines_take_nothing_else(admin, make_license, call, rt):
     lic = make_license(seats=1, ci_seats=1)
     key, secret = make_key(admin, lic)
     status, body, _ = acquire(call, lic, secret)
     assert status == 201 and body["ci"] is True and body["seats"] == {"used": 1, "max": 1}, body
-    assert call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, uid="dev")[0] == 201  # the user's seat
+    assert _token_claims(body["token"])["ci"] is True  # the signed lease says so too
+    user = call("acquire", {"license_key": lic.key, "hardware_id": "hw"}, uid="dev")
+    assert user[0] == 201 and "ci" not in _token_claims(user[1]["token"])  # the user's seat
     status, full, headers = acquire(call, lic, secret, hw="runner-2")
     assert status == 409 and full["error"]["pool"] == "ci" and full["error"]["seats"] == {"used": 1, "max": 1}
     assert "CI seat" in full["error"]["message"] and "Retry-After" in headers
