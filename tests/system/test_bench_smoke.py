@@ -1,9 +1,9 @@
-"""scripts/bench and scripts/bench-sweep end to end, with tiny durations and sizes.
+"""scripts/bench, scripts/bench-sweep and scripts/bench-loss end to end, with tiny durations and sizes.
 
 They are run as a developer runs them, each on a stack of its own: scripts/bench
 against a ./scripts/dev started here (found through DEV_STATE_DIR, as the bench finds
-any dev stack), scripts/bench-sweep on the stack it starts itself. Neither touches the
-session's stack nor the developer's .dev/. A run this short measures nothing, so the
+any dev stack), scripts/bench-sweep and scripts/bench-loss on the stacks they start
+themselves. None touches the session's stack nor the developer's .dev/. A run this short measures nothing, so the
 timing verdicts are not checked; that each tool completes, prints every section and its
 Targets table, and that the figures which must be exact are, is — so a changed seat
 script, key or endpoint cannot silently break the benchmark again.
