@@ -22,6 +22,8 @@ no document needs a copy of its own id to page by (older ones may have one: igno
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -38,6 +40,7 @@ from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
 T = TypeVar("T")
 _ENDS_PER_BATCH = 250  # two writes each (session + event): 500, Firestore's batch limit
+_TRANSACTION_ROUNDS = 3  # of the client's 5 attempts each (see _transact)
 _TRANSIENT = (
     google_exceptions.ServiceUnavailable,
     google_exceptions.DeadlineExceeded,
@@ -91,16 +94,25 @@ class FirestoreStore:
     def _transact(self, body: Callable[[firestore.Transaction], T]) -> T:
         """Run `body` in a transaction: its reads see one version, its writes commit only if
         nothing it read has changed meanwhile. On contention the client runs `body` again
-        (up to 5 attempts, each with fresh reads); a transaction that never gets through
-        is BackendUnavailable (retry later), like any other transient fault. Its reads
-        are bounded by timeout_s; begin and commit by the client's own deadline (60 s),
-        which the library does not let a caller set."""
-        try:
-            return self._call(firestore.transactional(body), self._db.transaction())
-        except ValueError as exc:  # the client's "failed after N attempts", from the last Aborted
-            if isinstance(exc.__cause__, google_exceptions.Aborted):
-                raise BackendUnavailable("firestore") from exc
-            raise
+        (up to 5 attempts, each with fresh reads, at once: it counts on the server keeping
+        a retried transaction's place in line). Two transactions that read the same
+        document and then both write it wait on each other's locks until one times out;
+        on a busy 2-core CI machine Google's emulator was seen to abort such a pair five
+        times running ("Transaction lock timeout"). They are pulled apart here: up to
+        three such rounds, after a random pause that grows. A transaction that never gets
+        through is BackendUnavailable (retry later), like any other transient fault. Its
+        reads are bounded by timeout_s; begin and commit by the client's own deadline
+        (60 s), which the library does not let a caller set."""
+        for round_ in range(_TRANSACTION_ROUNDS):
+            try:
+                return self._call(firestore.transactional(body), self._db.transaction())
+            except ValueError as exc:  # the client's "failed after N attempts", from the last Aborted
+                if not isinstance(exc.__cause__, google_exceptions.Aborted):
+                    raise
+                if round_ == _TRANSACTION_ROUNDS - 1:
+                    raise BackendUnavailable("firestore") from exc
+                time.sleep(random.uniform(0.05, 0.25) * (round_ + 1))
+        raise AssertionError("unreachable")
 
     def _page(self, query: firestore.Query | firestore.CollectionReference, *, after: str,
               limit: int) -> list[firestore.DocumentSnapshot]:
