@@ -27,6 +27,7 @@ support line (`support_contact`) are the vendor's, entitlements like max_seats.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -154,14 +155,19 @@ class Administration:
         ), actor=caller.uid)
         return {"license": issued.license.admin_view(), "license_key": issued.license_key}
 
-    def list_licenses(self, caller: Principal, query: LicensesQuery) -> dict[str, Any]:
+    def _tenant_page(self, caller: Principal, query: LicensesQuery | KeysQuery, name: str,
+                     read: Callable[..., Sequence[License | MachineKey]]) -> dict[str, Any]:
+        """One page of a tenant's list (the owner's: any tenant's, or all): {name: [admin
+        views], next_after}. Another tenant's asked for by an admin: nothing, not an error."""
         self._require_admin(caller)
         scope = self._tenant_scope(caller, query.tenant)
         if query.tenant and scope != query.tenant:
-            return {"licenses": [], "next_after": None}  # another tenant's: nothing, not an error
-        licenses = self._store.list_licenses(tenant_id=scope, after=query.after or "", limit=query.limit)
-        return {"licenses": [lic.admin_view() for lic in licenses],
-                "next_after": licenses[-1].id if licenses else None}
+            return {name: [], "next_after": None}
+        items = read(tenant_id=scope, after=query.after or "", limit=query.limit)
+        return {name: [item.admin_view() for item in items], "next_after": items[-1].id if items else None}
+
+    def list_licenses(self, caller: Principal, query: LicensesQuery) -> dict[str, Any]:
+        return self._tenant_page(caller, query, "licenses", self._store.list_licenses)
 
     def get_license(self, caller: Principal, license_id: str) -> dict[str, Any]:
         lic = self._visible_license(caller, license_id)
@@ -425,12 +431,7 @@ class Administration:
         return {"key": key.admin_view(), "api_key": secret}
 
     def list_machine_keys(self, caller: Principal, query: KeysQuery) -> dict[str, Any]:
-        self._require_admin(caller)
-        scope = self._tenant_scope(caller, query.tenant)
-        if query.tenant and scope != query.tenant:
-            return {"keys": [], "next_after": None}  # another tenant's: nothing, not an error
-        keys = self._store.list_machine_keys(tenant_id=scope, after=query.after or "", limit=query.limit)
-        return {"keys": [key.admin_view() for key in keys], "next_after": keys[-1].id if keys else None}
+        return self._tenant_page(caller, query, "keys", self._store.list_machine_keys)
 
     def revoke_machine_key(self, caller: Principal, key_id: str) -> dict[str, Any]:
         """Revoke a key for good: refused by every instance within REVOCATION_BOUND_S, and its
