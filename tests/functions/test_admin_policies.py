@@ -3,32 +3,7 @@ the tenant admin's but for the overdraft (the vendor's), audited and generation-
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-
-
-@pytest.fixture
-def admin_api(function_clients, id_token):
-    """admin_api("PATCH", "licenses/x", {...}, tenant="t") -> (status, json); role admin unless told."""
-
-    def call(method, path, body=None, *, uid="admin-1", role="admin", tenant=None, query=None):
-        claims = {k: v for k, v in {"role": role, "tenant": tenant}.items() if v}
-        headers = {"Authorization": f"Bearer {id_token(uid, **claims)}"}
-        kwargs = {"json": body} if body is not None else {}
-        response = function_clients["admin"].open("/" + path, method=method, headers=headers,
-                                                   query_string=query or {}, **kwargs)
-        return response.status_code, response.get_json(silent=True)
-
-    return call
-
-
-@pytest.fixture
-def tenants(admin_api):
-    ids = [f"pol-{secrets.token_hex(3)}" for _ in range(2)]
-    for tenant_id in ids:
-        assert admin_api("POST", "tenants", {"id": tenant_id, "name": tenant_id}, role="owner", uid="root")[0] == 201
-    return ids
 
 
 @pytest.fixture

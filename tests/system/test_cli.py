@@ -60,12 +60,18 @@ def _row(table: str, first_cell: str) -> list[str]:
     return line.split()
 
 
-def test_licensectl_runs_a_license_through_its_life(function_server, id_token, call, make_license, rt):
+def _new_tenant(function_server, id_token, prefix: str, name: str) -> tuple[list[str], list[str], str]:
+    """A tenant the owner made with licensectl: (the owner's and the tenant admin's options, its id)."""
     base = ["--base-url", function_server.base_url]
     owner = [*base, "--token", id_token("root", role="owner")]
-    tenant_id = f"life-{secrets.token_hex(3)}"
+    tenant_id = f"{prefix}-{secrets.token_hex(3)}"
     admin = [*base, "--token", id_token("ops", role="admin", tenant=tenant_id)]
-    assert run("licensectl", *owner, "create-tenant", "Life & Co", "--id", tenant_id).returncode == 0
+    assert run("licensectl", *owner, "create-tenant", name, "--id", tenant_id).returncode == 0
+    return owner, admin, tenant_id
+
+
+def test_licensectl_runs_a_license_through_its_life(function_server, id_token, call, make_license, rt):
+    owner, admin, tenant_id = _new_tenant(function_server, id_token, "life", "Life & Co")
     issued = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "2",
                          "--tier", "pro", "--expires", "2099-01-01T00:00:00Z", "--json"))
     lic_id = issued["license"]["id"]
@@ -137,11 +143,7 @@ def test_licensectl_runs_a_license_through_its_life(function_server, id_token, c
 
 
 def test_licensectl_shows_and_replaces_a_seat_policy(function_server, id_token, tmp_path):
-    base = ["--base-url", function_server.base_url]
-    owner = [*base, "--token", id_token("root", role="owner")]
-    tenant_id = f"pol-{secrets.token_hex(3)}"
-    admin = [*base, "--token", id_token("ops", role="admin", tenant=tenant_id)]
-    assert run("licensectl", *owner, "create-tenant", "Policy Co", "--id", tenant_id).returncode == 0
+    owner, admin, tenant_id = _new_tenant(function_server, id_token, "pol", "Policy Co")
     lic_id = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "10",
                          "--json"))["license"]["id"]
     assert "none: any user may hold any of its seats" in run("licensectl", *admin, "policy", lic_id).stdout
@@ -186,7 +188,8 @@ def test_licensectl_shows_and_replaces_a_seat_policy(function_server, id_token, 
     assert re.search(r"^overdraft\s+ratio 1.25x: 2 seats beyond max_seats 10 \(12 in all\)", granted.stdout, re.M)
     summary = run("licensectl", *admin, "license", lic_id).stdout
     assert re.search(r"^seat policy\s+3 groups; include 3 groups, 1 user; exclude 1 user, 1 machine; "
-                     r"reserve eng 2, many 1; max contractors 1; overdraft \+2 \(ratio 1.25x\)$", summary, re.M), summary
+                     r"reserve eng 2, many 1; max contractors 1; overdraft \+2 \(ratio 1.25x\)$",
+                     summary, re.M), summary
 
     # --json is the policy itself: edited and given back, the admin keeps the vendor's overdraft
     stored = as_json(run("licensectl", *admin, "policy", lic_id, "--json"))
@@ -223,11 +226,7 @@ def test_licensectl_shows_and_replaces_a_seat_policy(function_server, id_token, 
 
 
 def test_licensectl_issues_machine_keys_and_trims_the_queue(function_server, id_token, call):
-    base = ["--base-url", function_server.base_url]
-    owner = [*base, "--token", id_token("root", role="owner")]
-    tenant_id = f"ci-{secrets.token_hex(3)}"
-    admin = [*base, "--token", id_token("ops", role="admin", tenant=tenant_id)]
-    assert run("licensectl", *owner, "create-tenant", "CI Co", "--id", tenant_id).returncode == 0
+    owner, admin, tenant_id = _new_tenant(function_server, id_token, "ci", "CI Co")
     issued = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "1",
                          "--ci-seats", "2", "--support-contact", "Acme IT, ext. 100", "--json"))
     lic_id, license_key = issued["license"]["id"], issued["license_key"]
