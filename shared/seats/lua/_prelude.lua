@@ -266,13 +266,14 @@ local function group_limit(keys, now, pol, groups)
   return nil
 end
 
-local function seat_class(keys, now_arg, max_seats, pol, groups)
+-- `used`: seats_used now, if the caller has it already (nil: counted here).
+local function seat_class(keys, now_arg, max_seats, pol, groups, used)
   local now = tonumber(now_arg)
   local member = {}
   for _, g in ipairs(groups) do
     member[g] = true
   end
-  local used = seats_used(keys, now_arg)  -- the CI pool's leases are not of max seats
+  used = used or seats_used(keys, now_arg)  -- the CI pool's leases are not of max seats
   local reserved_total, reserved_used, idle_for_others = 0, 0, 0
   local mine = nil
   for _, r in ipairs(pol.res or {}) do

@@ -211,7 +211,7 @@ if waiting > 0 and not whole_queue and not waited then
 end
 if pol then
   local refusal
-  class, refusal = seat_class(KEYS, ARGV[1], max_seats, pol, groups)
+  class, refusal = seat_class(KEYS, ARGV[1], max_seats, pol, groups, used)
   if not class then
     refusal[7], refusal[8] = waiting, 0  -- (those waiting could take no free seat either)
     return denied(refusal)
