@@ -100,6 +100,12 @@ class Settings:
     elsewhere, where such a token is a forgery anyone can write."""
     sweep_budget_s: float = 45.0
     """A sweep stops here and resumes next run (keep below the function timeout)."""
+    usage_retention_days: int = 400
+    """How long the usage history keeps each hour; older hours are rolled up into their
+    day (its totals and per-user figures are kept for good)."""
+    usage_close_after_s: int = 120
+    """An hour of usage is closed (made final) by the first sweep this long after it ends,
+    so that every count of it has been taken from Redis."""
     redis_timeout_s: float = 2.0
     firestore_timeout_s: float = 10.0
 
@@ -205,6 +211,8 @@ class Settings:
             oidc_certs_url=text("oidc_certs_url"),
             sweep_trust_platform_auth=trust_platform_auth == "1",
             sweep_budget_s=number("sweep_budget_s", float),
+            usage_retention_days=number("usage_retention_days"),
+            usage_close_after_s=number("usage_close_after_s"),
             redis_timeout_s=number("redis_timeout_s", float),
             firestore_timeout_s=number("firestore_timeout_s", float),
         )

@@ -20,6 +20,7 @@ from shared.ids import IdGenerator, RandomIds
 
 if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module doc)
     import redis
+    from google.cloud import firestore
 
     from shared.auth.firebase_tokens import FirebaseTokenVerifier
     from shared.auth.machine_keys import MachineKeyVerifier
@@ -27,10 +28,12 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.google_secrets import SecretReader
     from shared.licensing.administration import Administration
     from shared.licensing.license_directory import LicenseDirectory
-    from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger
+    from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger, UsageRecord
     from shared.licensing.provisioning import Provisioning
     from shared.licensing.seat_service import SeatService
     from shared.licensing.sweep import Sweeper
+    from shared.licensing.usage_history import UsageHistory
+    from shared.licensing.usage_reports import UsageReports
     from shared.ratelimit.local_limits import LocalRateLimiter
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
@@ -108,16 +111,53 @@ class Runtime:
         return self._once("sweep_ledger", lambda: SweepLedger(self.redis))
 
     @property
-    def firestore(self) -> FirestoreStore:
-        def build() -> FirestoreStore:
+    def firestore_client(self) -> firestore.Client:
+        def build() -> firestore.Client:
             from google.cloud import firestore
 
+            return firestore.Client(project=self.settings.project_id)
+
+        return self._once("firestore_client", build)
+
+    @property
+    def firestore(self) -> FirestoreStore:
+        def build() -> FirestoreStore:
             from shared.store import FirestoreStore
 
-            client = firestore.Client(project=self.settings.project_id)
-            return FirestoreStore(client, timeout_s=self.settings.firestore_timeout_s)
+            return FirestoreStore(self.firestore_client, timeout_s=self.settings.firestore_timeout_s)
 
         return self._once("firestore", build)
+
+    @property
+    def usage(self) -> UsageRecord:
+        def build() -> UsageRecord:
+            from shared.store import FirestoreUsageStore
+
+            return FirestoreUsageStore(self.firestore_client, timeout_s=self.settings.firestore_timeout_s)
+
+        return self._once("usage", build)
+
+    @property
+    def usage_history(self) -> UsageHistory:
+        def build() -> UsageHistory:
+            from shared.licensing.usage_history import UsageHistory
+
+            return UsageHistory(seats=self.seats, store=self.store, usage=self.usage, licenses=self.licenses,
+                                clock=self.clock, close_after_s=self.settings.usage_close_after_s,
+                                retention_days=self.settings.usage_retention_days)
+
+        return self._once("usage_history", build)
+
+    @property
+    def usage_reports(self) -> UsageReports:
+        def build() -> UsageReports:
+            from shared.licensing.usage_reports import UsageReports
+
+            return UsageReports(store=self.store, history=self.usage_history, seats=self.seats, signer=self.signer,
+                                clock=self.clock, ids=self.ids, issuer=self.settings.token_issuer,
+                                retention_days=self.settings.usage_retention_days)
+
+        return self._once("usage_reports", build)
 
     @property
     def store(self) -> DurableRecord:
@@ -227,7 +267,7 @@ class Runtime:
             from shared.licensing.seat_service import SeatService
 
             return SeatService(
-                licenses=self.licenses, seats=self.seats, store=self.store, signer=self.signer,
+                licenses=self.licenses, seats=self.seats, store=self.store, usage=self.usage, signer=self.signer,
                 lease_proof=self.lease_checker,
                 clock=self.clock, ids=self.ids, issuer=self.settings.token_issuer,
                 rate_limiter=self.rate_limiter, license_acquire_limit=self.settings.rate_limit_license_acquire,
@@ -267,7 +307,7 @@ class Runtime:
             from shared.licensing.sweep import Sweeper
 
             return Sweeper(seats=self.seats, ledger=self.sweep_ledger, store=self.store, licenses=self.licenses,
-                           clock=self.clock, budget_s=self.settings.sweep_budget_s)
+                           history=self.usage_history, clock=self.clock, budget_s=self.settings.sweep_budget_s)
 
         return self._once("sweeper", build)
 
@@ -289,7 +329,7 @@ class Runtime:
         def build() -> Administration:
             from shared.licensing.administration import Administration
 
-            return Administration(store=self.store, seats=self.seats, provisioning=self.provisioning,
+            return Administration(store=self.store, usage=self.usage, seats=self.seats, provisioning=self.provisioning,
                                   clock=self.clock, ids=self.ids)
 
         return self._once("administration", build)

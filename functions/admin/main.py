@@ -9,6 +9,7 @@ from collections.abc import Callable
 import functions_framework
 
 from shared.http import Call, HandlerResult, json_function, methods_by_route
+from shared.http.downloads import csv_download, wants_csv
 from shared.licensing.admin_requests import (
     CreateLicenseRequest,
     CreateMachineKeyRequest,
@@ -16,16 +17,59 @@ from shared.licensing.admin_requests import (
     EventsQuery,
     KeysQuery,
     LicensesQuery,
+    ReportQuery,
+    StatementQuery,
+    TenantReportQuery,
     TenantsQuery,
     UpdateLicenseRequest,
     UsageQuery,
+    UsersReportQuery,
 )
 from shared.licensing.administration import Administration
+from shared.licensing.usage_reports import UsageReports
 from shared.runtime import runtime
 
 
 def _service() -> Administration:
     return runtime().administration
+
+
+def _reports() -> UsageReports:
+    return runtime().usage_reports
+
+
+def _table(call: Call, answer: dict, rows: str, name: str) -> HandlerResult:
+    """A report as JSON, or its rows as CSV (`?format=csv`, or Accept: text/csv)."""
+    if not wants_csv(call.request, call.request.args.get("format")):
+        return 200, answer
+    table = answer[rows]
+    columns = list(table[0]) if table else _EMPTY_COLUMNS[rows]
+    period = f"{answer['from'][:10]}_{answer['to'][:10]}"
+    return 200, csv_download(table, columns, f"{name}_{period}.csv")
+
+
+_EMPTY_COLUMNS = {
+    "series": ["start"],
+    "users": ["uid", "seat_hours", "sessions", "peak_sessions", "last_seen"],
+    "licenses": ["license", "tenant", "max_seats", "peak", "p95", "average", "utilization", "seat_hours",
+                 "hours_at_full", "denials", "right_size"],
+}
+
+
+def _report(call: Call) -> HandlerResult:
+    query = call.query(ReportQuery)
+    answer = _reports().report(call.caller, call.params["license_id"], query)
+    return _table(call, answer, "series", f"{answer['license']}_{query.granularity}")
+
+
+def _users_report(call: Call) -> HandlerResult:
+    answer = _reports().users(call.caller, call.params["license_id"], call.query(UsersReportQuery))
+    return _table(call, answer, "users", f"{answer['license']}_users")
+
+
+def _tenant_report(call: Call) -> HandlerResult:
+    answer = _reports().tenant_report(call.caller, call.query(TenantReportQuery))
+    return _table(call, answer, "licenses", f"{answer['tenant'] or 'all'}_licenses")
 
 
 HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
@@ -47,7 +91,12 @@ HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
         lambda call: (200, _service().force_release(call.caller, call.params["license_id"],
                                                     call.params["session_id"])),
     ("GET", "licenses/{license_id}/usage"):
-        lambda call: (200, _service().usage(call.caller, call.params["license_id"], call.query(UsageQuery))),
+        lambda call: (200, _reports().recent_days(call.caller, call.params["license_id"], call.query(UsageQuery))),
+    ("GET", "licenses/{license_id}/report"): _report,
+    ("GET", "licenses/{license_id}/report/users"): _users_report,
+    ("GET", "licenses/{license_id}/statement"):
+        lambda call: (200, _reports().statement(call.caller, call.params["license_id"], call.query(StatementQuery))),
+    ("GET", "report"): _tenant_report,
     ("GET", "licenses/{license_id}/queue"):
         lambda call: (200, _service().list_queue(call.caller, call.params["license_id"])),
     ("DELETE", "licenses/{license_id}/queue/{ticket}"):

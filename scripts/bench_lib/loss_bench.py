@@ -187,7 +187,7 @@ def all_licenses(settings: Any, clock: Any, sessions: int, licenses: int, rebuil
     store = CallMeter(rt.store, STORE_READS)
     seats = CallMeter(rt.seats, ("restore",))
     sweeper = Sweeper(seats=rt.seats, ledger=rt.sweep_ledger, store=rt.store, licenses=rt.licenses, clock=clock,
-                      budget_s=3600)
+                      history=rt.usage_history, budget_s=3600)
     rt.redis.flushdb()
     rebuilds.lines.clear()
     started = time.perf_counter()

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         # no recovery walk: Redis has not lost anything since this process started
         rt.redis.set(RECOVERY_EPOCH, rt.redis.info("server")["run_id"])
         sweeper = Sweeper(seats=rt.seats, ledger=rt.sweep_ledger, store=rt.store, licenses=rt.licenses,
-                          clock=clock, budget_s=3600)
+                          history=rt.usage_history, clock=clock, budget_s=3600)
         rt.licenses.by_id(licenses[0].id)  # the directory's first load is not the sweep's cost
 
         def run(label: str) -> dict[str, Any]:

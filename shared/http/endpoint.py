@@ -40,6 +40,7 @@ from shared.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from shared.http.downloads import Download
 from shared.http.request_log import write_request_log
 from shared.observability import open_request_context
 from shared.runtime import runtime
@@ -49,8 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound="pydantic.BaseModel")
-HandlerResult = tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
-"""What a function's handler returns: (status, JSON body) or (status, body, extra headers)."""
+HandlerResult = tuple[int, "dict[str, Any] | Download"] | tuple[int, "dict[str, Any] | Download", dict[str, str]]
+"""What a function's handler returns: (status, JSON body or a file) or (status, body, extra headers)."""
 
 
 @dataclass
@@ -175,8 +176,13 @@ def _read_json(request: flask.Request, max_bytes: int) -> Any:
     return body
 
 
-def _response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> flask.Response:
-    response = flask.Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+def _response(status: int, body: dict[str, Any] | Download, headers: dict[str, str] | None = None) -> flask.Response:
+    if isinstance(body, Download):
+        response = flask.Response(body.text, status=status, mimetype=body.media_type)
+        response.headers["Content-Disposition"] = f'attachment; filename="{body.filename}"'
+    else:
+        response = flask.Response(json.dumps(body, separators=(",", ":")), status=status,
+                                  mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     # Answers carry text users chose (hostnames, tenant names): a browser must never sniff
     # one as HTML, whatever it holds.

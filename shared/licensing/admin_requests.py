@@ -249,6 +249,36 @@ class UsageQuery(_Query):
     days: int = Field(default=30, ge=1, le=400)
 
 
+_WHEN = r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:\d{2}))?$"
+"""A report bound: a UTC date (its midnight) or an RFC 3339 time with its zone."""
+
+
+class _ReportWindow(_Query):
+    from_: str | None = Field(default=None, alias="from", pattern=_WHEN, max_length=40)
+    to: str | None = Field(default=None, pattern=_WHEN, max_length=40)
+    format: Literal["json", "csv"] | None = None
+
+
+class ReportQuery(_ReportWindow):
+    granularity: Literal["hour", "day"] = "day"
+
+
+class UsersReportQuery(_ReportWindow):
+    sort: Literal["seat_hours", "sessions", "peak_sessions", "last_seen", "uid"] = "seat_hours"
+    order: Literal["asc", "desc"] | None = None
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+    after: int = Field(default=0, ge=0, le=1_000_000)
+    """How many rows to skip: the `next` of the page before."""
+
+
+class TenantReportQuery(_ReportWindow):
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+
+
+class StatementQuery(_Query):
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
 class KeysQuery(_Query):
     tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
     limit: int = Field(default=100, ge=1, le=_MAX_PAGE)

@@ -35,17 +35,16 @@ from shared.clock import Clock
 from shared.domain import AuditEvent, EndReason, License, LicenseBounds, MachineKey, Principal, SeatPolicy, SessionEnd
 from shared.domain.leases import ReleaseOutcome
 from shared.domain.machine_keys import REVOCATION_BOUND_S, machine_key_hash, machine_uid, new_machine_key
-from shared.domain.times import parse_rfc3339, rfc3339, utc_day
-from shared.domain.usage import day_view, merged
+from shared.domain.times import parse_rfc3339, rfc3339
 from shared.errors import Forbidden, InvalidRequest, NotFound, SessionNotFound
 from shared.ids import (
-    LICENSE_ID,
     MACHINE_KEY_ID,
     IdGenerator,
     license_id_of_session,
     license_id_of_ticket,
     new_machine_key_id,
 )
+from shared.licensing.access import require_admin, require_owner, tenant_scope, visible_license
 from shared.licensing.admin_requests import (
     CreateLicenseRequest,
     CreateMachineKeyRequest,
@@ -55,10 +54,9 @@ from shared.licensing.admin_requests import (
     LicensesQuery,
     TenantsQuery,
     UpdateLicenseRequest,
-    UsageQuery,
     policy_of,
 )
-from shared.licensing.ports import DurableRecord, SeatLedger
+from shared.licensing.ports import DurableRecord, SeatLedger, UsageRecord
 from shared.licensing.provisioning import LicenseSpec, Provisioning, normalise_domains
 from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.settlement import settle
@@ -83,65 +81,36 @@ def _time(value: str | None, field: str) -> int | None:
 
 
 class Administration:
-    def __init__(self, *, store: DurableRecord, seats: SeatLedger, provisioning: Provisioning, clock: Clock,
-                 ids: IdGenerator):
+    def __init__(self, *, store: DurableRecord, usage: UsageRecord, seats: SeatLedger, provisioning: Provisioning,
+                 clock: Clock, ids: IdGenerator):
         self._store = store
         self._seats = seats
-        self._rebuilder = SeatRebuilder(seats=seats, store=store, clock=clock)
+        self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=usage, clock=clock)
         self._provisioning = provisioning
         self._clock = clock
         self._ids = ids
 
-    # -- who may -------------------------------------------------------------------------
-    @staticmethod
-    def _require_admin(caller: Principal) -> None:
-        if caller.role == "admin" and not caller.is_tenant_admin:
-            raise Forbidden("an admin token must carry a valid tenant claim")
-        if not (caller.is_owner or caller.is_tenant_admin):
-            raise Forbidden("administration needs the admin or owner role")
-
-    @staticmethod
-    def _require_owner(caller: Principal, what: str) -> None:
-        if not caller.is_owner:
-            raise Forbidden(f"only the platform owner (the vendor) {what}")
-
-    def _visible_license(self, caller: Principal, license_id: str) -> License:
-        self._require_admin(caller)
-        lic = self._store.get_license(license_id) if LICENSE_ID.fullmatch(license_id) else None
-        if lic is None or not caller.administers(lic.tenant_id):
-            raise NotFound(f"no license {license_id}")
-        return lic
-
-    @staticmethod
-    def _tenant_scope(caller: Principal, asked: str | None) -> str | None:
-        """The tenant a listing covers: the owner's choice (None: every tenant), an
-        admin's own tenant always. The store is asked for every tenant only for the owner."""
-        if caller.is_owner:
-            return asked
-        if caller.tenant is None:  # never "every tenant" for anyone but the owner
-            raise Forbidden("an admin token must carry a valid tenant claim")
-        return caller.tenant
-
+    # -- audit events ---------------------------------------------------------------------
     def _event(self, caller: Principal, lic: License, kind: str, **details: Any) -> AuditEvent:
         return AuditEvent(self._ids.event_id(), lic.tenant_id, lic.id, kind, caller.uid, self._clock.now_ms(),
                           details=details)
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, caller: Principal, request: CreateTenantRequest) -> dict[str, Any]:
-        self._require_owner(caller, "manages tenants")
+        require_owner(caller, "manages tenants")
         tenant = self._provisioning.create_tenant(request.name, tenant_id=request.id, actor=caller.uid)
         return {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_ms)}
 
     def list_tenants(self, caller: Principal, query: TenantsQuery) -> dict[str, Any]:
-        self._require_owner(caller, "manages tenants")
+        require_owner(caller, "manages tenants")
         tenants = self._store.list_tenants(after=query.after or "", limit=query.limit)
         return {"tenants": [{"id": t.id, "name": t.name, "created_at": rfc3339(t.created_ms)} for t in tenants],
                 "next_after": tenants[-1].id if tenants else None}
 
     # -- licenses ---------------------------------------------------------------------------
     def create_license(self, caller: Principal, request: CreateLicenseRequest) -> dict[str, Any]:
-        self._require_admin(caller)
-        self._require_owner(caller, "creates licenses (a license is an entitlement the customer buys)")
+        require_admin(caller)
+        require_owner(caller, "creates licenses (a license is an entitlement the customer buys)")
         if not request.tenant:
             raise InvalidRequest("name the license's tenant", field="tenant")
         tenant_id = request.tenant
@@ -159,8 +128,8 @@ class Administration:
                      read: Callable[..., Sequence[License | MachineKey]]) -> dict[str, Any]:
         """One page of a tenant's list (the owner's: any tenant's, or all): {name: [admin
         views], next_after}. Another tenant's asked for by an admin: nothing, not an error."""
-        self._require_admin(caller)
-        scope = self._tenant_scope(caller, query.tenant)
+        require_admin(caller)
+        scope = tenant_scope(caller, query.tenant)
         if query.tenant and scope != query.tenant:
             return {name: [], "next_after": None}
         items = read(tenant_id=scope, after=query.after or "", limit=query.limit)
@@ -170,7 +139,7 @@ class Administration:
         return self._tenant_page(caller, query, "licenses", self._store.list_licenses)
 
     def get_license(self, caller: Principal, license_id: str) -> dict[str, Any]:
-        lic = self._visible_license(caller, license_id)
+        lic = visible_license(self._store, caller, license_id)
         return {"license": lic.admin_view(), **self._seats_in_use(lic)}
 
     def _seats_in_use(self, lic: License) -> dict[str, Any]:
@@ -183,7 +152,7 @@ class Administration:
         return answer
 
     def update_license(self, caller: Principal, license_id: str, request: UpdateLicenseRequest) -> dict[str, Any]:
-        if self._visible_license(caller, license_id).revoked_ms is not None:
+        if visible_license(self._store, caller, license_id).revoked_ms is not None:
             raise InvalidRequest("a revoked license cannot change")  # final: the transaction would say the same
         asked: dict[str, Any] = {}
         for field in sorted(request.model_fields_set):
@@ -278,8 +247,8 @@ class Administration:
 
         Repeatable: a second revoke ends whatever is still live (e.g. a session a failed
         first attempt left), answering `already_revoked`."""
-        lic = self._visible_license(caller, license_id)
-        self._require_owner(caller, "revokes licenses")
+        lic = visible_license(self._store, caller, license_id)
+        require_owner(caller, "revokes licenses")
         now = self._clock.now_ms()
         status = "already_revoked" if lic.revoked_ms is not None else "revoked"
         if status == "revoked":
@@ -315,7 +284,7 @@ class Administration:
 
     # -- live holders ------------------------------------------------------------------------
     def list_sessions(self, caller: Principal, license_id: str) -> dict[str, Any]:
-        lic = self._visible_license(caller, license_id)
+        lic = visible_license(self._store, caller, license_id)
         now = self._clock.now_ms()
         leases = self._seats.live_sessions(lic.id, now_ms=now, limit=10_000)
 
@@ -338,7 +307,7 @@ class Administration:
         return answer
 
     def force_release(self, caller: Principal, license_id: str, session_id: str) -> dict[str, Any]:
-        lic = self._visible_license(caller, license_id)
+        lic = visible_license(self._store, caller, license_id)
         if license_id_of_session(session_id) != lic.id:
             raise SessionNotFound(f"license {lic.id} has no session {session_id}")
         outcome = self._rebuilder.on_trusted_table(lic, lambda: self._seats.release(
@@ -361,24 +330,10 @@ class Administration:
                                 "because it was borrowed: the borrower's token stays valid offline until then")
         return answer
 
-    def usage(self, caller: Principal, license_id: str, query: UsageQuery) -> dict[str, Any]:
-        """Seats used now, and per UTC day the peak in use and the acquires refused for want of a seat."""
-        lic = self._visible_license(caller, license_id)
-        today_ms = self._clock.now_ms()
-        recent = sorted(utc_day(today_ms - d * 86_400_000) for d in range(query.days))
-        # Redis counts now; Firestore keeps what the sweep made durable (all of it, after a
-        # Redis loss the license's table has not been rebuilt from yet): the larger wins.
-        counted, durable = self._seats.daily_usage(lic.id), self._store.usage_days(lic.id, since_day=recent[0])
-        return {
-            "license": lic.id,
-            "seats": self._seats_in_use(lic)["seats"],
-            "days": [day_view(day, merged(counted.get(day, {}), durable.get(day, {}))) for day in recent],
-        }
-
     # -- the wait queue -----------------------------------------------------------------------
     def list_queue(self, caller: Principal, license_id: str) -> dict[str, Any]:
         """The license's wait queue in order: who waits, since when, and whose seat is held."""
-        lic = self._visible_license(caller, license_id)
+        lic = visible_license(self._store, caller, license_id)
         now = self._clock.now_ms()
         # A lapsed ticket stays in Redis until a script next serves the queue: not shown.
         waiting = [t for t in self._seats.queue(lic.id)
@@ -397,7 +352,7 @@ class Administration:
     def remove_ticket(self, caller: Principal, license_id: str, ticket: str) -> dict[str, Any]:
         """Take a ticket out of the queue (a seat held for it passes on); its holder's next
         poll is 410 TICKET_GONE. A ticket no longer queued: `not_queued`, nothing recorded."""
-        lic = self._visible_license(caller, license_id)
+        lic = visible_license(self._store, caller, license_id)
         if license_id_of_ticket(ticket) != lic.id:
             raise NotFound(f"license {lic.id} has no ticket {ticket}")
         removed = self._seats.remove_ticket(lic.id, ticket)
@@ -411,9 +366,9 @@ class Administration:
     # -- machine keys ---------------------------------------------------------------------------
     def create_machine_key(self, caller: Principal, request: CreateMachineKeyRequest) -> dict[str, Any]:
         """A machine key for licenses of one tenant; the key is in this answer only."""
-        self._require_admin(caller)
+        require_admin(caller)
         wanted = list(dict.fromkeys(request.licenses))
-        licenses = [self._visible_license(caller, license_id) for license_id in wanted]
+        licenses = [visible_license(self._store, caller, license_id) for license_id in wanted]
         tenants = sorted({lic.tenant_id for lic in licenses})
         if len(tenants) != 1:
             raise InvalidRequest("a machine key belongs to one tenant: list licenses of one tenant only",
@@ -437,7 +392,7 @@ class Administration:
         """Revoke a key for good: refused by every instance within REVOCATION_BOUND_S, and its
         live seats end now (a borrowed one stays counted until its token lapses, as a
         force-release leaves it). Repeatable: `already_revoked`, and what is still live ends."""
-        self._require_admin(caller)
+        require_admin(caller)
         key = self._store.get_machine_key(key_id) if MACHINE_KEY_ID.fullmatch(key_id) else None
         if key is None or not caller.administers(key.tenant_id):
             raise NotFound(f"no machine key {key_id}")
@@ -476,11 +431,11 @@ class Administration:
 
     # -- audit log ----------------------------------------------------------------------------
     def list_events(self, caller: Principal, query: EventsQuery) -> dict[str, Any]:
-        self._require_admin(caller)
+        require_admin(caller)
         if query.license:
-            tenant_id: str | None = self._visible_license(caller, query.license).tenant_id
+            tenant_id: str | None = visible_license(self._store, caller, query.license).tenant_id
         else:
-            tenant_id = self._tenant_scope(caller, query.tenant)
+            tenant_id = tenant_scope(caller, query.tenant)
             if query.tenant and tenant_id != query.tenant:
                 return {"events": []}
         events = self._store.list_events(tenant_id=tenant_id, license_id=query.license, limit=query.limit)

@@ -3,6 +3,7 @@
 The use cases (this package) are written against these; the adapters implement them:
     SeatLedger, SweepLedger   shared/seats    (Redis Lua scripts)
     DurableRecord             shared/store    (Firestore)
+    UsageRecord               shared/store    (Firestore: the usage history)
     LeaseSigner, LeaseProof   shared/tokens   (KMS-rooted delegate keys; checking our tokens)
     RateLimiter               shared/ratelimit
 so a use case reads without its adapters, and a test can hand it any implementation.
@@ -10,7 +11,7 @@ so a use case reads without its adapters, and a test can hand it any implementat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from shared.domain import AuditEvent, EndReason, License, Limit, MachineKey, SessionEnd, SessionRecord, Tenant
@@ -96,14 +97,22 @@ class SeatLedger(Protocol):
     def known_sessions(self, license_id: str, session_ids: list[str]) -> set[str]:
         """Which of these sessions the license's table has a record of (live or ended)."""
 
-    def daily_usage(self, license_id: str) -> dict[str, dict[str, int]]: ...
+    def lease_records(self, license_id: str, session_ids: list[str]) -> dict[str, LeaseRecord]:
+        """The table's records of these sessions (live or ended), by id, for those it has."""
 
-    def take_usage_changes(self, license_id: str) -> dict[str, dict[str, int]]:
-        """The counters (as daily_usage) if they changed since the last take, else {}."""
+    def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> None:
+        """Count an acquire refused before the seat table was asked (a DENIAL_REASONS value)."""
+
+    def hourly_usage(self, license_id: str) -> dict[str, dict[str, int]]:
+        """The license's usage counters by hour ("YYYY-MM-DDTHH"), as Redis holds them now."""
+
+    def take_usage_changes(self, license_id: str, *, keep_from_hour: str) -> dict[str, dict[str, int]]:
+        """The counters (as hourly_usage) if they changed since the last take, else {};
+        counters of hours before `keep_from_hour` (closed) are dropped."""
 
     def mark_usage_changed(self, license_id: str) -> None: ...
 
-    def restore_usage(self, license_id: str, days: dict[str, dict[str, int]]) -> None:
+    def restore_usage(self, license_id: str, hours: dict[str, dict[str, int]]) -> None:
         """Raise the counters to their durable values after a loss."""
 
 
@@ -196,11 +205,8 @@ class DurableRecord(Protocol):
 
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
 
-    def record_usage(self, lic: License, days: dict[str, dict[str, int]]) -> None:
-        """Make a license's daily counters durable (each stored value only ever grows)."""
-
-    def usage_days(self, license_id: str, *, since_day: str) -> dict[str, dict[str, int]]:
-        """The durable daily counters from `since_day` (YYYY-MM-DD) on."""
+    def sessions_overlapping(self, start_ms: int, *, license_id: str | None = None) -> list[SessionRecord]:
+        """Sessions ended at or after `start_ms`, and every active one (of one license, or all)."""
 
     def held_seats(self, *, now_ms: int, license_id: str | None = None, limit: int = 10_000) -> list[SessionRecord]:
         """Ended borrows whose seats still count (of one license, or all)."""
@@ -220,11 +226,42 @@ class DurableRecord(Protocol):
         """Note when the key was last used (callers do so at most once a minute per key)."""
 
 
+class UsageRecord(Protocol):
+    """The usage history (shared/store/usage_store.py)."""
+
+    def closed_through(self) -> str | None: ...
+
+    def set_closed_through(self, hour: str) -> None: ...
+
+    def days(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    def write_days(self, docs: dict[str, dict[str, Any]]) -> int: ...
+
+    def license_days(self, license_id: str, from_day: str, to_day: str) -> list[dict[str, Any]]: ...
+
+    def tenant_days(self, tenant_id: str | None, from_day: str, to_day: str) -> list[dict[str, Any]]: ...
+
+    def write_checkpoint(self, hour: str, counters: dict[str, dict[str, int]]) -> None: ...
+
+    def checkpoint(self, hour: str) -> dict[str, dict[str, int]]: ...
+
+    def license_checkpoints(self, license_id: str) -> dict[str, dict[str, int]]: ...
+
+    def drop_checkpoint(self, hour: str) -> None: ...
+
+    def days_with_hours_before(self, day: str, *, limit: int) -> list[dict[str, Any]]: ...
+
+    def drop_hours(self, doc_ids: list[str]) -> int: ...
+
+
 class LeaseSigner(Protocol):
     def prepare(self, now_s: int) -> None:
         """Have a signing certificate ready, so signing right after needs no KMS call."""
 
     def sign_lease(self, claims: dict[str, Any]) -> str: ...
+
+    def sign_statement(self, claims: dict[str, Any]) -> str:
+        """A signed usage statement over `claims` (which must hold `iat`)."""
 
 
 class LeaseProof(Protocol):

@@ -28,14 +28,11 @@ from typing import Protocol, TypeVar
 from shared.clock import Clock
 from shared.domain import EndReason, License, SessionEnd
 from shared.domain.leases import RestoreEntry
-from shared.domain.times import utc_day
 from shared.errors import BackendUnavailable, SeatTableRebuilding
-from shared.licensing.ports import DurableRecord, SeatLedger
+from shared.licensing.ports import DurableRecord, SeatLedger, UsageRecord
 from shared.licensing.settlement import record_closed
 
 log = logging.getLogger(__name__)
-
-USAGE_DAYS_MS = 400 * 86_400_000  # the longest window the usage report offers (UsageQuery.days)
 
 
 class _Outcome(Protocol):
@@ -56,10 +53,11 @@ class RebuildReport:
 
 
 class SeatRebuilder:
-    def __init__(self, *, seats: SeatLedger, store: DurableRecord, clock: Clock, lock_ttl_s: int = 30,
-                 wait_s: float = 3.0):
+    def __init__(self, *, seats: SeatLedger, store: DurableRecord, usage: UsageRecord, clock: Clock,
+                 lock_ttl_s: int = 30, wait_s: float = 3.0):
         self._seats = seats
         self._store = store
+        self._usage = usage
         self._clock = clock
         self._lock_ttl_ms = lock_ttl_s * 1000
         self._wait_s = wait_s
@@ -133,6 +131,10 @@ class SeatRebuilder:
         for session_id in unlisted:
             if session_id in durable and durable[session_id].status != "active":
                 self._seats.rollback(lic.id, session_id, now_ms=now)
+        # The usage counters of the hours not closed yet, as the sweep last checkpointed them,
+        # while the table is untrusted: nothing counts until they are back (shared/licensing/
+        # usage_history.py), so the loss costs at most the counts since that sweep.
+        self._seats.restore_usage(lic.id, self._usage.license_checkpoints(lic.id))
         outcomes = self._seats.restore(lic.id, entries, now_ms=now, ttl_ms=lic.lease_ttl_s * 1000, complete=True)
         if outcomes is None:
             return None  # trusted already: kept since its rebuild, nothing to put back
@@ -142,8 +144,6 @@ class SeatRebuilder:
                    for s, outcome in zip(sessions, session_outcomes, strict=True) if outcome == "superseded"]
         if any(o in ("restored", "kept", "held") for o in outcomes):
             self._seats.index_license(lic.id)  # the sweep expires and settles what was put back
-        # The usage counters of the days a report can ask for, so the loss resets none.
-        self._seats.restore_usage(lic.id, self._store.usage_days(lic.id, since_day=utc_day(now - USAGE_DAYS_MS)))
         # Never in Redis (it lost them) or not to be: only the durable record closes.
         writes = record_closed(self._store, lic, closed, actor="system")
         return RebuildReport(

@@ -49,7 +49,7 @@ from shared.errors import (
 )
 from shared.ids import IdGenerator, license_id_of_session, license_id_of_ticket, new_ticket_id
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
-from shared.licensing.ports import DurableRecord, LeaseProof, LeaseSigner, RateLimiter, SeatLedger
+from shared.licensing.ports import DurableRecord, LeaseProof, LeaseSigner, RateLimiter, SeatLedger, UsageRecord
 from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.requests import AcquireRequest, BorrowRequest, ReleaseRequest, SessionRequest, ValidateRequest
 from shared.licensing.settlement import settle
@@ -103,13 +103,25 @@ def _full_message(outcome: AcquireOutcome) -> str:
     return text + "; try again later"
 
 
+def _denial_reason(refusal: ServiceError) -> str | None:
+    """The usage counter of an acquire refused before the seat table was asked (the table
+    counts its own refusals), or None for one that is not a refusal of a seat (not found)."""
+    if isinstance(refusal, LicenseSuspended):
+        return "suspended"
+    if isinstance(refusal, LicenseExpired):
+        return "expired"
+    if isinstance(refusal, Forbidden):
+        return "policy"
+    return None
+
+
 class SeatService:
-    def __init__(self, *, licenses: LicenseDirectory, seats: SeatLedger, store: DurableRecord,
+    def __init__(self, *, licenses: LicenseDirectory, seats: SeatLedger, store: DurableRecord, usage: UsageRecord,
                  signer: LeaseSigner, lease_proof: LeaseProof, clock: Clock, ids: IdGenerator, issuer: str,
                  rate_limiter: RateLimiter, license_acquire_limit: Limit):
         self._licenses = licenses
         self._seats = seats
-        self._rebuilder = SeatRebuilder(seats=seats, store=store, clock=clock)
+        self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=usage, clock=clock)
         self._lease_proof = lease_proof
         self._store = store
         self._signer = signer
@@ -290,7 +302,13 @@ class SeatService:
                 raise _Stale()
             return lic, now_ms, groups, outcome
 
-        lic, now_ms, groups, outcome = self._with_fresh_license(entry, attempt)
+        try:
+            lic, now_ms, groups, outcome = self._with_fresh_license(entry, attempt)
+        except ServiceError as refusal:
+            reason = _denial_reason(refusal)
+            if reason is not None and seen.license is not None:
+                self._seats.count_denial(seen.license.id, now_ms=self._clock.now_ms(), reason=reason)
+            raise
         if outcome.kind == "TICKET_GONE":
             raise TicketGone("this place in the queue has lapsed (polled too late, or its seat not claimed in time) "
                              "or was cancelled; acquire with wait again")

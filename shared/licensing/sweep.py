@@ -19,9 +19,11 @@ is re-checked before every batch of writes:
        verify     a live lease older than a minute that was never matched with its
                   durable record is checked once: missing -> ended `unrecorded`; ended in
                   Firestore -> erased from Redis;
-       usage      the daily peak and denial counters, if they changed, made durable (a
-                  rebuild puts them back into Redis, so a loss does not reset them).
-    3. audit      a rotating slice of the sessions Firestore calls active is checked
+       usage      its usage counters, if they changed, are taken for the checkpoint.
+    3. usage      the counters taken are checkpointed, and the hours that are due closed
+                  into the usage history (usage_history.py; only after a run that visited
+                  every license), and days past the retention rolled up.
+    4. audit      a rotating slice of the sessions Firestore calls active is checked
                   against Redis: one whose trusted table has no record of it never held
                   a seat (a grant rolled back after its Firestore commit timed out, yet
                   landed) and is closed `not_held`. Steps 1-2 make the two agree for all
@@ -46,6 +48,7 @@ from shared.licensing.license_directory import LicenseDirectory
 from shared.licensing.ports import DurableRecord, SeatLedger, SweepLedger, SweepLock
 from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.settlement import record_closed, settle
+from shared.licensing.usage_history import UsageHistory
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class SweepReport:
     recovered: bool = False
     rebuilt: int = 0  # licenses whose seat table was rebuilt from Firestore
     audited: int = 0  # Firestore-active sessions checked against Redis this run
+    hours_closed: int = 0  # usage hours made final this run
     started: float = field(default_factory=time.perf_counter)
 
     def as_json(self) -> dict[str, Any]:
@@ -70,20 +74,21 @@ class SweepReport:
             "duration_ms": round((time.perf_counter() - self.started) * 1000),
             "complete": self.complete, "skipped": self.skipped, "recovered": self.recovered,
             "licenses": self.licenses, "firestore_writes": self.firestore_writes, "rebuilt": self.rebuilt,
-            "audited": self.audited,
+            "audited": self.audited, "hours_closed": self.hours_closed,
         }
 
 
 class Sweeper:
     def __init__(self, *, seats: SeatLedger, ledger: SweepLedger, store: DurableRecord, licenses: LicenseDirectory,
-                 clock: Clock, budget_s: float = 45.0, batch: int = 250, verify_after_s: int = 60,
-                 audit_slice: int = 500):
+                 history: UsageHistory, clock: Clock, budget_s: float = 45.0, batch: int = 250,
+                 verify_after_s: int = 60, audit_slice: int = 500):
         self._seats = seats
         self._ledger = ledger
         self._store = store
         self._licenses = licenses
+        self._history = history
         self._clock = clock
-        self._rebuilder = SeatRebuilder(seats=seats, store=store, clock=clock)
+        self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=history.record, clock=clock)
         self._budget_s = budget_s
         self._batch = batch
         self._verify_after_ms = verify_after_s * 1000
@@ -104,13 +109,21 @@ class Sweeper:
                 if not self._recover(report, lock, deadline, run_id) or not self._ledger.mark_recovered(run_id):
                     report.complete = False
                     return report
-            for shard in range(self._ledger.shards):
-                for license_id in self._ledger.indexed_licenses(shard):
-                    if time.monotonic() >= deadline:
-                        report.complete = False
-                        return report
-                    lock.check()
-                    self._sweep_license(license_id, report, lock)
+            keep_from_hour = self._history.first_open_hour(fresh=True)
+            try:
+                for shard in range(self._ledger.shards):
+                    for license_id in self._ledger.indexed_licenses(shard):
+                        if time.monotonic() >= deadline:
+                            report.complete = False
+                            return report
+                        lock.check()
+                        self._sweep_license(license_id, report, lock, keep_from_hour)
+            finally:
+                # Whatever was taken is written, even when the run stops early.
+                report.firestore_writes += self._history.checkpoint()
+            closed, writes = self._history.close_due_hours(lock, deadline)
+            report.hours_closed, report.firestore_writes = closed, report.firestore_writes + writes
+            report.firestore_writes += self._history.retain(lock)
             if time.monotonic() < deadline:
                 self._audit(report, lock)
             return report
@@ -127,7 +140,7 @@ class Sweeper:
                 log.warning("sweep lock not released; it expires by itself")
 
     # -- one license ---------------------------------------------------------------
-    def _sweep_license(self, license_id: str, report: SweepReport, lock: SweepLock) -> None:
+    def _sweep_license(self, license_id: str, report: SweepReport, lock: SweepLock, keep_from_hour: str) -> None:
         entry = self._licenses.by_id(license_id)
         if entry is None:
             log.warning("sweep: license %s has leases but no record; left for revocation", license_id)
@@ -153,20 +166,9 @@ class Sweeper:
             more = max(batch.expired, len(batch.ends), len(batch.unverified)) >= self._batch
             if not more:
                 break
-        self._persist_usage(lic, report)
+        self._history.take(lic.id, keep_from_hour=keep_from_hour)
         if batch.live == 0 and batch.outbox_left == 0:
             self._ledger.unindex_if_idle(lic.id)
-
-    def _persist_usage(self, lic: License, report: SweepReport) -> None:
-        changed = self._seats.take_usage_changes(lic.id)
-        if not changed:
-            return
-        try:
-            self._store.record_usage(lic, changed)
-        except BaseException:
-            self._seats.mark_usage_changed(lic.id)  # taken but not stored: the next sweep tries again
-            raise
-        report.firestore_writes += len(changed)
 
     def _settle(self, lic: License, ends: list[SessionEnd], report: SweepReport) -> None:
         report.firestore_writes += settle(self._store, self._seats, lic, ends, actor="system")

@@ -25,7 +25,7 @@ from shared.domain.leases import (
     RestoreEntry,
     SeatCount,
 )
-from shared.domain.times import utc_day
+from shared.domain.usage import hour_key, is_counter
 from shared.errors import BackendUnavailable
 from shared.seats.keys import REVIVED_COUNTER, LicenseKeys, index_key, index_shard
 from shared.seats.redis_calls import RedisLike, load_script, redis_unavailable, text
@@ -78,6 +78,7 @@ class SeatTable:
         self._take_usage = client.register_script(load_script("take_usage"))
         self._trusted = client.register_script(load_script("table_trusted"))
         self._restore_usage = client.register_script(load_script("restore_usage"))
+        self._count_denial = client.register_script(load_script("count_denial"))
         self._cancel_ticket = client.register_script(load_script("cancel_ticket"))
         self._queue = client.register_script(load_script("queue_tickets"))
         self._seat_use = client.register_script(load_script("seat_use"))
@@ -113,7 +114,7 @@ class SeatTable:
         """`policy`: the license's SeatPolicy.script_policy (None: a bare count); `groups`:
         the caller's groups under it (recorded with the lease). `ticket`: a poll of the
         caller's place in the queue; `wait`: with no seat, queue the caller as `new_ticket`."""
-        args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, utc_day(now_ms),
+        args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, hour_key(now_ms),
                 max_sessions_per_user, _json(policy), _json(list(groups)) if policy is not None else "",
                 ticket or "", _flag(wait), new_ticket]
         if not self._wait_replicas:
@@ -259,11 +260,16 @@ class SeatTable:
 
     def known_sessions(self, license_id: str, session_ids: list[str]) -> set[str]:
         """Which of these sessions the license's table has a record of (live or ended)."""
+        return set(self.lease_records(license_id, session_ids))
+
+    def lease_records(self, license_id: str, session_ids: list[str]) -> dict[str, LeaseRecord]:
+        """The table's records of these sessions (live or ended), by id, for those it has."""
         if not session_ids:
-            return set()
+            return {}
         with redis_unavailable():
             raws = self._redis.hmget(LicenseKeys.of(license_id).sessions, session_ids)
-        return {sid for sid, raw in zip(session_ids, raws, strict=True) if raw is not None}
+        return {sid: parse_lease_record(sid, raw) for sid, raw in zip(session_ids, raws, strict=True)
+                if raw is not None}
 
     def live_count(self, license_id: str, *, now_ms: int) -> int:
         """How many seats of the license's max_seats count now (no generation check; the CI
@@ -275,34 +281,45 @@ class SeatTable:
         used, in_pool = self._run(self._seat_use, license_id, [now_ms])
         return int(used), int(in_pool)
 
-    def daily_usage(self, license_id: str) -> dict[str, dict[str, int]]:
-        """{"YYYY-MM-DD": {"peak": n, "denials": n}} for the days Redis has counted."""
+    # -- usage counters (shared/domain/usage.py) -----------------------------------------
+    def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> None:
+        """Count an acquire refused before the seat table was asked; a statistic, so a Redis
+        fault here never fails the request (it is refused anyway)."""
+        try:
+            if self._run(self._count_denial, license_id, [hour_key(now_ms), reason]):
+                self.index_license(license_id)  # after counting: the sweep takes the count
+        except BackendUnavailable:
+            log.warning("a refusal of %s (%s) was not counted: Redis unavailable", license_id, reason)
+
+    def hourly_usage(self, license_id: str) -> dict[str, dict[str, int]]:
+        """{"YYYY-MM-DDTHH": {counter: n}} for the hours Redis holds counters of."""
         with redis_unavailable():
             fields = self._redis.hgetall(LicenseKeys.of(license_id).usage)
-        return _usage_days(fields.items())
+        return _usage_hours(fields.items())
 
-    def take_usage_changes(self, license_id: str) -> dict[str, dict[str, int]]:
-        """The license's counters (as daily_usage) if they changed since the last call, else {}."""
-        flat = self._run(self._take_usage, license_id, [])
-        return _usage_days(zip(flat[::2], flat[1::2], strict=True))
+    def take_usage_changes(self, license_id: str, *, keep_from_hour: str) -> dict[str, dict[str, int]]:
+        """The license's counters (as hourly_usage) if they changed since the last call, else
+        {}; counters of hours before `keep_from_hour` (closed, so durable) are dropped."""
+        flat = self._run(self._take_usage, license_id, [keep_from_hour])
+        return _usage_hours(zip(flat[::2], flat[1::2], strict=True))
 
     def mark_usage_changed(self, license_id: str) -> None:
         """Their durable copy failed: the next take returns them again."""
         with redis_unavailable():
             self._redis.hset(LicenseKeys.of(license_id).usage, "changed", 1)
 
-    def restore_usage(self, license_id: str, days: dict[str, dict[str, int]]) -> None:
+    def restore_usage(self, license_id: str, hours: dict[str, dict[str, int]]) -> None:
         """Raise the counters to their durable values (never lowers one)."""
-        args: list[Any] = [arg for day, counters in days.items() for name, value in counters.items()
-                           for arg in (f"{day}:{name}", value)]
+        args: list[Any] = [arg for hour, counters in hours.items() for name, value in counters.items()
+                           for arg in (f"{hour}:{name}", value)]
         if args:
             self._run(self._restore_usage, license_id, args)
 
 
-def _usage_days(fields: Any) -> dict[str, dict[str, int]]:
-    days: dict[str, dict[str, int]] = {}
+def _usage_hours(fields: Any) -> dict[str, dict[str, int]]:
+    hours: dict[str, dict[str, int]] = {}
     for field, value in fields:
-        day, colon, name = text(field).partition(":")
-        if colon:  # not the "changed" flag
-            days.setdefault(day, {"peak": 0, "denials": 0})[name] = int(value)
-    return dict(sorted(days.items()))
+        hour, colon, name = text(field).partition(":")
+        if colon and is_counter(name):  # not the "changed" flag, nor a "who" marker
+            hours.setdefault(hour, {})[name] = int(value)
+    return dict(sorted(hours.items()))

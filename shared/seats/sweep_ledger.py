@@ -123,10 +123,11 @@ class SweepLedger:
             return sorted(text(m) for m in self._redis.smembers(index_key(shard)))
 
     def unindex_if_idle(self, license_id: str) -> bool:
-        """Drop a license with no lease and no pending end from the index, race-free.
+        """Drop a license with no lease, no pending end and no untaken count from the index, race-free.
 
-        Remove first, then look: a grant that lands in between re-indexes the license
-        itself (acquire indexes after granting), and one that landed before is seen here.
+        Remove first, then look: a grant or a counted refusal that lands in between
+        re-indexes the license itself (each indexes after its write), and one that landed
+        before is seen here.
         """
         key, keys = index_key(index_shard(license_id)), LicenseKeys.of(license_id)
         with redis_unavailable():
@@ -134,6 +135,7 @@ class SweepLedger:
             recheck = self._redis.pipeline(transaction=False)  # both keys in the license's slot
             recheck.zcard(keys.leases)
             recheck.zcard(keys.ended)
+            recheck.hexists(keys.usage, "changed")  # counters the sweep has not taken yet
             if any(recheck.execute()):
                 self._redis.sadd(key, license_id)
                 return False

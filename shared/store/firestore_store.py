@@ -35,13 +35,12 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.domain import AuditEvent, License, MachineKey, SeatPolicy, SessionEnd, SessionRecord, Tenant
 from shared.domain.times import datetime_to_ms, ms_to_datetime
-from shared.domain.usage import is_usage_counter
 from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
 T = TypeVar("T")
 _ENDS_PER_BATCH = 250  # two writes each (session + event): 500, Firestore's batch limit
 _TRANSACTION_ROUNDS = 3  # of the client's 5 attempts each (see _transact)
-_TRANSIENT = (
+TRANSIENT_ERRORS = (
     google_exceptions.ServiceUnavailable,
     google_exceptions.DeadlineExceeded,
     google_exceptions.InternalServerError,
@@ -85,7 +84,7 @@ class FirestoreStore:
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise BackendUnavailable("firestore") from exc
 
     def _opts(self) -> dict[str, Any]:
@@ -304,32 +303,6 @@ class FirestoreStore:
             updated_ms=datetime_to_ms(data["updated_at"]),
         )
 
-    # -- usage counters ------------------------------------------------------------
-    def record_usage(self, lic: License, days: dict[str, dict[str, int]]) -> None:
-        """One document per license and UTC day; a counter is raised, never lowered (Redis may
-        hold a smaller one after a loss it has not been rebuilt from yet)."""
-        refs = {day: self._db.collection("usage").document(f"{lic.id}_{day}") for day in days}
-
-        def raise_counters(transaction: firestore.Transaction) -> None:
-            stored = {snap.id: snap.to_dict() or {} for snap in transaction.get_all(list(refs.values()))}
-            for day, counters in days.items():
-                before = stored.get(f"{lic.id}_{day}", {})
-                transaction.set(refs[day], {
-                    "license_id": lic.id, "tenant_id": lic.tenant_id, "day": day,
-                    **{name: max(int(before.get(name, 0)), value) for name, value in counters.items()},
-                }, merge=True)
-
-        if refs:
-            self._transact(raise_counters)
-
-    def usage_days(self, license_id: str, *, since_day: str) -> dict[str, dict[str, int]]:
-        query = (self._db.collection("usage")
-                 .where(filter=firestore.FieldFilter("license_id", "==", license_id))
-                 .where(filter=firestore.FieldFilter("day", ">=", since_day)))
-        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return {d["day"]: {name: int(value) for name, value in d.items() if is_usage_counter(name)}
-                for d in (snap.to_dict() for snap in snaps)}
-
     # -- sessions ----------------------------------------------------------------
     def record_grant(self, session: SessionRecord, event: AuditEvent, *more: AuditEvent) -> None:
         """The session document and its audit events, in one atomic commit."""
@@ -425,6 +398,27 @@ class FirestoreStore:
         )
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
+
+    def sessions_overlapping(self, start_ms: int, *, license_id: str | None = None) -> list[SessionRecord]:
+        """Sessions that may have held a seat at or after `start_ms` (of one license, or of
+        every license): those ended since, and every active one. The caller clips them."""
+        ended: firestore.CollectionReference | firestore.Query = self._db.collection("sessions")
+        if license_id is not None:
+            ended = ended.where(filter=firestore.FieldFilter("license_id", "==", license_id))
+        ended = ended.where(filter=firestore.FieldFilter("ended_at", ">=", _dt(start_ms)))
+        snaps = self._call(lambda: list(ended.stream(timeout=self._timeout_s, retry=self._retry)))
+        found = {snap.id: self._session_from(snap.id, _fields(snap)) for snap in snaps}
+        if license_id is not None:
+            active = self.active_sessions(license_id)
+        else:
+            active, after = [], ""
+            while page := self.active_sessions_page(after=after, limit=1000):
+                active += page
+                after = page[-1].id
+                if len(page) < 1000:
+                    break
+        found.update({s.id: s for s in active})
+        return list(found.values())
 
     def sessions(self, session_ids: list[str]) -> dict[str, SessionRecord]:
         """The durable records of these sessions that exist (one batched read)."""

@@ -9,6 +9,11 @@ the token's `iat` lies inside the certificate's validity.
     certificate  header {alg: root alg, kid: root kid, typ: "dlg+jwt"}
                  claims {iss, sub: delegate kid, jwk: delegate public JWK, iat, exp, lease_max_s}
     lease token  header {alg: "ES256", kid: delegate kid, typ: "lease+jwt", dlg: certificate}
+    statement    header {alg: "ES256", kid: delegate kid, typ: "usage-statement+jwt", dlg: certificate}
+                 (a signed usage statement: shared/licensing/usage_reports.py; no `exp`, it
+                 is a record, not a credential: its `iat` lies inside the certificate's
+                 validity, so it verifies with `jwks` alone for as long as jwks publishes
+                 the root key version)
 
 The certificate also bounds what its delegate may sign: a token's offline validity
 (`exp + grace`) never lies more than `lease_max_s` past the certificate's `exp`.
@@ -109,4 +114,16 @@ class DelegatedSigner:
             delegate.private_key,
             algorithm="ES256",
             headers={"typ": "lease+jwt", "kid": delegate.kid, "dlg": delegate.certificate},
+        )
+
+    def sign_statement(self, claims: dict[str, Any]) -> str:
+        """A compact `usage-statement+jwt` JWS over `claims` (which must hold `iat`), signed
+        by the delegate whose certificate covers that `iat`. A different `typ` from lease
+        tokens, so neither verifier accepts the other."""
+        delegate = self._current(int(claims["iat"]))
+        return jwt.encode(
+            claims,
+            delegate.private_key,
+            algorithm="ES256",
+            headers={"typ": "usage-statement+jwt", "kid": delegate.kid, "dlg": delegate.certificate},
         )

@@ -430,7 +430,7 @@ def replace_budget(rt, budget_s):
     from shared.licensing.sweep import Sweeper
 
     return Sweeper(seats=rt.seats, ledger=rt.sweep_ledger, store=rt.store, licenses=rt.licenses,
-                   clock=rt.clock, budget_s=budget_s)
+                   history=rt.usage_history, clock=rt.clock, budget_s=budget_s)
 
 
 def test_a_lease_without_a_durable_record_is_ended(world):

@@ -21,9 +21,12 @@
 --                   cached and get STALE when an admin changed the license since
 --   unverified ZSET session id -> acquired: live leases not yet matched with their
 --                   durable record by a sweep (so a sweep's cost follows new leases)
---   usage    HASH   "<YYYY-MM-DD>:peak" and "<YYYY-MM-DD>:denials" per UTC day, and
---                   "changed" while the sweep has not made them durable (take_usage);
---                   a rebuild puts back what Firestore has (restore_usage)
+--   usage    HASH   counters per UTC hour, "<YYYY-MM-DDTHH>:<counter>" (the names are
+--                   shared/domain/usage.py's: denials:<reason>, denied_callers, queued,
+--                   qwait_<bucket>, overage), "<hour>:who:<uid>\n<hardware>" marking a
+--                   caller already counted in denied_callers, and "changed" while the
+--                   sweep has not made them durable (take_usage); a rebuild puts back
+--                   the sweep's last checkpoint (restore_usage)
 --   origin   STRING the run id of the Redis process in which this table was last rebuilt
 --                   from the durable record (restore_seats). Any other value, or none,
 --                   means the table may lack grants or extensions that clients were told
@@ -156,6 +159,17 @@ local function promote_overage(keys)
       return
     end
   end
+end
+
+-- Count a refused acquire of hour `hour` for `reason` (shared/domain/usage.py's
+-- DENIAL_REASONS); `who` ("<uid>\n<hardware>"), for a refusal for want of a seat, is
+-- counted once an hour among the distinct callers refused (the right-sizing input).
+local function count_denial(keys, hour, reason, who)
+  redis.call('HINCRBY', keys[7], hour .. ':denials:' .. reason, 1)
+  if who and redis.call('HSETNX', keys[7], hour .. ':who:' .. who, 1) == 1 then
+    redis.call('HINCRBY', keys[7], hour .. ':denied_callers', 1)
+  end
+  redis.call('HSET', keys[7], 'changed', 1)
 end
 
 -- Records ended by this script run, by session id (saves re-reading them).

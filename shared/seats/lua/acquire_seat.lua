@@ -4,7 +4,7 @@
 -- KEYS[10] queue  KEYS[11] tickets   (see the prelude; one hash tag)
 -- ARGV[1] now (ms)             ARGV[2] lease ttl (ms)        ARGV[3] max seats
 -- ARGV[4] cached generation    ARGV[5] uid                   ARGV[6] hardware id
--- ARGV[7] session id to use if a new seat is granted   ARGV[8] today (UTC, YYYY-MM-DD)
+-- ARGV[7] session id to use if a new seat is granted   ARGV[8] this hour (UTC, YYYY-MM-DDTHH)
 -- ARGV[9] max live sessions per user (0: no limit)
 -- ARGV[10] the license's seat policy for the table (JSON, SeatPolicy.script_policy), or ''
 -- ARGV[11] the caller's groups under that policy (JSON list), or ''
@@ -60,8 +60,10 @@ if held then
       -- have lapsed before the loss and its seat gone to someone else. Handed back only
       -- into a seat nobody else holds (as heartbeat_seat revives an unproven one).
       if in_use - 1 >= limit then
-        if not rec.ci then
-          redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
+        if rec.ci then
+          count_denial(KEYS, ARGV[8], 'ci_pool', nil)
+        else
+          count_denial(KEYS, ARGV[8], 'no_seat', key)
         end
         return {'FULL', in_use, limit, earliest_expiry(KEYS, ARGV[1]), 0, 0, 0, 0, rec.ci and 1 or 0}
       end
@@ -91,13 +93,13 @@ local function grant_lease(rec)
 end
 
 if pool > 0 and is_machine(uid) then
-  -- The CI pool: a seat of it, or none (see above); not counted in the day's peak or
-  -- denials, which are of max seats.
+  -- The CI pool: a seat of it, or none (see above); its refusals are counted apart.
   if ARGV[12] ~= '' then
     return {'TICKET_GONE'}
   end
   local in_pool, soonest = pool_use(KEYS, now)
   if in_pool >= pool then
+    count_denial(KEYS, ARGV[8], 'ci_pool', nil)
     return {'FULL', in_pool, pool, soonest, 0, 0, 0, 0, 1}
   end
   grant_lease({u = uid, h = hw, a = now, b = now, e = now + ttl, s = 'live', ci = 1})
@@ -168,8 +170,11 @@ end
 
 local function denied(refusal)
   if not waited then  -- a waiting client's polls are not denials: its first refusal was
-    redis.call('HINCRBY', KEYS[7], ARGV[8] .. ':denials', 1)
-    redis.call('HSET', KEYS[7], 'changed', 1)  -- for the sweep to make durable
+    if refusal[1] == 'GROUP_LIMIT' then
+      count_denial(KEYS, ARGV[8], 'group_limit', nil)
+    else
+      count_denial(KEYS, ARGV[8], 'no_seat', key)
+    end
   end
   return queued_or(refusal)
 end
@@ -198,6 +203,7 @@ if per_user > 0 then
     end
   until cursor == '0'
   if mine >= per_user then
+    count_denial(KEYS, ARGV[8], 'user_limit', nil)
     return {'USER_LIMIT', mine, per_user}
   end
 end
@@ -230,12 +236,9 @@ elseif class ~= '' then
   rec.rv = string.sub(class, 3)
 end
 grant_lease(rec)
-local peak = tonumber(redis.call('HGET', KEYS[7], ARGV[8] .. ':peak') or 0)
-if used + 1 > peak then
-  redis.call('HSET', KEYS[7], ARGV[8] .. ':peak', used + 1, 'changed', 1)
-end
+-- (The peak and seat time are read from the durable session records, not counted here.)
 if waited then
-  -- How long the queue made this caller wait: a count and a histogram per day
+  -- How long the queue made this caller wait: a count and a histogram per hour
   -- (shared/domain/usage.py reads percentiles from it).
   local bucket = 'inf'
   for _, limit in ipairs({1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}) do

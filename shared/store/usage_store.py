@@ -1,0 +1,150 @@
+"""Usage history in Firestore (shared/domain/usage.py says what the figures are).
+
+    usage_days/{license_id}_{day}   one document per license and UTC day with any use:
+        license_id, tenant_id, day
+        hours       {"HH": figures of that closed hour}   (dropped after the retention)
+        has_hours   whether `hours` is still there (the retention step's query)
+        total       the closed hours rolled up (kept for good: reports past the
+                    retention read days)
+        users       {uid: {s, n, p, l}} the day's use per user so far
+        users_through  the last hour whose users are in `users` (so a repeated close of
+                    an hour never adds them twice)
+    usage_checkpoints/{hour}        the counters only Redis sees (refusals, queue waits),
+        as the sweep last took them, for the hours not closed yet: c.{license_id} = JSON
+        of that license's counters. One document per hour for every license: a sweep
+        makes one write for all of them, however many licenses refused someone.
+    usage_state/hours               closed_through: the last hour closed for every license
+
+The sweep is the only writer (under its fenced lock); every write is a whole-value
+`set`, so one repeated after a crash writes the same thing again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from google.api_core import retry as google_retry
+from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from shared.errors import BackendUnavailable
+from shared.store.firestore_store import TRANSIENT_ERRORS
+
+_BATCH = 500  # Firestore's limit of writes per commit
+_DAY_FIELDS = ["license_id", "tenant_id", "day", "total"]
+
+
+class FirestoreUsageStore:
+    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0):
+        self._db = client
+        self._timeout_s = timeout_s
+        self._retry = google_retry.Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TRANSIENT_ERRORS as exc:
+            raise BackendUnavailable("firestore") from exc
+
+    def _stream(self, query: firestore.Query) -> list[dict[str, Any]]:
+        return self._call(lambda: [snap.to_dict() for snap in query.stream(timeout=self._timeout_s,
+                                                                            retry=self._retry)])
+
+    # -- which hours are closed -------------------------------------------------------------
+    def closed_through(self) -> str | None:
+        """The last hour closed for every license ("YYYY-MM-DDTHH"), None before the first."""
+        snap = self._call(self._db.collection("usage_state").document("hours").get, timeout=self._timeout_s)
+        return (snap.to_dict() or {}).get("closed_through") if snap.exists else None
+
+    def set_closed_through(self, hour: str) -> None:
+        self._call(self._db.collection("usage_state").document("hours").set, {"closed_through": hour},
+                   timeout=self._timeout_s)
+
+    # -- days --------------------------------------------------------------------------------
+    def days(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The day documents of these ids that exist, by id (one batched read)."""
+        refs = [self._db.collection("usage_days").document(doc_id) for doc_id in doc_ids]
+        if not refs:
+            return {}
+        snaps = self._call(lambda: list(self._db.get_all(refs, timeout=self._timeout_s)))
+        return {snap.id: snap.to_dict() or {} for snap in snaps if snap.exists}
+
+    def write_days(self, docs: dict[str, dict[str, Any]]) -> int:
+        """Set these day documents whole; the number of document writes."""
+        items = sorted(docs.items())
+        for start in range(0, len(items), _BATCH):
+            batch = self._db.batch()
+            for doc_id, doc in items[start : start + _BATCH]:
+                batch.set(self._db.collection("usage_days").document(doc_id), doc)
+            self._call(batch.commit, timeout=self._timeout_s)
+        return len(items)
+
+    def license_days(self, license_id: str, from_day: str, to_day: str) -> list[dict[str, Any]]:
+        """A license's day documents in [from_day, to_day), whole (hours and users)."""
+        query = (self._db.collection("usage_days")
+                 .where(filter=firestore.FieldFilter("license_id", "==", license_id))
+                 .where(filter=firestore.FieldFilter("day", ">=", from_day))
+                 .where(filter=firestore.FieldFilter("day", "<", to_day)))
+        return sorted(self._stream(query), key=lambda d: d["day"])
+
+    def tenant_days(self, tenant_id: str | None, from_day: str, to_day: str) -> list[dict[str, Any]]:
+        """The day totals (no hours, no users) of one tenant's licenses, or every tenant's."""
+        query: firestore.Query | firestore.CollectionReference = self._db.collection("usage_days")
+        if tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+        query = (query.where(filter=firestore.FieldFilter("day", ">=", from_day))
+                 .where(filter=firestore.FieldFilter("day", "<", to_day)).select(_DAY_FIELDS))
+        return self._stream(query)
+
+    # -- the counters' checkpoints ---------------------------------------------------------------
+    def write_checkpoint(self, hour: str, counters: dict[str, dict[str, int]]) -> None:
+        """Record these licenses' counters of `hour` (each license's whole set: it replaces
+        what was there; other licenses' entries stay)."""
+        if not counters:
+            return
+        doc = {"hour": hour, "c": {license_id: json.dumps(c, sort_keys=True, separators=(",", ":"))
+                                   for license_id, c in counters.items()}}
+        self._call(self._db.collection("usage_checkpoints").document(hour).set, doc, merge=True,
+                   timeout=self._timeout_s)
+
+    def checkpoint(self, hour: str) -> dict[str, dict[str, int]]:
+        """Every license's counters of `hour`, as last checkpointed."""
+        snap = self._call(self._db.collection("usage_checkpoints").document(hour).get, timeout=self._timeout_s)
+        entries = (snap.to_dict() or {}).get("c", {}) if snap.exists else {}
+        return {license_id: json.loads(raw) for license_id, raw in entries.items()}
+
+    def license_checkpoints(self, license_id: str) -> dict[str, dict[str, int]]:
+        """One license's checkpointed counters of every hour not closed yet, by hour (the
+        collection holds only those few hours; each read is masked to this license)."""
+        field = FieldPath("c", license_id).to_api_repr()
+        query = self._db.collection("usage_checkpoints").select(["hour", field])
+        out: dict[str, dict[str, int]] = {}
+        for doc in self._stream(query):
+            raw = (doc.get("c") or {}).get(license_id)
+            if raw is not None:
+                out[doc["hour"]] = json.loads(raw)
+        return out
+
+    def drop_checkpoint(self, hour: str) -> None:
+        self._call(self._db.collection("usage_checkpoints").document(hour).delete, timeout=self._timeout_s)
+
+    # -- retention ---------------------------------------------------------------------------------
+    def days_with_hours_before(self, day: str, *, limit: int) -> list[dict[str, Any]]:
+        """Day documents before `day` that still hold their hours (oldest first)."""
+        query = (self._db.collection("usage_days")
+                 .where(filter=firestore.FieldFilter("has_hours", "==", True))
+                 .where(filter=firestore.FieldFilter("day", "<", day))
+                 .order_by("day").limit(limit).select(["license_id", "day"]))
+        return self._stream(query)
+
+    def drop_hours(self, doc_ids: list[str]) -> int:
+        """Keep only the totals and users of these days; the number of document writes."""
+        for start in range(0, len(doc_ids), _BATCH):
+            batch = self._db.batch()
+            for doc_id in doc_ids[start : start + _BATCH]:
+                batch.update(self._db.collection("usage_days").document(doc_id),
+                             {"hours": firestore.DELETE_FIELD, "has_hours": False})
+            self._call(batch.commit, timeout=self._timeout_s)
+        return len(doc_ids)
