@@ -147,6 +147,19 @@ class AdminClient:
 
     def call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
              query: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._answer(self._send(method, path, body, query))
+
+    def call_text(self, path: str, *, query: dict[str, str] | None = None, media_type: str = "text/csv") -> str:
+        """A GET answered with a text body (e.g. ?format=csv), as the server sent it; refusals as `call`."""
+        response = self._send("GET", path, None, query)
+        if response.status_code < 400 and response.headers.get("content-type", "").startswith(media_type):
+            return response.text
+        self._answer(response)  # a refusal (or no answer at all) raises here, as in `call`
+        raise CliError(f"{response.status_code}: the admin function answered without {media_type}: "
+                       f"{self._snippet(response)}")
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, str] | None
+              ) -> httpx.Response:
         url = f"{self.url}/{path}"
         for attempt in range(_RATE_LIMIT_RETRIES + 1):
             try:
@@ -157,7 +170,7 @@ class AdminClient:
                 break
             # Rate limited before anything was done: waiting as told and asking again is safe.
             time.sleep(min(_retry_after_s(response), _LONGEST_WAIT_S))
-        return self._answer(response)
+        return response
 
     def _answer(self, response: httpx.Response) -> dict[str, Any]:
         answer: Any = None

@@ -10,21 +10,26 @@
     GET    licenses/{id}/sessions             holders
     DELETE licenses/{id}/sessions/{session}   force-release
     GET    licenses/{id}/usage                usage
+    GET    licenses/{id}/report               report   (--csv of each report: ?format=csv, the server's CSV as it is)
+    GET    licenses/{id}/report/users         report-users
     GET    licenses/{id}/queue                queue
     DELETE licenses/{id}/queue/{ticket}       remove-ticket
     POST   keys                               create-key   (the machine key is printed once)
     GET    keys                               keys
     DELETE keys/{id}                          revoke-key
     GET    events                             events
+    GET    report                             tenant-report
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +39,10 @@ from cli.errors import CliError, UsageError
 
 COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
             "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "queue", "remove-ticket",
-            "create-key", "keys", "revoke-key", "events")
+            "create-key", "keys", "revoke-key", "events", "report", "report-users", "tenant-report")
 _SEAT_LOOKUPS = 4  # concurrent GETs for the seats in use of a page of licenses
+_REPORT_DAYS = 30  # a report's period without --from: the UTC days since this many days before --to
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _license_terms(sub: argparse.ArgumentParser, *, update: bool) -> None:
@@ -148,11 +155,91 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     events.add_argument("--tenant", help="only this tenant's (owner)")
     events.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (1-500; default 50)")
 
+    report = command("report", "a license's seat use over a period, per hour or day: peak, p95, average, seat-hours, "
+                               "time with every seat in use, denials, and the seats that would have covered the "
+                               "demand")
+    report.add_argument("license_id")
+    _period(report)
+    report.add_argument("--granularity", choices=("hour", "day"), default="day",
+                        help="a row per hour or per UTC day (default)")
+    report.add_argument("--csv", action="store_true", help="the rows as CSV, as the admin function writes them")
+    users = command("report-users", "who held a license's seats over a period: seat-hours, sessions, last seen")
+    users.add_argument("license_id")
+    _period(users)
+    users.add_argument("--sort", choices=("seat_hours", "sessions", "last_seen", "uid"), default="seat_hours",
+                       help="the order of the users (default seat_hours)")
+    users.add_argument("--order", choices=("desc", "asc"), help="default: asc by uid, else desc")
+    users.add_argument("--limit", type=int, default=100, metavar="N", help="page size (default 100)")
+    users.add_argument("--after", metavar="CURSOR", help="the page after this (the previous page's `next`)")
+    users.add_argument("--csv", action="store_true", help="the page of users as CSV, as the admin function writes it")
+    overview = command("tenant-report", "a report line per license of a tenant (an admin: its own; the owner: "
+                                        "every tenant, or --tenant's) over a period, and the totals")
+    overview.add_argument("--tenant", help="only this tenant's (owner)")
+    _period(overview)
+    overview.add_argument("--csv", action="store_true", help="the licenses as CSV, as the admin function writes it")
+
 
 def _paging(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--limit", type=int, default=100, metavar="N", help="page size (1-500; default 100)")
     sub.add_argument("--after", metavar="ID", help="the page after this id (the previous page's last)")
     sub.add_argument("--all", action="store_true", help="every page")
+
+
+def _period(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--from", dest="from_", type=_moment, metavar="TIME",
+                     help=f"RFC 3339 with its zone, or a date YYYY-MM-DD (00:00Z) (default: 00:00Z {_REPORT_DAYS} "
+                          "days before --to)")
+    sub.add_argument("--to", type=_moment, metavar="TIME", help="the end, not included (default: now)")
+
+
+def _instant(text: str) -> datetime:
+    """A time of --from/--to: RFC 3339 with its zone, or a date meaning its 00:00Z (as the admin function takes it)."""
+    if _DATE.fullmatch(text):
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no zone")
+    return moment
+
+
+def _moment(text: str) -> str:
+    """--from/--to as typed (the admin function reads them), once they read as a time."""
+    try:
+        _instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a date YYYY-MM-DD nor an RFC 3339 time with its zone "
+                                         "(e.g. 2026-11-01T00:00:00Z)") from None
+    return text
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _report_request(args: argparse.Namespace, now: datetime | None = None) -> tuple[str, dict[str, str]]:
+    """The route and query of report, report-users or tenant-report (their --csv asks the same)."""
+    end = args.to or _stamp(now or datetime.now(UTC))
+    start = args.from_ or _stamp(datetime.combine(_instant(end).astimezone(UTC).date()
+                                                  - timedelta(days=_REPORT_DAYS), datetime.min.time(), UTC))
+    if _instant(start) >= _instant(end):
+        raise UsageError(f"{args.command}: --from {start} is not before --to {end}")
+    query = {"from": start, "to": end}
+    match args.command:
+        case "report":
+            return f"licenses/{segment(args.license_id)}/report", {**query, "granularity": args.granularity}
+        case "report-users":
+            query.update(sort=args.sort, order=args.order or ("asc" if args.sort == "uid" else "desc"),
+                         limit=str(args.limit), **({"after": args.after} if args.after else {}))
+            return f"licenses/{segment(args.license_id)}/report/users", query
+        case "tenant-report":
+            return "report", {**query, **({"tenant": args.tenant} if args.tenant else {})}
+    raise AssertionError(args.command)
+
+
+def _csv(client: AdminClient, args: argparse.Namespace) -> str:
+    """The CSV of a report command: the admin function's own, as it is."""
+    path, query = _report_request(args)
+    return client.call_text(path, query={**query, "format": "csv"})
 
 
 def _features(text: str) -> list[str]:
@@ -233,8 +320,14 @@ def _confirm_revoke(client: AdminClient, license_id: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    csv = getattr(args, "csv", False)
+    if csv and args.json:
+        raise UsageError(f"{args.command}: --csv or --json, not both")
     url, token = target(args.base_url, args.token)
     with AdminClient(url, token, inert=admin_views.inert) as client:
+        if csv:  # as the server sent it (or, as --json, the values as they are): for tools, not a terminal
+            sys.stdout.write(_csv(client, args))
+            return 0
         answer, text = _perform(client, args)
     # JSON escapes control characters itself; the human form shows them inert.
     print(json.dumps(answer, indent=2) if args.json else text(admin_views.inert(answer)))
@@ -320,4 +413,9 @@ def _perform(client: AdminClient, args: argparse.Namespace
             query = {"limit": str(args.limit)}
             query.update({k: v for k, v in (("license", args.license), ("tenant", args.tenant)) if v})
             return client.call("GET", "events", query=query), admin_views.events
+        case "report" | "report-users" | "tenant-report":
+            path, query = _report_request(args)
+            views = {"report": admin_views.report, "report-users": admin_views.report_users,
+                     "tenant-report": admin_views.tenant_report}
+            return client.call("GET", path, query=query), views[command]
     raise AssertionError(command)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import unicodedata
+from collections.abc import Container, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.domain.policies import SeatPolicy
@@ -29,9 +30,42 @@ def inert(value: Any) -> Any:
     return value
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+def _char_width(char: str) -> int:
+    """Terminal columns of one character: 2 for East Asian wide, 0 for combining and format ones."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Cf", "Mn", "Me"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def text_width(text: str) -> int:
+    """Terminal columns of a text (what lines a table up, rather than its length)."""
+    return sum(_char_width(char) for char in text)
+
+
+def clip(value: Any, columns: int) -> str:
+    """The text in at most `columns` terminal columns: a longer one is cut and ends in an ellipsis."""
+    text = str(value)
+    if text_width(text) <= columns:
+        return text
+    kept, used = [], 0
+    for char in text:
+        used += _char_width(char)
+        if used > columns - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Container[int] = ()) -> str:
+    """Columns two spaces apart; those numbered in `right` (from 0) aligned right, as numbers are."""
+    widths = [max(text_width(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+
+    def padded(i: int, cell: Any, width: int) -> str:
+        gap = " " * (width - text_width(str(cell)))
+        return f"{gap}{cell}" if i in right else f"{cell}{gap}"
+
+    return "\n".join("  ".join(padded(i, cell, width) for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+                               ).rstrip()
                      for row in (headers, *rows))
 
 
@@ -335,3 +369,176 @@ def revoked(answer: dict[str, Any]) -> str:
             else f"license {lic['id']} was already revoked")
     return (f"{head} (at {when(lic.get('revoked_at'))}); sessions ended now: {answer.get('sessions_ended', 0)}\n"
             "Its key opens nothing any more and no lease token is signed for it again.")
+
+
+# -- reports: GET licenses/{id}/report, licenses/{id}/report/users and report ------------------
+SPARK = "▁▂▃▄▅▆▇█"
+_SPARK_DAYS = 62  # days on one line of the sparkline
+_LICENSE_COLUMNS, _TENANT_COLUMNS, _UID_COLUMNS = 36, 24, 40  # longer ids and names are clipped
+
+
+def _number(value: Any, decimals: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{decimals}f}"
+    return str(value)
+
+
+def _percent(ratio: Any) -> str:
+    return "-" if ratio is None else f"{round(ratio * 100, 1):g}%"
+
+
+def _seat_hours(seat_seconds: Any) -> str:
+    return "-" if seat_seconds is None else f"{seat_seconds / 3600:.1f}"
+
+
+def _duration(seconds: Any) -> str:
+    """A time span in hours and minutes: 0, <1m, 45m, 4h05m."""
+    if seconds is None:
+        return "-"
+    if not seconds:
+        return "0"
+    minutes = round(seconds / 60)
+    if not minutes:
+        return "<1m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else None
+
+
+def _utc_date(value: Any) -> date | None:
+    moment = _instant(value)
+    return moment.date() if moment else None
+
+
+def _start(value: Any, granularity: Any) -> str:
+    """A row's start: its UTC date for a day's row, else the time as the server gave it."""
+    moment = _instant(value)
+    if granularity == "day" and moment is not None and moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+    return when(value)
+
+
+def daily_peaks(series: Sequence[dict[str, Any]]) -> dict[date, int]:
+    """The highest peak of each UTC day, in order (hour rows grouped by the date they start on)."""
+    peaks: dict[date, int] = {}
+    for row in series:
+        day = _utc_date(row.get("start"))
+        if day is not None and isinstance(row.get("peak"), int | float):
+            peaks[day] = max(peaks.get(day, 0), row["peak"])
+    return dict(sorted(peaks.items()))
+
+
+def spark(peak: float, top: float) -> str:
+    """One day's block of SPARK (eight heights, ▁ = level 0 to █ = level 7).
+
+    ▁ is a day no seat was in use; any other day is level round-half-up(7 * peak / top) but at
+    least 1 (▂), so one seat never reads as none; a peak of `top` is █. E.g. peaks 0, 5, 10 of
+    top 10 are ▁▅█ (7 * 5 / 10 = 3.5, rounded up to 4: ▅)."""
+    if peak <= 0 or top <= 0:
+        return SPARK[0]
+    return SPARK[min(7, max(1, int(7 * peak / top + 0.5)))]
+
+
+def sparkline(peaks: dict[date, int], top: float) -> list[str]:
+    """Lines of DATE <one block a day> DATE, _SPARK_DAYS days each; a day without a row is a blank."""
+    if not peaks:
+        return []
+    first, last = min(peaks), max(peaks)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    lines = []
+    for i in range(0, len(days), _SPARK_DAYS):
+        chunk = days[i:i + _SPARK_DAYS]
+        blocks = "".join(spark(peaks[day], top) if day in peaks else " " for day in chunk)
+        lines.append(f"{chunk[0].isoformat()} {blocks} {chunk[-1].isoformat()}")
+    return lines
+
+
+def right_size(value: Any) -> str:
+    """The right-sizing sentence: N seats would have covered P% of the demand."""
+    if not isinstance(value, dict) or value.get("seats") is None:
+        return "not enough figures to tell"
+    coverage = f" {_percent(value['coverage'])} of" if value.get("coverage") is not None else ""
+    return f"{_plural(value['seats'], 'seat')} would have covered{coverage} the demand"
+
+
+def report(answer: dict[str, Any]) -> str:
+    """A license's report: the period, the summary, a row per hour or day, a sparkline of daily peaks."""
+    series, summary, max_seats = answer.get("series") or [], answer.get("summary") or {}, answer.get("max_seats")
+    head = (f"license {answer['license']} of tenant {answer['tenant']}: {when(answer['from'])} until "
+            f"{when(answer['to'])} by {answer['granularity']}; "
+            + (_plural(max_seats, "seat") if isinstance(max_seats, int) else "seats unknown"))
+    peak = f"{_number(summary.get('peak'))} of {_number(max_seats)} seats (p95 {_number(summary.get('p95'))})"
+    rows = [("peak", peak),
+            ("average", f"{_number(summary.get('average'), 2)} seats in use, "
+                        f"{_percent(summary.get('utilization'))} utilization"),
+            ("seat-hours", _number(summary.get("seat_hours"))),
+            ("at 100%", f"{_number(summary.get('hours_at_full'))} h with every seat in use"),
+            ("denials", f"{_number(summary.get('denials'))} "
+                        f"({_plural(summary.get('denied_callers') or 0, 'distinct caller')})"),
+            ("grants", _number(summary.get("grants")))]
+    if summary.get("overage_peak"):
+        rows.append(("overage peak", f"{_plural(summary['overage_peak'], 'seat')} beyond max_seats (overdraft)"))
+    sizing = summary.get("right_size")
+    rows.append(("right size", right_size(sizing)))
+    if isinstance(sizing, dict) and sizing.get("method"):
+        rows.append(("", f"({sizing['method']})"))
+    width = max(len(label) for label, _ in rows)
+    lines = [head, "", *(f"{label:<{width}}  {value}".rstrip() for label, value in rows), ""]
+    if not series:
+        return "\n".join([*lines, "(no figures in this period)"])
+    table_rows = [[_start(r.get("start"), answer.get("granularity")) + ("" if r.get("final", True) else "*"),
+                   _number(r.get("peak")), _number(r.get("average"), 2), _seat_hours(r.get("seat_seconds")),
+                   _number(r.get("denials")), _duration(r.get("at_full_s"))] for r in series]
+    lines.append(table(["START", "PEAK", "AVERAGE", "SEAT-HOURS", "DENIALS", "AT 100%"], table_rows,
+                       right=range(1, 6)))
+    if not all(r.get("final", True) for r in series):
+        lines.append(f"* live: figures through {when(answer.get('through'), never='now')}; "
+                     "they change until the period is over")
+    peaks = daily_peaks(series)
+    top = max([max_seats if isinstance(max_seats, int) else 0, *peaks.values()])
+    if peaks:
+        lines += ["", f"daily peaks ({SPARK[0]} none, {SPARK[-1]} {_plural(top, 'seat')}):", *sparkline(peaks, top)]
+    return "\n".join(lines)
+
+
+def report_users(answer: dict[str, Any]) -> str:
+    """Who held a license's seats in a period: a row per user, and the cursor of the next page."""
+    users = answer.get("users") or []
+    head = (f"users of {answer['license']}, {when(answer['from'])} until {when(answer['to'])}: "
+            f"{len(users)} of {answer.get('total', len(users))}")
+    more = f"\n(more: --after {answer['next']})" if answer.get("next") else ""
+    if not users:
+        return f"{head}\n(no user held a seat in this period){more}"
+    rows = [[clip(u["uid"], _UID_COLUMNS), _number(u.get("seat_hours"), 2), _number(u.get("sessions")),
+             _number(u.get("peak_sessions")), when(u.get("last_seen"))] for u in users]
+    return f"{head}\n" + table(["UID", "SEAT-HOURS", "SESSIONS", "PEAK SESSIONS", "LAST SEEN"], rows,
+                               right=(1, 2, 3)) + more
+
+
+def tenant_report(answer: dict[str, Any]) -> str:
+    """A report line per license of a tenant (or of every tenant), and the totals."""
+    who = f"tenant {answer['tenant']}" if answer.get("tenant") else "all tenants"
+    head = f"licenses of {who}, {when(answer['from'])} until {when(answer['to'])}"
+    licenses = answer.get("licenses") or []
+    if not licenses:
+        return f"{head}\n(no licenses)"
+    rows = [[clip(lic["license"], _LICENSE_COLUMNS), clip(lic["tenant"], _TENANT_COLUMNS),
+             _number(lic.get("max_seats")), _number(lic.get("peak")), _number(lic.get("p95")),
+             _number(lic.get("average"), 2), _percent(lic.get("utilization")), _number(lic.get("seat_hours")),
+             _number(lic.get("hours_at_full")), _number(lic.get("denials")),
+             _number(lic.get("right_size"))] for lic in licenses]
+    totals = answer.get("totals") or {}
+    total = (f"total: {_plural(totals.get('licenses', len(licenses)), 'license')}, "
+             f"{_number(totals.get('seat_hours'))} seat-hours, {_number(totals.get('denials'))} denials, "
+             f"peaks adding up to {_number(totals.get('peak_sum'))} seats")
+    return "\n".join([head, table(["LICENSE", "TENANT", "SEATS", "PEAK", "P95", "AVERAGE", "UTIL", "SEAT-HOURS",
+                                   "AT 100% (H)", "DENIALS", "RIGHT SIZE"], rows, right=range(2, 11)), total])

@@ -27,6 +27,16 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl holders LICENSE_ID
     licensectl force-release LICENSE_ID SESSION_ID
     licensectl usage LICENSE_ID [--days 30]
+    licensectl report LICENSE_ID [--from TIME] [--to TIME] [--granularity hour|day] [--csv]
+                                      peak, p95, average and utilization, seat-hours, hours at 100%,
+                                      denials, the seats that would have covered 99% of the demand;
+                                      a row per hour or UTC day and a sparkline of the daily peaks
+                                      (TIME: RFC 3339 with its zone, or YYYY-MM-DD meaning 00:00Z; --to
+                                      not included; default: from 00:00Z 30 days ago until now)
+    licensectl report-users LICENSE_ID [--from TIME] [--to TIME] [--sort seat_hours|sessions|last_seen|uid]
+        [--order desc|asc] [--limit 100] [--after CURSOR] [--csv]   who held its seats, how long
+    licensectl tenant-report [--tenant acme] [--from TIME] [--to TIME] [--csv]
+                                      a report line per license (owner: every tenant's), and the totals
     licensectl queue LICENSE_ID                 the wait queue, in order
     licensectl remove-ticket LICENSE_ID TICKET  take a ticket out of it
     licensectl create-key NAME --license LICENSE_ID [--license ...] [--mode seat|validate]
@@ -43,7 +53,7 @@ Firebase Auth, directly (custom claims role/tenant; see cli/account_roles.py):
         [--project P (LICENSECTL_PROJECT)] [--auth-emulator HOST:PORT]; default: the dev stack's emulator
 Cloud Scheduler:
     licensectl sweep status|run|pause|resume [--job NAME | --project P --location R --environment E]
-Every command takes --json.
+Every command takes --json; report, report-users and tenant-report also --csv.
 
 Where the admin function is: --base-url / LICENSECTL_BASE_URL, any of
     https://europe-west1-P.cloudfunctions.net/staging-{name}   a template: {name} becomes `admin`

@@ -100,8 +100,9 @@ class SeatLedger(Protocol):
     def lease_records(self, license_id: str, session_ids: list[str]) -> dict[str, LeaseRecord]:
         """The table's records of these sessions (live or ended), by id, for those it has."""
 
-    def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> None:
-        """Count an acquire refused before the seat table was asked (a DENIAL_REASONS value)."""
+    def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> bool:
+        """Count an acquire refused before the seat table was asked (a DENIAL_REASONS value);
+        False if the table awaits its rebuild (nothing counted)."""
 
     def hourly_usage(self, license_id: str) -> dict[str, dict[str, int]]:
         """The license's usage counters by hour ("YYYY-MM-DDTHH"), as Redis holds them now."""

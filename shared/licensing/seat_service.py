@@ -20,6 +20,7 @@ the error's `support` (the SDK prints it).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +58,8 @@ from shared.observability import annotate
 
 Outcome = TypeVar("Outcome")
 _STALE_RETRIES = 3
+
+log = logging.getLogger(__name__)
 
 
 class _Stale(Exception):
@@ -101,6 +104,11 @@ def _full_message(outcome: AcquireOutcome) -> str:
     if outcome.queue_full:
         text += "; the wait queue is full"
     return text + "; try again later"
+
+
+@dataclass(frozen=True)
+class _Counted:
+    kind: str  # COUNTED | REBUILD (SeatRebuilder.on_trusted_table's outcome)
 
 
 def _denial_reason(refusal: ServiceError) -> str | None:
@@ -307,7 +315,7 @@ class SeatService:
         except ServiceError as refusal:
             reason = _denial_reason(refusal)
             if reason is not None and seen.license is not None:
-                self._seats.count_denial(seen.license.id, now_ms=self._clock.now_ms(), reason=reason)
+                self._count_denial(seen.license, reason)
             raise
         if outcome.kind == "TICKET_GONE":
             raise TicketGone("this place in the queue has lapsed (polled too late, or its seat not claimed in time) "
@@ -477,6 +485,19 @@ class SeatService:
             record = self._settled_session(session_id, caller, lic.tenant_id)
             raise SessionExpired(end_message(record.end_reason))
         return lic, now_ms, outcome
+
+    def _count_denial(self, lic: License, reason: str) -> None:
+        """Count a refusal the seat table did not see (a usage statistic: a failure to count
+        never changes the answer). A table that awaits its rebuild (a license nobody has
+        used since Redis started, say) is rebuilt first, as a seat operation would."""
+        def count() -> _Counted:
+            return _Counted("COUNTED" if self._seats.count_denial(lic.id, now_ms=self._clock.now_ms(),
+                                                                   reason=reason) else "REBUILD")
+
+        try:
+            self._rebuilder.on_trusted_table(lic, count)
+        except BackendUnavailable:
+            log.warning("a refusal of %s (%s) was not counted: its seat table is unavailable", lic.id, reason)
 
     def heartbeat(self, caller: Principal, request: SessionRequest) -> SeatReply:
         lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000,

@@ -282,14 +282,13 @@ class SeatTable:
         return int(used), int(in_pool)
 
     # -- usage counters (shared/domain/usage.py) -----------------------------------------
-    def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> None:
-        """Count an acquire refused before the seat table was asked; a statistic, so a Redis
-        fault here never fails the request (it is refused anyway)."""
-        try:
-            if self._run(self._count_denial, license_id, [hour_key(now_ms), reason]):
-                self.index_license(license_id)  # after counting: the sweep takes the count
-        except BackendUnavailable:
-            log.warning("a refusal of %s (%s) was not counted: Redis unavailable", license_id, reason)
+    def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> bool:
+        """Count an acquire refused before the seat table was asked. False: not counted, the
+        table awaits its rebuild (count_denial.lua)."""
+        if not self._run(self._count_denial, license_id, [hour_key(now_ms), reason]):
+            return False
+        self.index_license(license_id)  # after counting: the sweep takes the count
+        return True
 
     def hourly_usage(self, license_id: str) -> dict[str, dict[str, int]]:
         """{"YYYY-MM-DDTHH": {counter: n}} for the hours Redis holds counters of."""

@@ -8,73 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
 from devstack.dev_tokens import emulator_id_token
 from devstack.stack import SCHEDULER_ACCOUNT, SWEEP_AUDIENCE
 from shared.auth.scheduler_oidc import REMOVED_SIGNATURE
-from shared.clock import ManualClock
-from shared.licensing.provisioning import LicenseSpec
 from shared.runtime import Runtime, install_runtime
 from shared.seats import LicenseKeys
-
-
-@dataclass
-class World:
-    rt: Runtime
-    clock: ManualClock
-    stack: object
-    clients: dict
-    tenant: str
-
-    def license(self, seats: int = 3, **fields):
-        issued = self.rt.provisioning.create_license(LicenseSpec(tenant_id=self.tenant, max_seats=seats, **fields),
-                                                     actor="tests")
-        return issued.license, issued.license_key
-
-    def call(self, name, body=None, *, uid="user-1", token=None, method="POST"):
-        token = token or emulator_id_token(self.rt.settings.project_id, uid, email=f"{uid}@example.com")
-        response = self.clients[name].open("/", method=method, json=body, headers={"Authorization": f"Bearer {token}"})
-        return response.status_code, response.get_json(silent=True)
-
-    def acquire(self, key, hw="hw", uid="user-1"):
-        status, body = self.call("acquire", {"license_key": key, "hardware_id": hw}, uid=uid)
-        assert status in (200, 201), body
-        return body["session_id"]
-
-    def sweep(self, token=None, **headers):
-        token = token or self.stack.scheduler_token()
-        response = self.clients["sweep"].post("/", headers={"Authorization": f"Bearer {token}", **headers})
-        return response.status_code, response.get_json()
-
-    def record(self, sid):
-        return self.rt.store.get_session(sid)
-
-    def events(self, sid):
-        return sorted(e["type"] for e in self.rt.store.events_for_session(sid))
-
-
-_next_db = iter(range(1, 16))
-
-
-@pytest.fixture
-def world(stack, rt, function_clients):
-    db = next(_next_db, None) or 15
-    redis_url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
-    replace(stack.redis, url=redis_url).client().flushdb()
-    clock = ManualClock(start_ms=rt.clock.now_ms())
-    settings = replace(rt.settings, project_id=f"demo-sweep-{secrets.token_hex(4)}", redis_url=redis_url)
-    isolated = Runtime(settings, clock=clock)
-    install_runtime(isolated)
-    isolated.provisioning.create_tenant("Sweep tenant", tenant_id="sweepers", actor="tests")
-    yield World(isolated, clock, stack, function_clients, "sweepers")
-    install_runtime(rt)
-
 
 # -- who may sweep ---------------------------------------------------------------------
 

@@ -616,7 +616,7 @@ def _constructors_call_nothing_on_their_arguments(path: Path, name: str) -> None
 
 def guard_seat_operations_without_kms(function: str) -> None:
     kms = properties_reaching("root_signer")
-    assert kms == {"root_signer", "signer", "lease_checker", "seat_service"}, \
+    assert kms == {"root_signer", "signer", "lease_checker", "seat_service", "usage_reports"}, \
         f"the runtime's KMS wiring changed ({sorted(kms)}): re-check this guard"
     uses = _runtime_uses_of(function)
     reached = {attribute for attribute in uses if attribute in kms}

@@ -43,6 +43,7 @@ API_OF_TYPE = {
     "google_secret_manager_secret_iam_member": "secretmanager.googleapis.com",
     "google_firestore_database": "firestore.googleapis.com",
     "google_firestore_index": "firestore.googleapis.com",
+    "google_firestore_field": "firestore.googleapis.com",
     "google_firebaserules_ruleset": "firebaserules.googleapis.com",
     "google_firebaserules_release": "firebaserules.googleapis.com",
     "google_kms_key_ring": "cloudkms.googleapis.com",

@@ -8,6 +8,10 @@
 To wait for a seat when all are taken (in the license's wait queue, if it has one):
 
     lease = License(KEY, ...).acquire(wait_s=600, on_queued=lambda position, length: ...)
+
+A signed usage statement (a license's month of usage) verifies offline like a lease token:
+
+    claims = verify_statement(statement, jwks, trusted_roots=ROOT_THUMBPRINTS, series=report)
 """
 
 from coditect_license._version import __version__
@@ -50,12 +54,13 @@ from coditect_license.jwks import JwksCache
 from coditect_license.lease import Lease, License
 from coditect_license.lease_options import LeaseOptions
 from coditect_license.lease_state import LeaseState
+from coditect_license.statements import series_sha256, verify_statement
 from coditect_license.tokens import CLOCK_SKEW_S, LeaseClaims, verify_lease_token
 from coditect_license.transport import ApiClient, RetryPolicy
 
 __all__ = [
     "__version__", "License", "Lease", "LeaseOptions", "LeaseState",
-    "LeaseClaims", "JwksCache", "verify_lease_token", "CLOCK_SKEW_S",
+    "LeaseClaims", "JwksCache", "verify_lease_token", "CLOCK_SKEW_S", "verify_statement", "series_sha256",
     "TokenProvider", "StaticTokenProvider", "CallableTokenProvider", "FirebaseAuthProvider",
     "Fingerprint", "hardware_id", "compute_fingerprint", "ApiClient", "RetryPolicy",
     "LicenseError", "InvalidRequest", "Unauthenticated", "Forbidden", "LicenseSuspended", "BorrowNotAllowed",

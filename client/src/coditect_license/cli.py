@@ -8,6 +8,7 @@
     coditect-license borrow --duration 8h         check the seat out for offline use
     coditect-license return                       give a borrowed seat back early
     coditect-license verify TOKEN                 verify a lease token offline
+    coditect-license verify-statement FILE        verify a signed usage statement offline
     coditect-license run -- CMD ...               hold a seat while CMD runs
 
 `--wait T` (acquire, borrow, run; T as 30s, 10m, 1h or plain seconds) waits that long for
@@ -23,8 +24,8 @@ them: environment.py): CODITECT_LICENSE_SERVER, CODITECT_LICENSE_KEY, CODITECT_I
 static ID token, e.g. in CI; the SDK honours it too), CODITECT_FIREBASE_API_KEY,
 FIREBASE_AUTH_EMULATOR_HOST, CODITECT_TRUSTED_ROOTS. Exit codes: EXIT_CODES.
 
-Trusted roots: anything verified offline (`verify`, `status --offline`, a borrowed seat
-while the server is unreachable) needs the thumbprints of the root keys to trust:
+Trusted roots: anything verified offline (`verify`, `verify-statement`, `status --offline`,
+a borrowed seat while the server is unreachable) needs the thumbprints of the root keys to trust:
 `--trusted-root THUMBPRINT` (repeatable) or CODITECT_TRUSTED_ROOTS (comma-separated).
 The SDK itself never reads pins from the environment (a licensee sets it); the CLI does,
 because it is the licensee's own tool, run on the licensee's behalf.
@@ -47,11 +48,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import httpx
+
 from coditect_license import borrows, environment, fingerprint, paths
 from coditect_license._version import __version__
 from coditect_license.errors import (
     AuthError,
     LicenseError,
+    NetworkError,
     NoLease,
     NoSeatAvailable,
     TokenInvalid,
@@ -70,7 +74,8 @@ from coditect_license.lease import Lease
 from coditect_license.lease_options import LeaseOptions
 from coditect_license.lease_state import LeaseState
 from coditect_license.seat_queue import gave_up_message, ordinal
-from coditect_license.tokens import LeaseClaims, trusted_root_set, unverified_claims
+from coditect_license.statements import INT_FIGURES, NUMBER_FIGURES, verify_statement
+from coditect_license.tokens import LeaseClaims, root_kid_of, trusted_root_set, unverified_claims
 from coditect_license.transport import ApiClient, RetryPolicy, checked_server_url
 
 ENV_SERVER = environment.SERVER
@@ -642,6 +647,100 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _read_text(name: str, what: str) -> str:
+    """The text of file `name` (`-`: standard input); UsageError when it cannot be read."""
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} {name!r}: {exc}") from None
+
+
+def _json_text(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{what} is not JSON: {exc}") from None
+
+
+def _jwks_document(source: str, timeout_s: float) -> dict[str, Any]:
+    """`--jwks URL_OR_FILE`: a jwks document from an https:// URL (http:// on loopback) or a file."""
+    if re.match(r"(?i)https?://", source):
+        try:
+            url = checked_server_url(source)
+        except ValueError:
+            raise UsageError(f"--jwks: refusing {source!r}: a jwks URL must be https:// (plain http:// only on "
+                             "this machine's loopback)") from None
+        try:
+            response = httpx.get(url, timeout=timeout_s, headers={"User-Agent": f"coditect-license/{__version__}"})
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"cannot fetch the jwks from {url}: {exc}") from None
+        if response.status_code != 200:
+            raise LicenseError(f"the jwks at {url} answered HTTP {response.status_code}")
+        document = _json_text(response.text, f"the jwks at {url}")
+    else:
+        document = _json_text(_read_text(source, "the jwks file"), f"--jwks {source}")
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise UsageError(f"--jwks {source}: not a jwks document (an object with a \"keys\" list)")
+    return document
+
+
+def _statement_lines(claims: dict[str, Any], series_checked: bool) -> list[str]:
+    figures = claims["figures"]
+    known = [*INT_FIGURES[:2], *NUMBER_FIGURES, *INT_FIGURES[2:]]
+    names = known + sorted(name for name in figures if name not in known)
+    period = "final" if claims["final"] else f"not final: figures through {claims['through']}"
+    series = claims["series"]
+    checked = "matches the series given" if series_checked else "not checked (--series REPORT_JSON_FILE checks it)"
+    return [
+        "valid usage statement",
+        f"  license:   {claims['sub']} (tenant {claims['tenant']})",
+        f"  month:     {claims['month']} ({period})",
+        f"  period:    {claims['from']} .. {claims['to']}",
+        f"  max seats: {claims['max_seats']}",
+        "  figures:",
+        *(f"    {name + ':':<15}{figures[name]}" for name in names),
+        f"  series:    {series['count']} hourly rows, sha256 {series['sha256']}",
+        f"             {checked}",
+        f"  issued:    {_when(claims['iat'])} by {claims['iss']}",
+        "signature: valid",
+    ]
+
+
+def cmd_verify_statement(args: argparse.Namespace, out: Output) -> int:
+    statement = _read_text(args.statement_file, "the statement").strip()
+    series = None
+    if args.series:
+        series = _json_text(_read_text(args.series, "the report"), f"--series {args.series}")
+    given_keys = _jwks_document(args.jwks, args.timeout) if args.jwks else None
+    trusted_roots = _trusted_roots(args)
+    if given_keys is None and trusted_roots is None:
+        raise _missing_pins("verify-statement (without --jwks URL_OR_FILE)")
+    server = args.server or os.environ.get(ENV_SERVER)
+    if given_keys is None and not server:
+        raise UsageError("verify-statement needs --jwks URL_OR_FILE or a server (--server / CODITECT_LICENSE_SERVER) "
+                         "whose cached or published keys to use")
+    fetch = None
+    if given_keys is None and not args.offline:
+        fetch = ApiClient(_server(args), None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1)).jwks
+    cache = JwksCache(server, trusted_roots=trusted_roots, fetch=fetch, jwks=given_keys)
+    try:
+        claims = verify_statement(statement, cache.keys(root_kid_of(statement)), trusted_roots=cache.trusted_roots,
+                                  series=series)
+    except ValueError as exc:  # the report given is not a series
+        raise UsageError(f"--series {args.series}: {exc}") from None
+    except TokenInvalid as exc:
+        try:
+            shown = unverified_claims(statement)
+        except TokenInvalid:
+            shown = None
+        return out.error(exc.code, f"statement not verified: {exc.message}", exit_code(exc), claims_unverified=shown)
+    out.result(claims, _statement_lines(claims, series is not None))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, out: Output) -> int:
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:
@@ -749,6 +848,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jwks", metavar="FILE", help="verify against these keys instead of the server's cached jwks")
     p.add_argument("--offline", action="store_true", help="never fetch the jwks, even for an unknown key")
     p.add_argument("--this-machine", action="store_true", help="also require the token to be bound to this machine")
+
+    p = add("verify-statement", cmd_verify_statement, "verify a signed usage statement offline (exit 0 if valid)")
+    p.add_argument("statement_file", metavar="FILE",
+                   help="the statement (compact JWS) in a file, or - for standard input")
+    p.add_argument("--jwks", metavar="URL_OR_FILE",
+                   help="verify against this jwks (https:// URL or file) instead of the server's cached jwks")
+    p.add_argument("--series", metavar="REPORT_JSON_FILE",
+                   help="also check the hourly series: the report (granularity=hour, from=<from>, to=<through>) "
+                        "as JSON, or its list of rows")
+    p.add_argument("--offline", action="store_true", help="never fetch the jwks, even for an unknown key")
 
     p = add("run", cmd_run, "hold a seat while a command runs (its exit code is returned)")
     p.add_argument("--wait", type=_wait_time, metavar="T", help=_WAIT_HELP)

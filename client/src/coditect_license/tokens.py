@@ -21,7 +21,8 @@ certificate's bound:
 delegate key, which lives an hour, cannot mint a lease valid for years; and the token
 was not issued in the future and `now < exp + grace`, both with CLOCK_SKEW_S of
 tolerance for this machine's clock. Nothing here touches the network; `JwksCache`
-(jwks.py) supplies the keys.
+(jwks.py) supplies the keys. Usage statements (statements.py) are signed through the same
+chain (`_verified_delegated_jws`), with their own rules of time.
 """
 
 from __future__ import annotations
@@ -261,6 +262,19 @@ def _verify_delegated_signature(header: Mapping[str, Any], cert: Mapping[str, An
     verify_signature(str(header.get("alg")), public_key(delegate), signing_input, signature)
 
 
+def _verified_delegated_jws(token: str, keys: Mapping[str, Mapping[str, Any]], pins: frozenset[str] | None, *,
+                            typ: str, what: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(claims, certificate claims, root kid) of a compact JWS of type `typ` signed by a
+    certified delegate: its typ and alg, the certificate under its root, its signature.
+    Nothing about time or claims is checked here (lease tokens and usage statements differ)."""
+    header, claims, signing_input, signature = split(token)
+    if header.get("typ") != typ or header.get("alg") not in ("ES256", "EdDSA"):
+        raise TokenInvalid(f"not a {what} (typ {typ}, alg ES256/EdDSA)")
+    cert, root_kid = _verified_certificate(header, keys, pins)
+    _verify_delegated_signature(header, cert, signing_input, signature)
+    return claims, cert, root_kid
+
+
 def _check_within_certificate(cert: Mapping[str, Any], iat: int, exp: int, grace: int) -> None:
     """The token claims no more than its certificate allows (the bound in the module doc)."""
     cert_iat, cert_exp = _number(cert, "iat"), _number(cert, "exp")
@@ -306,11 +320,7 @@ def verify_lease_token(token: str, keys: Mapping[str, Mapping[str, Any]], *, now
     """
     pins = trusted_root_set(trusted_roots)
     now = time.time() if now is None else now
-    header, claims, signing_input, signature = split(token)
-    if header.get("typ") != "lease+jwt" or header.get("alg") not in ("ES256", "EdDSA"):
-        raise TokenInvalid("not a lease token (typ lease+jwt, alg ES256/EdDSA)")
-    cert, root_kid = _verified_certificate(header, keys, pins)
-    _verify_delegated_signature(header, cert, signing_input, signature)
+    claims, cert, root_kid = _verified_delegated_jws(token, keys, pins, typ="lease+jwt", what="lease token")
 
     iat, exp = _number(claims, "iat"), _number(claims, "exp")
     grace = _number(claims, "grace", 0)

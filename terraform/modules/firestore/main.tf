@@ -11,7 +11,10 @@ locals {
   indexes = {
     active_sessions       = { collection = "sessions", fields = ["license_id", "status"] }   # reconciliation
     held_by_license       = { collection = "sessions", fields = ["license_id", "seat_held_until"] }  # a table's rebuild
-    usage_by_license      = { collection = "usage", fields = ["license_id", "day"] }                 # durable counters
+    ended_by_license      = { collection = "sessions", fields = ["license_id", "ended_at"] }   # a report's open hours
+    usage_by_license      = { collection = "usage_days", fields = ["license_id", "day"] }      # a license's report
+    usage_by_tenant       = { collection = "usage_days", fields = ["tenant_id", "day"] }       # a tenant's report
+    usage_to_roll_up      = { collection = "usage_days", fields = ["has_hours", "day"] }       # the retention step
     events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
     events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
   }
@@ -28,6 +31,24 @@ resource "google_firestore_index" "query" {
       order      = startswith(fields.value, "-") ? "DESCENDING" : "ASCENDING"
     }
   }
+}
+
+# The usage history's maps (hours, per-user figures, totals: shared/store/usage_store.py) are
+# read whole, never queried: not indexed, so a busy license's day document stays far from
+# Firestore's limit of index entries per document, and its writes cost no index updates.
+resource "google_firestore_field" "usage_unindexed" {
+  for_each   = toset(["hours", "users", "total"])
+  database   = google_firestore_database.default.name
+  collection = "usage_days"
+  field      = each.value
+  index_config {}
+}
+
+resource "google_firestore_field" "checkpoints_unindexed" {
+  database   = google_firestore_database.default.name
+  collection = "usage_checkpoints"
+  field      = "c"
+  index_config {}
 }
 
 # Security rules for client SDKs: deny everything (see firestore.rules).

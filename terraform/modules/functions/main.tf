@@ -6,16 +6,18 @@ locals {
   # The sweep is not: only the scheduler's service account may invoke it.
   # uses_store: reads and writes Firestore; uses_redis: holds seats in Memorystore (it gets
   # the REDIS_* variables and may read the AUTH string and CA secrets; no other function may).
+  # signs: signs with the lease root (lease tokens; admin: usage statements); warm: kept at
+  # min_instances_signing instances (the tools' hot path; admin signs too rarely to need it).
   functions = {
-    acquire   = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    heartbeat = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    borrow    = { memory = "512M", signs = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    release   = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    validate  = { memory = "512M", signs = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    admin     = { memory = "512M", signs = false, public = true, timeout = 60, uses_store = true, uses_redis = true }
-    health    = { memory = "256M", signs = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    jwks      = { memory = "256M", signs = false, public = true, timeout = 30, uses_store = false, uses_redis = false }
-    sweep     = { memory = "512M", signs = false, public = false, timeout = 60, uses_store = true, uses_redis = true }
+    acquire   = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    heartbeat = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    borrow    = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    release   = { memory = "512M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    validate  = { memory = "512M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    admin     = { memory = "512M", signs = true, warm = false, public = true, timeout = 60, uses_store = true, uses_redis = true }
+    health    = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
+    jwks      = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = false, uses_redis = false }
+    sweep     = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = true }
   }
   redis_users  = { for name, fn in local.functions : name => fn if fn.uses_redis }
   url_template = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-{name}"
@@ -41,6 +43,7 @@ locals {
     # with its signature removed (shared/auth/scheduler_oidc.py).
     SWEEP_TRUST_PLATFORM_AUTH  = "1"
     SWEEP_BUDGET_S             = "45"
+    USAGE_RETENTION_DAYS       = tostring(var.usage_retention_days)
     RATE_LIMIT_IP              = var.rate_limits.per_ip
     RATE_LIMIT_USER            = var.rate_limits.per_user
     RATE_LIMIT_MACHINE_KEY     = var.rate_limits.per_machine_key
@@ -219,7 +222,7 @@ resource "google_cloudfunctions2_function" "fn" {
     available_memory                 = each.value.memory
     available_cpu                    = "1"
     timeout_seconds                  = each.value.timeout
-    min_instance_count               = each.value.signs ? var.min_instances_signing : 0
+    min_instance_count               = each.value.warm ? var.min_instances_signing : 0
     max_instance_count               = var.max_instances
     max_instance_request_concurrency = var.concurrency
     # Cloud Scheduler counts as internal traffic for Cloud Run: the sweep needs no public ingress.

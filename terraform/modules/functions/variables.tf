@@ -122,3 +122,9 @@ variable "rate_limits" {
     per_license_acquire = "50:200"
   }
 }
+
+variable "usage_retention_days" {
+  type        = number
+  description = "Days the usage history keeps each hour; older hours are rolled up into their day (USAGE_RETENTION_DAYS)."
+  default     = 400
+}

@@ -86,6 +86,7 @@ module "functions" {
   vpc_connector_id          = module.network.connector_id
   min_instances_signing     = var.min_instances_signing
   max_instances             = var.max_instances
+  usage_retention_days      = var.usage_retention_days
   depends_on                = [google_project_service.apis]
 }
 

@@ -83,3 +83,9 @@ variable "max_instances" {
   type        = number
   description = "Upper bound on instances per function."
 }
+
+variable "usage_retention_days" {
+  type        = number
+  description = "Days the usage history keeps each hour; older hours are rolled up into their day (USAGE_RETENTION_DAYS)."
+  default     = 400
+}
