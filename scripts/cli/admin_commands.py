@@ -12,6 +12,7 @@
     GET    licenses/{id}/usage                usage
     GET    licenses/{id}/report               report   (--csv of each report: ?format=csv, the server's CSV as it is)
     GET    licenses/{id}/report/users         report-users
+    GET    licenses/{id}/statement            statement   (the signed JWS alone; --json: with its claims)
     GET    licenses/{id}/queue                queue
     DELETE licenses/{id}/queue/{ticket}       remove-ticket
     POST   keys                               create-key   (the machine key is printed once)
@@ -39,7 +40,7 @@ from cli.errors import CliError, UsageError
 
 COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
             "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "queue", "remove-ticket",
-            "create-key", "keys", "revoke-key", "events", "report", "report-users", "tenant-report")
+            "create-key", "keys", "revoke-key", "events", "report", "report-users", "tenant-report", "statement")
 _SEAT_LOOKUPS = 4  # concurrent GETs for the seats in use of a page of licenses
 _REPORT_DAYS = 30  # a report's period without --from: the UTC days since this many days before --to
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -172,6 +173,10 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     users.add_argument("--limit", type=int, default=100, metavar="N", help="page size (default 100)")
     users.add_argument("--after", metavar="CURSOR", help="the page after this (the previous page's `next`)")
     users.add_argument("--csv", action="store_true", help="the page of users as CSV, as the admin function writes it")
+    statement = command("statement", "a month's usage statement, signed (verify it offline with "
+                                     "coditect-license verify-statement FILE --jwks <server>/jwks)")
+    statement.add_argument("license_id")
+    statement.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
     overview = command("tenant-report", "a report line per license of a tenant (an admin: its own; the owner: "
                                         "every tenant, or --tenant's) over a period, and the totals")
     overview.add_argument("--tenant", help="only this tenant's (owner)")
@@ -190,6 +195,12 @@ def _period(sub: argparse.ArgumentParser) -> None:
                      help=f"RFC 3339 with its zone, or a date YYYY-MM-DD (00:00Z) (default: 00:00Z {_REPORT_DAYS} "
                           "days before --to)")
     sub.add_argument("--to", type=_moment, metavar="TIME", help="the end, not included (default: now)")
+
+
+def _month(text: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month YYYY-MM")
+    return text
 
 
 def _instant(text: str) -> datetime:
@@ -397,6 +408,9 @@ def _perform(client: AdminClient, args: argparse.Namespace
             return answer, admin_views.force_release
         case "usage":
             return client.call("GET", f"{lic_path}/usage", query={"days": str(args.days)}), admin_views.usage
+        case "statement":
+            answer = client.call("GET", f"{lic_path}/statement", query={"month": args.month})
+            return answer, lambda a: a["statement"]
         case "queue":
             return client.call("GET", f"{lic_path}/queue"), admin_views.queue
         case "remove-ticket":

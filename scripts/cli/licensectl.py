@@ -37,6 +37,8 @@ The admin function (openapi.yaml /admin/...; every route has its command):
         [--order desc|asc] [--limit 100] [--after CURSOR] [--csv]   who held its seats, how long
     licensectl tenant-report [--tenant acme] [--from TIME] [--to TIME] [--csv]
                                       a report line per license (owner: every tenant's), and the totals
+    licensectl statement LICENSE_ID --month YYYY-MM      the month's signed usage statement (closed hours;
+                                      verify: coditect-license verify-statement FILE --jwks URL)
     licensectl queue LICENSE_ID                 the wait queue, in order
     licensectl remove-ticket LICENSE_ID TICKET  take a ticket out of it
     licensectl create-key NAME --license LICENSE_ID [--license ...] [--mode seat|validate]

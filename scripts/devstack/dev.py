@@ -132,6 +132,12 @@ def _seed_demo_license(key_file: Path | None) -> str:
     return issued.license_key
 
 
+def _license_id(license_key: str) -> str:
+    from shared.runtime import runtime
+
+    return runtime().licenses.by_key(license_key).license.id
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write a file only its owner may read (0600 from its creation on, not chmod-ed after)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -160,6 +166,7 @@ def _sweep_once(stack: LocalStack, base_url: str) -> None:
 class _BannerFacts:
     base_url: str
     license_key: str
+    license_id: str
     tokens: dict[str, str]
     auth_host: str
     components: dict[str, dict[str, Any]]
@@ -178,7 +185,7 @@ def _sign_in_command(auth_host: str) -> str:
 
 
 def _banner(facts: _BannerFacts) -> str:
-    base_url, license_key, tokens = facts.base_url, facts.license_key, facts.tokens
+    base_url, license_key, tokens, license_id = facts.base_url, facts.license_key, facts.tokens, facts.license_id
     auth = '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json"'
     components = "\n".join(f"  {name}: {entry['describe']}" for name, entry in facts.components.items())
     if facts.kept_in is not None:
@@ -197,7 +204,7 @@ Components:
 {components}
 {kept}
 
-Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}
+Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}   ({license_id})
 
 Accounts (Firebase Auth emulator at {facts.auth_host}; e-mail / password):
 {accounts}
@@ -232,6 +239,15 @@ The client's CLI (client/, in .venv) signs in against the emulator and keeps ref
   export CODITECT_LICENSE_SERVER={base_url} CODITECT_LICENSE_KEY={license_key}
   .venv/bin/coditect-license login --auth-emulator {facts.auth_host} --email {user.email}   # {user.password}
   .venv/bin/coditect-license acquire --hold
+
+Usage reports: a short load (six users, three seats: some are refused), then what it looked like.
+The sweep closes each hour two minutes after it ends; the hour under way is computed live:
+  scripts/demo-load --users 6 --seconds 20
+  scripts/licensectl report {license_id} --granularity hour --from $(date -u +%F)
+  scripts/licensectl report-users {license_id}
+  curl -s -H "Authorization: Bearer $ADMIN" "{base_url}/admin/licenses/{license_id}/report?granularity=hour&format=csv"
+  scripts/licensectl statement {license_id} --month $(date -u +%Y-%m) > statement.jws   # closed hours, signed
+  .venv/bin/coditect-license verify-statement statement.jws --jwks {base_url}/jwks
 
 Sweep: a Cloud Scheduler job runs it every {facts.sweep_interval_s:g} s (--sweep-interval; 0: only when asked):
   scripts/licensectl sweep status | run | pause | resume        (scripts/sweep-now: once, directly)
@@ -279,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.apply_env()
         os.environ.update(auth_env)  # before the seeding builds this process's runtime from it
         license_key = _seed_demo_license(data_dir / "demo-license.json" if data_dir else None)
+        license_id = _license_id(license_key)
         tokens = _seed_accounts(auth)
         log_path = state_dir / "functions.log"
         server = stack.serve_functions(port, workers=workers, threads=threads, log_path=log_path, extra_env=auth_env)
@@ -307,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             "kms_endpoint": stack.kms.address,
             "lease_root_kms_key": stack.env["LEASE_ROOT_KMS_KEY"],
             "license_key": license_key,
+            "license_id": license_id,
             # local, throw-away accounts of a demo project; printed in the banner as well
             "accounts": {name: {"uid": a.uid, "email": a.email, "password": a.password, "claims": dict(a.claims)}
                          for name, a in {**DEV_ACCOUNTS, "licensectl": LICENSECTL_ACCOUNT}.items()},
@@ -324,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         key_file.write_bytes(stack.oidc.private_key_pem())
         key_file.chmod(0o600)
 
-        print(_banner(_BannerFacts(server.base_url, license_key, tokens, auth.host, components, log_path,
+        print(_banner(_BannerFacts(server.base_url, license_key, license_id, tokens, auth.host, components, log_path,
                                    stack_file, sweep_interval_s, data_dir)), flush=True)
         while not stopping.is_set():
             if server.process.poll() is not None:

@@ -338,3 +338,36 @@ def test_a_months_statement_verifies_with_jwks_alone_and_any_tampering_fails(wor
     current = owner(world, f"licenses/{lic.id}/statement", month="2027-03")["claims"]
     assert current["final"] is False and current["through"] == "2027-03-01T02:00:00Z"
     assert current["series"]["count"] == 2
+
+
+def test_a_sweep_that_fails_halfway_through_the_usage_step_loses_and_doubles_nothing(world):
+    from shared.errors import BackendUnavailable
+
+    world.rt.usage.set_closed_through(f"{DAY}T04")
+    at(world, "05:00")
+    lic, key = long_lease(world, seats=1)
+    world.acquire(key, uid="ann")
+    at(world, "05:30")
+    assert world.call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="bob")[0] == 409
+    usage = world.rt.usage
+    real = {name: getattr(usage, name) for name in ("write_checkpoint", "set_closed_through")}
+
+    def fails_once(name):
+        def call(*args, **kwargs):
+            setattr(usage, name, real[name])  # the next call goes through
+            raise BackendUnavailable("firestore")
+        return call
+
+    usage.write_checkpoint = fails_once("write_checkpoint")  # the counters taken are not written...
+    at(world, "05:31")
+    assert world.sweep()[0] == 503
+    usage.set_closed_through = fails_once("set_closed_through")  # ...and the day is written, the hour not marked
+    at(world, "06:03")
+    assert world.sweep()[0] == 503
+    sweep_closing(world, "06:04", 1)
+    sweep_closing(world, "06:05", 0)
+    [row] = hours(world, lic, "05:00", "06:00")
+    assert (row["seat_seconds"], row["grants"], row["denials_no_seat"], row["denied_callers"]) == (3600, 1, 1, 1)
+    users = owner(world, f"licenses/{lic.id}/report/users", **{"from": DAY, "to": "2027-03-15"})["users"]
+    # the closed hour once, and the open one live up to now (06:05)
+    assert [(u["uid"], u["seat_hours"], u["sessions"]) for u in users] == [("ann", round(3900 / 3600, 3), 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import pty
@@ -401,3 +402,33 @@ def test_a_rate_limited_listing_waits_and_asks_again(monkeypatch):
     started = time.monotonic()
     assert client.call("GET", "tenants") == {"tenants": [], "next_after": None}
     assert time.monotonic() - started >= 0.9
+
+
+def test_licensectl_reports_a_licenses_use_and_fetches_its_statement(function_server, id_token, call):
+    owner, admin, tenant_id = _new_tenant(function_server, id_token, "usage", "Usage Ltd")
+    issued = as_json(run("licensectl", *owner, "create-license", "--tenant", tenant_id, "--seats", "1", "--json"))
+    lic_id, key = issued["license"]["id"], issued["license_key"]
+    assert call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="report-ann")[0] == 201
+    assert call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="report-bob")[0] == 409
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+
+    hourly = run("licensectl", *admin, "report", lic_id, "--granularity", "hour", "--from", today)
+    assert hourly.returncode == 0, hourly.stderr
+    assert re.search(r"^peak\s+1 of 1 seats", hourly.stdout, re.M), hourly.stdout
+    assert "daily peaks" in hourly.stdout and "* live:" in hourly.stdout
+    now = as_json(run("licensectl", *admin, "report", lic_id, "--granularity", "hour", "--from", today, "--json"))
+    assert (now["series"][-1]["peak"], now["series"][-1]["denials_no_seat"]) == (1, 1)
+    csv_text = run("licensectl", *admin, "report", lic_id, "--from", today, "--csv")
+    assert csv_text.returncode == 0 and csv_text.stdout.startswith("\ufeffstart,final,max_seats,peak,")
+    users = run("licensectl", *admin, "report-users", lic_id, "--from", today)
+    assert users.returncode == 0 and "report-ann" in users.stdout and "report-bob" not in users.stdout
+    overview = run("licensectl", *admin, "tenant-report", "--from", today)
+    assert overview.returncode == 0 and lic_id in overview.stdout, overview.stderr
+    bad = run("licensectl", *admin, "report", lic_id, "--from", "yesterday")
+    assert bad.returncode == 2 and "neither a date" in bad.stderr
+
+    # a statement of the month of the last hour closed (the history starts there)
+    last_closed = calendar.timegm(time.strptime(now["through"][:13], "%Y-%m-%dT%H")) - 3600
+    signed = run("licensectl", *admin, "statement", lic_id, "--month", time.strftime("%Y-%m", time.gmtime(last_closed)))
+    assert signed.returncode == 0 and signed.stdout.count(".") == 2, signed.stderr
+    assert run("licensectl", *admin, "statement", lic_id, "--month", "2026-13").returncode == 2

@@ -7,6 +7,7 @@ these tests start it three times in all.
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import json
 import os
@@ -146,6 +147,41 @@ def test_dev_stack_serves_the_walk_through_with_real_sign_ins_and_stops_cleanly(
                                 capture_output=True, timeout=120, env=tools_env)
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["state"] == "ENABLED" and facts["sweep_job"].endswith("/dev-license-sweep")
+
+        # the usage walk-through: a short load, its report, a signed statement verified offline
+        lines = [line.strip() for line in text.splitlines()]
+        load = next(line for line in lines if line.startswith("scripts/demo-load"))
+        assert load == "scripts/demo-load --users 6 --seconds 20"
+        loaded = subprocess.run([str(REPO / "scripts" / "demo-load"), "--users", "5", "--seconds", "4", "--hold", "1",
+                                 "2"], text=True, capture_output=True, timeout=120, env=tools_env)
+        assert loaded.returncode == 0 and "acquire 201" in loaded.stdout and "acquire 409" in loaded.stdout, \
+            loaded.stdout + loaded.stderr
+        license_id = facts["license_id"]
+        assert f"scripts/licensectl report {license_id} --granularity hour --from $(date -u +%F)" in lines
+        report = subprocess.run([str(REPO / "scripts" / "licensectl"), "report", license_id, "--granularity", "hour",
+                                 "--from", time.strftime("%Y-%m-%d", time.gmtime()), "--json"], text=True,
+                                capture_output=True, timeout=120, env=tools_env)
+        assert report.returncode == 0, report.stderr
+        now = json.loads(report.stdout)["series"][-1]
+        assert now["final"] is False and now["peak"] == 3 and now["denials_no_seat"] >= 1 and now["grants"] >= 3
+        table = subprocess.run([str(REPO / "scripts" / "licensectl"), "report", license_id], text=True,
+                               capture_output=True, timeout=120, env=tools_env)
+        assert table.returncode == 0 and "seats would have covered 99% of the demand" in table.stdout, table.stdout
+        assert subprocess.run([str(REPO / "scripts" / "licensectl"), "sweep", "run"], capture_output=True,
+                              timeout=120, env=tools_env).returncode == 0  # closes the hour before this one
+        through = json.loads(subprocess.run([str(REPO / "scripts" / "licensectl"), "report", license_id, "--json"],
+                                            text=True, capture_output=True, timeout=120,
+                                            env=tools_env).stdout)["through"]
+        last_closed = calendar.timegm(time.strptime(through[:13], "%Y-%m-%dT%H")) - 3600
+        month = time.strftime("%Y-%m", time.gmtime(last_closed))
+        signed = subprocess.run([str(REPO / "scripts" / "licensectl"), "statement", license_id, "--month", month],
+                                text=True, capture_output=True, timeout=120, env=tools_env)
+        assert signed.returncode == 0, signed.stderr
+        (tmp_path / "statement.jws").write_text(signed.stdout)
+        verified = subprocess.run([str(cli), "verify-statement", str(tmp_path / "statement.jws"), "--jwks",
+                                   f"{facts['base_url']}/jwks"], text=True, capture_output=True, timeout=60,
+                                  env=cli_env)
+        assert verified.returncode == 0 and "signature: valid" in verified.stdout, verified.stdout + verified.stderr
 
         children = _descendants(dev.process.pid)
         assert children, "the stack runs its servers as children"
