@@ -103,6 +103,9 @@ class Settings:
     usage_retention_days: int = 400
     """How long the usage history keeps each hour; older hours are rolled up into their
     day (its totals and per-user figures are kept for good)."""
+    usage_checkpoint_shards: int = 1
+    """Documents the sweep spreads each hour's counter checkpoint over (one write each per
+    sweep): one holds about 3,000 licenses with refusals in an hour (shared/store/usage_store.py)."""
     usage_close_after_s: int = 120
     """An hour of usage is closed (made final) by the first sweep this long after it ends,
     so that every count of it has been taken from Redis."""
@@ -177,6 +180,9 @@ class Settings:
         wait_fallback = text("redis_wait_fallback")
         if wait_fallback not in ("refuse", "grant"):
             raise ConfigError(f"REDIS_WAIT_FALLBACK must be refuse or grant, got {wait_fallback!r}")
+        for name in ("usage_retention_days", "usage_checkpoint_shards"):
+            if number(name) < 1:
+                raise ConfigError(f"{name.upper()} must be at least 1, got {raw(name)!r}")
         return cls(
             project_id=project_id,
             admin_checks_accounts=check_accounts == "1" or not auth_emulated,
@@ -213,6 +219,7 @@ class Settings:
             sweep_budget_s=number("sweep_budget_s", float),
             usage_retention_days=number("usage_retention_days"),
             usage_close_after_s=number("usage_close_after_s"),
+            usage_checkpoint_shards=number("usage_checkpoint_shards"),
             redis_timeout_s=number("redis_timeout_s", float),
             firestore_timeout_s=number("firestore_timeout_s", float),
         )

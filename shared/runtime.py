@@ -133,7 +133,8 @@ class Runtime:
         def build() -> UsageRecord:
             from shared.store import FirestoreUsageStore
 
-            return FirestoreUsageStore(self.firestore_client, timeout_s=self.settings.firestore_timeout_s)
+            return FirestoreUsageStore(self.firestore_client, timeout_s=self.settings.firestore_timeout_s,
+                                       checkpoint_shards=self.settings.usage_checkpoint_shards)
 
         return self._once("usage", build)
 

@@ -134,6 +134,47 @@ def _in_seconds(levels_ms: Mapping[int, int], total_s: int) -> dict[str, int]:
     return {level: seconds for level, seconds in out.items() if seconds > 0}
 
 
+HISTOGRAM_LEVELS = 256
+"""Most levels a stored histogram keeps. A license of thousands of seats visits thousands of
+levels in a busy hour; beyond this, levels are merged into buckets of a power-of-two width,
+each named by its highest level, so a percentile read from it is never below the truth (a
+right-sizing never understates) and a day's document stays far from Firestore's 1 MiB."""
+USERS_PER_DAY = 5000
+"""Most users a day's document lists by name; the least-used beyond are folded into one
+entry, OTHERS (README, "Usage reports"), for the same reason."""
+OTHERS = ""
+"""The folded users' entry (no Firebase uid is empty); its `u` counts them."""
+
+
+def compacted(histogram: Mapping[str, int], limit: int = HISTOGRAM_LEVELS) -> dict[str, int]:
+    """The histogram with at most `limit` levels (see HISTOGRAM_LEVELS); as it is if it fits."""
+    if len(histogram) <= limit:
+        return dict(histogram)
+    width = 2
+    while len({-(-int(level) // width) for level in histogram}) > limit:
+        width *= 2
+    out: dict[str, int] = {}
+    for level, seconds in histogram.items():
+        bucket = str(-(-int(level) // width) * width)
+        out[bucket] = out.get(bucket, 0) + seconds
+    return out
+
+
+def capped_users(users: dict[str, dict[str, int]], limit: int = USERS_PER_DAY) -> dict[str, dict[str, int]]:
+    """At most `limit` entries: the most-used users by name, the rest folded into OTHERS
+    (seat time and sessions added, peak and last seen the highest, `u` how many)."""
+    if len(users) <= limit:
+        return users
+    named = sorted((uid for uid in users if uid != OTHERS), key=lambda uid: (-users[uid]["s"], uid))
+    keep, fold = named[: limit - 1], named[limit - 1 :]
+    others = dict(users.get(OTHERS) or {"s": 0, "n": 0, "p": 0, "l": 0, "u": 0})
+    for uid in fold:
+        use = users[uid]
+        others.update(s=others["s"] + use["s"], n=others["n"] + use["n"], p=max(others["p"], use["p"]),
+                      l=max(others["l"], use["l"]), u=others.get("u", 0) + 1)
+    return {**{uid: users[uid] for uid in keep}, OTHERS: others}
+
+
 def _shifted(levels: Mapping[str, int], at_or_above: int, by: int) -> dict[str, int]:
     """The histogram with the time spent at `at_or_above` or more moved up by `by` levels."""
     out: dict[str, int] = {}
@@ -202,8 +243,8 @@ def hour_usage(spans: Iterable[SeatSpan], counters: Mapping[str, int], *, start_
         "overage": int(counters.get("overage", 0)),
         "ci_peak": ci_peak,
         "ci_seat_seconds": _seconds(sum(min(s.end_ms, end_ms) - max(s.start_ms, start_ms) for s in pool)),
-        "levels": levels,
-        "demand": _shifted(levels, max_seats, denied_callers if at_full_s else 0),
+        "levels": compacted(levels),
+        "demand": compacted(_shifted(levels, max_seats, denied_callers if at_full_s else 0)),
         "users": users,
     }
     return figures
@@ -235,6 +276,7 @@ def roll_up(points: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for name in ("denials", "qwait", "levels", "demand"):
             _add_maps(out[name], point.get(name) or {})
         merge_users(out["users"], point.get("users") or {})
+    out["levels"], out["demand"] = compacted(out["levels"]), compacted(out["demand"])
     return out
 
 
@@ -245,6 +287,8 @@ def merge_users(target: dict[str, dict[str, int]], more: Mapping[str, Mapping[st
         mine["n"] += int(use.get("n", 0))
         mine["p"] = max(mine["p"], int(use.get("p", 0)))
         mine["l"] = max(mine["l"], int(use.get("l", 0)))
+        if "u" in use:  # the folded users' entry
+            mine["u"] = mine.get("u", 0) + int(use["u"])
 
 
 def idle(seconds: int, max_seats: int) -> dict[str, Any]:

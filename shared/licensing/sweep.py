@@ -20,14 +20,15 @@ is re-checked before every batch of writes:
                   durable record is checked once: missing -> ended `unrecorded`; ended in
                   Firestore -> erased from Redis;
        usage      its usage counters, if they changed, are taken for the checkpoint.
-    3. usage      the counters taken are checkpointed, and the hours that are due closed
-                  into the usage history (usage_history.py; only after a run that visited
-                  every license), and days past the retention rolled up.
+    3. checkpoint the usage counters taken are written (usage_history.py), even by a run
+                  that stops early.
     4. audit      a rotating slice of the sessions Firestore calls active is checked
                   against Redis: one whose trusted table has no record of it never held
                   a seat (a grant rolled back after its Firestore commit timed out, yet
                   landed) and is closed `not_held`. Steps 1-2 make the two agree for all
                   that Redis holds; this bounds the other direction at a slice per run.
+    5. usage      the hours that are due are closed into the usage history (only by a run
+                  that visited every license), and days past the retention rolled up.
 Everything is idempotent (deterministic event ids, merge writes, Redis outbox removed
 only after Firestore has the end), so a failure anywhere leaves consistent partial
 progress and the next run finishes it. A run stops at its time budget and resumes next.
@@ -121,11 +122,12 @@ class Sweeper:
             finally:
                 # Whatever was taken is written, even when the run stops early.
                 report.firestore_writes += self._history.checkpoint()
+            if time.monotonic() < deadline:
+                self._audit(report, lock)
+            # Last: the seats' duties never wait on the usage history, nor fail with it.
             closed, writes = self._history.close_due_hours(lock, deadline)
             report.hours_closed, report.firestore_writes = closed, report.firestore_writes + writes
             report.firestore_writes += self._history.retain(lock)
-            if time.monotonic() < deadline:
-                self._audit(report, lock)
             return report
         except SweepLockLost:
             # Our lock expired and another sweep holds it now: it carries on from here.

@@ -38,6 +38,7 @@ from shared.domain.usage import (
     DAY_MS,
     HOUR_MS,
     SeatSpan,
+    capped_users,
     day_doc_id,
     floor_hour,
     hour_key,
@@ -109,6 +110,7 @@ def with_hour(doc: dict[str, Any] | None, lic: License, hour: str, figures: dict
     through = doc.get("users_through")
     if through is None or through < hh:
         merge_users(day_users, users)
+        day_users = capped_users(day_users)
         through = hh
     total = roll_up(hours.values())
     total.pop("users")
@@ -168,13 +170,11 @@ class UsageHistory:
             for hour, counters in hours.items():
                 by_hour[hour][license_id] = counters
         try:
-            for hour in sorted(by_hour):
-                self._usage.write_checkpoint(hour, by_hour[hour])
+            return sum(self._usage.write_checkpoint(hour, by_hour[hour]) for hour in sorted(by_hour))
         except BaseException:
             for license_id in taken:
                 self._seats.mark_usage_changed(license_id)
             raise
-        return len(by_hour)
 
     def close_due_hours(self, lock: SweepLock, deadline: float) -> tuple[int, int]:
         """Close every hour that is due, oldest first, up to MAX_HOURS_PER_RUN; (hours closed,
@@ -214,9 +214,9 @@ class UsageHistory:
         writes = self._usage.write_days(docs)
         self._usage.set_closed_through(hour)
         self._closed_cache = (self._clock.now_ms(), hour)
-        self._usage.drop_checkpoint(hour)
+        deletes = self._usage.drop_checkpoint(hour)
         log.info("usage hour %s closed: %d licenses", hour, len(docs))
-        return writes + 2
+        return writes + 1 + deletes
 
     def retain(self, lock: SweepLock) -> int:
         """Roll day documents past the retention up (their hours dropped); writes made."""

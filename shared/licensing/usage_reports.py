@@ -29,6 +29,7 @@ from shared.domain.times import parse_rfc3339, rfc3339, utc_day
 from shared.domain.usage import (
     DAY_MS,
     HOUR_MS,
+    OTHERS,
     day_start_ms,
     floor_day,
     hour_start_ms,
@@ -196,8 +197,9 @@ class UsageReports:
         for figures in self._history.open_hours(lic, start, end).values():
             merge_users(merged, figures["users"])
         rows: list[dict[str, Any]] = [{"uid": uid, "seat_hours": round(use["s"] / 3600, 3), "sessions": use["n"],
-                 "peak_sessions": use["p"], "last_seen": rfc3339(use["l"]) if use["l"] else None}
-                for uid, use in merged.items()]
+                                       "peak_sessions": use["p"], "last_seen": rfc3339(use["l"]) if use["l"] else None,
+                                       **({"others": use.get("u", 0)} if uid == OTHERS else {})}
+                                      for uid, use in merged.items()]
         descending = query.order != "asc" if query.order else query.sort != "uid"
         rows.sort(key=lambda r: r["uid"])  # ties in the sort key stay in uid order
         rows.sort(key=lambda r: r[query.sort] or "", reverse=descending)

@@ -9,10 +9,14 @@
         users       {uid: {s, n, p, l}} the day's use per user so far
         users_through  the last hour whose users are in `users` (so a repeated close of
                     an hour never adds them twice)
-    usage_checkpoints/{hour}        the counters only Redis sees (refusals, queue waits),
-        as the sweep last took them, for the hours not closed yet: c.{license_id} = JSON
-        of that license's counters. One document per hour for every license: a sweep
-        makes one write for all of them, however many licenses refused someone.
+    usage_checkpoints/{hour}_{shard}  the counters only Redis sees (refusals, queue waits),
+        as the sweep last took them, for the hours not closed yet: hour, and
+        c.{license_id} = JSON of that license's counters. A license's shard is a hash of its
+        id modulo `checkpoint_shards` (USAGE_CHECKPOINT_SHARDS, default 1): a sweep makes one
+        write per shard for all its licenses, however many refused someone. A document
+        holds about 3,000 licenses' counters within Firestore's 1 MiB: more licenses with
+        refusals in one hour than that need more shards. Readers take the largest value of
+        each counter over the hour's documents, so changing the shard count is safe.
     usage_state/hours               closed_through: the last hour closed for every license
 
 The sweep is the only writer (under its fenced lock); every write is a whole-value
@@ -22,6 +26,7 @@ The sweep is the only writer (under its fenced lock); every write is a whole-val
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,9 +42,12 @@ _DAY_FIELDS = ["license_id", "tenant_id", "day", "total"]
 
 
 class FirestoreUsageStore:
-    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0):
+    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0, checkpoint_shards: int = 1):
+        if checkpoint_shards < 1:
+            raise ValueError("checkpoint_shards must be at least 1")
         self._db = client
         self._timeout_s = timeout_s
+        self._shards = checkpoint_shards
         self._retry = google_retry.Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
 
     def _call(self, fn, *args, **kwargs):
@@ -99,21 +107,28 @@ class FirestoreUsageStore:
         return self._stream(query)
 
     # -- the counters' checkpoints ---------------------------------------------------------------
-    def write_checkpoint(self, hour: str, counters: dict[str, dict[str, int]]) -> None:
+    def write_checkpoint(self, hour: str, counters: dict[str, dict[str, int]]) -> int:
         """Record these licenses' counters of `hour` (each license's whole set: it replaces
-        what was there; other licenses' entries stay)."""
-        if not counters:
-            return
-        doc = {"hour": hour, "c": {license_id: json.dumps(c, sort_keys=True, separators=(",", ":"))
-                                   for license_id, c in counters.items()}}
-        self._call(self._db.collection("usage_checkpoints").document(hour).set, doc, merge=True,
-                   timeout=self._timeout_s)
+        what was there; other licenses' entries stay); the number of document writes."""
+        by_shard: dict[int, dict[str, str]] = {}
+        for license_id, values in counters.items():
+            shard = zlib.crc32(license_id.encode()) % self._shards
+            by_shard.setdefault(shard, {})[license_id] = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        for shard, entries in sorted(by_shard.items()):
+            self._call(self._db.collection("usage_checkpoints").document(f"{hour}_{shard:02d}").set,
+                       {"hour": hour, "c": entries}, merge=True, timeout=self._timeout_s)
+        return len(by_shard)
+
+    def _hour_documents(self, hour: str) -> firestore.Query:
+        return self._db.collection("usage_checkpoints").where(filter=firestore.FieldFilter("hour", "==", hour))
 
     def checkpoint(self, hour: str) -> dict[str, dict[str, int]]:
         """Every license's counters of `hour`, as last checkpointed."""
-        snap = self._call(self._db.collection("usage_checkpoints").document(hour).get, timeout=self._timeout_s)
-        entries = (snap.to_dict() or {}).get("c", {}) if snap.exists else {}
-        return {license_id: json.loads(raw) for license_id, raw in entries.items()}
+        out: dict[str, dict[str, int]] = {}
+        for doc in self._stream(self._hour_documents(hour)):
+            for license_id, raw in (doc.get("c") or {}).items():
+                _raise(out.setdefault(license_id, {}), json.loads(raw))
+        return out
 
     def license_checkpoints(self, license_id: str) -> dict[str, dict[str, int]]:
         """One license's checkpointed counters of every hour not closed yet, by hour (the
@@ -124,11 +139,19 @@ class FirestoreUsageStore:
         for doc in self._stream(query):
             raw = (doc.get("c") or {}).get(license_id)
             if raw is not None:
-                out[doc["hour"]] = json.loads(raw)
+                _raise(out.setdefault(doc["hour"], {}), json.loads(raw))
         return out
 
-    def drop_checkpoint(self, hour: str) -> None:
-        self._call(self._db.collection("usage_checkpoints").document(hour).delete, timeout=self._timeout_s)
+    def drop_checkpoint(self, hour: str) -> int:
+        """Delete the hour's checkpoint documents (once the hour is closed); how many."""
+        refs = [snap.reference for snap in self._call(
+            lambda: list(self._hour_documents(hour).select([]).stream(timeout=self._timeout_s)))]
+        if refs:
+            batch = self._db.batch()
+            for ref in refs:
+                batch.delete(ref)
+            self._call(batch.commit, timeout=self._timeout_s)
+        return len(refs)
 
     # -- retention ---------------------------------------------------------------------------------
     def days_with_hours_before(self, day: str, *, limit: int) -> list[dict[str, Any]]:
@@ -148,3 +171,9 @@ class FirestoreUsageStore:
                              {"hours": firestore.DELETE_FIELD, "has_hours": False})
             self._call(batch.commit, timeout=self._timeout_s)
         return len(doc_ids)
+
+
+def _raise(target: dict[str, int], values: dict[str, int]) -> None:
+    """Counters only grow within an hour: of two copies, the larger of each is the later."""
+    for name, value in values.items():
+        target[name] = max(target.get(name, 0), int(value))

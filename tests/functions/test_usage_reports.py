@@ -371,3 +371,30 @@ def test_a_sweep_that_fails_halfway_through_the_usage_step_loses_and_doubles_not
     users = owner(world, f"licenses/{lic.id}/report/users", **{"from": DAY, "to": "2027-03-15"})["users"]
     # the closed hour once, and the open one live up to now (06:05)
     assert [(u["uid"], u["seat_hours"], u["sessions"]) for u in users] == [("ann", round(3900 / 3600, 3), 1)]
+
+
+def test_checkpoints_spread_over_shards_are_read_whole_and_dropped_whole(world):
+    from shared.runtime import Runtime, install_runtime
+
+    world.rt = Runtime(replace(world.rt.settings, usage_checkpoint_shards=4), clock=world.clock)
+    install_runtime(world.rt)
+    world.rt.usage.set_closed_through(f"{DAY}T04")
+    at(world, "05:00")
+    full = [long_lease(world, seats=1) for _ in range(6)]
+    for n, (_, key) in enumerate(full):
+        world.acquire(key, uid=f"holder-{n}")
+        for _ in range(n + 1):
+            assert world.call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="late")[0] == 409
+    sweep_closing(world, "05:30", 0)
+    from google.cloud.firestore import FieldFilter
+
+    documents = world.rt.firestore_client.collection("usage_checkpoints").where(
+        filter=FieldFilter("hour", "==", f"{DAY}T05")).get()
+    assert 1 < len(documents) <= 4
+    assert {lic.id: c["denials:no_seat"] for lic, c in
+            ((lic, world.rt.usage.checkpoint(f"{DAY}T05").get(lic.id, {})) for lic, _ in full)} == \
+        {lic.id: n + 1 for n, (lic, _) in enumerate(full)}
+    sweep_closing(world, "06:03", 1)
+    for n, (lic, _) in enumerate(full):
+        assert hours(world, lic, "05:00", "06:00")[0]["denials_no_seat"] == n + 1
+    assert world.rt.firestore_client.collection("usage_checkpoints").get() == []

@@ -24,6 +24,10 @@ def test_settings_have_documented_defaults_and_reject_garbage():
         Settings.from_env({"DEFAULT_LEASE_TTL_S": "six"})
     with pytest.raises(ConfigError, match="lease_root_kms_key"):
         settings.require("lease_root_kms_key")
+    assert (settings.usage_retention_days, settings.usage_checkpoint_shards) == (400, 1)
+    for name in ("USAGE_RETENTION_DAYS", "USAGE_CHECKPOINT_SHARDS"):
+        with pytest.raises(ConfigError, match=f"{name} must be at least 1"):
+            Settings.from_env({name: "0"})
 
 
 def test_emulator_tokens_are_refused_outside_demo_projects():

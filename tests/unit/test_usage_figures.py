@@ -109,3 +109,20 @@ def test_rolling_up_is_the_same_figures_in_any_grouping():
     once = roll_up(hours)
     twice = roll_up([roll_up(hours[:2]), roll_up(hours[2:])])
     assert once == twice
+
+
+def test_a_big_licenses_histogram_is_bucketed_upward_and_its_day_keeps_5000_users_by_name():
+    from shared.domain.usage import OTHERS, capped_users, compacted
+
+    levels = {str(level): 10 for level in range(1000)}  # a thousand levels, ten seconds each
+    small = compacted(levels)
+    assert len(small) <= 256 and sum(small.values()) == sum(levels.values())
+    assert level_at(small, 0.95) >= level_at(levels, 0.95)  # a percentile never understated
+    assert level_at(small, 0.95) - level_at(levels, 0.95) < 4  # by less than a bucket (width 4 here)
+    assert compacted({"0": 5, "3": 1}) == {"0": 5, "3": 1}
+
+    users = {f"u{i:05d}": {"s": i, "n": 1, "p": 1, "l": i} for i in range(5003)}
+    kept = capped_users(users)
+    assert len(kept) == 5000 and "u05002" in kept and "u00000" not in kept
+    assert kept[OTHERS] == {"s": 0 + 1 + 2 + 3, "n": 4, "p": 1, "l": 3, "u": 4}
+    assert capped_users({**kept, "new": {"s": 10**9, "n": 1, "p": 1, "l": 9}})[OTHERS]["u"] == 5
