@@ -54,6 +54,12 @@ class World:
     clients: dict
     tenant: str
 
+    def reconfigure(self, **settings) -> Runtime:
+        """A runtime with these settings changed (same backends, same clock), installed."""
+        self.rt = Runtime(replace(self.rt.settings, **settings), clock=self.clock)
+        install_runtime(self.rt)
+        return self.rt
+
     def license(self, seats: int = 3, *, tenant: str | None = None, **fields):
         spec = LicenseSpec(tenant_id=tenant or self.tenant, max_seats=seats, **fields)
         issued = self.rt.provisioning.create_license(spec, actor="tests")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 
 import pytest
 
@@ -263,12 +262,7 @@ def test_bad_report_queries_are_400_naming_the_field(world, route, query, field)
 
 def test_hourly_figures_past_the_retention_are_rolled_up_into_days(world):
     world.rt.usage.set_closed_through(f"{DAY}T04")
-    short = replace(world.rt.settings, usage_retention_days=2)
-    from shared.runtime import Runtime, install_runtime
-
-    rt = Runtime(short, clock=world.clock)
-    install_runtime(rt)
-    world.rt = rt
+    rt = world.reconfigure(usage_retention_days=2)
     at(world, "05:00")
     lic, key = long_lease(world)
     sid = world.acquire(key, uid="ann")
@@ -374,10 +368,7 @@ def test_a_sweep_that_fails_halfway_through_the_usage_step_loses_and_doubles_not
 
 
 def test_checkpoints_spread_over_shards_are_read_whole_and_dropped_whole(world):
-    from shared.runtime import Runtime, install_runtime
-
-    world.rt = Runtime(replace(world.rt.settings, usage_checkpoint_shards=4), clock=world.clock)
-    install_runtime(world.rt)
+    world.reconfigure(usage_checkpoint_shards=4)
     world.rt.usage.set_closed_through(f"{DAY}T04")
     at(world, "05:00")
     full = [long_lease(world, seats=1) for _ in range(6)]

@@ -615,23 +615,29 @@ def cmd_return(args: argparse.Namespace, out: Output) -> int:
                        forget_first=True)
 
 
+def _key_cache(args: argparse.Namespace, given_keys: Any, command: str, jwks_flag: str) -> JwksCache:
+    """The root keys a verify command checks against: the jwks given, or the server's (cached,
+    or fetched unless --offline), pinned with --trusted-root (required without the jwks given)."""
+    trusted_roots = _trusted_roots(args)
+    if given_keys is None and trusted_roots is None:
+        raise _missing_pins(f"{command} (without {jwks_flag})")
+    server = args.server or os.environ.get(ENV_SERVER)
+    if given_keys is None and not server:
+        raise UsageError(f"{command} needs {jwks_flag} or a server (--server / CODITECT_LICENSE_SERVER) whose cached "
+                         "or published keys to use")
+    fetch = None
+    if given_keys is None and not args.offline:
+        fetch = ApiClient(_server(args), None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1)).jwks
+    return JwksCache(server, trusted_roots=trusted_roots, fetch=fetch, jwks=given_keys)
+
+
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     token = sys.stdin.read().strip() if args.token_to_verify == "-" else args.token_to_verify.strip()
     given_keys = None
     if args.jwks:
         with open(args.jwks, "rb") as handle:
             given_keys = json.load(handle)
-    trusted_roots = _trusted_roots(args)
-    if given_keys is None and trusted_roots is None:
-        raise _missing_pins("verify (without --jwks FILE)")
-    server = args.server or os.environ.get(ENV_SERVER)
-    if given_keys is None and not server:
-        raise UsageError("verify needs --jwks FILE or a server (--server / CODITECT_LICENSE_SERVER) whose cached "
-                         "or published keys to use")
-    fetch = None
-    if given_keys is None and not args.offline:
-        fetch = ApiClient(_server(args), None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1)).jwks
-    cache = JwksCache(server, trusted_roots=trusted_roots, fetch=fetch, jwks=given_keys)
+    cache = _key_cache(args, given_keys, "verify", "--jwks FILE")
     expect: dict[str, Any] = {}
     if args.this_machine:
         expect["hardware_id"] = fingerprint.hardware_id()
@@ -715,17 +721,7 @@ def cmd_verify_statement(args: argparse.Namespace, out: Output) -> int:
     if args.series:
         series = _json_text(_read_text(args.series, "the report"), f"--series {args.series}")
     given_keys = _jwks_document(args.jwks, args.timeout) if args.jwks else None
-    trusted_roots = _trusted_roots(args)
-    if given_keys is None and trusted_roots is None:
-        raise _missing_pins("verify-statement (without --jwks URL_OR_FILE)")
-    server = args.server or os.environ.get(ENV_SERVER)
-    if given_keys is None and not server:
-        raise UsageError("verify-statement needs --jwks URL_OR_FILE or a server (--server / CODITECT_LICENSE_SERVER) "
-                         "whose cached or published keys to use")
-    fetch = None
-    if given_keys is None and not args.offline:
-        fetch = ApiClient(_server(args), None, timeout_s=args.timeout, retry=RetryPolicy(attempts=1)).jwks
-    cache = JwksCache(server, trusted_roots=trusted_roots, fetch=fetch, jwks=given_keys)
+    cache = _key_cache(args, given_keys, "verify-statement", "--jwks URL_OR_FILE")
     try:
         claims = verify_statement(statement, cache.keys(root_kid_of(statement)), trusted_roots=cache.trusted_roots,
                                   series=series)
