@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 MAX_HOURS_PER_RUN = 24
 """Hours one run closes at most (a sweep that was down for days catches up a day a run)."""
 RETAIN_PER_RUN = 500
+CLOSE_CHUNK = 250
+"""Licenses whose figures of an hour are read and written together (two commits at most)."""
 _CLOSED_CACHE_MS = 5_000
 
 
@@ -178,7 +180,9 @@ class UsageHistory:
 
     def close_due_hours(self, lock: SweepLock, deadline: float) -> tuple[int, int]:
         """Close every hour that is due, oldest first, up to MAX_HOURS_PER_RUN; (hours closed,
-        Firestore writes). Stops between hours at the deadline."""
+        Firestore writes). Licenses are closed CLOSE_CHUNK at a time; at the deadline the run
+        notes how far it got (usage_state) and the next one goes on from there, so closing
+        always advances, however many licenses there are."""
         now = self._clock.now_ms()
         first = hour_start_ms(self.first_open_hour())
         due = [h for h in range(first, floor_hour(now - self._close_after_ms), HOUR_MS)][:MAX_HOURS_PER_RUN]
@@ -186,19 +190,33 @@ class UsageHistory:
             return 0, 0
         spans = seat_spans(self._store.sessions_overlapping(due[0]), self._seats, now_ms=now)
         closed = writes = 0
+        progressed = False
         for start in due:
-            if closed and time.monotonic() >= deadline:
-                break
+            hour = hour_key(start)
+            counters = self._usage.checkpoint(hour)
+            after = self._usage.closing_after(hour)
+            pending = [license_id for license_id in sorted(set(spans) | set(counters)) if license_id > after]
+            for at in range(0, len(pending), CLOSE_CHUNK):
+                if progressed and time.monotonic() >= deadline:
+                    self._usage.save_closing(hour, pending[at - 1] if at else after)
+                    return closed, writes + 1
+                lock.check()
+                writes += self._close_licenses(hour, pending[at : at + CLOSE_CHUNK], spans, counters)
+                progressed = True
             lock.check()
-            writes += self._close(hour_key(start), spans)
-            closed += 1
+            self._usage.set_closed_through(hour)
+            self._closed_cache = (self._clock.now_ms(), hour)
+            writes += 1 + self._usage.drop_checkpoint(hour)
+            log.info("usage hour %s closed: %d licenses", hour, len(pending))
+            closed, progressed = closed + 1, True
         return closed, writes
 
-    def _close(self, hour: str, spans: dict[str, list[SeatSpan]]) -> int:
+    def _close_licenses(self, hour: str, license_ids: list[str], spans: dict[str, list[SeatSpan]],
+                        counters: dict[str, dict[str, int]]) -> int:
+        """Write these licenses' figures of `hour` into their day documents; writes made."""
         start = hour_start_ms(hour)
-        counters = self._usage.checkpoint(hour)
         figures: dict[str, tuple[License, dict[str, Any]]] = {}
-        for license_id in sorted(set(spans) | set(counters)):
+        for license_id in license_ids:
             entry = self._licenses.by_id(license_id)
             if entry is None:
                 continue  # a license that no longer exists has no history to add to
@@ -211,12 +229,7 @@ class UsageHistory:
         stored = self._usage.days(day_doc_id(license_id, day) for license_id in figures)
         docs = {day_doc_id(license_id, day): with_hour(stored.get(day_doc_id(license_id, day)), lic, hour, f)
                 for license_id, (lic, f) in figures.items()}
-        writes = self._usage.write_days(docs)
-        self._usage.set_closed_through(hour)
-        self._closed_cache = (self._clock.now_ms(), hour)
-        deletes = self._usage.drop_checkpoint(hour)
-        log.info("usage hour %s closed: %d licenses", hour, len(docs))
-        return writes + 1 + deletes
+        return self._usage.write_days(docs, hour=hour) if docs else 0
 
     def retain(self, lock: SweepLock) -> int:
         """Roll day documents past the retention up (their hours dropped); writes made."""

@@ -389,3 +389,28 @@ def test_checkpoints_spread_over_shards_are_read_whole_and_dropped_whole(world):
     for n, (lic, _) in enumerate(full):
         assert hours(world, lic, "05:00", "06:00")[0]["denials_no_seat"] == n + 1
     assert world.rt.firestore_client.collection("usage_checkpoints").get() == []
+
+
+def test_closing_an_hour_of_many_licenses_goes_on_across_runs_where_it_stopped(world, monkeypatch):
+    import shared.licensing.usage_history as usage_history
+
+    monkeypatch.setattr(usage_history, "CLOSE_CHUNK", 2)
+    world.rt.usage.set_closed_through(f"{DAY}T04")
+    at(world, "05:00")
+    licenses = [long_lease(world, seats=1) for _ in range(5)]
+    for n, (_, key) in enumerate(licenses):
+        world.acquire(key, uid=f"user-{n}")
+    at(world, "06:03")
+    lock = world.rt.sweep_ledger.lock()
+    assert lock.acquire(ttl_ms=60_000)
+    history = world.rt.usage_history
+    # out of time at once: each run still closes one chunk of licenses, and notes where it stopped
+    assert history.close_due_hours(lock, deadline=0)[0] == 0
+    assert world.rt.usage.closing_after(f"{DAY}T05") == sorted(lic.id for lic, _ in licenses)[1]
+    assert history.close_due_hours(lock, deadline=0)[0] == 0
+    assert history.close_due_hours(lock, deadline=0)[0] == 1  # the last license, then the hour
+    assert world.rt.usage.closing_after(f"{DAY}T05") == "" and history.first_open_hour(fresh=True) == f"{DAY}T06"
+    lock.release()
+    for lic, _ in licenses:
+        [row] = hours(world, lic, "05:00", "06:00")
+        assert (row["final"], row["seat_seconds"], row["grants"]) == (True, 3600, 1)

@@ -17,6 +17,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from datetime import datetime, timedelta
+
 import httpx
 import pytest
 
@@ -75,7 +77,8 @@ def test_bundles_carry_only_declared_requirements(served):
     assert not {"google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("health"))
     assert not {"redis", "google-cloud-firestore", "firebase-admin", "pydantic"} & _names(requirements("jwks"))
     assert not {"google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("sweep"))
-    assert not {"google-cloud-kms", "PyJWT"} & _names(requirements("admin"))
+    # admin signs usage statements with the lease root
+    assert {"google-cloud-kms", "PyJWT", "cryptography"} <= _names(requirements("admin"))
 
 
 def _names(requirements: str) -> set[str]:
@@ -98,6 +101,11 @@ def test_the_bundles_serve_a_real_flow(served, id_token, make_license, stack):
     assert httpx.post(url["validate"], json={"license_key": lic.key}, headers=user).json()["code"] == "VALID"
     holders = httpx.get(f"{url['admin']}/licenses/{lic.license_id}/sessions", headers=admin)
     assert holders.status_code == 200 and len(holders.json()["sessions"]) == 1
+    through = httpx.get(f"{url['admin']}/licenses/{lic.license_id}/report", headers=admin).json()["through"]
+    last_closed = datetime.fromisoformat(through.replace("Z", "+00:00")) - timedelta(hours=1)
+    signed = httpx.get(f"{url['admin']}/licenses/{lic.license_id}/statement", headers=admin,
+                       params={"month": last_closed.strftime("%Y-%m")})
+    assert signed.status_code == 200 and signed.json()["statement"].count(".") == 2, signed.text
     assert httpx.post(url["release"], json=session, headers=user).json() == {"status": "released"}
     swept = httpx.post(url["sweep"], headers={"Authorization": f"Bearer {stack.scheduler_token()}"}, timeout=60)
     assert swept.status_code == 200, swept.text
