@@ -1,12 +1,14 @@
-"""scripts/bench, scripts/bench-sweep and scripts/bench-loss end to end, with tiny durations and sizes.
+"""scripts/bench, scripts/bench-sweep, scripts/bench-loss and scripts/bench-usage end to end, with
+tiny durations and sizes.
 
 They are run as a developer runs them, each on a stack of its own: scripts/bench
 against a ./scripts/dev started here (found through DEV_STATE_DIR, as the bench finds
-any dev stack), scripts/bench-sweep and scripts/bench-loss on the stacks they start
-themselves. None touches the session's stack nor the developer's .dev/. A run this short measures nothing, so the
-timing verdicts are not checked; that each tool completes, prints every section and its
-Targets table, and that the figures which must be exact are, is — so a changed seat
-script, key or endpoint cannot silently break the benchmark again.
+any dev stack), scripts/bench-sweep, scripts/bench-loss and scripts/bench-usage on the
+stacks they start themselves. None touches the session's stack nor the developer's
+.dev/. A run this short measures nothing, so the timing verdicts are not checked; that
+each tool completes, prints every section and its Targets table, and that the figures
+which must be exact are, is — so a changed seat script, key or endpoint cannot silently
+break the benchmark again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ TINY_BENCH = ["--users", "4", "--licenses", "2", "--duration", "1", "--think", "
               "--redis-calls", "50"]
 TINY_SWEEP = ["--licenses", "5", "--leases", "50"]
 TINY_LOSS = ["--sessions", "20", "--all-sessions", "30", "--licenses", "3", "--acquires", "40"]
+TINY_USAGE = ["--licenses", "3", "--hours", "3", "--report-days", "2", "--report-calls", "3"]
 TARGET_HEADERS = ["figure", "measured", "target", "verdict"]
 
 
@@ -121,7 +124,8 @@ def test_bench_measures_a_dev_stack_and_prints_its_targets(dev_stack, tmp_path):
     redis_loops = document["redis_evalsha"]
     assert redis_loops["calls_per_round"] == 50
     assert min(redis_loops["bare_rounds_per_s"] + redis_loops["lib_rounds_per_s"]) > 0
-    for phase in ("sat acquire", "sat acquire (policies)", "sat heartbeat", "sat release", "sat validate", "sat health"):
+    for phase in ("sat acquire", "sat acquire (policies)", "sat heartbeat", "sat release", "sat validate",
+                  "sat health"):
         ops = document["phases"][phase]["ops"]
         assert sum(stats["ok"] for stats in ops.values()) > 0, phase
         assert sum(stats["unexpected_error_count"] for stats in ops.values()) == 0, (phase, ops)
@@ -170,3 +174,48 @@ def test_bench_loss_runs_on_its_own_stack_and_prints_its_figures(tmp_path):
     assert (every["restored"], every["rebuilt"], every["firestore_writes"]) == (30, 3, 0)
     for mode in ("wait_replicas_0", "wait_replicas_1"):
         assert wait[mode]["granted"] + wait[mode]["refused"] == 40, wait[mode]
+
+
+def test_bench_usage_runs_on_its_own_stack_and_prints_its_targets(tmp_path):
+    report = tmp_path / "usage.json"
+    done = _run("bench-usage", *TINY_USAGE, "--json", str(report), env=_own_backends_env())
+    out = done.stdout
+
+    for phase in ("setup: 3 licenses, 3 all-day sessions, 1 refused 3 times an hour",
+                  "(1) 3 hourly sweeps, each at HH:03", "(1') no hour due",
+                  "per 1,000 active licenses per 30-day month, a sweep an hour (as measured)",
+                  "per 1,000 active licenses per 30-day month, a sweep a minute (production)",
+                  "(2) GET licenses/{id}/report?granularity=hour, 2 days = 48 rows, 3 calls"):
+        assert phase in out, phase
+    assert len(re.findall(r"^\(1\) hour \d{4}-\d\d-\d\dT\d\d ", out, re.MULTILINE)) == 3, out
+    targets = _targets(out)
+    assert list(targets) == [
+        "(1) hours closed, one by each hourly sweep", "(1) largest commit of day documents",
+        "(1) day-document writes per active license per day",
+        "(1) shared writes per day (cursor, checkpoints, deletes)", "writes per active license per day",
+        "writes per active license per day, a sweep a minute", "reads per active license per day",
+        "Firestore cost per 1,000 active licenses per month", "report p95, 2-day hourly series",
+    ]
+    # Exact, however small the run: each sweep closes its hour once, and writes one day
+    # document per active license, the cursor, one checkpoint (one license in ten was
+    # refused) and its delete; every report call answers every hour of the days asked for.
+    assert targets["(1) hours closed, one by each hourly sweep"] == ["3 / 3", "3 (each once)", "PASS"]
+    assert targets["(1) largest commit of day documents"][-1] == "PASS"
+    assert targets["(1) day-document writes per active license per day"] == [
+        "24.00 (9 = 3 licenses x 3 h)", "24 (one per closed hour)", "PASS"]
+    assert targets["(1) shared writes per day (cursor, checkpoints, deletes)"][0] == "72 = 24.000 per license"
+    assert re.fullmatch(r"[\d.]+ ms \(48 rows, 3 calls\)", targets["report p95, 2-day hourly series"][0])
+
+    document = json.loads(report.read_text())
+    hours = document["hours"]
+    assert [(hour["hours_closed"], hour["error"]) for hour in hours] == [(1, None)] * 3
+    assert [hour["closed_through"] for hour in hours] == [hour["hour"] for hour in hours]
+    for hour in hours:
+        assert hour["writes"] == {"day documents": 3, "cursor": 1, "checkpoints": 1}, hour
+        assert hour["deletes"] == {"checkpoints": 1}, hour
+        assert hour["reads"]["day documents"] == 3 and hour["reads"]["sessions"] == 3, hour
+    idle = document["idle_run"]
+    assert idle["hours_closed"] == 0 and idle["writes"] == {"checkpoints": 1} and not idle["deletes"], idle
+    assert document["per_license_day"]["day_document_writes"] == 24
+    assert (document["report"]["rows"], document["report"]["calls"]) == (48, 3)
+    assert len(document["report"]["latencies_ms"]) == 3
