@@ -100,6 +100,9 @@ class Settings:
     elsewhere, where such a token is a forgery anyone can write."""
     sweep_budget_s: float = 45.0
     """A sweep stops here and resumes next run (keep below the function timeout)."""
+    notify_topic: str | None = None
+    """Pub/Sub topic (projects/P/topics/T) the sweep publishes notifications to; unset: none
+    is published (they wait, recorded, until one is set)."""
     usage_retention_days: int = 400
     """How long the usage history keeps each hour; older hours are rolled up into their
     day (its totals and per-user figures are kept for good)."""
@@ -217,6 +220,7 @@ class Settings:
             oidc_certs_url=text("oidc_certs_url"),
             sweep_trust_platform_auth=trust_platform_auth == "1",
             sweep_budget_s=number("sweep_budget_s", float),
+            notify_topic=text("notify_topic"),
             usage_retention_days=number("usage_retention_days"),
             usage_close_after_s=number("usage_close_after_s"),
             usage_checkpoint_shards=number("usage_checkpoint_shards"),

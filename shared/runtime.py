@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.google_secrets import SecretReader
     from shared.licensing.administration import Administration
     from shared.licensing.license_directory import LicenseDirectory
+    from shared.licensing.notification_outbox import NotificationOutbox
     from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger, UsageRecord
     from shared.licensing.provisioning import Provisioning
     from shared.licensing.seat_service import SeatService
@@ -137,6 +138,20 @@ class Runtime:
                                        checkpoint_shards=self.settings.usage_checkpoint_shards)
 
         return self._once("usage", build)
+
+    @property
+    def notification_outbox(self) -> NotificationOutbox:
+        def build() -> NotificationOutbox:
+            from shared.licensing.notification_outbox import NotificationOutbox
+
+            publisher = None
+            if self.settings.notify_topic:
+                from shared.pubsub.publisher import PubSubPublisher
+
+                publisher = PubSubPublisher(self.settings.notify_topic)
+            return NotificationOutbox(store=self.store, publisher=publisher, clock=self.clock)
+
+        return self._once("notification_outbox", build)
 
     @property
     def usage_history(self) -> UsageHistory:
@@ -308,7 +323,8 @@ class Runtime:
             from shared.licensing.sweep import Sweeper
 
             return Sweeper(seats=self.seats, ledger=self.sweep_ledger, store=self.store, licenses=self.licenses,
-                           history=self.usage_history, clock=self.clock, budget_s=self.settings.sweep_budget_s)
+                           history=self.usage_history, outbox=self.notification_outbox, clock=self.clock,
+                           budget_s=self.settings.sweep_budget_s)
 
         return self._once("sweeper", build)
 

@@ -1,6 +1,6 @@
 """./scripts/dev: run the whole service locally until Ctrl-C or SIGTERM.
 
-Starts the local stack (Redis, the Firestore emulator, stand-ins for Google's APIs) and
+Starts the local stack (Redis, the Firestore and Pub/Sub emulators, stand-ins for Google's APIs) and
 the Firebase Auth emulator, seeds a demo tenant and license and three sign-in accounts,
 serves every function on http://127.0.0.1:<port>/<name> with gunicorn, keeps
 <state dir>/stack.json up to date for other tools (licensectl, sweep-now, dev-token), and
@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             "project_id": stack.project_id,
             "redis_url": stack.redis_url,
             "firestore_emulator_host": stack.firestore_host,
+            "pubsub_emulator_host": stack.pubsub_host,
             "firebase_auth_emulator_host": auth.host,
             "kms_endpoint": stack.kms.address,
             "lease_root_kms_key": stack.env["LEASE_ROOT_KMS_KEY"],

@@ -11,20 +11,16 @@ ids. There is deliberately no fallback to another emulator: the store relies on 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import httpx
 
-from devstack.processes import free_port, spawn, stop_session, wait_until
+from devstack.gcloud_emulator import EmulatorFacts as _EmulatorFacts
+from devstack.gcloud_emulator import EmulatorMissing, GcloudEmulator, answers_ok, installed_component
 
 GOOGLE_EMULATOR = "google-cloud-firestore-emulator"  # EmulatorFacts.kind of Google's emulator
 _COMPONENT = "cloud-firestore-emulator"  # its id among the Cloud SDK's components
@@ -34,50 +30,16 @@ _INSTALL_HINT = (
     "from Google's Cloud SDK apt repository (apt-get install google-cloud-cli-firestore-emulator "
     "openjdk-17-jre-headless), or set FIRESTORE_EMULATOR_HOST to one you run. There is no fallback emulator."
 )
-_READY_TIMEOUT_S = 90  # ~2 s warm, ~15 s on a cold machine; CI machines can be slower still
-_BIND_ATTEMPTS = 3  # free_port() is only free when asked: another process may take it meanwhile
 _CURRENT = "CURRENT"  # in a data_dir: the name of the export to import (see FirestoreEmulator.save)
 
 
-class EmulatorMissing(RuntimeError):
-    """Google's Firestore emulator, gcloud or Java is not installed on this machine."""
-
-
-@dataclass(frozen=True)
-class EmulatorFacts:
+class EmulatorFacts(_EmulatorFacts):
     """Which Firestore emulator serves a stack (recorded for tools and asserted by a test)."""
 
-    kind: str  # GOOGLE_EMULATOR, or "unknown" for an external one that does not answer as Google's
-    version: str  # the emulator component's version, e.g. "1.19.9"; "unknown" if not ours to read
-    sdk_version: str  # the Cloud SDK's, e.g. "528.0.0"
-    started_by_stack: bool  # False: FIRESTORE_EMULATOR_HOST named one someone else runs
-
-    def describe(self) -> str:
-        if self.kind != GOOGLE_EMULATOR:
-            return f"an unknown Firestore emulator ({self.kind})"
-        origin = "" if self.started_by_stack else ", external (FIRESTORE_EMULATOR_HOST)"
-        return f"Google's Cloud Firestore emulator {self.version} (Cloud SDK {self.sdk_version}{origin})"
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _sdk_root(gcloud: str) -> Path:
-    """The Cloud SDK folder behind a gcloud on PATH (Debian: /usr/lib/google-cloud-sdk)."""
-    beside = Path(os.path.realpath(gcloud)).parents[1]
-    if (beside / "platform").is_dir():
-        return beside
-    asked = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True,
-                           text=True, timeout=60, check=False)
-    return Path(asked.stdout.strip() or beside)
-
-
-def _component_version(sdk_root: Path) -> str:
-    try:
-        snapshot = json.loads((sdk_root / ".install" / f"{_COMPONENT}.snapshot.json").read_text())
-        return next(c["version"]["version_string"] for c in snapshot["components"] if c["id"] == _COMPONENT)
-    except (OSError, ValueError, KeyError, StopIteration):
-        return "unknown"
+    GOOGLE_KIND = GOOGLE_EMULATOR
+    PRODUCT = "Firestore"
+    TITLE = "Cloud Firestore"
+    HOST_VARIABLE = "FIRESTORE_EMULATOR_HOST"
 
 
 def installed_emulator() -> tuple[str, EmulatorFacts]:
@@ -87,43 +49,19 @@ def installed_emulator() -> tuple[str, EmulatorFacts]:
         EmulatorMissing: gcloud, the emulator component or Java is missing; the message
             says what to install.
     """
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        raise EmulatorMissing(f"gcloud is not on PATH. {_INSTALL_HINT}")
-    sdk_root = _sdk_root(gcloud)
-    jar = sdk_root / "platform" / _COMPONENT / f"{_COMPONENT}.jar"
-    if not jar.is_file():
-        raise EmulatorMissing(f"{jar} is missing. {_INSTALL_HINT}")
-    if shutil.which(os.environ.get("JAVA") or "java") is None:
-        raise EmulatorMissing(f"java is not on PATH (the emulator is a Java program). {_INSTALL_HINT}")
-    try:
-        sdk_version = (sdk_root / "VERSION").read_text().strip()
-    except OSError:
-        sdk_version = "unknown"
-    return gcloud, EmulatorFacts(GOOGLE_EMULATOR, _component_version(sdk_root), sdk_version, started_by_stack=True)
-
-
-def _answers_ok(host: str) -> bool:
-    """Google's emulator answers a plain HTTP/1.1 GET / with "Ok" (it also speaks gRPC there)."""
-    try:
-        answer = httpx.get(f"http://{host}/", timeout=1)
-    except httpx.HTTPError:
-        return False
-    return answer.status_code == 200 and answer.text.strip() == "Ok"
+    gcloud, version, sdk_version = installed_component(_COMPONENT, f"{_COMPONENT}.jar", _INSTALL_HINT)
+    return gcloud, EmulatorFacts(GOOGLE_EMULATOR, version, sdk_version, started_by_stack=True)
 
 
 def external_emulator(host: str) -> EmulatorFacts:
     """The facts of an emulator someone else runs at `host` (FIRESTORE_EMULATOR_HOST)."""
-    kind = GOOGLE_EMULATOR if _answers_ok(host) else "unknown"
+    kind = GOOGLE_EMULATOR if answers_ok(host) else "unknown"
     return EmulatorFacts(kind, "unknown", "unknown", started_by_stack=False)
 
 
-class FirestoreEmulator:
-    """Google's emulator on 127.0.0.1:<free port>, started and stopped as one process tree.
-
-    gcloud starts a shell script that starts java. The three run in a session of their
-    own, which `stop()` ends as a whole, and which the kernel's parent-death signal ends
-    too if this process dies without stopping it (see devstack.processes.spawn).
+class FirestoreEmulator(GcloudEmulator):
+    """Google's emulator on 127.0.0.1:<free port>, started and stopped as one process tree
+    (gcloud, a shell script, java: see devstack.gcloud_emulator.GcloudEmulator).
 
     Args:
         data_dir: keep the documents there across restarts: the latest export is
@@ -135,53 +73,21 @@ class FirestoreEmulator:
             so name the one the stack uses.
     """
 
+    WHAT = "Google's Firestore emulator"
+    LOG_PREFIX = "firestore-emulator-"
+
     def __init__(self, *, data_dir: Path | None = None, project_id: str = "demo-coditect") -> None:
+        super().__init__()
         self.data_dir = data_dir.resolve() if data_dir else None  # the emulator runs in it: no relative path
         self.project_id = project_id
-        self.process: subprocess.Popen | None = None
-        self.port: int | None = None
         self.facts: EmulatorFacts | None = None
-        self._log_dir: tempfile.TemporaryDirectory | None = None
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def start(self) -> FirestoreEmulator:
         """Raises EmulatorMissing if it is not installed, RuntimeError if it does not start."""
         gcloud, self.facts = installed_emulator()
-        self._log_dir = tempfile.TemporaryDirectory(prefix="firestore-emulator-")
-        log_path = Path(self._log_dir.name) / "emulator.log"
-        env = {**os.environ,
-               # Offline and unattended: no prompt, no update check against Google's servers.
-               "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-               "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1"}
-        imported = self._import_arguments()
-        for attempt in range(1, _BIND_ATTEMPTS + 1):
-            port = free_port()
-            with open(log_path, "wb") as log:
-                process = spawn([gcloud, "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}", *imported],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, own_session=True,
-                                cwd=str(self.data_dir) if self.data_dir else None)
-            try:
-                wait_until(partial(_answers_ok, f"127.0.0.1:{port}"), timeout_s=_READY_TIMEOUT_S,
-                           what="Google's Firestore emulator", process=process)
-            except BaseException as exc:
-                stop_session(process)
-                if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: nothing to add
-                    self._log_dir.cleanup()
-                    raise
-                log_text = log_path.read_text(errors="replace")
-                if "already in use" in log_text.lower() and attempt < _BIND_ATTEMPTS:
-                    continue  # someone took the port between free_port() and the bind
-                self._log_dir.cleanup()
-                # Java's stack frames ("at ...") would push the one line that says why out of a short tail
-                said = [line for line in log_text.splitlines() if not line.split("]")[-1].strip().startswith("at ")]
-                tail = "\n".join(said[-15:])
-                raise RuntimeError(f"{exc}; its output ended with:\n{tail}") from exc
-            self.process, self.port = process, port
-            return self
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        self._launch(gcloud, ["emulators", "firestore", "start"], self._import_arguments(),
+                     cwd=str(self.data_dir) if self.data_dir else None)
+        return self
 
     # -- keeping the data (data_dir) ---------------------------------------------------
     # data_dir/export-<ns>/ holds one export (the emulator's own format), data_dir/CURRENT
@@ -239,11 +145,7 @@ class FirestoreEmulator:
                 self.save()
             except (RuntimeError, OSError) as exc:  # stopping must go on: the previous export stays in place
                 print(f"Firestore emulator: the data of this run was not kept: {exc}", file=sys.stderr)
-        stop_session(self.process)
-        self.process = None
-        if self._log_dir is not None:
-            self._log_dir.cleanup()
-            self._log_dir = None
+        super().stop()
 
 
 def main() -> int:

@@ -1,15 +1,17 @@
 """The local stack as one object: backends, stand-ins for Google APIs, the function server.
 
-    with LocalStack.start() as stack:        # Memorystore-like Redis, Google's Firestore
-                                             # emulator, KMS and Secret Manager stand-ins
+    with LocalStack.start() as stack:        # Memorystore-like Redis, Google's Firestore and
+                                             # Pub/Sub emulators, KMS and Secret Manager stand-ins
         server = stack.serve_functions(port)  # gunicorn, every function at /<name>
         stack.env                             # the settings a function process needs
         stack.components()                    # what runs, for people and tools
 
 The functions read Redis's AUTH string and CA from the Secret Manager stand-in, as they
-read Memorystore's from Secret Manager in the cloud. REDIS_URL / FIRESTORE_EMULATOR_HOST
-in the environment are used instead of starting our own servers (e.g. a plain Redis 7 to
-check script compatibility: then without TLS or AUTH).
+read Memorystore's from Secret Manager in the cloud. REDIS_URL / FIRESTORE_EMULATOR_HOST /
+PUBSUB_EMULATOR_HOST in the environment are used instead of starting our own servers (e.g.
+a plain Redis 7 to check script compatibility: then without TLS or AUTH). The notification
+topic (NOTIFY_TOPIC) and its dead-letter topic are created at every start, in whichever
+Pub/Sub emulator serves the stack (it keeps nothing across restarts).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from devstack.firestore_emulator import EmulatorFacts, FirestoreEmulator, extern
 from devstack.google_certs import LocalGoogleCerts
 from devstack.kms_standin import KmsStandIn
 from devstack.processes import free_port, refuse_busy_port, spawn, stop, wait_until
+from devstack.pubsub_emulator import PubSubEmulator, PubSubFacts
+from devstack.pubsub_emulator import external_emulator as external_pubsub_emulator
 from devstack.redis_server import MEMORYSTORE_BLOCKED, MemorystoreLikeRedis, RedisEndpoint
 from devstack.secret_manager_standin import SecretManagerStandIn
 
@@ -38,6 +42,33 @@ SCHEDULER_ACCOUNT = f"sweep-scheduler@{PROJECT_ID}.iam.gserviceaccount.com"
 # The secrets Terraform creates from the Memorystore instance (terraform/modules/redis).
 REDIS_AUTH_SECRET_ID = "redis-auth"
 REDIS_CA_SECRET_ID = "redis-ca"
+# The notification topic and its dead-letter topic (terraform/modules/functions: <env>-license-events).
+NOTIFY_TOPIC = f"projects/{PROJECT_ID}/topics/license-events"
+NOTIFY_DEAD_LETTER_TOPIC = f"projects/{PROJECT_ID}/topics/license-events-dead-letter"
+
+
+def create_topics(pubsub_host: str, topics: tuple[str, ...] = (NOTIFY_TOPIC, NOTIFY_DEAD_LETTER_TOPIC)) -> None:
+    """Create the topics in the Pub/Sub emulator at `pubsub_host` (one that exists already is fine)."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    # The client reads PUBSUB_EMULATOR_HOST when it is made (an insecure channel to it, no
+    # credentials): set for that moment only, this process's environment is not the stack's.
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = pubsub_host
+    try:
+        publisher = PublisherClient()
+    finally:
+        if previous is None:
+            del os.environ["PUBSUB_EMULATOR_HOST"]
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+    with publisher:  # closes its channel
+        for topic in topics:
+            try:
+                publisher.create_topic(name=topic, timeout=30)
+            except AlreadyExists:
+                pass
 
 
 @dataclass
@@ -59,9 +90,12 @@ class LocalStack:
     secret_manager: SecretManagerStandIn
     oidc: LocalGoogleCerts
     firestore_emulator: EmulatorFacts
+    pubsub_host: str
+    pubsub_emulator: PubSubFacts
     project_id: str = PROJECT_ID
     redis_server: MemorystoreLikeRedis | None = None  # ours to kill or restart (tests); None: external
     firestore_server: FirestoreEmulator | None = None  # ours to freeze (tests); None: external
+    pubsub_server: PubSubEmulator | None = None  # None: external (PUBSUB_EMULATOR_HOST)
     _owned: list = field(default_factory=list)
 
     @classmethod
@@ -91,6 +125,16 @@ class LocalStack:
                                                      project_id=PROJECT_ID).start()
                 owned.append(firestore_server)
                 firestore_host, firestore_facts = firestore_server.host, firestore_server.facts
+            pubsub_host = os.environ.get("PUBSUB_EMULATOR_HOST")
+            pubsub_server: PubSubEmulator | None = None
+            pubsub_facts: PubSubFacts | None
+            if pubsub_host:
+                pubsub_facts = external_pubsub_emulator(pubsub_host)
+            else:
+                pubsub_server = PubSubEmulator().start()
+                owned.append(pubsub_server)
+                pubsub_host, pubsub_facts = pubsub_server.host, pubsub_server.facts
+            create_topics(pubsub_host)
             kms = KmsStandIn().start()
             owned.append(kms)
             kms.create_key(KMS_KEY, kms_algorithm)
@@ -100,9 +144,10 @@ class LocalStack:
             for resource in reversed(owned):
                 resource.stop()
             raise
-        assert firestore_facts is not None  # FirestoreEmulator.start() sets it
+        assert firestore_facts is not None and pubsub_facts is not None  # the emulators' start() sets them
         return cls(redis, redis_version, firestore_host, kms, secret_manager, oidc, firestore_facts,
-                   redis_server=redis_server, firestore_server=firestore_server, _owned=owned)
+                   pubsub_host, pubsub_facts, redis_server=redis_server, firestore_server=firestore_server,
+                   pubsub_server=pubsub_server, _owned=owned)
 
     @property
     def redis_url(self) -> str:
@@ -121,6 +166,8 @@ class LocalStack:
                                  "this stack, certificate for 127.0.0.1), AUTH, its blocked commands renamed away"}
         return {
             "firestore": {**self.firestore_emulator.as_dict(), "describe": self.firestore_emulator.describe()},
+            "pubsub": {**self.pubsub_emulator.as_dict(), "host": self.pubsub_host, "topic": NOTIFY_TOPIC,
+                       "dead_letter_topic": NOTIFY_DEAD_LETTER_TOPIC, "describe": self.pubsub_emulator.describe()},
             "redis": redis,
             "kms": {"endpoint": self.kms.address,
                     "describe": "Cloud KMS: a gRPC stand-in for google-cloud-kms (scripts/devstack/kms_standin.py)"},
@@ -145,6 +192,8 @@ class LocalStack:
                if self.redis.password else {}),
             "SECRET_MANAGER_ENDPOINT": self.secret_manager.address,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "NOTIFY_TOPIC": NOTIFY_TOPIC,
             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",  # emulator-token mode; nothing need listen
             "LEASE_ROOT_KMS_KEY": KMS_KEY,
             "KMS_ENDPOINT": self.kms.address,

@@ -6,12 +6,13 @@ The use cases (this package) are written against these; the adapters implement t
     UsageRecord               shared/store    (Firestore: the usage history)
     LeaseSigner, LeaseProof   shared/tokens   (KMS-rooted delegate keys; checking our tokens)
     RateLimiter               shared/ratelimit
+    NotificationPublisher     shared/pubsub   (Pub/Sub)
 so a use case reads without its adapters, and a test can hand it any implementation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from shared.domain import AuditEvent, EndReason, License, Limit, MachineKey, SessionEnd, SessionRecord, Tenant
@@ -206,6 +207,14 @@ class DurableRecord(Protocol):
 
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
 
+    def record_notice(self, event: AuditEvent) -> bool:
+        """Record an event once only (a deterministic id): False if it is recorded already."""
+
+    def pending_notifications(self, *, limit: int) -> list[tuple[AuditEvent, str]]:
+        """Recorded notifications not yet published, oldest first, with their type."""
+
+    def mark_published(self, event_ids: list[str], published_ms: int) -> int: ...
+
     def sessions_overlapping(self, start_ms: int, *, license_id: str | None = None) -> list[SessionRecord]:
         """Sessions ended at or after `start_ms`, and every active one (of one license, or all)."""
 
@@ -257,6 +266,11 @@ class UsageRecord(Protocol):
     def days_with_hours_before(self, day: str, *, limit: int) -> list[dict[str, Any]]: ...
 
     def drop_hours(self, doc_ids: list[str]) -> int: ...
+
+
+class NotificationPublisher(Protocol):
+    def publish(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Publish every message (shared/domain/notifications.py message()), or raise."""
 
 
 class LeaseSigner(Protocol):

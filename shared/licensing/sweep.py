@@ -27,7 +27,9 @@ is re-checked before every batch of writes:
                   a seat (a grant rolled back after its Firestore commit timed out, yet
                   landed) and is closed `not_held`. Steps 1-2 make the two agree for all
                   that Redis holds; this bounds the other direction at a slice per run.
-    5. usage      the hours that are due are closed into the usage history (only by a run
+    5. notify     notifications recorded since are published to Pub/Sub
+                  (notification_outbox.py).
+    6. usage      the hours that are due are closed into the usage history (only by a run
                   that visited every license), and days past the retention rolled up.
 Everything is idempotent (deterministic event ids, merge writes, Redis outbox removed
 only after Firestore has the end), so a failure anywhere leaves consistent partial
@@ -46,6 +48,7 @@ from shared.domain import EndReason, License, SessionEnd
 from shared.domain.leases import LeaseRecord, SweepLockLost
 from shared.errors import BackendUnavailable, SeatTableRebuilding
 from shared.licensing.license_directory import LicenseDirectory
+from shared.licensing.notification_outbox import NotificationOutbox
 from shared.licensing.ports import DurableRecord, SeatLedger, SweepLedger, SweepLock
 from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.settlement import record_closed, settle
@@ -67,6 +70,7 @@ class SweepReport:
     rebuilt: int = 0  # licenses whose seat table was rebuilt from Firestore
     audited: int = 0  # Firestore-active sessions checked against Redis this run
     hours_closed: int = 0  # usage hours made final this run
+    published: int = 0  # notifications published to Pub/Sub this run
     started: float = field(default_factory=time.perf_counter)
 
     def as_json(self) -> dict[str, Any]:
@@ -75,19 +79,20 @@ class SweepReport:
             "duration_ms": round((time.perf_counter() - self.started) * 1000),
             "complete": self.complete, "skipped": self.skipped, "recovered": self.recovered,
             "licenses": self.licenses, "firestore_writes": self.firestore_writes, "rebuilt": self.rebuilt,
-            "audited": self.audited, "hours_closed": self.hours_closed,
+            "audited": self.audited, "hours_closed": self.hours_closed, "published": self.published,
         }
 
 
 class Sweeper:
     def __init__(self, *, seats: SeatLedger, ledger: SweepLedger, store: DurableRecord, licenses: LicenseDirectory,
-                 history: UsageHistory, clock: Clock, budget_s: float = 45.0, batch: int = 250,
-                 verify_after_s: int = 60, audit_slice: int = 500):
+                 history: UsageHistory, clock: Clock, outbox: NotificationOutbox | None = None,
+                 budget_s: float = 45.0, batch: int = 250, verify_after_s: int = 60, audit_slice: int = 500):
         self._seats = seats
         self._ledger = ledger
         self._store = store
         self._licenses = licenses
         self._history = history
+        self._outbox = outbox
         self._clock = clock
         self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=history.record, clock=clock)
         self._budget_s = budget_s
@@ -124,6 +129,9 @@ class Sweeper:
                 report.firestore_writes += self._history.checkpoint()
             if time.monotonic() < deadline:
                 self._audit(report, lock)
+            if self._outbox is not None:
+                report.published, writes = self._outbox.publish_pending(lock, deadline)
+                report.firestore_writes += writes
             # Last: the seats' duties never wait on the usage history, nor fail with it.
             closed, writes = self._history.close_due_hours(lock, deadline)
             report.hours_closed, report.firestore_writes = closed, report.firestore_writes + writes

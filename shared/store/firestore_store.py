@@ -34,6 +34,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.domain import AuditEvent, License, MachineKey, SeatPolicy, SessionEnd, SessionRecord, Tenant
+from shared.domain.notifications import notification_type
 from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
@@ -243,12 +244,13 @@ class FirestoreStore:
             query = query.where(filter=firestore.FieldFilter("license_id", "==", license_id))
         query = query.order_by("at", direction=firestore.Query.DESCENDING).limit(limit)
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
-        return [
-            AuditEvent(id=s.id, tenant_id=d["tenant_id"], license_id=d.get("license_id"), type=d["type"],
-                       actor=d["actor"], at_ms=datetime_to_ms(d["at"]), session_id=d.get("session_id"),
-                       details=d.get("details") or {})
-            for s, d in ((s, s.to_dict()) for s in snaps)
-        ]
+        return [self._event_from(s.id, _fields(s)) for s in snaps]
+
+    @staticmethod
+    def _event_from(event_id: str, d: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(id=event_id, tenant_id=d["tenant_id"], license_id=d.get("license_id"), type=d["type"],
+                          actor=d["actor"], at_ms=datetime_to_ms(d["at"]), session_id=d.get("session_id"),
+                          details=d.get("details") or {})
 
     @staticmethod
     def _license_doc(lic: License) -> dict[str, Any]:
@@ -518,19 +520,52 @@ class FirestoreStore:
         )
 
     # -- audit events --------------------------------------------------------------
+    @staticmethod
+    def _event_doc(event: AuditEvent) -> dict[str, Any]:
+        doc = {
+            "tenant_id": event.tenant_id,
+            "license_id": event.license_id,
+            "session_id": event.session_id,
+            "type": event.type,
+            "actor": event.actor,
+            "at": _dt(event.at_ms),
+            "details": event.details,
+        }
+        kind = notification_type(event)
+        if kind is not None:  # for the sweep to publish (shared/licensing/notification_outbox.py)
+            doc.update(notify=kind, notify_state="pending")
+        return doc
+
     def _add_event(self, batch: firestore.WriteBatch | firestore.Transaction, event: AuditEvent) -> None:
-        batch.set(
-            self._db.collection("events").document(event.id),
-            {
-                "tenant_id": event.tenant_id,
-                "license_id": event.license_id,
-                "session_id": event.session_id,
-                "type": event.type,
-                "actor": event.actor,
-                "at": _dt(event.at_ms),
-                "details": event.details,
-            },
-        )
+        batch.set(self._db.collection("events").document(event.id), self._event_doc(event))
+
+    def record_notice(self, event: AuditEvent) -> bool:
+        """Record an event that may be noticed again (a license expiring, seats exhausted this
+        hour) once only: False, writing nothing, if its id is recorded already."""
+        try:
+            self._call(self._db.collection("events").document(event.id).create, self._event_doc(event),
+                       **self._opts())
+        except google_exceptions.Conflict:
+            return False
+        return True
+
+    def pending_notifications(self, *, limit: int) -> list[tuple[AuditEvent, str]]:
+        """Recorded events not published yet (oldest first), with their notification type."""
+        query = (self._db.collection("events").where(filter=firestore.FieldFilter("notify_state", "==", "pending"))
+                 .limit(limit))
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        found = [(self._event_from(s.id, _fields(s)), str(_fields(s)["notify"])) for s in snaps]
+        return sorted(found, key=lambda pair: (pair[0].at_ms, pair[0].id))
+
+    def mark_published(self, event_ids: list[str], published_ms: int) -> int:
+        """Note these events as published; the number of writes."""
+        for start in range(0, len(event_ids), 500):
+            batch = self._db.batch()
+            for event_id in event_ids[start : start + 500]:
+                batch.update(self._db.collection("events").document(event_id),
+                             {"notify_state": "published", "published_at": _dt(published_ms)})
+            self._call(batch.commit, **self._opts())
+        return len(event_ids)
 
     def events_for_session(self, session_id: str) -> list[dict[str, Any]]:
         query = self._db.collection("events").where(filter=firestore.FieldFilter("session_id", "==", session_id))

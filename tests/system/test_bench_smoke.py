@@ -42,7 +42,8 @@ TARGET_HEADERS = ["figure", "measured", "target", "verdict"]
 
 def _own_backends_env(**extra: str) -> dict[str, str]:
     """This environment without the session stack's backends, so the tool starts its own."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FIRESTORE_EMULATOR_HOST", "DEV_STATE_DIR")}
+    backends = ("REDIS_URL", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "NOTIFY_TOPIC", "DEV_STATE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in backends}
     return {**env, **extra}
 
 

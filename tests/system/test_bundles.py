@@ -15,9 +15,8 @@ import os
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
-
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest

@@ -60,7 +60,8 @@ class RunningDev:
 def _dev(state_dir: Path, *args: str) -> Iterator[RunningDev]:
     """./scripts/dev until its banner is out; stopped with SIGTERM at the end, which must exit 0."""
     env = {**os.environ, "PORT": str(free_port()), "DEV_STATE_DIR": str(state_dir), "WORKERS": "2"}
-    for name in ("REDIS_URL", "FIRESTORE_EMULATOR_HOST"):  # it starts its own servers, as a developer's does
+    # it starts its own servers, as a developer's does
+    for name in ("REDIS_URL", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "NOTIFY_TOPIC"):
         env.pop(name, None)
     dev = subprocess.Popen([str(REPO / "scripts" / "dev"), *args], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
@@ -92,6 +93,7 @@ def test_dev_stack_serves_the_walk_through_with_real_sign_ins_and_stops_cleanly(
         facts, text = dev.facts, dev.banner
         assert facts["license_key"] in text
         assert facts["components"]["firestore"]["kind"] == "google-cloud-firestore-emulator"
+        assert facts["components"]["pubsub"]["kind"] == "google-cloud-pubsub-emulator"
         assert facts["components"]["auth"]["host"] == facts["firebase_auth_emulator_host"]
         assert "Google's Cloud Firestore emulator" in text and "the Firebase Auth emulator" in text
         user, owner, admin = (dev.exported(name) for name in ("TOKEN", "OWNER", "ADMIN"))

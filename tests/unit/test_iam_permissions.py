@@ -164,6 +164,7 @@ def parse_roles(role: object, instances: Mapping[str, str] | None) -> list[str]:
 _SCOPE = {
     "google_project_iam_member": "project",
     "google_kms_crypto_key_iam_member": "crypto_key_id",
+    "google_pubsub_topic_iam_member": "topic",
     "google_secret_manager_secret_iam_member": "secret_id",
     "google_storage_bucket_iam_member": "bucket",
     "google_cloud_run_service_iam_member": "service",

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ADAPTERS = ("shared.seats", "shared.store", "shared.tokens", "shared.auth", "shared.ratelimit", "shared.http")
+ADAPTERS = ("shared.seats", "shared.store", "shared.tokens", "shared.auth", "shared.ratelimit", "shared.http",
+            "shared.pubsub")
 BACKENDS = ("redis", "google", "firebase_admin", "grpc", "functions_framework", "flask")
 
 

@@ -44,6 +44,8 @@ API_OF_TYPE = {
     "google_firestore_database": "firestore.googleapis.com",
     "google_firestore_index": "firestore.googleapis.com",
     "google_firestore_field": "firestore.googleapis.com",
+    "google_pubsub_topic": "pubsub.googleapis.com",
+    "google_pubsub_topic_iam_member": "pubsub.googleapis.com",
     "google_firebaserules_ruleset": "firebaserules.googleapis.com",
     "google_firebaserules_release": "firebaserules.googleapis.com",
     "google_kms_key_ring": "cloudkms.googleapis.com",

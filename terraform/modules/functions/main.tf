@@ -43,6 +43,7 @@ locals {
     # with its signature removed (shared/auth/scheduler_oidc.py).
     SWEEP_TRUST_PLATFORM_AUTH  = "1"
     SWEEP_BUDGET_S             = "45"
+    NOTIFY_TOPIC               = google_pubsub_topic.events.id
     USAGE_RETENTION_DAYS       = tostring(var.usage_retention_days)
     RATE_LIMIT_IP              = var.rate_limits.per_ip
     RATE_LIMIT_USER            = var.rate_limits.per_user
@@ -105,6 +106,28 @@ resource "google_service_account_iam_member" "deployer_acts_as" {
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${var.deployer_email}"
+}
+
+# Notifications (shared/domain/notifications.py): the sweep publishes what is recorded for
+# administrators to this topic (shared/licensing/notification_outbox.py); a message that
+# cannot be delivered ends in the dead-letter topic (its subscriptions come with the
+# notify function).
+resource "google_pubsub_topic" "events" {
+  #checkov:skip=CKV_GCP_83:Google encrypts messages at rest; they hold license ids, uids and settings already in Firestore under the same Google-managed encryption, so a customer-managed key adds key operations, not protection.
+  name                       = "${var.environment}-license-events"
+  message_retention_duration = "604800s" # a week: a subscription made later can seek back to them
+}
+
+resource "google_pubsub_topic" "events_dead_letter" {
+  #checkov:skip=CKV_GCP_83:As the events topic: the same messages, Google-managed encryption at rest.
+  name                       = "${var.environment}-license-events-dead-letter"
+  message_retention_duration = "604800s"
+}
+
+resource "google_pubsub_topic_iam_member" "sweep_publishes" {
+  topic  = google_pubsub_topic.events.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.function["sweep"].email}"
 }
 
 resource "google_service_account" "scheduler" {

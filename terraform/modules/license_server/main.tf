@@ -17,7 +17,7 @@ resource "google_project_service" "apis" {
     "artifactregistry.googleapis.com", "firestore.googleapis.com", "redis.googleapis.com",
     "cloudkms.googleapis.com", "secretmanager.googleapis.com", "cloudscheduler.googleapis.com",
     "monitoring.googleapis.com", "logging.googleapis.com", "firebaserules.googleapis.com",
-    "identitytoolkit.googleapis.com",
+    "identitytoolkit.googleapis.com", "pubsub.googleapis.com",
   ])
   service            = each.value
   disable_on_destroy = false

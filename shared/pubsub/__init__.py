@@ -1,0 +1,1 @@
+"""Notifications out: Pub/Sub (google-cloud-pubsub)."""
