@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.auth.scheduler_oidc import SchedulerTokenVerifier
     from shared.google_secrets import SecretReader
     from shared.licensing.administration import Administration
+    from shared.licensing.expiry_scan import ExpiryScan
     from shared.licensing.license_directory import LicenseDirectory
     from shared.licensing.notification_outbox import NotificationOutbox
     from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger, UsageRecord
@@ -138,6 +139,15 @@ class Runtime:
                                        checkpoint_shards=self.settings.usage_checkpoint_shards)
 
         return self._once("usage", build)
+
+    @property
+    def expiry_scan(self) -> ExpiryScan:
+        def build() -> ExpiryScan:
+            from shared.licensing.expiry_scan import ExpiryScan
+
+            return ExpiryScan(store=self.store, clock=self.clock)
+
+        return self._once("expiry_scan", build)
 
     @property
     def notification_outbox(self) -> NotificationOutbox:

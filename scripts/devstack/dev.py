@@ -146,17 +146,22 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text + "\n")
 
 
-def _sweep_once(stack: LocalStack, base_url: str) -> None:
-    """What Cloud Scheduler does deployed: POST /sweep with an OIDC token (a failure is raised,
-    so the job records it as its last attempt's result)."""
+EXPIRY_SCAN_INTERVAL_S = 3600
+
+
+def _sweep_once(stack: LocalStack, base_url: str, path: str = "sweep") -> None:
+    """What Cloud Scheduler does deployed: POST /sweep (or /sweep/expiry) with an OIDC token
+    (a failure is raised, so the job records it as its last attempt's result)."""
     import httpx
 
-    answer = httpx.post(f"{base_url}/sweep", headers={"Authorization": f"Bearer {stack.scheduler_token()}"},
+    answer = httpx.post(f"{base_url}/{path}", headers={"Authorization": f"Bearer {stack.scheduler_token()}"},
                         timeout=90)
     report = answer.json()
     if answer.status_code != 200:
-        print(f"sweep: {answer.status_code} {report}", flush=True)
-        raise RuntimeError(f"sweep answered {answer.status_code}")
+        print(f"{path}: {answer.status_code} {report}", flush=True)
+        raise RuntimeError(f"{path} answered {answer.status_code}")
+    if path != "sweep":
+        return
     if report["expired"] or report["reconciled"] or report["revived"]:
         print(f"sweep: expired {report['expired']}, reconciled {report['reconciled']}, "
               f"revived {report['revived']} in {report['duration_ms']} ms", flush=True)
@@ -308,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         # `scripts/licensectl sweep status|run|pause|resume` as in the cloud.
         sweep_job = sweep_job_name(stack.project_id, "local", "dev")
         scheduler.add_job(sweep_job, interval_s=sweep_interval_s, target=lambda: _sweep_once(stack, server.base_url))
+        # The daily expiry scan (deployed at 06:00 UTC): here hourly, so a demo sees it.
+        scheduler.add_job(sweep_job.replace("-license-sweep", "-license-expiry"), interval_s=EXPIRY_SCAN_INTERVAL_S,
+                          target=lambda: _sweep_once(stack, server.base_url, "sweep/expiry"))
         components: dict[str, dict[str, Any]] = {
             **stack.components(),
             "scheduler": {"endpoint": scheduler.address,

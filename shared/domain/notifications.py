@@ -82,3 +82,45 @@ def message(event: AuditEvent, kind: str) -> dict[str, Any]:
             "license": event.license_id, "data": {"actor": event.actor, **({"session": event.session_id}
                                                                           if event.session_id else {}),
                                                   **event.details}}
+
+
+DAY_MS = 86_400_000
+
+
+def expiry_notices(license_id: str, tenant_id: str, expires_ms: int | None, now_ms: int) -> list[AuditEvent]:
+    """What the daily scan records for a license: `license.expired` once it has expired, else
+    the warning of the nearest of EXPIRY_WARNING_DAYS it is within (a scan that first sees a
+    license five days before its end warns of 7 days, not of 30 too). Ids are deterministic:
+    each is recorded once (DurableRecord.record_notice)."""
+    if expires_ms is None:
+        return []
+    expires_at = rfc3339(expires_ms)
+    if now_ms >= expires_ms:
+        return [AuditEvent(f"{license_id}:license.expired", tenant_id, license_id, "license.expired", "system",
+                           now_ms, details={"expired_at": expires_at})]
+    within = [days for days in EXPIRY_WARNING_DAYS if now_ms >= expires_ms - days * DAY_MS]
+    if not within:
+        return []
+    days = min(within)
+    return [AuditEvent(f"{license_id}:license.expiring:{days}d", tenant_id, license_id, "license.expiring", "system",
+                       now_ms, details={"expires_at": expires_at, "days": days})]
+
+
+def usage_notices(license_id: str, tenant_id: str, hour: str, counters: Mapping[str, int], *, max_seats: int,
+                  now_ms: int) -> list[AuditEvent]:
+    """What an hour's counters (shared/domain/usage.py) make known, once per hour each:
+    `seats.exhausted` at its first refusal for want of a seat, `queue.long_wait` at its
+    first caller served after waiting LONG_QUEUE_WAIT_S or more."""
+    notices = []
+    refused = int(counters.get("denials:no_seat", 0))
+    if refused:
+        notices.append(AuditEvent(f"{license_id}:seats.exhausted:{hour}", tenant_id, license_id, "seats.exhausted",
+                                  "system", now_ms, details={"hour": hour, "refused": refused,
+                                                             "max_seats": max_seats}))
+    waited_long = sum(int(value) for name, value in counters.items()
+                      if name.startswith("qwait_") and (name == "qwait_inf" or int(name[6:]) > LONG_QUEUE_WAIT_S))
+    if waited_long:
+        notices.append(AuditEvent(f"{license_id}:queue.long_wait:{hour}", tenant_id, license_id, "queue.long_wait",
+                                  "system", now_ms, details={"hour": hour, "callers": waited_long,
+                                                             "waited_over_s": LONG_QUEUE_WAIT_S}))
+    return notices

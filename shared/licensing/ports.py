@@ -207,6 +207,9 @@ class DurableRecord(Protocol):
 
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
 
+    def licenses_expiring(self, *, since_ms: int, until_ms: int) -> list[License]:
+        """Licenses whose expiry lies in [since, until]."""
+
     def record_notice(self, event: AuditEvent) -> bool:
         """Record an event once only (a deterministic id): False if it is recorded already."""
 

@@ -19,7 +19,9 @@ is re-checked before every batch of writes:
        verify     a live lease older than a minute that was never matched with its
                   durable record is checked once: missing -> ended `unrecorded`; ended in
                   Firestore -> erased from Redis;
-       usage      its usage counters, if they changed, are taken for the checkpoint.
+       usage      its usage counters, if they changed, are taken for the checkpoint; the
+                  hour's first refusal for want of a seat, or first long queue wait, is
+                  recorded as a notification (seats.exhausted, queue.long_wait).
     3. checkpoint the usage counters taken are written (usage_history.py), even by a run
                   that stops early.
     4. audit      a rotating slice of the sessions Firestore calls active is checked
@@ -46,6 +48,8 @@ from typing import Any
 from shared.clock import Clock
 from shared.domain import EndReason, License, SessionEnd
 from shared.domain.leases import LeaseRecord, SweepLockLost
+from shared.domain.notifications import usage_notices
+from shared.domain.usage import hour_key
 from shared.errors import BackendUnavailable, SeatTableRebuilding
 from shared.licensing.license_directory import LicenseDirectory
 from shared.licensing.notification_outbox import NotificationOutbox
@@ -93,6 +97,7 @@ class Sweeper:
         self._licenses = licenses
         self._history = history
         self._outbox = outbox
+        self._noticed: set[str] = set()  # notices recorded by this process (usage_notices' ids)
         self._clock = clock
         self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=history.record, clock=clock)
         self._budget_s = budget_s
@@ -176,9 +181,25 @@ class Sweeper:
             more = max(batch.expired, len(batch.ends), len(batch.unverified)) >= self._batch
             if not more:
                 break
-        self._history.take(lic.id, keep_from_hour=keep_from_hour)
+        self._notice_usage(lic, self._history.take(lic.id, keep_from_hour=keep_from_hour), report)
         if batch.live == 0 and batch.outbox_left == 0:
             self._ledger.unindex_if_idle(lic.id)
+
+    def _notice_usage(self, lic: License, taken: dict[str, dict[str, int]], report: SweepReport) -> None:
+        """Record what this hour's counters make known (seats exhausted, a long queue wait),
+        once per hour each: the process remembers what it recorded, and a record made by
+        another instance is refused by its deterministic id."""
+        now = self._clock.now_ms()
+        hour = hour_key(now)
+        for notice in usage_notices(lic.id, lic.tenant_id, hour, taken.get(hour, {}), max_seats=lic.max_seats,
+                                    now_ms=now):
+            if notice.id in self._noticed:
+                continue
+            if self._store.record_notice(notice):
+                report.firestore_writes += 1
+            self._noticed.add(notice.id)
+        if len(self._noticed) > 100_000:  # a memo, not a record: forget it now and then
+            self._noticed.clear()
 
     def _settle(self, lic: License, ends: list[SessionEnd], report: SweepReport) -> None:
         report.firestore_writes += settle(self._store, self._seats, lic, ends, actor="system")

@@ -157,11 +157,13 @@ class UsageHistory:
             return hour_key(floor_hour(self._clock.now_ms() - self._close_after_ms) - HOUR_MS)
         return hour_key(hour_start_ms(closed) + HOUR_MS)
 
-    def take(self, license_id: str, *, keep_from_hour: str) -> None:
-        """Take the license's counters (if they changed) for the next checkpoint."""
+    def take(self, license_id: str, *, keep_from_hour: str) -> dict[str, dict[str, int]]:
+        """Take the license's counters (if they changed) for the next checkpoint; what was
+        taken, by hour ({} if nothing changed)."""
         taken = self._seats.take_usage_changes(license_id, keep_from_hour=keep_from_hour)
         if taken:
             self._taken[license_id] = taken
+        return taken
 
     def checkpoint(self) -> int:
         """Write what was taken (one document per hour); its number of writes. If a write

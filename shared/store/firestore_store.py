@@ -235,6 +235,14 @@ class FirestoreStore:
             query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
         return [self._license_from(s.id, _fields(s)) for s in self._page(query, after=after, limit=limit)]
 
+    def licenses_expiring(self, *, since_ms: int, until_ms: int) -> list[License]:
+        """Licenses whose expiry lies in [since, until] (revoked ones included: the caller decides)."""
+        query = (self._db.collection("licenses")
+                 .where(filter=firestore.FieldFilter("expires_at", ">=", _dt(since_ms)))
+                 .where(filter=firestore.FieldFilter("expires_at", "<=", _dt(until_ms))))
+        snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
+        return [self._license_from(snap.id, _fields(snap)) for snap in snaps]
+
     def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]:
         """The newest events first, for a tenant (None: all) and optionally one license."""
         query: firestore.CollectionReference | firestore.Query = self._db.collection("events")

@@ -90,3 +90,69 @@ def test_a_failed_publish_marks_nothing_and_the_next_sweep_publishes_it(world, i
     assert world.sweep()[1]["published"] >= 1
     assert [m["type"] for m in inbox({lic.id}, want=1)] == ["license.created"]
     assert world.rt.store.pending_notifications(limit=10) == []
+
+
+DAY_S = 86_400
+
+
+def _scan(world) -> dict:
+    token = world.stack.scheduler_token()
+    response = world.clients["sweep"].post("/expiry", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_expiry_warnings_come_30_7_and_1_days_before_once_each_then_the_expiry(world, inbox):
+    start = world.clock.now_ms()
+    lic, _ = world.license(seats=1, expires_ms=start + 40 * DAY_S * 1000)
+    soon, _ = world.license(seats=1, expires_ms=start + 5 * DAY_S * 1000)  # first seen within 7 days
+    assert _scan(world) == {"scanned": 1, "expiring": 1, "expired": 0}  # soon: its 7-day warning, not 30
+    world.clock.set_ms(soon.expires_ms + 3_600_000)
+    assert _scan(world) == {"scanned": 1, "expiring": 0, "expired": 1}  # soon's end (lic is 35 days off)
+    for days_left, expected in ((31, 0), (29, 1), (28, 0), (6.5, 1), (6, 0), (0.5, 1), (0.4, 0)):
+        world.clock.set_ms(lic.expires_ms - int(days_left * DAY_S * 1000))
+        assert _scan(world)["expiring"] == expected, days_left
+    world.clock.set_ms(lic.expires_ms + 60_000)
+    assert _scan(world)["expired"] == 1
+    assert _scan(world)["expired"] == 0
+    world.clock.set_ms(lic.expires_ms + 3 * DAY_S * 1000)
+    assert _scan(world) == {"scanned": 0, "expiring": 0, "expired": 0}  # out of the window: not announced again
+    assert world.sweep()[0] == 200
+    got = inbox({lic.id, soon.id}, want=8)
+    mine = sorted((m["data"]["days"] if m["type"] == "license.expiring" else 0, m["type"]) for m in got
+                  if m["license"] == lic.id and m["type"] != "license.created")
+    assert mine == [(0, "license.expired"), (1, "license.expiring"), (7, "license.expiring"),
+                    (30, "license.expiring")]
+    assert sorted(m["type"] for m in got if m["license"] == soon.id) == [
+        "license.created", "license.expired", "license.expiring"]
+
+
+def test_the_hours_first_refusal_and_long_queue_wait_are_made_known_once(world, inbox):
+    from shared.domain.policies import QueuePolicy, SeatPolicy
+
+    lic, key = world.license(seats=1, lease_ttl_s=3600, heartbeat_interval_s=600,
+                             policy=SeatPolicy(queue=QueuePolicy(poll_interval_s=300, claim_window_s=300)))
+    holder = world.acquire(key, uid="holder")
+    for _ in range(3):
+        assert world.call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="late")[0] == 409
+    assert world.sweep()[1]["published"] >= 2  # license.created, seats.exhausted
+    assert world.call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="late")[0] == 409
+    world.sweep()  # a refusal more in the same hour: nothing new
+    status, queued = world.call("acquire", {"license_key": key, "hardware_id": "hw", "wait": True}, uid="waiter")
+    assert status == 202
+    for _ in range(3):  # fifteen minutes in the queue, polling as told
+        world.clock.advance(seconds=300)
+        status, _ = world.call("acquire", {"license_key": key, "hardware_id": "hw", "ticket": queued["ticket"]},
+                               uid="waiter")
+        assert status == 202
+    assert world.call("release", {"session_id": holder}, uid="holder")[0] == 200
+    status, _ = world.call("acquire", {"license_key": key, "hardware_id": "hw", "ticket": queued["ticket"]},
+                           uid="waiter")
+    assert status == 201
+    world.sweep()
+    got = inbox({lic.id}, want=3)
+    assert sorted(m["type"] for m in got) == ["license.created", "queue.long_wait", "seats.exhausted"]
+    [exhausted] = [m for m in got if m["type"] == "seats.exhausted"]
+    assert exhausted["data"]["refused"] >= 1 and exhausted["data"]["max_seats"] == 1
+    [waited] = [m for m in got if m["type"] == "queue.long_wait"]
+    assert waited["data"] == {"actor": "system", "hour": waited["data"]["hour"], "callers": 1, "waited_over_s": 600}

@@ -47,7 +47,7 @@ def target(function_server, id_token, rt, stack):
 
 
 def _token_for(path: str, target) -> str:
-    if path == "/sweep":
+    if path in ("/sweep", "/sweep/expiry"):
         return target["stack"].scheduler_token()
     if path.startswith("/admin/tenants"):
         return target["tokens"]["owner"]

@@ -196,6 +196,8 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     # the scheduler's function
     api("POST", "/sweep", token=stack.scheduler_token(), expect=200)
     api("POST", "/sweep", token=user, expect=401)
+    api("POST", "/sweep/expiry", token=stack.scheduler_token(), expect=200)
+    api("POST", "/sweep/expiry", token=user, expect=401)
 
     # a signed statement of the month of the last closed hour (the sweep has closed one)
     through = api("GET", f"/admin/licenses/{pooled_id}/report", token=admin, expect=200)["through"]

@@ -307,3 +307,26 @@ resource "google_cloud_scheduler_job" "sweep" {
     }
   }
 }
+
+# The daily expiry scan (shared/licensing/expiry_scan.py): warnings 30, 7 and 1 days before a
+# license expires, and its expiry, recorded once each; the sweep publishes them. Same
+# function, account and audience as the sweep; another path.
+resource "google_cloud_scheduler_job" "expiry" {
+  name             = "${var.environment}-license-expiry"
+  region           = var.region
+  schedule         = "0 6 * * *"
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "300s"
+  retry_config {
+    retry_count          = 3 # each record is once only: a retry repeats nothing
+    min_backoff_duration = "60s"
+  }
+  http_target {
+    http_method = "POST"
+    uri         = "${local.sweep_url}/expiry"
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.sweep_url
+    }
+  }
+}
