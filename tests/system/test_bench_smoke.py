@@ -1,10 +1,9 @@
-"""scripts/bench, scripts/bench-sweep, scripts/bench-loss and scripts/bench-usage end to end, with
-tiny durations and sizes.
+"""scripts/bench, scripts/bench-sweep, scripts/bench-loss, scripts/bench-usage and
+scripts/bench-outbox end to end, with tiny durations and sizes.
 
 They are run as a developer runs them, each on a stack of its own: scripts/bench
 against a ./scripts/dev started here (found through DEV_STATE_DIR, as the bench finds
-any dev stack), scripts/bench-sweep, scripts/bench-loss and scripts/bench-usage on the
-stacks they start themselves. None touches the session's stack nor the developer's
+any dev stack), the others on the stacks they start themselves. None touches the session's stack nor the developer's
 .dev/. A run this short measures nothing, so the timing verdicts are not checked; that
 each tool completes, prints every section and its Targets table, and that the figures
 which must be exact are, is — so a changed seat script, key or endpoint cannot silently
@@ -220,3 +219,11 @@ def test_bench_usage_runs_on_its_own_stack_and_prints_its_targets(tmp_path):
     assert document["per_license_day"]["day_document_writes"] == 24
     assert (document["report"]["rows"], document["report"]["calls"]) == (48, 3)
     assert len(document["report"]["latencies_ms"]) == 3
+
+
+def test_bench_outbox_runs_on_its_own_stack_and_prints_its_targets():
+    done = _run("bench-outbox", "--events", "30", env=_own_backends_env())
+    targets = _targets(done.stdout)
+    assert targets["(1) events published"] == ["30", "30 (all)", "PASS"]
+    assert targets["(1) Firestore writes per event published"][::2] == ["1.00", "PASS"]
+    assert targets["(2) a second run publishes nothing"] == ["0 / 0", "0 / 0", "PASS"]
