@@ -25,7 +25,8 @@
     │   ├── TokenExpired             TOKEN_EXPIRED: genuine, but past exp + grace (+ skew)
     │   └── TrustNotPinned           TRUST_NOT_PINNED: offline verification asked, no trusted root pinned
     ├── NoLease                      NO_LEASE: nothing held / no stored session or borrow
-    └── LeaseLost                    LEASE_LOST: the lease could not be kept
+    ├── LeaseLost                    LEASE_LOST: the lease could not be kept
+    └── WebhookInvalid               WEBHOOK_INVALID: a received webhook failed verification  .reason
 
 `message` is the server's, written for people (no status codes, real plurals). `support`
 is the vendor's support line when the server's refusal carries one (`details["support"]`).
@@ -266,6 +267,23 @@ class NoLease(LicenseError):
 
 class LeaseLost(LicenseError):
     code = "LEASE_LOST"
+
+
+class WebhookInvalid(LicenseError):
+    """A webhook delivery that does not verify (webhooks.py `verify_webhook`): answer it
+    with a 4xx and do not act on it. `reason` says what failed: "missing_header",
+    "malformed_header", "no_matching_signature", "timestamp_out_of_tolerance",
+    "malformed_body" or "header_mismatch"."""
+
+    code = "WEBHOOK_INVALID"
+
+    def __init__(self, message: str, *, reason: str, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.details["reason"] = reason
+
+    @property
+    def reason(self) -> str:
+        return str(self.details["reason"])
 
 
 _BY_CODE: dict[str, type[LicenseError]] = {
