@@ -100,6 +100,12 @@ class Settings:
     elsewhere, where such a token is a forgery anyone can write."""
     sweep_budget_s: float = 45.0
     """A sweep stops here and resumes next run (keep below the function timeout)."""
+    webhook_secret_prefix: str | None = None
+    """Where webhook endpoints' signing secrets live: projects/P/secrets/<env>-webhook- (each
+    endpoint's secret is that and its id). Unset: webhook endpoints cannot be made (503)."""
+    webhook_allow_private: bool = False
+    """WEBHOOK_ALLOW_PRIVATE=1: webhook URLs may be http and name loopback or private
+    addresses (the local stack's receivers). Refused outside a demo-* project."""
     notify_topic: str | None = None
     """Pub/Sub topic (projects/P/topics/T) the sweep publishes notifications to; unset: none
     is published (they wait, recorded, until one is set)."""
@@ -183,6 +189,12 @@ class Settings:
         wait_fallback = text("redis_wait_fallback")
         if wait_fallback not in ("refuse", "grant"):
             raise ConfigError(f"REDIS_WAIT_FALLBACK must be refuse or grant, got {wait_fallback!r}")
+        allow_private = raw("webhook_allow_private")
+        if allow_private not in ("", "0", "1"):
+            raise ConfigError(f"WEBHOOK_ALLOW_PRIVATE must be 0 or 1, got {allow_private!r}")
+        if allow_private == "1" and not project_id.startswith("demo-"):
+            raise ConfigError("WEBHOOK_ALLOW_PRIVATE=1 is for the local stack only: a deployed service would deliver "
+                              "to private and metadata addresses (SSRF)")
         for name in ("usage_retention_days", "usage_checkpoint_shards"):
             if number(name) < 1:
                 raise ConfigError(f"{name.upper()} must be at least 1, got {raw(name)!r}")
@@ -221,6 +233,8 @@ class Settings:
             sweep_trust_platform_auth=trust_platform_auth == "1",
             sweep_budget_s=number("sweep_budget_s", float),
             notify_topic=text("notify_topic"),
+            webhook_secret_prefix=text("webhook_secret_prefix"),
+            webhook_allow_private=allow_private == "1",
             usage_retention_days=number("usage_retention_days"),
             usage_close_after_s=number("usage_close_after_s"),
             usage_checkpoint_shards=number("usage_checkpoint_shards"),

@@ -80,3 +80,4 @@ class SecretReader:
             return data.decode()
         except UnicodeDecodeError as exc:
             raise SecretUnreadable(f"{name} is not UTF-8 text") from exc
+

@@ -20,6 +20,8 @@ TICKET_ID = re.compile(r"(lic_[0-9a-z]{20})\.q\.([A-Za-z0-9_-]{22})")
 """A place in a license's wait queue: ``<license_id>.q.<random>``."""
 MACHINE_KEY_ID = re.compile(r"mk_[0-9a-z]{20}")
 """A machine key's id (shared/domain/machine_keys.py: the key itself carries it)."""
+WEBHOOK_ID = re.compile(r"wh_[0-9a-z]{20}")
+"""A webhook endpoint's id (shared/domain/webhook_endpoints.py)."""
 
 
 class IdGenerator(Protocol):
@@ -49,6 +51,10 @@ class RandomIds:
 
 def new_machine_key_id() -> str:
     return "mk_" + _random_base32(20)
+
+
+def new_webhook_id() -> str:
+    return f"wh_{_random_base32(20)}"
 
 
 def new_ticket_id(license_id: str) -> str:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.sweep import Sweeper
     from shared.licensing.usage_history import UsageHistory
     from shared.licensing.usage_reports import UsageReports
+    from shared.licensing.webhook_admin import WebhookAdmin
     from shared.ratelimit.local_limits import LocalRateLimiter
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
@@ -139,6 +140,23 @@ class Runtime:
                                        checkpoint_shards=self.settings.usage_checkpoint_shards)
 
         return self._once("usage", build)
+
+    @property
+    def webhook_admin(self) -> WebhookAdmin:
+        def build() -> WebhookAdmin:
+            from shared.licensing.webhook_admin import WebhookAdmin
+
+            secrets = None
+            if self.settings.webhook_secret_prefix:
+                from shared.google_secrets import secret_manager_client
+                from shared.webhook_secrets import SecretWriter
+
+                secrets = SecretWriter(secret_manager_client(self.settings.secret_manager_endpoint),
+                                       self.settings.webhook_secret_prefix)
+            return WebhookAdmin(store=self.store, secrets=secrets, clock=self.clock, ids=self.ids,
+                                allow_private=self.settings.webhook_allow_private)
+
+        return self._once("webhook_admin", build)
 
     @property
     def expiry_scan(self) -> ExpiryScan:

@@ -14,19 +14,24 @@ from shared.licensing.admin_requests import (
     CreateLicenseRequest,
     CreateMachineKeyRequest,
     CreateTenantRequest,
+    CreateWebhookRequest,
     EventsQuery,
     KeysQuery,
     LicensesQuery,
     ReportQuery,
+    RotateWebhookRequest,
     StatementQuery,
     TenantReportQuery,
     TenantsQuery,
     UpdateLicenseRequest,
+    UpdateWebhookRequest,
     UsageQuery,
     UsersReportQuery,
+    WebhooksQuery,
 )
 from shared.licensing.administration import Administration
 from shared.licensing.usage_reports import UsageReports
+from shared.licensing.webhook_admin import WebhookAdmin
 from shared.runtime import runtime
 
 
@@ -36,6 +41,10 @@ def _service() -> Administration:
 
 def _reports() -> UsageReports:
     return runtime().usage_reports
+
+
+def _webhooks() -> WebhookAdmin:
+    return runtime().webhook_admin
 
 
 def _table(call: Call, answer: dict, rows: str, name: str) -> HandlerResult:
@@ -107,6 +116,17 @@ HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
     ("DELETE", "keys/{key_id}"):
         lambda call: (200, _service().revoke_machine_key(call.caller, call.params["key_id"])),
     ("GET", "events"): lambda call: (200, _service().list_events(call.caller, call.query(EventsQuery))),
+    ("POST", "webhooks"): lambda call: (201, _webhooks().create(call.caller, call.parse(CreateWebhookRequest))),
+    ("GET", "webhooks"): lambda call: (200, _webhooks().list(call.caller, call.query(WebhooksQuery))),
+    ("GET", "webhooks/{webhook_id}"): lambda call: (200, _webhooks().get(call.caller, call.params["webhook_id"])),
+    ("PATCH", "webhooks/{webhook_id}"):
+        lambda call: (200, _webhooks().update(call.caller, call.params["webhook_id"],
+                                              call.parse(UpdateWebhookRequest))),
+    ("DELETE", "webhooks/{webhook_id}"):
+        lambda call: (200, _webhooks().delete(call.caller, call.params["webhook_id"])),
+    ("POST", "webhooks/{webhook_id}/rotate"):
+        lambda call: (200, _webhooks().rotate(call.caller, call.params["webhook_id"],
+                                              call.parse(RotateWebhookRequest))),
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import google_crc32c
 import grpc
 from google.cloud import secretmanager_v1 as sm
+from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 
 from devstack.grpc_standin import GrpcStandIn, unary
 
@@ -84,6 +85,10 @@ class SecretManagerStandIn(GrpcStandIn):
             "EnableSecretVersion": unary(self._enable, sm.EnableSecretVersionRequest, sm.SecretVersion),
             "DisableSecretVersion": unary(self._disable, sm.DisableSecretVersionRequest, sm.SecretVersion),
             "DestroySecretVersion": unary(self._destroy, sm.DestroySecretVersionRequest, sm.SecretVersion),
+            # (its answer is a plain protobuf Empty, not a proto-plus class)
+            "DeleteSecret": grpc.unary_unary_rpc_method_handler(
+                self._delete_secret, request_deserializer=sm.DeleteSecretRequest.deserialize,
+                response_serializer=empty_pb2.Empty.SerializeToString),
         }
 
     # ---- lookups ------------------------------------------------------------------------------
@@ -122,6 +127,12 @@ class SecretManagerStandIn(GrpcStandIn):
                 context.abort(grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
             secret = self._secrets[name] = _Secret(name)
         return sm.Secret(name=name, create_time=secret.created, replication=request.secret.replication)
+
+    def _delete_secret(self, request: sm.DeleteSecretRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        with self._lock:
+            if self._secrets.pop(request.name, None) is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Secret [{request.name}] not found.")
+        return empty_pb2.Empty()
 
     def _get_secret(self, request: sm.GetSecretRequest, context: grpc.ServicerContext) -> sm.Secret:
         with self._lock:

@@ -194,6 +194,9 @@ class LocalStack:
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "NOTIFY_TOPIC": NOTIFY_TOPIC,
+            # webhook endpoints' secrets, in the Secret Manager stand-in; receivers on loopback
+            "WEBHOOK_SECRET_PREFIX": f"projects/{self.project_id}/secrets/webhook-",
+            "WEBHOOK_ALLOW_PRIVATE": "1",
             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",  # emulator-token mode; nothing need listen
             "LEASE_ROOT_KMS_KEY": KMS_KEY,
             "KMS_ENDPOINT": self.kms.address,

@@ -25,8 +25,13 @@ from shared.domain.policies import (
     Rule,
     SeatPolicy,
 )
+from shared.domain.webhook_endpoints import (
+    DEFAULT_ROTATION_OVERLAP_S,
+    MAX_ROTATION_OVERLAP_S,
+)
+from shared.domain.webhook_endpoints import DESCRIPTION_MAX as WEBHOOK_DESCRIPTION_MAX
 from shared.errors import InvalidRequest
-from shared.ids import LICENSE_ID, MACHINE_KEY_ID, TENANT_ID
+from shared.ids import LICENSE_ID, MACHINE_KEY_ID, TENANT_ID, WEBHOOK_ID
 from shared.licensing.provisioning import DOMAIN_NAME, normalise_domains
 
 _TIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -218,6 +223,37 @@ class CreateMachineKeyRequest(_Body):
     mode: Literal["seat", "validate"] = "seat"
 
 
+_EVENT_TYPES = Literal[
+    "license.created", "license.updated", "license.suspended", "license.resumed", "license.revoked",
+    "license.expiring", "license.expired", "seats.exhausted", "seats.overage", "session.force_released",
+    "queue.long_wait", "key.created", "key.revoked", "anomaly.detected"]
+"""shared/domain/notifications.py NOTIFICATION_TYPES (a test keeps the two the same)."""
+_EVENT_TYPE_COUNT = 14
+
+
+class CreateWebhookRequest(_Body):
+    """A webhook endpoint (shared/domain/webhook_endpoints.py) of one tenant."""
+
+    url: str = Field(min_length=8, max_length=2048)
+    events: list[_EVENT_TYPES] = Field(default_factory=list, max_length=_EVENT_TYPE_COUNT)
+    description: str = Field(default="", max_length=WEBHOOK_DESCRIPTION_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    """The owner names the tenant; an admin's endpoint is its own tenant's."""
+
+
+class UpdateWebhookRequest(_Body):
+    url: str | None = Field(default=None, min_length=8, max_length=2048)
+    events: list[_EVENT_TYPES] | None = Field(default=None, max_length=_EVENT_TYPE_COUNT)
+    description: str | None = Field(default=None, max_length=WEBHOOK_DESCRIPTION_MAX,
+                                    pattern=r"^[^\x00-\x1f\x7f]*$")
+    enabled: bool | None = None
+
+
+class RotateWebhookRequest(_Body):
+    overlap_s: int = Field(default=DEFAULT_ROTATION_OVERLAP_S, ge=0, le=MAX_ROTATION_OVERLAP_S)
+    """How long the secret before keeps signing beside the new one (0: stops at once)."""
+
+
 # -- query strings (parsed by the function layer: shared.http Call.query) ------------------
 _LICENSE_PATTERN = f"^{LICENSE_ID.pattern}$"
 _MAX_PAGE = 500
@@ -277,6 +313,12 @@ class TenantReportQuery(_ReportWindow):
 
 class StatementQuery(_Query):
     month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class WebhooksQuery(_Query):
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+    after: str | None = Field(default=None, pattern=f"^{WEBHOOK_ID.pattern}$")
 
 
 class KeysQuery(_Query):

@@ -7,6 +7,7 @@ The use cases (this package) are written against these; the adapters implement t
     LeaseSigner, LeaseProof   shared/tokens   (KMS-rooted delegate keys; checking our tokens)
     RateLimiter               shared/ratelimit
     NotificationPublisher     shared/pubsub   (Pub/Sub)
+    WebhookSecrets            shared/webhook_secrets.py (Secret Manager)
 so a use case reads without its adapters, and a test can hand it any implementation.
 """
 
@@ -26,6 +27,7 @@ from shared.domain.leases import (
     SeatCount,
     SweepBatch,
 )
+from shared.domain.webhook_endpoints import WebhookEndpoint
 
 
 class SeatLedger(Protocol):
@@ -207,6 +209,19 @@ class DurableRecord(Protocol):
 
     def active_sessions_page(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]: ...
 
+    def create_webhook(self, endpoint: WebhookEndpoint, event: AuditEvent) -> None: ...
+
+    def get_webhook(self, webhook_id: str) -> WebhookEndpoint | None: ...
+
+    def list_webhooks(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[WebhookEndpoint]:
+        ...
+
+    def update_webhook(self, webhook_id: str,
+                       change: Callable[[WebhookEndpoint], tuple[WebhookEndpoint, AuditEvent]]) -> WebhookEndpoint:
+        """Apply `change` atomically (it may run more than once); NotFound if there is none."""
+
+    def delete_webhook(self, webhook_id: str, event: AuditEvent) -> None: ...
+
     def licenses_expiring(self, *, since_ms: int, until_ms: int) -> list[License]:
         """Licenses whose expiry lies in [since, until]."""
 
@@ -269,6 +284,18 @@ class UsageRecord(Protocol):
     def days_with_hours_before(self, day: str, *, limit: int) -> list[dict[str, Any]]: ...
 
     def drop_hours(self, doc_ids: list[str]) -> int: ...
+
+
+class WebhookSecrets(Protocol):
+    """Webhook endpoints' signing secrets in Secret Manager, by endpoint id (shared/webhook_secrets.py)."""
+
+    def create(self, suffix: str, value: str) -> str:
+        """A new secret holding `value`: its first version's name."""
+
+    def add(self, suffix: str, value: str) -> str:
+        """A new version: its name."""
+
+    def delete(self, suffix: str) -> None: ...
 
 
 class NotificationPublisher(Protocol):

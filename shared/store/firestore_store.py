@@ -8,6 +8,8 @@ the owner lists licenses of every tenant: plain queries over one collection each
     sessions/{session_id}            license_id, tenant_id, uid, hardware, status, end ...
     machine_keys/{key_id}            tenant_id, name, licenses, mode, sha256(key), created,
                                      last used, revoked   (the key carries its id: no index)
+    webhooks/{webhook_id}            tenant_id, url, events, enabled, secret versions (names in
+                                     Secret Manager: never a secret), created, disabled reason
     events/{event_id}                the audit log
 
 Seat atomicity is Redis's job. Each write here is one atomic commit:
@@ -36,6 +38,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from shared.domain import AuditEvent, License, MachineKey, SeatPolicy, SessionEnd, SessionRecord, Tenant
 from shared.domain.notifications import notification_type
 from shared.domain.times import datetime_to_ms, ms_to_datetime
+from shared.domain.webhook_endpoints import SecretVersion, WebhookEndpoint
 from shared.errors import AlreadyExists, BackendUnavailable, NotFound
 
 T = TypeVar("T")
@@ -462,6 +465,69 @@ class FirestoreStore:
             reserved_for=d.get("reserved_for"),
             overage=bool(d.get("overage")),
             ci=bool(d.get("ci")),
+        )
+
+    # -- webhook endpoints --------------------------------------------------------------
+    def create_webhook(self, endpoint: WebhookEndpoint, event: AuditEvent) -> None:
+        batch = self._db.batch()
+        batch.create(self._db.collection("webhooks").document(endpoint.id), self._webhook_doc(endpoint))
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    def get_webhook(self, webhook_id: str) -> WebhookEndpoint | None:
+        snap = self._call(self._db.collection("webhooks").document(webhook_id).get, **self._opts())
+        return self._webhook_from(snap.id, _fields(snap)) if snap.exists else None
+
+    def list_webhooks(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[WebhookEndpoint]:
+        """Endpoints in id order (every tenant's when tenant_id is None), `limit` after the id `after`."""
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("webhooks")
+        if tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+        return [self._webhook_from(s.id, _fields(s)) for s in self._page(query, after=after, limit=limit)]
+
+    def update_webhook(self, webhook_id: str,
+                       change: Callable[[WebhookEndpoint], tuple[WebhookEndpoint, AuditEvent]]) -> WebhookEndpoint:
+        """Apply `change` as one atomic read-modify-write (it may run more than once). NotFound
+        if there is no such endpoint."""
+        ref = self._db.collection("webhooks").document(webhook_id)
+
+        def read_modify_write(transaction: firestore.Transaction) -> WebhookEndpoint:
+            snap = ref.get(transaction=transaction, **self._opts())
+            if not snap.exists:
+                raise NotFound(f"no webhook {webhook_id}")
+            updated, event = change(self._webhook_from(snap.id, _fields(snap)))
+            transaction.set(ref, self._webhook_doc(updated))
+            self._add_event(transaction, event)
+            return updated
+
+        return self._transact(read_modify_write)
+
+    def delete_webhook(self, webhook_id: str, event: AuditEvent) -> None:
+        batch = self._db.batch()
+        batch.delete(self._db.collection("webhooks").document(webhook_id))
+        self._add_event(batch, event)
+        self._call(batch.commit, **self._opts())
+
+    @staticmethod
+    def _webhook_doc(endpoint: WebhookEndpoint) -> dict[str, Any]:
+        return {
+            "tenant_id": endpoint.tenant_id, "url": endpoint.url, "events": list(endpoint.events),
+            "enabled": endpoint.enabled, "description": endpoint.description,
+            "created_at": _dt(endpoint.created_ms), "created_by": endpoint.created_by,
+            "secret_versions": [{"name": v.name, "signs_until": _dt(v.signs_until_ms)}
+                                for v in endpoint.secret_versions],
+            "disabled_reason": endpoint.disabled_reason,
+        }
+
+    @staticmethod
+    def _webhook_from(webhook_id: str, d: dict[str, Any]) -> WebhookEndpoint:
+        return WebhookEndpoint(
+            id=webhook_id, tenant_id=d["tenant_id"], url=d["url"], events=tuple(d.get("events") or ()),
+            enabled=bool(d.get("enabled", True)), description=d.get("description") or "",
+            created_ms=datetime_to_ms(d["created_at"]), created_by=d.get("created_by") or "",
+            secret_versions=tuple(SecretVersion(v["name"], _ms(v.get("signs_until")))
+                                  for v in d.get("secret_versions") or ()),
+            disabled_reason=d.get("disabled_reason"),
         )
 
     # -- machine keys ----------------------------------------------------------------

@@ -193,6 +193,22 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("POST", "/release", token=validator, json={"session_id": in_pool["session_id"]}, expect=403)
     api("POST", "/borrow/return", token=validator, json={"session_id": in_pool["session_id"]}, expect=403)
 
+    # webhook endpoints
+    hook = api("POST", "/admin/webhooks", token=admin, json={"url": "https://hooks.example.com/x",
+                                                            "events": ["license.expiring"]}, expect=201)
+    hook_path = f"/admin/webhooks/{hook['webhook']['id']}"
+    api("POST", "/admin/webhooks", token=admin, json={"url": "https://u:p@hooks.example.com/x"}, expect=400)
+    api("POST", "/admin/webhooks", token=user, json={"url": "https://hooks.example.com/x"}, expect=403)
+    api("GET", "/admin/webhooks", token=admin, expect=200)
+    api("GET", hook_path, token=admin, expect=200)
+    api("GET", hook_path, token=id_token("x", role="admin", tenant="elsewhere"), expect=404)
+    api("PATCH", hook_path, token=admin, json={"enabled": False}, expect=200)
+    api("PATCH", hook_path, token=admin, json={"events": ["nope"]}, expect=400)
+    api("POST", f"{hook_path}/rotate", token=admin, json={"overlap_s": 60}, expect=200)
+    api("POST", f"{hook_path}/rotate", token=admin, json={"overlap_s": -1}, expect=400)
+    api("DELETE", hook_path, token=admin, expect=200)
+    api("DELETE", hook_path, token=admin, expect=404)
+
     # the scheduler's function
     api("POST", "/sweep", token=stack.scheduler_token(), expect=200)
     api("POST", "/sweep", token=user, expect=401)

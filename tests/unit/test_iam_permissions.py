@@ -669,6 +669,18 @@ def guard_no_account_checks(function: str) -> None:
         f"{function} uses runtime().admin_token_verifier directly"
 
 
+def guard_webhook_secrets_admin_only(function: str) -> None:
+    properties = _runtime_properties()
+    building = [name for name, body in properties.items() for n in ast.walk(body)
+                if isinstance(n, ast.Name) and n.id == "SecretWriter"]
+    assert building == ["webhook_admin"], f"SecretWriter is built by {building}: re-check this guard"
+    assert properties_reaching("webhook_admin") == {"webhook_admin"}, "another property is built from webhook_admin"
+    # health hands the whole runtime to shared/health.py: no file of any closure but the
+    # runtime's own names the property at all
+    naming = {path for path in import_closure(_main(function)) - {RUNTIME} if "webhook_admin" in path.read_text()}
+    assert not naming, f"{function}'s code names webhook_admin: {sorted(str(p) for p in naming)}"
+
+
 def guard_public_keys_only(function: str) -> None:
     kms = properties_reaching("root_signer")
     uses = _runtime_uses_of(function)
@@ -683,6 +695,7 @@ GUARDS: dict[str, Callable[[str], None]] = {
     "seat-operations-without-kms": guard_seat_operations_without_kms,
     "no-account-checks": guard_no_account_checks,
     "public-keys-only": guard_public_keys_only,
+    "webhook-secrets-admin-only": guard_webhook_secrets_admin_only,
 }
 
 FUNCTIONS = sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py"))

@@ -217,6 +217,6 @@ def test_every_variable_the_code_reads_is_either_configured_or_has_a_default():
                           "DEFAULT_HEARTBEAT_INTERVAL_S", "LICENSE_CACHE_TTL_S", "MAX_BODY_BYTES", "JWKS_MAX_AGE_S",
                           "RATE_LIMIT_PUBLIC_IP", "REDIS_TIMEOUT_S", "FIRESTORE_TIMEOUT_S",
                           "REDIS_WAIT_TIMEOUT_MS", "REDIS_WAIT_FALLBACK", "USAGE_CLOSE_AFTER_S",
-                          "USAGE_CHECKPOINT_SHARDS"}
+                          "USAGE_CHECKPOINT_SHARDS", "WEBHOOK_ALLOW_PRIVATE"}
     unaccounted = _variables_the_code_reads() - _functions().set_anywhere() - LOCAL_ONLY - defaults_are_right
     assert not unaccounted, f"read by the code, neither configured nor known to default well: {sorted(unaccounted)}"

@@ -27,6 +27,8 @@ locals {
   # deterministic form, https://<service>-<project number>.<region>.run.app, is known
   # before the function exists, so the function can be told its own audience.
   sweep_url = "https://${var.environment}-sweep-${data.google_project.this.number}.${var.region}.run.app"
+  # IAM names secrets by project number; the API takes either form.
+  webhook_secret_prefix = "projects/${data.google_project.this.number}/secrets/${var.environment}-webhook-"
 
   # Plain environment variables; none holds a secret.
   environment = {
@@ -44,6 +46,8 @@ locals {
     SWEEP_TRUST_PLATFORM_AUTH  = "1"
     SWEEP_BUDGET_S             = "45"
     NOTIFY_TOPIC               = google_pubsub_topic.events.id
+    # Webhook endpoints' signing secrets: each is this and the endpoint's id (shared/webhook_secrets.py).
+    WEBHOOK_SECRET_PREFIX      = local.webhook_secret_prefix
     USAGE_RETENTION_DAYS       = tostring(var.usage_retention_days)
     RATE_LIMIT_IP              = var.rate_limits.per_ip
     RATE_LIMIT_USER            = var.rate_limits.per_user
@@ -328,5 +332,30 @@ resource "google_cloud_scheduler_job" "expiry" {
       service_account_email = google_service_account.scheduler.email
       audience              = local.sweep_url
     }
+  }
+}
+
+# The admin function makes, rotates and deletes webhook endpoints' signing secrets, and only
+# those: a custom role with just those calls, granted on the project (a secret that does not
+# exist yet has nowhere else to be granted on) under a condition on the secrets' names.
+resource "google_project_iam_custom_role" "webhook_secrets" {
+  role_id     = "${var.environment}WebhookSecrets"
+  title       = "License server webhook secrets (${var.environment})"
+  description = "Creates webhook signing secrets, adds versions to them and deletes them."
+  permissions = [
+    "secretmanager.secrets.create",
+    "secretmanager.secrets.delete",
+    "secretmanager.versions.add",
+  ]
+}
+
+resource "google_project_iam_member" "admin_webhook_secrets" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.webhook_secrets.name
+  member  = "serviceAccount:${google_service_account.function["admin"].email}"
+  condition {
+    title       = "webhook secrets only"
+    description = "Secrets named ${local.webhook_secret_prefix}<endpoint id>"
+    expression  = "resource.name.startsWith(\"${local.webhook_secret_prefix}\")"
   }
 }
