@@ -298,6 +298,16 @@ class WebhookSecrets(Protocol):
     def delete(self, suffix: str) -> None: ...
 
 
+class SecretText(Protocol):
+    def text(self, secret: str) -> str:
+        """A secret version's payload (shared/google_secrets.py SecretReader)."""
+
+
+class WebhookPost(Protocol):
+    def post(self, url: str, address: str, body: bytes, headers: dict[str, str]) -> Any:
+        """POST to `url`, connected to `address` only: a Sent (status | None, error, latency_ms)."""
+
+
 class NotificationPublisher(Protocol):
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:
         """Publish every message (shared/domain/notifications.py message()), or raise."""

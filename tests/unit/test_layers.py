@@ -18,8 +18,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTERS = ("shared.seats", "shared.store", "shared.tokens", "shared.auth", "shared.ratelimit", "shared.http",
+            "shared.webhook_http", "shared.webhook_secrets", "shared.google_secrets",
             "shared.pubsub")
-BACKENDS = ("redis", "google", "firebase_admin", "grpc", "functions_framework", "flask")
+BACKENDS = ("redis", "google", "firebase_admin", "grpc", "functions_framework", "flask", "urllib3")
 
 
 def _imports(path: Path) -> set[str]:

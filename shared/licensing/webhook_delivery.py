@@ -1,0 +1,75 @@
+"""Delivering one notification to one webhook endpoint: check, sign, send, judge.
+
+Every attempt checks the endpoint's host again, against every address it resolves to
+(shared/domain/webhooks.py: private, loopback and metadata addresses are refused outside
+the local stack), signs the body with each secret that signs now (the current one, and
+the one before during a rotation's overlap), sends it to a checked address only
+(shared/webhook_http.py), and judges the answer: delivered (2xx, 3xx), to be tried again
+later (no answer, 5xx, 408, 429), or refused for good (any other 4xx, a refused address).
+When to try again, and when to give up, are the domain's (next_attempt_delay_s,
+GIVE_UP_AFTER_S); keeping the attempts is the caller's.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.clock import Clock
+from shared.domain.webhook_endpoints import WebhookEndpoint
+from shared.domain.webhooks import (
+    RETRYABLE,
+    Resolver,
+    WebhookAddressError,
+    delivered,
+    resolve_and_check,
+    signature_headers,
+)
+from shared.licensing.ports import SecretText, WebhookPost
+
+USER_AGENT = "coditect-license-webhooks/1"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at_ms: int
+    status: int | None
+    error: str | None
+    latency_ms: int
+    delivered: bool
+    retry: bool  # failed, and worth trying again later
+
+    def as_json(self) -> dict[str, Any]:
+        return {"at_ms": self.at_ms, "status": self.status, "error": self.error, "latency_ms": self.latency_ms,
+                "delivered": self.delivered, "retry": self.retry}
+
+
+class WebhookDelivery:
+    def __init__(self, *, secrets: SecretText, sender: WebhookPost, clock: Clock, allow_private: bool,
+                 resolver: Resolver = socket.getaddrinfo):
+        self._secrets = secrets
+        self._sender = sender
+        self._clock = clock
+        self._allow_private = allow_private
+        self._resolver = resolver
+
+    def attempt(self, message: dict[str, Any], endpoint: WebhookEndpoint) -> Attempt:
+        now = self._clock.now_ms()
+        body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
+        parts = urlsplit(endpoint.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = resolve_and_check(parts.hostname or "", port, allow_private=self._allow_private,
+                                          resolver=self._resolver)
+        except WebhookAddressError as refused:
+            return Attempt(now, None, str(refused), 0, delivered=False, retry=False)
+        secrets = [self._secrets.text(version.name) for version in endpoint.signing_versions(now)]
+        headers = {**signature_headers(body, str(message["id"]), str(message["type"]), secrets, now // 1000),
+                   "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        sent = self._sender.post(endpoint.url, addresses[0], body, headers)
+        ok = delivered(sent.status)
+        return Attempt(now, sent.status, sent.error, sent.latency_ms, delivered=ok,
+                       retry=not ok and RETRYABLE(sent.status))
