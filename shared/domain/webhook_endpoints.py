@@ -47,6 +47,8 @@ class WebhookEndpoint:
     """Newest first: the current version, then any still inside a rotation's overlap."""
     disabled_reason: str | None = None
     """Why the service disabled it (deliveries failing for 24 h); None if it did not."""
+    failing_since_ms: int | None = None
+    """Since when its deliveries have failed without a success (None: they succeed)."""
 
     def wants(self, notification_type: str) -> bool:
         return self.enabled and (not self.events or notification_type in self.events)
@@ -69,3 +71,21 @@ class WebhookEndpoint:
             "created_by": self.created_by, "disabled_reason": self.disabled_reason,
             "previous_secret_signs_until": rfc3339(overlap[0].signs_until_ms) if overlap else None,
         }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification on its way to one endpoint (shared/store/delivery_store.py)."""
+
+    id: str
+    tenant_id: str
+    endpoint_id: str
+    event_id: str
+    type: str
+    message: str
+    state: str
+    attempts: tuple[dict[str, Any], ...]
+    attempt_count: int
+    first_ms: int
+    next_ms: int | None
+    updated_ms: int

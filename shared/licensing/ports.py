@@ -6,7 +6,8 @@ The use cases (this package) are written against these; the adapters implement t
     UsageRecord               shared/store    (Firestore: the usage history)
     LeaseSigner, LeaseProof   shared/tokens   (KMS-rooted delegate keys; checking our tokens)
     RateLimiter               shared/ratelimit
-    NotificationPublisher     shared/pubsub   (Pub/Sub)
+    NotificationPublisher, NotificationInbox  shared/pubsub (Pub/Sub)
+    DeliveryRecord            shared/store    (Firestore: webhook deliveries)
     WebhookSecrets            shared/webhook_secrets.py (Secret Manager)
 so a use case reads without its adapters, and a test can hand it any implementation.
 """
@@ -27,7 +28,7 @@ from shared.domain.leases import (
     SeatCount,
     SweepBatch,
 )
-from shared.domain.webhook_endpoints import WebhookEndpoint
+from shared.domain.webhook_endpoints import Delivery, WebhookEndpoint
 
 
 class SeatLedger(Protocol):
@@ -306,6 +307,27 @@ class SecretText(Protocol):
 class WebhookPost(Protocol):
     def post(self, url: str, address: str, body: bytes, headers: dict[str, str]) -> Any:
         """POST to `url`, connected to `address` only: a Sent (status | None, error, latency_ms)."""
+
+
+class NotificationInbox(Protocol):
+    def pull(self, *, max_messages: int) -> list[tuple[str, dict[str, Any] | None]]:
+        """(ack id, message body or None if unreadable) of the notifications waiting."""
+
+    def ack(self, ack_ids: list[str]) -> None: ...
+
+
+class DeliveryRecord(Protocol):
+    """Webhook deliveries (shared/store/delivery_store.py)."""
+
+    def create(self, *, tenant_id: str, endpoint_id: str, event_id: str, type_: str, message: str,
+               now_ms: int) -> bool: ...
+
+    def due(self, *, now_ms: int, limit: int) -> list[Delivery]: ...
+
+    def record(self, delivery: Delivery, *, state: str, attempt: dict[str, Any] | None, next_ms: int | None,
+               now_ms: int) -> None: ...
+
+    def recent(self, endpoint_id: str, *, limit: int) -> list[Delivery]: ...
 
 
 class NotificationPublisher(Protocol):

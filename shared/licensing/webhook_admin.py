@@ -118,8 +118,9 @@ class WebhookAdmin:
                 events=tuple(dict.fromkeys(request.events)) if request.events is not None else endpoint.events,
                 description=request.description if request.description is not None else endpoint.description,
                 enabled=request.enabled if request.enabled is not None else endpoint.enabled,
-                # enabling again clears why the service disabled it
+                # enabling again clears why the service disabled it, and its failures' start
                 disabled_reason=None if request.enabled else endpoint.disabled_reason,
+                failing_since_ms=None if request.enabled else endpoint.failing_since_ms,
             )
             before, after = self._view(endpoint), self._view(changed)
             diff = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}

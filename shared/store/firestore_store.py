@@ -517,6 +517,7 @@ class FirestoreStore:
             "secret_versions": [{"name": v.name, "signs_until": _dt(v.signs_until_ms)}
                                 for v in endpoint.secret_versions],
             "disabled_reason": endpoint.disabled_reason,
+            "failing_since": _dt(endpoint.failing_since_ms),
         }
 
     @staticmethod
@@ -528,6 +529,7 @@ class FirestoreStore:
             secret_versions=tuple(SecretVersion(v["name"], _ms(v.get("signs_until")))
                                   for v in d.get("secret_versions") or ()),
             disabled_reason=d.get("disabled_reason"),
+            failing_since_ms=_ms(d.get("failing_since")),
         )
 
     # -- machine keys ----------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Webhook deliveries in Firestore: one document per notification and endpoint.
+
+    deliveries/{event id}~{endpoint id}   tenant_id, endpoint_id, event_id, type, message (the
+        body, as JSON text), state: due | delivered | refused | parked, attempts (the last
+        ten: at, status, error, latency), attempt_count, first_at, next_at (when `due`),
+        updated_at
+`due` deliveries are attempted by the notify function's runs (shared/licensing/
+webhook_dispatch.py), each at its next_at. The ids are deterministic, so a notification
+handed over twice makes its deliveries once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as google_exceptions
+from google.api_core import retry as google_retry
+from google.cloud import firestore
+
+from shared.domain.times import datetime_to_ms, ms_to_datetime
+from shared.domain.webhook_endpoints import Delivery
+from shared.errors import BackendUnavailable
+from shared.store.firestore_store import TRANSIENT_ERRORS
+
+KEPT_ATTEMPTS = 10
+
+
+def delivery_id(event_id: str, endpoint_id: str) -> str:
+    return f"{event_id}~{endpoint_id}"
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return ms_to_datetime(ms) if ms is not None else None
+
+
+class FirestoreDeliveryStore:
+    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0):
+        self._db = client
+        self._timeout_s = timeout_s
+        self._retry = google_retry.Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TRANSIENT_ERRORS as exc:
+            raise BackendUnavailable("firestore") from exc
+
+    def create(self, *, tenant_id: str, endpoint_id: str, event_id: str, type_: str, message: str,
+               now_ms: int) -> bool:
+        """A new due delivery; False (nothing written) if this one exists already."""
+        try:
+            self._call(self._db.collection("deliveries").document(delivery_id(event_id, endpoint_id)).create, {
+                "tenant_id": tenant_id, "endpoint_id": endpoint_id, "event_id": event_id, "type": type_,
+                "message": message, "state": "due", "attempts": [], "attempt_count": 0,
+                "first_at": _dt(now_ms), "next_at": _dt(now_ms), "updated_at": _dt(now_ms)},
+                timeout=self._timeout_s)
+        except google_exceptions.Conflict:
+            return False
+        return True
+
+    def due(self, *, now_ms: int, limit: int) -> list[Delivery]:
+        """Deliveries to attempt now, the longest waiting first."""
+        query = (self._db.collection("deliveries").where(filter=firestore.FieldFilter("state", "==", "due"))
+                 .where(filter=firestore.FieldFilter("next_at", "<=", _dt(now_ms))).order_by("next_at").limit(limit))
+        return [self._from(s.id, s.to_dict() or {}) for s in self._call(
+            lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))]
+
+    def record(self, delivery: Delivery, *, state: str, attempt: dict[str, Any] | None, next_ms: int | None,
+               now_ms: int) -> None:
+        """The delivery's new state, with `attempt` added to its last attempts."""
+        attempts = [*delivery.attempts, *([attempt] if attempt else [])][-KEPT_ATTEMPTS:]
+        self._call(self._db.collection("deliveries").document(delivery.id).update, {
+            "state": state, "attempts": attempts, "attempt_count": delivery.attempt_count + (1 if attempt else 0),
+            "next_at": _dt(next_ms), "updated_at": _dt(now_ms)}, timeout=self._timeout_s)
+
+    def recent(self, endpoint_id: str, *, limit: int) -> list[Delivery]:
+        """An endpoint's deliveries, the latest changed first (its delivery log)."""
+        query = (self._db.collection("deliveries").where(filter=firestore.FieldFilter("endpoint_id", "==", endpoint_id))
+                 .order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit))
+        return [self._from(s.id, s.to_dict() or {}) for s in self._call(
+            lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))]
+
+    @staticmethod
+    def _from(doc_id: str, d: dict[str, Any]) -> Delivery:
+        return Delivery(
+            id=doc_id, tenant_id=d["tenant_id"], endpoint_id=d["endpoint_id"], event_id=d["event_id"], type=d["type"],
+            message=d["message"], state=d["state"], attempts=tuple(d.get("attempts") or ()),
+            attempt_count=int(d.get("attempt_count", 0)), first_ms=datetime_to_ms(d["first_at"]),
+            next_ms=datetime_to_ms(d["next_at"]) if d.get("next_at") else None,
+            updated_ms=datetime_to_ms(d["updated_at"]))
