@@ -15,13 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as google_exceptions
-from google.api_core import retry as google_retry
 from google.cloud import firestore
 
 from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.domain.webhook_endpoints import Delivery
-from shared.errors import BackendUnavailable
-from shared.store.firestore_store import TRANSIENT_ERRORS
+from shared.store.bounded_calls import BoundedCalls
 
 KEPT_ATTEMPTS = 10
 
@@ -34,18 +32,7 @@ def _dt(ms: int | None) -> datetime | None:
     return ms_to_datetime(ms) if ms is not None else None
 
 
-class FirestoreDeliveryStore:
-    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0):
-        self._db = client
-        self._timeout_s = timeout_s
-        self._retry = google_retry.Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
-
-    def _call(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except TRANSIENT_ERRORS as exc:
-            raise BackendUnavailable("firestore") from exc
-
+class FirestoreDeliveryStore(BoundedCalls):
     def create(self, *, tenant_id: str, endpoint_id: str, event_id: str, type_: str, message: str,
                now_ms: int) -> bool:
         """A new due delivery; False (nothing written) if this one exists already."""
@@ -63,8 +50,7 @@ class FirestoreDeliveryStore:
         """Deliveries to attempt now, the longest waiting first."""
         query = (self._db.collection("deliveries").where(filter=firestore.FieldFilter("state", "==", "due"))
                  .where(filter=firestore.FieldFilter("next_at", "<=", _dt(now_ms))).order_by("next_at").limit(limit))
-        return [self._from(s.id, s.to_dict() or {}) for s in self._call(
-            lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))]
+        return [self._from(doc_id, fields) for doc_id, fields in self._stream(query)]
 
     def record(self, delivery: Delivery, *, state: str, attempt: dict[str, Any] | None, next_ms: int | None,
                now_ms: int) -> None:
@@ -78,8 +64,7 @@ class FirestoreDeliveryStore:
         """An endpoint's deliveries, the latest changed first (its delivery log)."""
         query = (self._db.collection("deliveries").where(filter=firestore.FieldFilter("endpoint_id", "==", endpoint_id))
                  .order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit))
-        return [self._from(s.id, s.to_dict() or {}) for s in self._call(
-            lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))]
+        return [self._from(doc_id, fields) for doc_id, fields in self._stream(query)]
 
     @staticmethod
     def _from(doc_id: str, d: dict[str, Any]) -> Delivery:

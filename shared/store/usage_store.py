@@ -30,36 +30,25 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from google.api_core import retry as google_retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from shared.errors import BackendUnavailable
-from shared.store.firestore_store import TRANSIENT_ERRORS
+from shared.store.bounded_calls import BoundedCalls
 
 _BATCH = 500  # Firestore's limit of writes per commit
 _BATCH_BYTES = 2 * 1024 * 1024  # a commit's documents, as JSON: well under any request limit
 _DAY_FIELDS = ["license_id", "tenant_id", "day", "total"]
 
 
-class FirestoreUsageStore:
+class FirestoreUsageStore(BoundedCalls):
     def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0, checkpoint_shards: int = 1):
         if checkpoint_shards < 1:
             raise ValueError("checkpoint_shards must be at least 1")
-        self._db = client
-        self._timeout_s = timeout_s
+        super().__init__(client, timeout_s=timeout_s)
         self._shards = checkpoint_shards
-        self._retry = google_retry.Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
 
-    def _call(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except TRANSIENT_ERRORS as exc:
-            raise BackendUnavailable("firestore") from exc
-
-    def _stream(self, query: firestore.Query) -> list[dict[str, Any]]:
-        return self._call(lambda: [snap.to_dict() for snap in query.stream(timeout=self._timeout_s,
-                                                                            retry=self._retry)])
+    def _documents(self, query: firestore.Query) -> list[dict[str, Any]]:
+        return [fields for _, fields in self._stream(query)]
 
     # -- which hours are closed -------------------------------------------------------------
     def closed_through(self) -> str | None:
@@ -117,7 +106,7 @@ class FirestoreUsageStore:
                  .where(filter=firestore.FieldFilter("license_id", "==", license_id))
                  .where(filter=firestore.FieldFilter("day", ">=", from_day))
                  .where(filter=firestore.FieldFilter("day", "<", to_day)))
-        return sorted(self._stream(query), key=lambda d: d["day"])
+        return sorted(self._documents(query), key=lambda d: d["day"])
 
     def tenant_days(self, tenant_id: str | None, from_day: str, to_day: str) -> list[dict[str, Any]]:
         """The day totals (no hours, no users) of one tenant's licenses, or every tenant's."""
@@ -126,7 +115,7 @@ class FirestoreUsageStore:
             query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
         query = (query.where(filter=firestore.FieldFilter("day", ">=", from_day))
                  .where(filter=firestore.FieldFilter("day", "<", to_day)).select(_DAY_FIELDS))
-        return self._stream(query)
+        return self._documents(query)
 
     # -- the counters' checkpoints ---------------------------------------------------------------
     def write_checkpoint(self, hour: str, counters: dict[str, dict[str, int]]) -> int:
@@ -147,7 +136,7 @@ class FirestoreUsageStore:
     def checkpoint(self, hour: str) -> dict[str, dict[str, int]]:
         """Every license's counters of `hour`, as last checkpointed."""
         out: dict[str, dict[str, int]] = {}
-        for doc in self._stream(self._hour_documents(hour)):
+        for doc in self._documents(self._hour_documents(hour)):
             for license_id, raw in (doc.get("c") or {}).items():
                 _raise(out.setdefault(license_id, {}), json.loads(raw))
         return out
@@ -158,7 +147,7 @@ class FirestoreUsageStore:
         field = FieldPath("c", license_id).to_api_repr()
         query = self._db.collection("usage_checkpoints").select(["hour", field])
         out: dict[str, dict[str, int]] = {}
-        for doc in self._stream(query):
+        for doc in self._documents(query):
             raw = (doc.get("c") or {}).get(license_id)
             if raw is not None:
                 _raise(out.setdefault(doc["hour"], {}), json.loads(raw))
@@ -182,7 +171,7 @@ class FirestoreUsageStore:
                  .where(filter=firestore.FieldFilter("has_hours", "==", True))
                  .where(filter=firestore.FieldFilter("day", "<", day))
                  .order_by("day").limit(limit).select(["license_id", "day"]))
-        return self._stream(query)
+        return self._documents(query)
 
     def drop_hours(self, doc_ids: list[str]) -> int:
         """Keep only the totals and users of these days; the number of document writes."""

@@ -15,6 +15,8 @@ locals {
     usage_by_license      = { collection = "usage_days", fields = ["license_id", "day"] }      # a license's report
     usage_by_tenant       = { collection = "usage_days", fields = ["tenant_id", "day"] }       # a tenant's report
     usage_to_roll_up      = { collection = "usage_days", fields = ["has_hours", "day"] }       # the retention step
+    deliveries_due        = { collection = "deliveries", fields = ["state", "next_at"] }       # webhook retries
+    deliveries_by_hook    = { collection = "deliveries", fields = ["endpoint_id", "-updated_at"] }  # delivery log
     events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
     events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
   }
