@@ -30,13 +30,22 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.expiry_scan import ExpiryScan
     from shared.licensing.license_directory import LicenseDirectory
     from shared.licensing.notification_outbox import NotificationOutbox
-    from shared.licensing.ports import DurableRecord, LeaseSigner, RateLimiter, SeatLedger, SweepLedger, UsageRecord
+    from shared.licensing.ports import (
+        DeliveryRecord,
+        DurableRecord,
+        LeaseSigner,
+        RateLimiter,
+        SeatLedger,
+        SweepLedger,
+        UsageRecord,
+    )
     from shared.licensing.provisioning import Provisioning
     from shared.licensing.seat_service import SeatService
     from shared.licensing.sweep import Sweeper
     from shared.licensing.usage_history import UsageHistory
     from shared.licensing.usage_reports import UsageReports
     from shared.licensing.webhook_admin import WebhookAdmin
+    from shared.licensing.webhook_delivery import WebhookDelivery
     from shared.ratelimit.local_limits import LocalRateLimiter
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
@@ -154,9 +163,30 @@ class Runtime:
                 secrets = SecretWriter(secret_manager_client(self.settings.secret_manager_endpoint),
                                        self.settings.webhook_secret_prefix)
             return WebhookAdmin(store=self.store, secrets=secrets, clock=self.clock, ids=self.ids,
-                                allow_private=self.settings.webhook_allow_private)
+                                allow_private=self.settings.webhook_allow_private, deliveries=self.deliveries,
+                                delivery=self.webhook_delivery)
 
         return self._once("webhook_admin", build)
+
+    @property
+    def deliveries(self) -> DeliveryRecord:
+        def build() -> DeliveryRecord:
+            from shared.store.delivery_store import FirestoreDeliveryStore
+
+            return FirestoreDeliveryStore(self.firestore_client, timeout_s=self.settings.firestore_timeout_s)
+
+        return self._once("deliveries", build)
+
+    @property
+    def webhook_delivery(self) -> WebhookDelivery:
+        def build() -> WebhookDelivery:
+            from shared.licensing.webhook_delivery import WebhookDelivery
+            from shared.webhook_http import WebhookSender
+
+            return WebhookDelivery(secrets=self.secrets, sender=WebhookSender(), clock=self.clock,
+                                   allow_private=self.settings.webhook_allow_private)
+
+        return self._once("webhook_delivery", build)
 
     @property
     def expiry_scan(self) -> ExpiryScan:

@@ -15,6 +15,7 @@ from shared.licensing.admin_requests import (
     CreateMachineKeyRequest,
     CreateTenantRequest,
     CreateWebhookRequest,
+    DeliveriesQuery,
     EventsQuery,
     KeysQuery,
     LicensesQuery,
@@ -124,6 +125,11 @@ HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
                                               call.parse(UpdateWebhookRequest))),
     ("DELETE", "webhooks/{webhook_id}"):
         lambda call: (200, _webhooks().delete(call.caller, call.params["webhook_id"])),
+    ("GET", "webhooks/{webhook_id}/deliveries"):
+        lambda call: (200, _webhooks().deliveries(call.caller, call.params["webhook_id"],
+                                                  call.query(DeliveriesQuery))),
+    ("POST", "webhooks/{webhook_id}/test"):
+        lambda call: (200, _webhooks().send_test(call.caller, call.params["webhook_id"])),
     ("POST", "webhooks/{webhook_id}/rotate"):
         lambda call: (200, _webhooks().rotate(call.caller, call.params["webhook_id"],
                                               call.parse(RotateWebhookRequest))),

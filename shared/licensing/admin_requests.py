@@ -321,6 +321,10 @@ class WebhooksQuery(_Query):
     after: str | None = Field(default=None, pattern=f"^{WEBHOOK_ID.pattern}$")
 
 
+class DeliveriesQuery(_Query):
+    limit: int = Field(default=20, ge=1, le=100)
+
+
 class KeysQuery(_Query):
     tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
     limit: int = Field(default=100, ge=1, le=_MAX_PAGE)

@@ -11,33 +11,43 @@ change is an audit event. Another tenant's endpoint is 404, as for no endpoint.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 from shared.clock import Clock
 from shared.domain import AuditEvent, Principal
+from shared.domain.times import rfc3339
 from shared.domain.webhook_endpoints import MAX_ENDPOINTS_PER_TENANT, SecretVersion, WebhookEndpoint
-from shared.domain.webhooks import new_webhook_secret, webhook_url_problem
+from shared.domain.webhooks import new_webhook_secret, next_attempt_delay_s, webhook_url_problem
 from shared.errors import BackendUnavailable, InvalidRequest, NotFound
 from shared.ids import WEBHOOK_ID, IdGenerator, new_webhook_id
 from shared.licensing.access import require_admin, tenant_scope
 from shared.licensing.admin_requests import (
     CreateWebhookRequest,
+    DeliveriesQuery,
     RotateWebhookRequest,
     UpdateWebhookRequest,
     WebhooksQuery,
 )
-from shared.licensing.ports import DurableRecord, WebhookSecrets
+from shared.licensing.ports import DeliveryRecord, DurableRecord, WebhookSecrets
+from shared.licensing.webhook_delivery import WebhookDelivery
+
+TEST_EVENT = "webhook.test"
+"""A delivery an administrator asked for, to check an endpoint (never published)."""
 
 
 class WebhookAdmin:
     def __init__(self, *, store: DurableRecord, secrets: WebhookSecrets | None, clock: Clock, ids: IdGenerator,
-                 allow_private: bool):
+                 allow_private: bool, deliveries: DeliveryRecord | None = None,
+                 delivery: WebhookDelivery | None = None):
         self._store = store
         self._secrets = secrets
         self._clock = clock
         self._ids = ids
         self._allow_private = allow_private
+        self._deliveries = deliveries
+        self._delivery = delivery
 
     def _secret_store(self) -> WebhookSecrets:
         if self._secrets is None:  # WEBHOOK_SECRET_PREFIX unset: nowhere to keep a secret
@@ -150,3 +160,37 @@ class WebhookAdmin:
         self._store.delete_webhook(endpoint.id, self._event(caller, endpoint, "webhook.delete", url=endpoint.url))
         self._secret_store().delete(endpoint.id)
         return {"status": "deleted", "id": endpoint.id}
+
+    # -- the delivery log, and a test event --------------------------------------------------------
+    def deliveries(self, caller: Principal, webhook_id: str, query: DeliveriesQuery) -> dict[str, Any]:
+        """The endpoint's latest deliveries, each with its last attempts (status, latency, error)."""
+        endpoint = self._visible(caller, webhook_id)
+        if self._deliveries is None:
+            raise BackendUnavailable("firestore (deliveries are not configured)")
+        return {"webhook": endpoint.id, "deliveries": [
+            {"event": d.event_id, "type": d.type, "state": d.state, "attempt_count": d.attempt_count,
+             "first_at": rfc3339(d.first_ms), "next_attempt_at": rfc3339(d.next_ms) if d.state == "due" else None,
+             "attempts": [{"at": rfc3339(a["at_ms"]), "status": a["status"], "latency_ms": a["latency_ms"],
+                           "error": a["error"]} for a in reversed(d.attempts)]}
+            for d in self._deliveries.recent(endpoint.id, limit=query.limit)]}
+
+    def send_test(self, caller: Principal, webhook_id: str) -> dict[str, Any]:
+        """Deliver a `webhook.test` event to this endpoint now (its answer in this answer; a
+        retryable failure is tried again on the schedule, as any delivery)."""
+        endpoint = self._visible(caller, webhook_id)
+        if self._deliveries is None or self._delivery is None:
+            raise BackendUnavailable("webhook delivery (not configured)")
+        now = self._clock.now_ms()
+        event_id = f"test-{self._ids.event_id()}"
+        message = {"id": event_id, "type": TEST_EVENT, "time": rfc3339(now), "tenant": endpoint.tenant_id,
+                   "license": None, "data": {"actor": caller.uid, "webhook": endpoint.id}}
+        self._deliveries.create(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id, event_id=event_id,
+                                type_=TEST_EVENT, message=json.dumps(message, separators=(",", ":"), sort_keys=True),
+                                now_ms=now)
+        [delivery] = [d for d in self._deliveries.recent(endpoint.id, limit=20) if d.event_id == event_id]
+        attempt = self._delivery.attempt(message, replace(endpoint, enabled=True))
+        state = "delivered" if attempt.delivered else "refused" if not attempt.retry else "due"
+        next_ms = now + next_attempt_delay_s(1) * 1000 if state == "due" else None
+        self._deliveries.record(delivery, state=state, attempt=attempt.as_json(), next_ms=next_ms, now_ms=now)
+        return {"event": event_id, "delivered": attempt.delivered, "status": attempt.status, "error": attempt.error,
+                "latency_ms": attempt.latency_ms, "state": state}

@@ -148,3 +148,23 @@ def test_a_host_that_resolves_to_a_private_address_is_refused_at_delivery_time(w
     attempt = delivery.attempt(MESSAGE, endpoint)
     assert (attempt.status, attempt.retry) == (None, False) and "169.254.169.254" in attempt.error
     assert receiver.received == []
+
+
+def test_an_administrator_sends_a_test_event_and_reads_the_delivery_log(world, receivers):
+    good, bad = receivers(200), receivers(503)
+    good_id = world.admin("POST", "webhooks", tenant=world.tenant, body={"url": good.url}).get_json()
+    bad_id = world.admin("POST", "webhooks", tenant=world.tenant, body={"url": bad.url}).get_json()["webhook"]["id"]
+    sent = world.admin("POST", f"webhooks/{good_id['webhook']['id']}/test", tenant=world.tenant, body={})
+    assert sent.status_code == 200 and sent.get_json()["delivered"] is True and sent.get_json()["status"] == 200
+    [(body, headers)] = good.received
+    event = verify_webhook(body, headers, good_id["secret"], now=world.clock.now_ms() / 1000)
+    assert event["type"] == "webhook.test" and event["data"]["webhook"] == good_id["webhook"]["id"]
+    failed = world.admin("POST", f"webhooks/{bad_id}/test", tenant=world.tenant, body={}).get_json()
+    assert (failed["delivered"], failed["status"], failed["state"]) == (False, 503, "due")
+    log = world.admin("GET", f"webhooks/{bad_id}/deliveries", tenant=world.tenant).get_json()
+    [entry] = log["deliveries"]
+    assert entry["type"] == "webhook.test" and entry["state"] == "due" and entry["next_attempt_at"]
+    assert [a["status"] for a in entry["attempts"]] == [503] and entry["attempts"][0]["latency_ms"] >= 0
+    world.rt.provisioning.create_tenant("Other", tenant_id="others", actor="tests")
+    for method, path in (("GET", f"webhooks/{bad_id}/deliveries"), ("POST", f"webhooks/{bad_id}/test")):
+        assert world.admin(method, path, tenant="others", body={} if method == "POST" else None).status_code == 404

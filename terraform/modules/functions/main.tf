@@ -335,16 +335,17 @@ resource "google_cloud_scheduler_job" "expiry" {
   }
 }
 
-# The admin function makes, rotates and deletes webhook endpoints' signing secrets, and only
-# those: a custom role with just those calls, granted on the project (a secret that does not
+# The admin function makes, rotates, reads (to send a test delivery) and deletes webhook
+# endpoints' signing secrets, and only those: a custom role with just those calls, granted on the project (a secret that does not
 # exist yet has nowhere else to be granted on) under a condition on the secrets' names.
 resource "google_project_iam_custom_role" "webhook_secrets" {
   role_id     = "${var.environment}WebhookSecrets"
   title       = "License server webhook secrets (${var.environment})"
-  description = "Creates webhook signing secrets, adds versions to them and deletes them."
+  description = "Creates webhook signing secrets, adds versions to them, reads them (a test delivery) and deletes them."
   permissions = [
     "secretmanager.secrets.create",
     "secretmanager.secrets.delete",
+    "secretmanager.versions.access",
     "secretmanager.versions.add",
   ]
 }
