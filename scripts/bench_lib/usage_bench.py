@@ -299,17 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     from shared.clock import ManualClock
     from shared.config import Settings
     from shared.domain.leases import RestoreEntry
-    from shared.domain.times import ms_to_datetime, rfc3339, utc_day
+    from shared.domain.times import DAY_MS, HOUR_MS, ms_to_datetime, rfc3339, utc_day
     from shared.domain.usage import (
-        DAY_MS,
-        HOUR_MS,
-        SeatSpan,
-        day_doc_id,
-        floor_day,
-        hour_key,
-        hour_start_ms,
-        hour_usage,
-    )
+    SeatSpan,
+    day_doc_id,
+    floor_day,
+    hour_key,
+    hour_start_ms,
+    hour_usage,
+)
     from shared.licensing.provisioning import LicenseSpec
     from shared.licensing.sweep import Sweeper
     from shared.licensing.usage_history import with_hour

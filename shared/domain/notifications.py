@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.events import AuditEvent
-from shared.domain.times import rfc3339
+from shared.domain.times import DAY_MS, rfc3339
 
 NOTIFICATION_TYPES = (
     "license.created", "license.updated", "license.suspended", "license.resumed", "license.revoked",
@@ -83,8 +83,6 @@ def message(event: AuditEvent, kind: str) -> dict[str, Any]:
                                                                           if event.session_id else {}),
                                                   **event.details}}
 
-
-DAY_MS = 86_400_000
 
 
 def expiry_notices(license_id: str, tenant_id: str, expires_ms: int | None, now_ms: int) -> list[AuditEvent]:

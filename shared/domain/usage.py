@@ -23,10 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain.times import rfc3339
-
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+from shared.domain.times import DAY_MS, HOUR_MS, rfc3339
 
 DENIAL_REASONS = ("no_seat", "group_limit", "user_limit", "policy", "suspended", "expired", "ci_pool")
 """Why an acquire was refused (the counters `denials:<reason>`):

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.clock import Clock
-from shared.domain.notifications import DAY_MS, EXPIRY_WARNING_DAYS, expiry_notices
+from shared.domain.notifications import EXPIRY_WARNING_DAYS, expiry_notices
+from shared.domain.times import DAY_MS
 from shared.licensing.ports import DurableRecord
 
 LOOK_BACK_DAYS = 2

@@ -33,10 +33,8 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.domain import License, SessionRecord
-from shared.domain.times import utc_day
+from shared.domain.times import DAY_MS, HOUR_MS, utc_day
 from shared.domain.usage import (
-    DAY_MS,
-    HOUR_MS,
     SeatSpan,
     capped_users,
     day_doc_id,

@@ -25,10 +25,8 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.domain import AuditEvent, License, Principal
-from shared.domain.times import parse_rfc3339, rfc3339, utc_day
+from shared.domain.times import DAY_MS, HOUR_MS, parse_rfc3339, rfc3339, utc_day
 from shared.domain.usage import (
-    DAY_MS,
-    HOUR_MS,
     OTHERS,
     day_start_ms,
     floor_day,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shared.domain.times import HOUR_MS
 from shared.domain.usage import (
-    HOUR_MS,
     SeatSpan,
     day_start_ms,
     hour_key,
