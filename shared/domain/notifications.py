@@ -26,6 +26,7 @@ de-duplicate on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,6 +84,12 @@ def message(event: AuditEvent, kind: str) -> dict[str, Any]:
                                                                           if event.session_id else {}),
                                                   **event.details}}
 
+
+
+def encoded(message: Mapping[str, Any]) -> str:
+    """A notification as it travels (Pub/Sub data, a delivery's stored and posted body):
+    compact JSON, keys sorted."""
+    return json.dumps(message, separators=(",", ":"), sort_keys=True)
 
 
 def expiry_notices(license_id: str, tenant_id: str, expires_ms: int | None, now_ms: int) -> list[AuditEvent]:

@@ -320,7 +320,8 @@ class DeliveryRecord(Protocol):
     """Webhook deliveries (shared/store/delivery_store.py)."""
 
     def create(self, *, tenant_id: str, endpoint_id: str, event_id: str, type_: str, message: str,
-               now_ms: int) -> bool: ...
+               now_ms: int) -> Delivery | None:
+        """The new due delivery; None if it exists already."""
 
     def due(self, *, now_ms: int, limit: int) -> list[Delivery]: ...
 

@@ -11,15 +11,15 @@ change is an audit event. Another tenant's endpoint is 404, as for no endpoint.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
 from shared.clock import Clock
 from shared.domain import AuditEvent, Principal
+from shared.domain.notifications import encoded
 from shared.domain.times import rfc3339
 from shared.domain.webhook_endpoints import MAX_ENDPOINTS_PER_TENANT, SecretVersion, WebhookEndpoint
-from shared.domain.webhooks import new_webhook_secret, next_attempt_delay_s, webhook_url_problem
+from shared.domain.webhooks import new_webhook_secret, webhook_url_problem
 from shared.errors import BackendUnavailable, InvalidRequest, NotFound
 from shared.ids import WEBHOOK_ID, IdGenerator, new_webhook_id
 from shared.licensing.access import require_admin, tenant_scope
@@ -31,7 +31,7 @@ from shared.licensing.admin_requests import (
     WebhooksQuery,
 )
 from shared.licensing.ports import DeliveryRecord, DurableRecord, WebhookSecrets
-from shared.licensing.webhook_delivery import WebhookDelivery
+from shared.licensing.webhook_delivery import WebhookDelivery, next_state
 
 TEST_EVENT = "webhook.test"
 """A delivery an administrator asked for, to check an endpoint (never published)."""
@@ -184,13 +184,12 @@ class WebhookAdmin:
         event_id = f"test-{self._ids.event_id()}"
         message = {"id": event_id, "type": TEST_EVENT, "time": rfc3339(now), "tenant": endpoint.tenant_id,
                    "license": None, "data": {"actor": caller.uid, "webhook": endpoint.id}}
-        self._deliveries.create(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id, event_id=event_id,
-                                type_=TEST_EVENT, message=json.dumps(message, separators=(",", ":"), sort_keys=True),
-                                now_ms=now)
-        [delivery] = [d for d in self._deliveries.recent(endpoint.id, limit=20) if d.event_id == event_id]
-        attempt = self._delivery.attempt(message, replace(endpoint, enabled=True))
-        state = "delivered" if attempt.delivered else "refused" if not attempt.retry else "due"
-        next_ms = now + next_attempt_delay_s(1) * 1000 if state == "due" else None
-        self._deliveries.record(delivery, state=state, attempt=attempt.as_json(), next_ms=next_ms, now_ms=now)
+        delivery = self._deliveries.create(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id, event_id=event_id,
+                                           type_=TEST_EVENT, message=encoded(message), now_ms=now)
+        assert delivery is not None  # a new event id
+        attempt = self._delivery.attempt(message, endpoint)
+        state, next_ms = next_state(delivery, attempt)
+        self._deliveries.record(delivery, state=state, attempt=attempt.as_json(), next_ms=next_ms,
+                                now_ms=attempt.at_ms)
         return {"event": event_id, "delivered": attempt.delivered, "status": attempt.status, "error": attempt.error,
                 "latency_ms": attempt.latency_ms, "state": state}

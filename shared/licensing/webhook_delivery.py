@@ -12,19 +12,21 @@ GIVE_UP_AFTER_S); keeping the attempts is the caller's.
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from shared.clock import Clock
-from shared.domain.webhook_endpoints import WebhookEndpoint
+from shared.domain.notifications import encoded
+from shared.domain.webhook_endpoints import Delivery, WebhookEndpoint
 from shared.domain.webhooks import (
+    GIVE_UP_AFTER_S,
     RETRYABLE,
     Resolver,
     WebhookAddressError,
     delivered,
+    next_attempt_delay_s,
     resolve_and_check,
     signature_headers,
 )
@@ -47,6 +49,19 @@ class Attempt:
                 "delivered": self.delivered, "retry": self.retry}
 
 
+def next_state(delivery: Delivery, attempt: Attempt) -> tuple[str, int | None]:
+    """What `attempt` makes of `delivery`: its state (delivered | refused | due | parked) and,
+    when due, when it is attempted next (the retry schedule; parked past 24 hours of it)."""
+    if attempt.delivered:
+        return "delivered", None
+    if not attempt.retry:
+        return "refused", None
+    next_ms = attempt.at_ms + next_attempt_delay_s(delivery.attempt_count + 1) * 1000
+    if next_ms - delivery.first_ms > GIVE_UP_AFTER_S * 1000:
+        return "parked", None
+    return "due", next_ms
+
+
 class WebhookDelivery:
     def __init__(self, *, secrets: SecretText, sender: WebhookPost, clock: Clock, allow_private: bool,
                  resolver: Resolver = socket.getaddrinfo):
@@ -58,7 +73,7 @@ class WebhookDelivery:
 
     def attempt(self, message: dict[str, Any], endpoint: WebhookEndpoint) -> Attempt:
         now = self._clock.now_ms()
-        body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
+        body = encoded(message).encode()
         parts = urlsplit(endpoint.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:

@@ -24,13 +24,13 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.domain import AuditEvent
-from shared.domain.notifications import NOTIFICATION_TYPES
+from shared.domain.notifications import NOTIFICATION_TYPES, encoded
 from shared.domain.webhook_endpoints import MAX_ENDPOINTS_PER_TENANT, Delivery, WebhookEndpoint
-from shared.domain.webhooks import GIVE_UP_AFTER_S, next_attempt_delay_s
+from shared.domain.webhooks import GIVE_UP_AFTER_S
 from shared.errors import NotFound
 from shared.ids import IdGenerator
 from shared.licensing.ports import DeliveryRecord, DurableRecord, NotificationInbox
-from shared.licensing.webhook_delivery import Attempt, WebhookDelivery
+from shared.licensing.webhook_delivery import Attempt, WebhookDelivery, next_state
 
 PULL = 200
 DUE_PER_RUN = 200
@@ -84,12 +84,13 @@ class WebhookDispatch:
             tenant = str(message["tenant"])
             if tenant not in endpoints:
                 endpoints[tenant] = self._store.list_webhooks(tenant_id=tenant, limit=MAX_ENDPOINTS_PER_TENANT)
-            body = json.dumps(message, separators=(",", ":"), sort_keys=True)
+            body = encoded(message)
             for endpoint in endpoints[tenant]:
                 if endpoint.wants(str(message["type"])):
-                    report.queued += self._deliveries.create(
+                    made = self._deliveries.create(
                         tenant_id=tenant, endpoint_id=endpoint.id, event_id=str(message["id"]),
                         type_=str(message["type"]), message=body, now_ms=self._clock.now_ms())
+                    report.queued += made is not None
             done.append(ack_id)
         self._inbox.ack(done)
 
@@ -116,22 +117,17 @@ class WebhookDispatch:
 
     def _record(self, delivery: Delivery, attempt: Attempt, report: DispatchReport) -> str:
         """Record the attempt; the delivery's new state."""
-        now = attempt.at_ms
-        if attempt.delivered:
-            state, next_ms = "delivered", None
+        state, next_ms = next_state(delivery, attempt)
+        if state == "delivered":
             report.delivered += 1
-        elif not attempt.retry:
-            state, next_ms = "refused", None
+        elif state == "refused":
             report.refused += 1
+        elif state == "parked":
+            report.parked += 1
         else:
-            next_ms = now + next_attempt_delay_s(delivery.attempt_count + 1) * 1000
-            if next_ms - delivery.first_ms > GIVE_UP_AFTER_S * 1000:
-                state, next_ms = "parked", None
-                report.parked += 1
-            else:
-                state = "due"
-                report.retrying += 1
-        self._deliveries.record(delivery, state=state, attempt=attempt.as_json(), next_ms=next_ms, now_ms=now)
+            report.retrying += 1
+        self._deliveries.record(delivery, state=state, attempt=attempt.as_json(), next_ms=next_ms,
+                                now_ms=attempt.at_ms)
         return state
 
     # -- watch ----------------------------------------------------------------------------------

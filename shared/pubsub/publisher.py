@@ -8,7 +8,6 @@ finds Google's Pub/Sub emulator through PUBSUB_EMULATOR_HOST.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent import futures
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.cloud.pubsub_v1 import PublisherClient
 
+from shared.domain.notifications import encoded
 from shared.errors import BackendUnavailable
 
 
@@ -32,7 +32,7 @@ class PubSubPublisher:
         for message in messages:
             attributes = {"event_id": str(message["id"]), "type": str(message["type"]),
                           "tenant": str(message["tenant"]), "license": str(message.get("license") or "")}
-            data = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
+            data = encoded(message).encode()
             pending.append(self._client.publish(self._topic, data, **attributes))
         try:
             for future in pending:

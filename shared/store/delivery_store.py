@@ -34,17 +34,17 @@ def _dt(ms: int | None) -> datetime | None:
 
 class FirestoreDeliveryStore(BoundedCalls):
     def create(self, *, tenant_id: str, endpoint_id: str, event_id: str, type_: str, message: str,
-               now_ms: int) -> bool:
-        """A new due delivery; False (nothing written) if this one exists already."""
+               now_ms: int) -> Delivery | None:
+        """A new due delivery; None (nothing written) if this one exists already."""
+        fields = {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event_id": event_id, "type": type_,
+                  "message": message, "state": "due", "attempts": [], "attempt_count": 0,
+                  "first_at": _dt(now_ms), "next_at": _dt(now_ms), "updated_at": _dt(now_ms)}
+        doc_id = delivery_id(event_id, endpoint_id)
         try:
-            self._call(self._db.collection("deliveries").document(delivery_id(event_id, endpoint_id)).create, {
-                "tenant_id": tenant_id, "endpoint_id": endpoint_id, "event_id": event_id, "type": type_,
-                "message": message, "state": "due", "attempts": [], "attempt_count": 0,
-                "first_at": _dt(now_ms), "next_at": _dt(now_ms), "updated_at": _dt(now_ms)},
-                timeout=self._timeout_s)
+            self._call(self._db.collection("deliveries").document(doc_id).create, fields, timeout=self._timeout_s)
         except google_exceptions.Conflict:
-            return False
-        return True
+            return None
+        return self._from(doc_id, fields)
 
     def due(self, *, now_ms: int, limit: int) -> list[Delivery]:
         """Deliveries to attempt now, the longest waiting first."""
