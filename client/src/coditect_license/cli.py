@@ -615,6 +615,15 @@ def cmd_return(args: argparse.Namespace, out: Output) -> int:
                        forget_first=True)
 
 
+def _not_verified(out: Output, exc: TokenInvalid, what: str, jws: str) -> int:
+    """The refusal of a verify command, with the claims as they read unverified (if they do)."""
+    try:
+        shown = unverified_claims(jws)
+    except TokenInvalid:
+        shown = None
+    return out.error(exc.code, f"{what}: {exc.message}", exit_code(exc), claims_unverified=shown)
+
+
 def _key_cache(args: argparse.Namespace, given_keys: Any, command: str, jwks_flag: str) -> JwksCache:
     """The root keys a verify command checks against: the jwks given, or the server's (cached,
     or fetched unless --offline), pinned with --trusted-root (required without the jwks given)."""
@@ -644,11 +653,7 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     try:
         claims = cache.verify(token, **expect)
     except TokenInvalid as exc:
-        try:
-            shown = unverified_claims(token)
-        except TokenInvalid:
-            shown = None
-        return out.error(exc.code, f"token rejected: {exc.message}", exit_code(exc), claims_unverified=shown)
+        return _not_verified(out, exc, "token rejected", token)
     out.result({"valid": True, "claims": claims.as_dict()}, ["valid lease token"] + _claims_lines(claims))
     return 0
 
@@ -728,11 +733,7 @@ def cmd_verify_statement(args: argparse.Namespace, out: Output) -> int:
     except ValueError as exc:  # the report given is not a series
         raise UsageError(f"--series {args.series}: {exc}") from None
     except TokenInvalid as exc:
-        try:
-            shown = unverified_claims(statement)
-        except TokenInvalid:
-            shown = None
-        return out.error(exc.code, f"statement not verified: {exc.message}", exit_code(exc), claims_unverified=shown)
+        return _not_verified(out, exc, "statement not verified", statement)
     out.result(claims, _statement_lines(claims, series is not None))
     return 0
 
