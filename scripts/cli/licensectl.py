@@ -46,6 +46,25 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl keys [--tenant acme] [--limit 100] [--after ID] [--all]   (never the key itself)
     licensectl revoke-key KEY_ID      refused within 30 s everywhere; its seats freed now
     licensectl events [--license LICENSE_ID] [--tenant acme] [--limit 50]   (with before -> after)
+    licensectl create-webhook URL [--tenant acme] [--events a,b] [--description TEXT]
+                                      a webhook endpoint (https); its signing secret is printed once
+    licensectl webhooks [--tenant acme] [--limit 100] [--after ID] [--all]
+                                      URL, events (or all), enabled or why the service disabled it
+    licensectl webhook WEBHOOK_ID     every setting; until when the secret before a rotation signs
+    licensectl update-webhook WEBHOOK_ID [--url URL] [--events a,b | --all-events] [--enable | --disable]
+        [--description TEXT]          (--enable also clears why the service disabled it)
+    licensectl delete-webhook WEBHOOK_ID [--yes]   (asks first; without a terminal needs --yes)
+    licensectl rotate-webhook-secret WEBHOOK_ID [--overlap SECONDS]
+                                      a new secret, printed once; the one before signs beside it for
+                                      the overlap (default a day; 0: stops now)
+    licensectl webhook-deliveries WEBHOOK_ID [--limit 20]   the delivery log: each delivery (event, type,
+                                      state, attempts) with its last attempts (time, status, latency, error)
+    licensectl test-webhook WEBHOOK_ID   delivers a webhook.test event now: delivered or not, status,
+                                      latency, error (exit 1 when not delivered)
+    licensectl webhook-listen [--port 0] [--tenant acme] [--events a,b] [--count N | --once]
+                                      the local dev stack only: receives the tenant's webhooks on
+                                      127.0.0.1, verifies each with the SDK's verify_webhook, prints a
+                                      line per event; its endpoint is deleted on Ctrl-C or SIGTERM
 Firebase Auth, directly (custom claims role/tenant; see cli/account_roles.py):
     licensectl grant-role EMAIL_OR_UID --role owner|admin [--tenant T] [--create --password-stdin]
     licensectl revoke-role EMAIL_OR_UID          (also revokes the account's refresh tokens)
@@ -77,7 +96,7 @@ import argparse
 import os
 import sys
 
-from cli import account_roles, admin_commands, sign_in, sweep_control
+from cli import account_roles, admin_commands, sign_in, sweep_control, webhook_commands
 from cli.admin_views import inert as _inert  # noqa: F401 - the name tests and older callers import
 from cli.errors import CliError
 
@@ -102,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     admin_commands.add_commands(command)
+    webhook_commands.add_commands(command)
     account_roles.add_commands(command)
     sign_in.add_command(command)
     sweep_control.add_arguments(command("sweep", "the sweep's Cloud Scheduler job: status, run now, pause, resume"))
@@ -117,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             return account_roles.run(args)
         if args.command == sign_in.COMMAND:  # Firebase Auth's REST sign-in
             return sign_in.run(args)
+        if args.command in webhook_commands.COMMANDS:  # the admin function's webhooks routes
+            return webhook_commands.run(args)
         return admin_commands.run(args)
     except CliError as exc:
         print(f"licensectl: {exc.message}", file=sys.stderr)
