@@ -89,14 +89,16 @@ class Settings:
     """Proxies that append to X-Forwarded-For before us (1 on Cloud Run, 0 locally)."""
     sweep_audience: str | None = None
     """The sweep function's URL: the audience Cloud Scheduler's OIDC token must carry."""
+    notify_audience: str | None = None
+    """The notify function's URL: the audience of the tokens Cloud Scheduler sends it."""
     scheduler_service_account: str | None = None
-    """The only identity allowed to run the sweep."""
+    """The only identity allowed to run the sweep and notify."""
     oidc_certs_url: str | None = None
     """Override of Google's OAuth2 certificate URL (the dev stack and tests serve their own)."""
-    sweep_trust_platform_auth: bool = False
-    """SWEEP_TRUST_PLATFORM_AUTH=1: accept a scheduler token whose signature Cloud Run removed
+    scheduler_trust_platform_auth: bool = False
+    """SCHEDULER_TRUST_PLATFORM_AUTH=1: accept a scheduler token whose signature Cloud Run removed
     after checking it (its claims are still checked: shared/auth/scheduler_oidc.py). Only
-    where the sweep is an IAM-protected Cloud Run service, as Terraform deploys it; off
+    where sweep and notify are IAM-protected Cloud Run services, as Terraform deploys them; off
     elsewhere, where such a token is a forgery anyone can write."""
     sweep_budget_s: float = 45.0
     """A sweep stops here and resumes next run (keep below the function timeout)."""
@@ -109,6 +111,15 @@ class Settings:
     notify_topic: str | None = None
     """Pub/Sub topic (projects/P/topics/T) the sweep publishes notifications to; unset: none
     is published (they wait, recorded, until one is set)."""
+    notify_subscription: str | None = None
+    """The pull subscription (projects/P/subscriptions/S) on NOTIFY_TOPIC the notify function
+    takes notifications from for webhook delivery; unset: it takes none."""
+    notify_pull_wait_s: float = 5.0
+    """How long a notify run waits for notifications when none are waiting (a pull's deadline;
+    Pub/Sub answers at once when some are)."""
+    notify_budget_s: float = 45.0
+    """A notify run starts no delivery after this (keep below the function timeout less one
+    delivery's timeout); the next run goes on."""
     usage_retention_days: int = 400
     """How long the usage history keeps each hour; older hours are rolled up into their
     day (its totals and per-user figures are kept for good)."""
@@ -120,6 +131,13 @@ class Settings:
     so that every count of it has been taken from Redis."""
     redis_timeout_s: float = 2.0
     firestore_timeout_s: float = 10.0
+
+    def scheduler_audience(self, function: str) -> str:
+        """The audience of the Cloud Scheduler tokens `function` accepts: its own URL."""
+        audiences = {"sweep": "sweep_audience", "notify": "notify_audience"}
+        if function not in audiences:
+            raise ConfigError(f"{function} is not called by Cloud Scheduler")
+        return self.require(audiences[function])
 
     def require(self, name: str) -> str:
         """A setting a backend cannot run without (functions that never touch it need not set it)."""
@@ -180,9 +198,9 @@ class Settings:
         redis_url, redis_auth_secret = text("redis_url"), text("redis_auth_secret")
         if redis_url and redis_auth_secret and "@" in redis_url.split("://", 1)[-1].split("/", 1)[0]:
             raise ConfigError("REDIS_URL carries a password and REDIS_AUTH_SECRET names another: keep only the secret")
-        trust_platform_auth = raw("sweep_trust_platform_auth")
+        trust_platform_auth = raw("scheduler_trust_platform_auth")
         if trust_platform_auth not in ("", "0", "1"):
-            raise ConfigError(f"SWEEP_TRUST_PLATFORM_AUTH must be 0 or 1, got {trust_platform_auth!r}")
+            raise ConfigError(f"SCHEDULER_TRUST_PLATFORM_AUTH must be 0 or 1, got {trust_platform_auth!r}")
         check_hostname = raw("redis_tls_check_hostname")
         if check_hostname not in ("", "0", "1"):
             raise ConfigError(f"REDIS_TLS_CHECK_HOSTNAME must be 0 or 1, got {check_hostname!r}")
@@ -228,11 +246,15 @@ class Settings:
             rate_limit_public_ip=limit("rate_limit_public_ip"),
             trusted_proxy_hops=number("trusted_proxy_hops"),
             sweep_audience=text("sweep_audience"),
+            notify_audience=text("notify_audience"),
             scheduler_service_account=text("scheduler_service_account"),
             oidc_certs_url=text("oidc_certs_url"),
-            sweep_trust_platform_auth=trust_platform_auth == "1",
+            scheduler_trust_platform_auth=trust_platform_auth == "1",
             sweep_budget_s=number("sweep_budget_s", float),
             notify_topic=text("notify_topic"),
+            notify_subscription=text("notify_subscription"),
+            notify_pull_wait_s=number("notify_pull_wait_s", float),
+            notify_budget_s=number("notify_budget_s", float),
             webhook_secret_prefix=text("webhook_secret_prefix"),
             webhook_allow_private=allow_private == "1",
             usage_retention_days=number("usage_retention_days"),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import google_crc32c
 
+from shared.errors import BackendUnavailable
 from shared.google_retry import FAILURES, bounded_retry
 
 if TYPE_CHECKING:
@@ -22,9 +23,14 @@ _SECRET = re.compile(r"^projects/[^/]+/secrets/[^/]+$")
 _VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
 
 
-class SecretUnreadable(RuntimeError):
-    """The secret could not be read: missing, no enabled version, no permission, unreachable,
-    or corrupted in transit. The message names the secret, never its value."""
+class SecretUnreadable(BackendUnavailable):
+    """The secret could not be read (or written): missing, no enabled version, no permission,
+    unreachable, or corrupted in transit. A caller is told only that Secret Manager is
+    unavailable (503); str() of it, for the log, names the secret and why, never its value."""
+
+    def __init__(self, detail: str):
+        super().__init__("secret-manager")
+        self.args = (detail,)
 
 
 def version_name(secret: str) -> str:
@@ -72,12 +78,17 @@ class SecretReader:
                                                         timeout=self._timeout_s)
         except FAILURES as exc:
             raise SecretUnreadable(f"cannot read {name}: {type(exc).__name__}") from exc
-        data = answer.payload.data
-        # An optional field: present when the version was added with a checksum.
-        if "data_crc32c" in answer.payload and answer.payload.data_crc32c != google_crc32c.value(data):
-            raise SecretUnreadable(f"{name} arrived corrupted (CRC32C mismatch)")
-        try:
-            return data.decode()
-        except UnicodeDecodeError as exc:
-            raise SecretUnreadable(f"{name} is not UTF-8 text") from exc
+        return payload_text(name, answer.payload)
+
+
+def payload_text(name: str, payload: secretmanager.SecretPayload) -> str:
+    """An accessed version's payload as text, once its CRC32C (when it has one) matches."""
+    data = payload.data
+    # An optional field: present when the version was added with a checksum.
+    if "data_crc32c" in payload and payload.data_crc32c != google_crc32c.value(data):
+        raise SecretUnreadable(f"{name} arrived corrupted (CRC32C mismatch)")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise SecretUnreadable(f"{name} is not UTF-8 text") from exc
 

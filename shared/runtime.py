@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.usage_reports import UsageReports
     from shared.licensing.webhook_admin import WebhookAdmin
     from shared.licensing.webhook_delivery import WebhookDelivery
+    from shared.licensing.webhook_dispatch import WebhookDispatch
     from shared.ratelimit.local_limits import LocalRateLimiter
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
@@ -155,16 +156,17 @@ class Runtime:
         def build() -> WebhookAdmin:
             from shared.licensing.webhook_admin import WebhookAdmin
 
+            prefix = self.settings.webhook_secret_prefix
             secrets = None
-            if self.settings.webhook_secret_prefix:
+            if prefix:
                 from shared.google_secrets import secret_manager_client
                 from shared.webhook_secrets import SecretWriter
 
-                secrets = SecretWriter(secret_manager_client(self.settings.secret_manager_endpoint),
-                                       self.settings.webhook_secret_prefix)
+                secrets = SecretWriter(secret_manager_client(self.settings.secret_manager_endpoint), prefix)
+            # Unset prefix: no endpoint can be made, so there is nothing to deliver a test to.
             return WebhookAdmin(store=self.store, secrets=secrets, clock=self.clock, ids=self.ids,
                                 allow_private=self.settings.webhook_allow_private, deliveries=self.deliveries,
-                                delivery=self.webhook_delivery)
+                                delivery=self.webhook_delivery if prefix else None)
 
         return self._once("webhook_admin", build)
 
@@ -180,13 +182,35 @@ class Runtime:
     @property
     def webhook_delivery(self) -> WebhookDelivery:
         def build() -> WebhookDelivery:
+            from shared.google_secrets import secret_manager_client
             from shared.licensing.webhook_delivery import WebhookDelivery
             from shared.webhook_http import WebhookSender
+            from shared.webhook_secrets import SigningSecretReader
 
-            return WebhookDelivery(secrets=self.secrets, sender=WebhookSender(), clock=self.clock,
+            reader = SigningSecretReader(secret_manager_client(self.settings.secret_manager_endpoint),
+                                         self.settings.require("webhook_secret_prefix"))
+            return WebhookDelivery(secrets=reader, sender=WebhookSender(), clock=self.clock,
                                    allow_private=self.settings.webhook_allow_private)
 
         return self._once("webhook_delivery", build)
+
+    @property
+    def webhook_dispatch(self) -> WebhookDispatch:
+        """The notify function's run. Without NOTIFY_SUBSCRIPTION it takes nothing new and
+        only works through the deliveries already due."""
+
+        def build() -> WebhookDispatch:
+            from shared.licensing.webhook_dispatch import WebhookDispatch
+
+            inbox = None
+            if self.settings.notify_subscription:
+                from shared.pubsub.subscriber import PubSubInbox
+
+                inbox = PubSubInbox(self.settings.notify_subscription, pull_wait_s=self.settings.notify_pull_wait_s)
+            return WebhookDispatch(store=self.store, deliveries=self.deliveries, inbox=inbox,
+                                   delivery=self.webhook_delivery, clock=self.clock, ids=self.ids)
+
+        return self._once("webhook_dispatch", build)
 
     @property
     def expiry_scan(self) -> ExpiryScan:
@@ -361,19 +385,21 @@ class Runtime:
 
         return self._once("local_rate_limiter", lambda: LocalRateLimiter(self.clock))
 
-    @property
-    def scheduler_verifier(self) -> SchedulerTokenVerifier:
+    def scheduler_verifier(self, function: str) -> SchedulerTokenVerifier:
+        """The check of Cloud Scheduler's tokens for `function` (sweep, notify): each is called
+        with its own URL as the audience, so a token for one does not open another."""
+
         def build() -> SchedulerTokenVerifier:
             from shared.auth.scheduler_oidc import SchedulerTokenVerifier
 
             return SchedulerTokenVerifier(
-                audience=self.settings.require("sweep_audience"),
+                audience=self.settings.scheduler_audience(function),
                 service_account=self.settings.require("scheduler_service_account"),
                 certs_url=self.settings.oidc_certs_url,
-                trust_platform_auth=self.settings.sweep_trust_platform_auth,
+                trust_platform_auth=self.settings.scheduler_trust_platform_auth,
             )
 
-        return self._once("scheduler_verifier", build)
+        return self._once(f"scheduler_verifier:{function}", build)
 
     @property
     def sweeper(self) -> Sweeper:

@@ -147,22 +147,27 @@ def _write_private(path: Path, text: str) -> None:
 
 
 EXPIRY_SCAN_INTERVAL_S = 3600
+# Deployed, notify runs every minute; here more often, so a walk-through's webhook arrives
+# within seconds of the sweep publishing its event.
+NOTIFY_INTERVAL_S = 5
 
 
-def _sweep_once(stack: LocalStack, base_url: str, path: str = "sweep") -> None:
-    """What Cloud Scheduler does deployed: POST /sweep (or /sweep/expiry) with an OIDC token
-    (a failure is raised, so the job records it as its last attempt's result)."""
+def _scheduled_call(stack: LocalStack, base_url: str, path: str = "sweep") -> None:
+    """What Cloud Scheduler does deployed: POST /sweep, /sweep/expiry or /notify with an OIDC
+    token for that function (a failure is raised, so the job records it as its last attempt's
+    result)."""
     import httpx
 
-    answer = httpx.post(f"{base_url}/{path}", headers={"Authorization": f"Bearer {stack.scheduler_token()}"},
-                        timeout=90)
+    token = stack.scheduler_token(path.split("/", 1)[0])
+    answer = httpx.post(f"{base_url}/{path}", headers={"Authorization": f"Bearer {token}"}, timeout=90)
     report = answer.json()
     if answer.status_code != 200:
         print(f"{path}: {answer.status_code} {report}", flush=True)
         raise RuntimeError(f"{path} answered {answer.status_code}")
-    if path != "sweep":
-        return
-    if report["expired"] or report["reconciled"] or report["revived"]:
+    if path == "notify" and report["attempted"]:
+        print(f"notify: {report['delivered']} delivered, {report['retrying']} to retry, {report['parked']} parked, "
+              f"{report['refused']} refused", flush=True)
+    if path == "sweep" and (report["expired"] or report["reconciled"] or report["revived"]):
         print(f"sweep: expired {report['expired']}, reconciled {report['reconciled']}, "
               f"revived {report['revived']} in {report['duration_ms']} ms", flush=True)
 
@@ -203,7 +208,8 @@ def _banner(facts: _BannerFacts) -> str:
                          for name, account in DEV_ACCOUNTS.items())
     user = DEV_ACCOUNTS["user"]
     return f"""
-License server running at {base_url}  (functions: acquire heartbeat borrow release validate health jwks admin sweep)
+License server running at {base_url}
+  (functions: acquire heartbeat borrow release validate health jwks admin sweep notify)
 Function logs: {facts.log_path}     Stack facts: {facts.stack_file}
 Components:
 {components}
@@ -253,6 +259,12 @@ The sweep closes each hour two minutes after it ends; the hour under way is comp
   curl -s -H "Authorization: Bearer $ADMIN" "{base_url}/admin/licenses/{license_id}/report?granularity=hour&format=csv"
   scripts/licensectl statement {license_id} --month $(date -u +%Y-%m) > statement.jws   # closed hours, signed
   .venv/bin/coditect-license verify-statement statement.jws --jwks {base_url}/jwks
+
+Notifications: receive the demo tenant's webhooks on this machine, each signature checked with the SDK,
+then make an event. The sweep publishes it to Pub/Sub, the notify function delivers it (every {NOTIFY_INTERVAL_S} s):
+  scripts/licensectl webhook-listen --tenant {DEMO_TENANT} --events license.suspended --count 1 &
+  scripts/licensectl suspend {license_id} && scripts/licensectl sweep run
+  scripts/licensectl resume {license_id}
 
 Sweep: a Cloud Scheduler job runs it every {facts.sweep_interval_s:g} s (--sweep-interval; 0: only when asked):
   scripts/licensectl sweep status | run | pause | resume        (scripts/sweep-now: once, directly)
@@ -312,10 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         # Cloud Scheduler's part: a job that sweeps on its schedule, steered with
         # `scripts/licensectl sweep status|run|pause|resume` as in the cloud.
         sweep_job = sweep_job_name(stack.project_id, "local", "dev")
-        scheduler.add_job(sweep_job, interval_s=sweep_interval_s, target=lambda: _sweep_once(stack, server.base_url))
+        scheduler.add_job(sweep_job, interval_s=sweep_interval_s,
+                          target=lambda: _scheduled_call(stack, server.base_url))
         # The daily expiry scan (deployed at 06:00 UTC): here hourly, so a demo sees it.
         scheduler.add_job(sweep_job.replace("-license-sweep", "-license-expiry"), interval_s=EXPIRY_SCAN_INTERVAL_S,
-                          target=lambda: _sweep_once(stack, server.base_url, "sweep/expiry"))
+                          target=lambda: _scheduled_call(stack, server.base_url, "sweep/expiry"))
+        # Webhook delivery (the notify function): takes what the sweep published and delivers it.
+        scheduler.add_job(sweep_job.replace("-license-sweep", "-license-notify"), interval_s=NOTIFY_INTERVAL_S,
+                          target=lambda: _scheduled_call(stack, server.base_url, "notify"))
         components: dict[str, dict[str, Any]] = {
             **stack.components(),
             "scheduler": {"endpoint": scheduler.address,

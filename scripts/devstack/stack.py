@@ -10,7 +10,8 @@ The functions read Redis's AUTH string and CA from the Secret Manager stand-in, 
 read Memorystore's from Secret Manager in the cloud. REDIS_URL / FIRESTORE_EMULATOR_HOST /
 PUBSUB_EMULATOR_HOST in the environment are used instead of starting our own servers (e.g.
 a plain Redis 7 to check script compatibility: then without TLS or AUTH). The notification
-topic (NOTIFY_TOPIC) and its dead-letter topic are created at every start, in whichever
+topic (NOTIFY_TOPIC), its dead-letter topic and the notify function's pull subscription
+with its dead-letter policy (NOTIFY_SUBSCRIPTION) are created at every start, in whichever
 Pub/Sub emulator serves the stack (it keeps nothing across restarts).
 """
 
@@ -36,8 +37,10 @@ from devstack.secret_manager_standin import SecretManagerStandIn
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_ID = "demo-coditect"
 KMS_KEY = f"projects/{PROJECT_ID}/locations/global/keyRings/coditect/cryptoKeys/lease-root"
-# Deployed, the audience is the sweep function's URL; locally a fixed stand-in.
+# Deployed, the audience of a scheduler-called function is its URL; locally fixed stand-ins.
 SWEEP_AUDIENCE = "https://sweep.local.invalid/sweep"
+NOTIFY_AUDIENCE = "https://notify.local.invalid/notify"
+SCHEDULER_AUDIENCES = {"sweep": SWEEP_AUDIENCE, "notify": NOTIFY_AUDIENCE}
 SCHEDULER_ACCOUNT = f"sweep-scheduler@{PROJECT_ID}.iam.gserviceaccount.com"
 # The secrets Terraform creates from the Memorystore instance (terraform/modules/redis).
 REDIS_AUTH_SECRET_ID = "redis-auth"
@@ -45,28 +48,46 @@ REDIS_CA_SECRET_ID = "redis-ca"
 # The notification topic and its dead-letter topic (terraform/modules/functions: <env>-license-events).
 NOTIFY_TOPIC = f"projects/{PROJECT_ID}/topics/license-events"
 NOTIFY_DEAD_LETTER_TOPIC = f"projects/{PROJECT_ID}/topics/license-events-dead-letter"
+# The notify function's pull subscription, and one on the dead-letter topic so that what
+# is dead-lettered can be read (terraform/modules/functions makes both, with these settings).
+NOTIFY_SUBSCRIPTION = f"projects/{PROJECT_ID}/subscriptions/license-events-webhooks"
+NOTIFY_DEAD_LETTER_SUBSCRIPTION = f"projects/{PROJECT_ID}/subscriptions/license-events-dead-letter"
+NOTIFY_MAX_DELIVERY_ATTEMPTS = 5
+NOTIFY_ACK_DEADLINE_S = 60
 
 
-def create_topics(pubsub_host: str, topics: tuple[str, ...] = (NOTIFY_TOPIC, NOTIFY_DEAD_LETTER_TOPIC)) -> None:
-    """Create the topics in the Pub/Sub emulator at `pubsub_host` (one that exists already is fine)."""
+def create_topics(pubsub_host: str) -> None:
+    """Create the notification topics and subscriptions in the Pub/Sub emulator at
+    `pubsub_host` (what exists already is kept)."""
     from google.api_core.exceptions import AlreadyExists
-    from google.cloud.pubsub_v1 import PublisherClient
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
     # The client reads PUBSUB_EMULATOR_HOST when it is made (an insecure channel to it, no
     # credentials): set for that moment only, this process's environment is not the stack's.
     previous = os.environ.get("PUBSUB_EMULATOR_HOST")
     os.environ["PUBSUB_EMULATOR_HOST"] = pubsub_host
     try:
-        publisher = PublisherClient()
+        publisher, subscriber = PublisherClient(), SubscriberClient()
     finally:
         if previous is None:
             del os.environ["PUBSUB_EMULATOR_HOST"]
         else:
             os.environ["PUBSUB_EMULATOR_HOST"] = previous
-    with publisher:  # closes its channel
-        for topic in topics:
+    with publisher, subscriber:  # closes their channels
+        for topic in (NOTIFY_TOPIC, NOTIFY_DEAD_LETTER_TOPIC):
             try:
                 publisher.create_topic(name=topic, timeout=30)
+            except AlreadyExists:
+                pass
+        subscriptions = [
+            {"name": NOTIFY_SUBSCRIPTION, "topic": NOTIFY_TOPIC, "ack_deadline_seconds": NOTIFY_ACK_DEADLINE_S,
+             "dead_letter_policy": {"dead_letter_topic": NOTIFY_DEAD_LETTER_TOPIC,
+                                    "max_delivery_attempts": NOTIFY_MAX_DELIVERY_ATTEMPTS}},
+            {"name": NOTIFY_DEAD_LETTER_SUBSCRIPTION, "topic": NOTIFY_DEAD_LETTER_TOPIC},
+        ]
+        for subscription in subscriptions:
+            try:
+                subscriber.create_subscription(request=subscription, timeout=30)
             except AlreadyExists:
                 pass
 
@@ -167,7 +188,9 @@ class LocalStack:
         return {
             "firestore": {**self.firestore_emulator.as_dict(), "describe": self.firestore_emulator.describe()},
             "pubsub": {**self.pubsub_emulator.as_dict(), "host": self.pubsub_host, "topic": NOTIFY_TOPIC,
-                       "dead_letter_topic": NOTIFY_DEAD_LETTER_TOPIC, "describe": self.pubsub_emulator.describe()},
+                       "subscription": NOTIFY_SUBSCRIPTION, "dead_letter_topic": NOTIFY_DEAD_LETTER_TOPIC,
+                       "dead_letter_subscription": NOTIFY_DEAD_LETTER_SUBSCRIPTION,
+                       "describe": self.pubsub_emulator.describe()},
             "redis": redis,
             "kms": {"endpoint": self.kms.address,
                     "describe": "Cloud KMS: a gRPC stand-in for google-cloud-kms (scripts/devstack/kms_standin.py)"},
@@ -177,9 +200,10 @@ class LocalStack:
                             "AUTH string and CA (scripts/devstack/secret_manager_standin.py)"},
         }
 
-    def scheduler_token(self, **overrides) -> str:
-        """An OIDC token as Cloud Scheduler would send to the sweep."""
-        return self.oidc.scheduler_token(audience=SWEEP_AUDIENCE, email=SCHEDULER_ACCOUNT, **overrides)
+    def scheduler_token(self, function: str = "sweep", **overrides) -> str:
+        """An OIDC token as Cloud Scheduler would send to `function` (sweep or notify)."""
+        return self.oidc.scheduler_token(audience=SCHEDULER_AUDIENCES[function], email=SCHEDULER_ACCOUNT,
+                                         **overrides)
 
     @property
     def env(self) -> dict[str, str]:
@@ -194,6 +218,8 @@ class LocalStack:
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "NOTIFY_TOPIC": NOTIFY_TOPIC,
+            "NOTIFY_SUBSCRIPTION": NOTIFY_SUBSCRIPTION,
+            "NOTIFY_PULL_WAIT_S": "1",  # the emulator answers at once when anything waits
             # webhook endpoints' secrets, in the Secret Manager stand-in; receivers on loopback
             "WEBHOOK_SECRET_PREFIX": f"projects/{self.project_id}/secrets/webhook-",
             "WEBHOOK_ALLOW_PRIVATE": "1",
@@ -210,6 +236,7 @@ class LocalStack:
             "RATE_LIMIT_LICENSE_ACQUIRE": "5000:10000",
             "OIDC_CERTS_URL": self.oidc.url,
             "SWEEP_AUDIENCE": SWEEP_AUDIENCE,
+            "NOTIFY_AUDIENCE": NOTIFY_AUDIENCE,
             "SCHEDULER_SERVICE_ACCOUNT": SCHEDULER_ACCOUNT,
         }
 

@@ -1,7 +1,7 @@
-"""Cloud Scheduler's OIDC tokens, for the sweep function.
+"""Cloud Scheduler's OIDC tokens, for the functions only it calls (sweep, notify).
 
 Scheduler signs an ID token as its service account for the audience we configure (the
-sweep function's URL) and sends it as `Authorization: Bearer <token>`. A token reaches
+function's own URL) and sends it as `Authorization: Bearer <token>`. A token reaches
 us in one of two forms:
 
 - Signed, as Scheduler made it (the local stack and tests; and any token Cloud Run's IAM
@@ -9,10 +9,10 @@ us in one of two forms:
   signature, expiry, issuer, audience. Tests and the dev stack serve their own
   certificates (`certs_url`), so this production code runs unchanged locally.
 - With its signature replaced by the literal `SIGNATURE_REMOVED_BY_GOOGLE`. Deployed, the
-  sweep is an IAM-protected Cloud Run service: Cloud Run verifies the caller's ID token
+  function is an IAM-protected Cloud Run service: Cloud Run verifies the caller's ID token
   itself, then forwards it to the container with the signature removed, so no signature
   is left to check. Such a token is accepted only where the deployment says Cloud Run's
-  IAM stands in front (SWEEP_TRUST_PLATFORM_AUTH=1, set by Terraform), and its claims
+  IAM stands in front (SCHEDULER_TRUST_PLATFORM_AUTH=1, set by Terraform), and its claims
   are still checked here: issuer, audience, issue and expiry times (same clock skew).
 
 Either way the email must then be exactly the scheduler's service account, verified.
@@ -67,7 +67,7 @@ class SchedulerTokenVerifier:
         else:
             claims = self._signature_checked(token)
         if claims.get("email") != self._service_account or claims.get("email_verified") is not True:
-            raise Forbidden("only the scheduler's service account may run the sweep")
+            raise Forbidden("only the scheduler's service account may run this function")
         return self._service_account
 
     def _signature_checked(self, token: str) -> Mapping[str, Any]:
@@ -87,8 +87,8 @@ class SchedulerTokenVerifier:
     def _checked_by_cloud_run(self, token: str, serverless_authorization: bool) -> Mapping[str, Any]:
         # Why a token without its signature can be believed, and only when the setting says so:
         #
-        # Deployed (terraform/modules/functions), the sweep's Cloud Run service has no
-        # allUsers invoker and internal-only ingress; roles/run.invoker on it is granted to
+        # Deployed (terraform/modules/functions), the sweep's and notify's Cloud Run services have no
+        # allUsers invoker and internal-only ingress; roles/run.invoker on each is granted to
         # the scheduler's service account alone. Every request therefore passes Cloud Run's
         # IAM check first, which verifies the ID token in Authorization (Google's signature,
         # expiry, an audience that is the service's URL) and the caller's invoker permission,
@@ -100,7 +100,7 @@ class SchedulerTokenVerifier:
         # "<header>.<claims>.SIGNATURE_REMOVED_BY_GOOGLE". Wherever nothing checks IAM in
         # front of this code (the local stack, tests, a service made public by mistake)
         # it would be a forgery anyone could make. So it is refused unless the deployment
-        # declares the IAM check (SWEEP_TRUST_PLATFORM_AUTH=1, set only by Terraform next
+        # declares the IAM check (SCHEDULER_TRUST_PLATFORM_AUTH=1, set only by Terraform next
         # to the IAM binding; off by default).
         #
         # Even then, what Cloud Run checked is narrower than what we require:
@@ -115,7 +115,7 @@ class SchedulerTokenVerifier:
         # A token that still has a signature never takes this path: it is fully verified.
         if not self._trust_platform_auth:
             raise Unauthenticated("this token's signature was removed; such tokens are accepted only behind "
-                                  "Cloud Run's IAM check (SWEEP_TRUST_PLATFORM_AUTH)")
+                                  "Cloud Run's IAM check (SCHEDULER_TRUST_PLATFORM_AUTH)")
         if serverless_authorization:
             raise Unauthenticated(f"with {SERVERLESS_AUTHORIZATION} present, Cloud Run did not check the "
                                   "Authorization token, and its signature was removed")

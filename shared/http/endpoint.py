@@ -287,8 +287,8 @@ def json_function(
             elif scheduler:
                 # With X-Serverless-Authorization, Cloud Run checks that header, not Authorization.
                 serverless = "X-Serverless-Authorization" in request.headers
-                runtime().scheduler_verifier.verify(bearer_token(request.headers.get("Authorization")),
-                                                    serverless_authorization=serverless)
+                runtime().scheduler_verifier(name).verify(bearer_token(request.headers.get("Authorization")),
+                                                          serverless_authorization=serverless)
             else:
                 limiter = runtime().rate_limiter
                 try:

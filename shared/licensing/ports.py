@@ -315,6 +315,9 @@ class NotificationInbox(Protocol):
 
     def ack(self, ack_ids: list[str]) -> None: ...
 
+    def nack(self, ack_ids: list[str]) -> None:
+        """Hand back for redelivery now; after the subscription's attempts, dead-lettered."""
+
 
 class DeliveryRecord(Protocol):
     """Webhook deliveries (shared/store/delivery_store.py)."""

@@ -30,6 +30,7 @@ from shared.domain.webhooks import (
     resolve_and_check,
     signature_headers,
 )
+from shared.errors import BackendUnavailable
 from shared.licensing.ports import SecretText, WebhookPost
 
 USER_AGENT = "coditect-license-webhooks/1"
@@ -81,7 +82,10 @@ class WebhookDelivery:
                                           resolver=self._resolver)
         except WebhookAddressError as refused:
             return Attempt(now, None, str(refused), 0, delivered=False, retry=False)
-        secrets = [self._secrets.text(version.name) for version in endpoint.signing_versions(now)]
+        try:
+            secrets = [self._secrets.text(version.name) for version in endpoint.signing_versions(now)]
+        except BackendUnavailable:  # Secret Manager away (or the secret deleted under us): later
+            return Attempt(now, None, "the signing secret could not be read", 0, delivered=False, retry=True)
         headers = {**signature_headers(body, str(message["id"]), str(message["type"]), secrets, now // 1000),
                    "Content-Type": "application/json", "User-Agent": USER_AGENT}
         sent = self._sender.post(endpoint.url, addresses[0], body, headers)

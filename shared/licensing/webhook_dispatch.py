@@ -3,8 +3,8 @@
     take     pull what the delivery subscription holds; each notification becomes one due
              delivery per endpoint of its tenant that wants its type (recorded durably,
              once: deterministic ids), then is acknowledged. One that cannot be read is
-             left unacknowledged: Pub/Sub redelivers it and, after the subscription's
-             attempts, dead-letters it.
+             handed back (nack): Pub/Sub redelivers it and, after the subscription's
+             attempts, moves it to the dead-letter topic, where an operator can read it.
     deliver  attempt the deliveries that are due (shared/licensing/webhook_delivery.py):
              delivered; or to be tried again after next_attempt_delay_s, until 24 hours
              after the first attempt, then parked; or refused for good (a 4xx but 408/429,
@@ -74,12 +74,12 @@ class WebhookDispatch:
             return
         pulled = self._inbox.pull(max_messages=PULL)
         report.received = len(pulled)
-        done = []
+        done, unreadable = [], []
         endpoints: dict[str, list[WebhookEndpoint]] = {}
         for ack_id, message in pulled:
             if not _readable(message):
-                report.unreadable += 1
-                continue  # not acknowledged: redelivered, then dead-lettered
+                unreadable.append(ack_id)
+                continue
             assert message is not None
             tenant = str(message["tenant"])
             if tenant not in endpoints:
@@ -93,6 +93,8 @@ class WebhookDispatch:
                     report.queued += made is not None
             done.append(ack_id)
         self._inbox.ack(done)
+        self._inbox.nack(unreadable)
+        report.unreadable = len(unreadable)
 
     # -- deliver ------------------------------------------------------------------------------
     def _deliver(self, report: DispatchReport, deadline: float) -> None:

@@ -1,9 +1,10 @@
 """Pulling notifications from the delivery subscription (NOTIFY_SUBSCRIPTION).
 
 The notify function pulls (a Cloud Scheduler job runs it every minute), hands each message
-over to its deliveries (recorded in Firestore), then acknowledges it. A message that is
-never acknowledged (it cannot be read, or recording fails every time) is redelivered, and
-after the subscription's maximum attempts goes to the dead-letter topic (Terraform).
+over to its deliveries (recorded in Firestore), then acknowledges it. A message it cannot
+read is handed back at once (nack); one whose recording failed is redelivered after the
+ack deadline. Either way, after the subscription's maximum delivery attempts Pub/Sub moves
+it to the dead-letter topic (terraform/modules/functions; the local stack's the same).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from shared.errors import BackendUnavailable
 
 
 class PubSubInbox:
-    def __init__(self, subscription: str, *, timeout_s: float = 10.0):
+    def __init__(self, subscription: str, *, pull_wait_s: float = 5.0, timeout_s: float = 10.0):
         self._subscription = subscription
+        self._pull_wait_s = pull_wait_s  # a pull with nothing waiting ends at this deadline
         self._timeout_s = timeout_s
         self._client = SubscriberClient()
 
@@ -27,7 +29,7 @@ class PubSubInbox:
         """(ack id, the message's JSON body, or None if it is not one) of what is waiting."""
         try:
             answer = self._client.pull(subscription=self._subscription, max_messages=max_messages,
-                                       timeout=self._timeout_s)
+                                       timeout=self._pull_wait_s)
         except google_exceptions.DeadlineExceeded:
             return []  # nothing waiting
         except (google_exceptions.GoogleAPICallError, google_exceptions.RetryError) as exc:
@@ -46,5 +48,16 @@ class PubSubInbox:
             return
         try:
             self._client.acknowledge(subscription=self._subscription, ack_ids=ack_ids, timeout=self._timeout_s)
+        except (google_exceptions.GoogleAPICallError, google_exceptions.RetryError) as exc:
+            raise BackendUnavailable("pubsub") from exc
+
+    def nack(self, ack_ids: list[str]) -> None:
+        """Hand the messages back for redelivery now (an ack deadline of 0): each time counts
+        as one of the subscription's delivery attempts before it is dead-lettered."""
+        if not ack_ids:
+            return
+        try:
+            self._client.modify_ack_deadline(subscription=self._subscription, ack_ids=ack_ids,
+                                             ack_deadline_seconds=0, timeout=self._timeout_s)
         except (google_exceptions.GoogleAPICallError, google_exceptions.RetryError) as exc:
             raise BackendUnavailable("pubsub") from exc

@@ -67,8 +67,8 @@ def forwarded(token: str) -> str:
 
 @pytest.fixture
 def behind_cloud_run(world):
-    """The world as deployed: SWEEP_TRUST_PLATFORM_AUTH=1 (Terraform sets it on the functions)."""
-    world.rt = Runtime(replace(world.rt.settings, sweep_trust_platform_auth=True), clock=world.clock)
+    """The world as deployed: SCHEDULER_TRUST_PLATFORM_AUTH=1 (Terraform sets it on the functions)."""
+    world.rt = Runtime(replace(world.rt.settings, scheduler_trust_platform_auth=True), clock=world.clock)
     install_runtime(world.rt)
     return world
 
@@ -120,10 +120,10 @@ def test_behind_cloud_run_a_forwarded_tokens_claims_are_still_checked(behind_clo
 
 
 def test_locally_a_token_without_its_signature_is_refused(world):
-    assert world.rt.settings.sweep_trust_platform_auth is False  # the local stack's setting
+    assert world.rt.settings.scheduler_trust_platform_auth is False  # the local stack's setting
     status, body = world.sweep(forwarded(world.stack.scheduler_token()))
     assert status == 401 and body["error"]["code"] == "UNAUTHENTICATED"
-    assert "SWEEP_TRUST_PLATFORM_AUTH" in body["error"]["message"]
+    assert "SCHEDULER_TRUST_PLATFORM_AUTH" in body["error"]["message"]
 
 
 def _segment(value) -> str:
@@ -147,7 +147,7 @@ MALFORMED = {
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_a_malformed_token_is_401_with_a_json_error(world, trust, case):
     if trust:
-        world.rt = Runtime(replace(world.rt.settings, sweep_trust_platform_auth=True), clock=world.clock)
+        world.rt = Runtime(replace(world.rt.settings, scheduler_trust_platform_auth=True), clock=world.clock)
         install_runtime(world.rt)
     response = world.clients["sweep"].post("/", headers={"Authorization": f"Bearer {MALFORMED[case]}"})
     assert response.status_code == 401 and response.is_json

@@ -12,29 +12,20 @@ import pytest
 from google.cloud.pubsub_v1 import SubscriberClient
 
 from coditect_license import verify_webhook
-from shared.google_secrets import SecretReader, secret_manager_client
-from shared.licensing.webhook_delivery import WebhookDelivery
-from shared.licensing.webhook_dispatch import WebhookDispatch
-from shared.pubsub.subscriber import PubSubInbox
-from shared.store.delivery_store import FirestoreDeliveryStore
-from shared.webhook_http import WebhookSender
 from tests.functions.test_webhook_delivery import Receiver
 
 
 @pytest.fixture
 def dispatch(world):
-    """A dispatch over a subscription of its own on the stack's topic (run(): one notify run)."""
+    """The notify function's dispatch, as the runtime wires it, over a subscription of this
+    test's own on the stack's topic (other tests' messages stay on theirs). run(): one notify run."""
     subscriber = SubscriberClient()
     topic = world.rt.settings.notify_topic
     name = f"{topic.split('/topics/')[0]}/subscriptions/dispatch-{secrets.token_hex(4)}"
     subscriber.create_subscription(name=name, topic=topic)
-    reader = SecretReader(secret_manager_client(world.rt.settings.secret_manager_endpoint))
-    deliveries = FirestoreDeliveryStore(world.rt.firestore_client)
-    made = WebhookDispatch(store=world.rt.store, deliveries=deliveries, inbox=PubSubInbox(name, timeout_s=1),
-                           delivery=WebhookDelivery(secrets=reader, sender=WebhookSender(timeout_s=5),
-                                                    clock=world.clock, allow_private=True),
-                           clock=world.clock, ids=world.rt.ids)
-    made.deliveries = deliveries
+    rt = world.reconfigure(notify_subscription=name)
+    made = rt.webhook_dispatch
+    made.deliveries = rt.deliveries
     yield made
     subscriber.delete_subscription(subscription=name)
     subscriber.close()
@@ -111,9 +102,10 @@ def test_a_delivery_failing_for_24_hours_is_parked_and_its_endpoint_disabled(wor
         world.license(seats=1)
         world.sweep()
         _run_until(dispatch, lambda r: r.attempted >= 1)
+        dispatch = world.reconfigure(notify_subscription=None).webhook_dispatch  # nothing more to pull
         started = world.clock.now_ms()
         while True:
-            [delivery] = dispatch.deliveries.recent(endpoint_id, limit=5)
+            [delivery] = world.rt.deliveries.recent(endpoint_id, limit=5)
             if delivery.state != "due":
                 break
             world.clock.set_ms(delivery.next_ms)

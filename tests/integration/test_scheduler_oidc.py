@@ -3,7 +3,7 @@
 Deployed, Cloud Run checks the scheduler's token itself and hands it to the container with
 its signature replaced by SIGNATURE_REMOVED_BY_GOOGLE; locally the token keeps its
 signature. The verifier against a local server publishing certificates as Google does:
-the forwarded form is accepted only with SWEEP_TRUST_PLATFORM_AUTH=1, its claims are still
+the forwarded form is accepted only with SCHEDULER_TRUST_PLATFORM_AUTH=1, its claims are still
 checked, a signature present is always verified, and nothing malformed gets past 401.
 (Over HTTP, through the sweep function: tests/functions/test_sweep.py.)
 """
@@ -68,27 +68,27 @@ def claims(**overrides) -> dict:
 # -- the setting -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value, trusted", [(None, False), ("", False), ("0", False), ("1", True)])
-def test_the_setting_is_read_from_sweep_trust_platform_auth(value, trusted):
-    env = {} if value is None else {"SWEEP_TRUST_PLATFORM_AUTH": value}
-    assert Settings.from_env(env).sweep_trust_platform_auth is trusted
+def test_the_setting_is_read_from_scheduler_trust_platform_auth(value, trusted):
+    env = {} if value is None else {"SCHEDULER_TRUST_PLATFORM_AUTH": value}
+    assert Settings.from_env(env).scheduler_trust_platform_auth is trusted
 
 
 @pytest.mark.parametrize("value", ["yes", "true", "2", "on"])
 def test_anything_but_0_or_1_fails_at_start(value):
-    with pytest.raises(ConfigError, match="SWEEP_TRUST_PLATFORM_AUTH"):
-        Settings.from_env({"SWEEP_TRUST_PLATFORM_AUTH": value})
+    with pytest.raises(ConfigError, match="SCHEDULER_TRUST_PLATFORM_AUTH"):
+        Settings.from_env({"SCHEDULER_TRUST_PLATFORM_AUTH": value})
 
 
 @pytest.mark.parametrize("trust", [False, True])
 def test_the_runtimes_verifier_follows_the_setting(certs, trust):
     settings = Settings.from_env({"SWEEP_AUDIENCE": AUDIENCE, "SCHEDULER_SERVICE_ACCOUNT": ACCOUNT,
-                                  "OIDC_CERTS_URL": certs.url, "SWEEP_TRUST_PLATFORM_AUTH": "1" if trust else "0"})
+                                  "OIDC_CERTS_URL": certs.url, "SCHEDULER_TRUST_PLATFORM_AUTH": "1" if trust else "0"})
     token = forwarded(signed(certs))
     if trust:
-        assert Runtime(settings).scheduler_verifier.verify(token) == ACCOUNT
+        assert Runtime(settings).scheduler_verifier("sweep").verify(token) == ACCOUNT
     else:
         with pytest.raises(Unauthenticated):
-            Runtime(settings).scheduler_verifier.verify(token)
+            Runtime(settings).scheduler_verifier("sweep").verify(token)
 
 
 # -- what Cloud Run forwards ---------------------------------------------------------------
@@ -98,7 +98,7 @@ def test_a_forwarded_scheduler_token_is_accepted_behind_cloud_run(certs):
 
 
 def test_without_the_setting_a_forwarded_token_is_refused_however_good_its_claims(certs):
-    with pytest.raises(Unauthenticated, match="SWEEP_TRUST_PLATFORM_AUTH"):
+    with pytest.raises(Unauthenticated, match="SCHEDULER_TRUST_PLATFORM_AUTH"):
         verifier(certs, trust=False).verify(forwarded(signed(certs)))
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from coditect_license import verify_webhook
 from devstack.processes import free_port, spawn, stop, wait_until
+from tests.functions.test_webhook_delivery import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,6 +79,7 @@ def test_bundles_carry_only_declared_requirements(served):
     assert not {"google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("health"))
     assert not {"redis", "google-cloud-firestore", "firebase-admin", "pydantic"} & _names(requirements("jwks"))
     assert not {"google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("sweep"))
+    assert not {"redis", "google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("notify"))
     # admin signs usage statements with the lease root
     assert {"google-cloud-kms", "PyJWT", "cryptography"} <= _names(requirements("admin"))
 
@@ -106,5 +110,25 @@ def test_the_bundles_serve_a_real_flow(served, id_token, make_license, stack):
                        params={"month": last_closed.strftime("%Y-%m")})
     assert signed.status_code == 200 and signed.json()["statement"].count(".") == 2, signed.text
     assert httpx.post(url["release"], json=session, headers=user).json() == {"status": "released"}
-    swept = httpx.post(url["sweep"], headers={"Authorization": f"Bearer {stack.scheduler_token()}"}, timeout=60)
-    assert swept.status_code == 200, swept.text
+    # a webhook: the admin bundle makes its secret, the sweep's publishes the suspension, the
+    # notify bundle pulls it, reads the secret and delivers it signed
+    receiver = Receiver([200])
+    owner = {"Authorization": f"Bearer {id_token('bundle-owner', role='owner')}"}
+    try:
+        made = httpx.post(f"{url['admin']}/webhooks", headers=admin,
+                          json={"url": receiver.url, "events": ["license.suspended"]})
+        assert made.status_code == 201, made.text
+        suspended = httpx.patch(f"{url['admin']}/licenses/{lic.license_id}", headers=owner, json={"suspended": True})
+        assert suspended.status_code == 200, suspended.text
+        swept = httpx.post(url["sweep"], headers={"Authorization": f"Bearer {stack.scheduler_token()}"}, timeout=60)
+        assert swept.status_code == 200, swept.text
+        deadline = time.monotonic() + 60  # (the stack's subscription also holds other tests' messages)
+        while not receiver.received and time.monotonic() < deadline:
+            notified = httpx.post(url["notify"], headers={"Authorization": f"Bearer {stack.scheduler_token('notify')}"},
+                                  timeout=90)
+            assert notified.status_code == 200, notified.text
+        [(body, headers)] = receiver.received
+        event = verify_webhook(body, headers, made.json()["secret"])
+        assert (event["type"], event["license"]) == ("license.suspended", lic.license_id)
+    finally:
+        receiver.server.shutdown()

@@ -185,6 +185,22 @@ def test_dev_stack_serves_the_walk_through_with_real_sign_ins_and_stops_cleanly(
                                   env=cli_env)
         assert verified.returncode == 0 and "signature: valid" in verified.stdout, verified.stdout + verified.stderr
 
+        # the notifications walk-through: a live event reaches the listener, signed
+        listen = next(line for line in lines if line.startswith("scripts/licensectl webhook-listen"))
+        listener = subprocess.Popen([str(REPO / "scripts" / "licensectl"), *listen.rstrip(" &").split()[1:]],
+                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tools_env)
+        try:
+            started = listener.stderr.readline()  # its endpoint is made: events from now on reach it
+            assert "listening on" in started, started + listener.stderr.read()
+            event = next(line for line in lines if line.startswith("scripts/licensectl suspend"))
+            assert subprocess.run(["bash", "-c", event], capture_output=True, timeout=120, env=tools_env,
+                                  cwd=REPO).returncode == 0
+            out, err = listener.communicate(timeout=60)  # the notify job runs every few seconds
+        finally:
+            listener.kill()
+        assert listener.returncode == 0 and "license.suspended" in out and "signature ok" in out, out + err
+        assert f"scripts/licensectl resume {license_id}" in lines
+
         children = _descendants(dev.process.pid)
         assert children, "the stack runs its servers as children"
 

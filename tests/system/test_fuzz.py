@@ -47,8 +47,8 @@ def target(function_server, id_token, rt, stack):
 
 
 def _token_for(path: str, target) -> str:
-    if path in ("/sweep", "/sweep/expiry"):
-        return target["stack"].scheduler_token()
+    if path in ("/sweep", "/sweep/expiry", "/notify"):
+        return target["stack"].scheduler_token(path.split("/")[1])  # each for its own function
     if path.startswith("/admin/tenants"):
         return target["tokens"]["owner"]
     if path.startswith("/admin"):

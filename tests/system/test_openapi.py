@@ -212,11 +212,13 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("DELETE", hook_path, token=admin, expect=200)
     api("DELETE", hook_path, token=admin, expect=404)
 
-    # the scheduler's function
+    # the scheduler's functions
     api("POST", "/sweep", token=stack.scheduler_token(), expect=200)
     api("POST", "/sweep", token=user, expect=401)
     api("POST", "/sweep/expiry", token=stack.scheduler_token(), expect=200)
     api("POST", "/sweep/expiry", token=user, expect=401)
+    api("POST", "/notify", token=stack.scheduler_token("notify"), expect=200)
+    api("POST", "/notify", token=stack.scheduler_token("sweep"), expect=401)  # another function's audience
 
     # a signed statement of the month of the last closed hour (the sweep has closed one)
     through = api("GET", f"/admin/licenses/{pooled_id}/report", token=admin, expect=200)["through"]

@@ -165,6 +165,7 @@ _SCOPE = {
     "google_project_iam_member": "project",
     "google_kms_crypto_key_iam_member": "crypto_key_id",
     "google_pubsub_topic_iam_member": "topic",
+    "google_pubsub_subscription_iam_member": "subscription",
     "google_secret_manager_secret_iam_member": "secret_id",
     "google_storage_bucket_iam_member": "bucket",
     "google_cloud_run_service_iam_member": "service",
@@ -359,11 +360,15 @@ class Call:
 
 
 def classify(name: str, firestore: bool, where: str) -> Call | None:
-    """The call `name` makes; None if it sends no request."""
+    """The call `name` makes; None if it sends no request. A `requests` row named
+    "<module>:<name>" is that module's call (the same API on other resources than elsewhere:
+    shared/webhook_secrets.py reads the webhook secrets, shared/google_secrets.py Redis's)."""
     calls = _calls()
     if firestore and name in calls["firestore_operations"]:
         entry = calls["firestore_operations"][name]
         return Call(name, entry["api"], calls["firestore_client"], tuple(entry["permissions"]), (PROJECT,))
+    if f"{where}:{name}" in calls["requests"]:
+        name = f"{where}:{name}"
     if name in calls["requests"]:
         entry = calls["requests"][name]
         return Call(name, entry["api"], entry["client"], tuple(entry["permissions"]), tuple(entry.get("on", ())))
@@ -426,8 +431,25 @@ def _unreached_entries() -> list[dict]:
 
 
 @cache
+def _told(function: str) -> frozenset[str]:
+    """The environment variables Terraform gives the function: local.environment's, and
+    local.redis_environment's where uses_redis (tests/unit/test_terraform_env_parity.py
+    checks the function resource merges exactly these). A resource named by a variable a
+    function is not given is one its code cannot name."""
+    values = _locals(load(FUNCTIONS_MODULE))
+    told = set(values["environment"])
+    if _function_flags()[function]["uses_redis"]:
+        told |= set(values["redis_environment"])
+    return frozenset(told)
+
+
+def _names_something_told(call: Call, function: str) -> bool:
+    return not call.on or any(on == PROJECT or on.removeprefix("env:") in _told(function) for on in call.on)
+
+
+@cache
 def needed_calls(function: str) -> dict[str, Call]:
-    calls = reachable_calls(function)
+    calls = {name: call for name, call in reachable_calls(function).items() if _names_something_told(call, function)}
     for entry in _unreached_entries():
         if function in entry["functions"]:
             for name in entry["calls"]:
@@ -461,7 +483,8 @@ def resolve_target(on: str) -> str:
 def needs(function: str) -> frozenset[tuple[str, str]]:
     """(permission, target) pairs the function's code path needs."""
     return frozenset((permission, resolve_target(on)) for call in needed_calls(function).values()
-                     for permission in call.permissions for on in call.on)
+                     for permission in call.permissions for on in call.on
+                     if on == PROJECT or on.removeprefix("env:") in _told(function))
 
 
 # -- checks, over data (the real data below; small inline data in the negative tests) ------
@@ -491,7 +514,7 @@ def gaps(needed: Mapping[str, Iterable[tuple[str, str]]], grants: Iterable[Grant
 def over_grants(needed: Mapping[str, Iterable[tuple[str, str]]], grants: Iterable[Grant],
                 permissions_of: Callable[[str], frozenset[str]], flags: Mapping[str, Mapping]) -> list[str]:
     """Least privilege: a grant to a function that serves none of its needs there; signing
-    without `signs`, or reading secrets without `uses_redis`, or either without the code needing it."""
+    without `signs` or without the code signing; reading secrets its code reads none of."""
     problems = []
     for grant in grants:
         if not grant.principal.startswith("function:"):
@@ -503,11 +526,11 @@ def over_grants(needed: Mapping[str, Iterable[tuple[str, str]]], grants: Iterabl
             problems.append(f"{function}: {grant.role} on {grant.scope} serves nothing its code needs "
                             f"({grant.resource})")
         needed_permissions = {permission for permission, _ in pairs}
-        for permission, flag in ((SIGN, "signs"), (READ_SECRET, "uses_redis")):
-            if permission in held and not (flags[function].get(flag) is True and permission in needed_permissions):
-                problems.append(f"{function}: {grant.role} gives {permission}, but {flag} = "
-                                f"{flags[function].get(flag)} and its code needs it: "
-                                f"{permission in needed_permissions}")
+        if SIGN in held and not (flags[function].get("signs") is True and SIGN in needed_permissions):
+            problems.append(f"{function}: {grant.role} gives {SIGN}, but signs = {flags[function].get('signs')} "
+                            f"and its code needs it: {SIGN in needed_permissions}")
+        if READ_SECRET in held and READ_SECRET not in needed_permissions:
+            problems.append(f"{function}: {grant.role} gives {READ_SECRET}, but its code reads no secret")
     return problems
 
 
@@ -681,6 +704,36 @@ def guard_webhook_secrets_admin_only(function: str) -> None:
     assert not naming, f"{function}'s code names webhook_admin: {sorted(str(p) for p in naming)}"
 
 
+def _built_only_by(adapter: str, prop: str) -> None:
+    building = [name for name, body in _runtime_properties().items() for n in ast.walk(body)
+                if isinstance(n, ast.Name) and n.id == adapter]
+    assert building == [prop], f"{adapter} is built by {building}: re-check this guard"
+
+
+def _uses_none_of(function: str, properties: set[str]) -> None:
+    """No module of the function's closure but the runtime's own reads an attribute of these
+    names (health hands the whole runtime on: any attribute of that name anywhere counts)."""
+    using = {str(path.relative_to(REPO)) for path in import_closure(_main(function)) - {RUNTIME}
+             for node in ast.walk(_tree(path)) if isinstance(node, ast.Attribute) and node.attr in properties}
+    assert not using, f"{function}'s code uses one of {sorted(properties)}: {sorted(using)}"
+
+
+def guard_webhook_secret_reads_where_webhooks_are_delivered(function: str) -> None:
+    _built_only_by("SigningSecretReader", "webhook_delivery")
+    reaching = properties_reaching("webhook_delivery")
+    assert reaching == {"webhook_delivery", "webhook_admin", "webhook_dispatch"}, \
+        f"webhook_delivery is reached from {sorted(reaching)}: re-check this guard"
+    _uses_none_of(function, reaching)
+
+
+def guard_publishing_by_the_sweep_only(function: str) -> None:
+    _built_only_by("PubSubPublisher", "notification_outbox")
+    reaching = properties_reaching("notification_outbox")
+    assert reaching == {"notification_outbox", "sweeper"}, \
+        f"notification_outbox is reached from {sorted(reaching)}: re-check this guard"
+    _uses_none_of(function, reaching)
+
+
 def guard_public_keys_only(function: str) -> None:
     kms = properties_reaching("root_signer")
     uses = _runtime_uses_of(function)
@@ -691,11 +744,21 @@ def guard_public_keys_only(function: str) -> None:
     assert client_calls == {"list_crypto_key_versions", "get_public_key"}, f"public_jwks calls {client_calls}"
 
 
+def guard_pulling_by_notify_only(function: str) -> None:
+    _built_only_by("PubSubInbox", "webhook_dispatch")
+    reaching = properties_reaching("webhook_dispatch")
+    assert reaching == {"webhook_dispatch"}, f"webhook_dispatch is reached from {sorted(reaching)}: re-check this guard"
+    _uses_none_of(function, reaching)
+
+
 GUARDS: dict[str, Callable[[str], None]] = {
     "seat-operations-without-kms": guard_seat_operations_without_kms,
     "no-account-checks": guard_no_account_checks,
     "public-keys-only": guard_public_keys_only,
     "webhook-secrets-admin-only": guard_webhook_secrets_admin_only,
+    "webhook-secret-reads-admin-and-notify": guard_webhook_secret_reads_where_webhooks_are_delivered,
+    "publishing-by-the-sweep-only": guard_publishing_by_the_sweep_only,
+    "pulling-by-notify-only": guard_pulling_by_notify_only,
 }
 
 FUNCTIONS = sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py"))
@@ -811,8 +874,9 @@ def test_only_the_signing_functions_may_sign_and_only_redis_users_read_secrets()
                 for p in _permissions(grant.role)}
         flags = _function_flags()[function]
         assert (SIGN in held) == flags["signs"] == ("asymmetric_sign" in needed_calls(function)), function
-        assert (READ_SECRET in held) == flags["uses_redis"] == ("access_secret_version" in needed_calls(function)), \
-            function
+        # the Redis secrets: exactly the Redis users; any secret (webhook signing secrets too): its readers
+        assert flags["uses_redis"] == ("access_secret_version" in needed_calls(function)), function
+        assert (READ_SECRET in held) == any(permission == READ_SECRET for permission, _ in needs(function)), function
 
 
 def test_the_terraform_flags_say_what_the_code_does():
@@ -881,7 +945,7 @@ def test_reading_secrets_without_redis_is_flagged():
     roles = _inline({"roles/secretmanager.secretAccessor": [READ_SECRET]})
     grants = [Grant("function:jwks", "roles/secretmanager.secretAccessor", AUTH, "inline")]
     problems = over_grants({"jwks": set()}, grants, roles, FLAGS)
-    assert len(problems) == 2 and "serves nothing" in problems[0] and "uses_redis = False" in problems[1]
+    assert len(problems) == 2 and "serves nothing" in problems[0] and "reads no secret" in problems[1]
 
 
 def test_a_role_that_serves_no_need_is_flagged():

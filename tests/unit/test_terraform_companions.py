@@ -46,6 +46,8 @@ API_OF_TYPE = {
     "google_firestore_field": "firestore.googleapis.com",
     "google_pubsub_topic": "pubsub.googleapis.com",
     "google_pubsub_topic_iam_member": "pubsub.googleapis.com",
+    "google_pubsub_subscription": "pubsub.googleapis.com",
+    "google_pubsub_subscription_iam_member": "pubsub.googleapis.com",
     "google_firebaserules_ruleset": "firebaserules.googleapis.com",
     "google_firebaserules_release": "firebaserules.googleapis.com",
     "google_kms_key_ring": "cloudkms.googleapis.com",
@@ -116,24 +118,27 @@ def test_functions_reading_the_redis_secrets_wait_for_their_versions():
         assert f"google_secret_manager_secret_version.{secret}" in versions
 
 
-def test_the_scheduler_calls_the_sweep_where_an_internal_only_service_accepts_it():
+@pytest.mark.parametrize("name", ["sweep", "notify"])
+def test_the_scheduler_calls_its_functions_where_an_internal_only_service_accepts_it(name):
     functions = module_resources("functions")
     local = locals_of(MODULES / "functions" / "main.tf")
-    job = functions["google_cloud_scheduler_job.sweep"].body
+    job = functions[f"google_cloud_scheduler_job.{name}"].body
     [target] = job["http_target"]
     [oidc] = target["oidc_token"]
-    assert expression(target["uri"]) == expression(oidc["audience"]) == "local.sweep_url"
-    assert expression(local["environment"]["SWEEP_AUDIENCE"]) == "local.sweep_url"  # what the sweep checks
+    assert expression(target["uri"]) == expression(oidc["audience"]) == f"local.{name}_url"
+    # what the function checks (shared/config.py scheduler_audience)
+    assert expression(local["environment"][f"{name.upper()}_AUDIENCE"]) == f"local.{name}_url"
     ingress = expression(functions["google_cloudfunctions2_function.fn"].body["service_config"][0]["ingress_settings"])
     assert "ALLOW_INTERNAL_ONLY" in ingress and "each.value.public" in ingress
-    assert local["functions"]["sweep"]["public"] is False
+    assert local["functions"][name]["public"] is False
     # Internal-only: Scheduler is internal traffic on the service's run.app URL only.
-    sweep_url = unquote(local["sweep_url"])
-    assert re.fullmatch(r"https://\$\{var\.environment\}-sweep-\$\{data\.google_project\.this\.number\}"
-                        r"\.\$\{var\.region\}\.run\.app", sweep_url), sweep_url
-    assert "cloudfunctions.net" not in sweep_url
-    invoker = functions["google_cloud_run_service_iam_member.sweep_invoker"].body
+    url = unquote(local[f"{name}_url"])
+    assert re.fullmatch(rf"https://\$\{{var\.environment\}}-{name}-\$\{{data\.google_project\.this\.number\}}"
+                        r"\.\$\{var\.region\}\.run\.app", url), url
+    assert "cloudfunctions.net" not in url
+    invoker = functions["google_cloud_run_service_iam_member.scheduler_invoker"].body
     assert unquote(invoker["member"]) == "serviceAccount:${google_service_account.scheduler.email}"
+    assert invoker["for_each"] == "${{for name, fn in local.functions : name => fn if !fn.public}}"
 
 
 def test_every_function_is_built_by_its_own_build_account():

@@ -168,9 +168,15 @@ def test_exactly_the_redis_users_may_read_the_redis_secrets_with_their_own_accou
         for secret, names in readers.items():
             wrong = "missing" if uses_redis else "not needed"
             assert (name in names) == uses_redis, f"{name}: accessor on {secret} {wrong}"
-    # Nor does any other grant of the module give a secret away (project-wide roles included).
+    # Nor does any other grant of the module give a secret away (project-wide roles included),
+    # but those conditioned on the webhook signing secrets' names (notify reads them).
+    webhook_readers = [body for body in _resources(functions.module, "google_project_iam_member").values()
+                       if "roles/secretmanager." in str(body["role"])]
+    for body in webhook_readers:
+        [condition] = body["condition"]
+        assert _unquote(condition["expression"]) == 'resource.name.startsWith(\\"${local.webhook_secret_prefix}\\")'
     everything = " ".join(str(body) for block in functions.module["resource"] for body in block.values())
-    assert everything.count("roles/secretmanager.") == len(grants) + 1  # + the deployer's
+    assert everything.count("roles/secretmanager.") == len(grants) + 1 + len(webhook_readers)  # + the deployer's
 
     depends_on = _resources(functions.module, "google_cloudfunctions2_function")["fn"]["depends_on"]
     for resource in grants:
@@ -217,6 +223,7 @@ def test_every_variable_the_code_reads_is_either_configured_or_has_a_default():
                           "DEFAULT_HEARTBEAT_INTERVAL_S", "LICENSE_CACHE_TTL_S", "MAX_BODY_BYTES", "JWKS_MAX_AGE_S",
                           "RATE_LIMIT_PUBLIC_IP", "REDIS_TIMEOUT_S", "FIRESTORE_TIMEOUT_S",
                           "REDIS_WAIT_TIMEOUT_MS", "REDIS_WAIT_FALLBACK", "USAGE_CLOSE_AFTER_S",
-                          "USAGE_CHECKPOINT_SHARDS", "WEBHOOK_ALLOW_PRIVATE"}
+                          "USAGE_CHECKPOINT_SHARDS", "WEBHOOK_ALLOW_PRIVATE",
+                              "NOTIFY_PULL_WAIT_S"}
     unaccounted = _variables_the_code_reads() - _functions().set_anywhere() - LOCAL_ONLY - defaults_are_right
     assert not unaccounted, f"read by the code, neither configured nor known to default well: {sorted(unaccounted)}"

@@ -1,9 +1,9 @@
 # The functions: one service account each with least privilege, one gen2 function each
-# from its source archive, and Cloud Scheduler calling the sweep with an OIDC token.
+# from its source archive, and Cloud Scheduler calling the sweep and notify with OIDC tokens.
 
 locals {
   # public: reachable without IAM (the contract: public, or Firebase-authenticated in-app).
-  # The sweep is not: only the scheduler's service account may invoke it.
+  # The sweep and notify are not: only the scheduler's service account may invoke them.
   # uses_store: reads and writes Firestore; uses_redis: holds seats in Memorystore (it gets
   # the REDIS_* variables and may read the AUTH string and CA secrets; no other function may).
   # signs: signs with the lease root (lease tokens; admin: usage statements); warm: kept at
@@ -18,6 +18,7 @@ locals {
     health    = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
     jwks      = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = false, uses_redis = false }
     sweep     = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = true }
+    notify    = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = false }
   }
   redis_users  = { for name, fn in local.functions : name => fn if fn.uses_redis }
   url_template = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-{name}"
@@ -26,7 +27,8 @@ locals {
   # that makes it external), and accepts an ID token whose audience is that URL. The
   # deterministic form, https://<service>-<project number>.<region>.run.app, is known
   # before the function exists, so the function can be told its own audience.
-  sweep_url = "https://${var.environment}-sweep-${data.google_project.this.number}.${var.region}.run.app"
+  sweep_url  = "https://${var.environment}-sweep-${data.google_project.this.number}.${var.region}.run.app"
+  notify_url = "https://${var.environment}-notify-${data.google_project.this.number}.${var.region}.run.app"
   # IAM names secrets by project number; the API takes either form.
   webhook_secret_prefix = "projects/${data.google_project.this.number}/secrets/${var.environment}-webhook-"
 
@@ -40,12 +42,15 @@ locals {
     THREADS                    = tostring(var.concurrency)
     TRUSTED_PROXY_HOPS         = "1" # Google's front end appends the caller's address
     SWEEP_AUDIENCE             = local.sweep_url
+    NOTIFY_AUDIENCE            = local.notify_url
     SCHEDULER_SERVICE_ACCOUNT  = google_service_account.scheduler.email
-    # The sweep is IAM-protected: Cloud Run checks the scheduler's token and hands it on
-    # with its signature removed (shared/auth/scheduler_oidc.py).
-    SWEEP_TRUST_PLATFORM_AUTH  = "1"
+    # The sweep and notify are IAM-protected: Cloud Run checks the scheduler's token and
+    # hands it on with its signature removed (shared/auth/scheduler_oidc.py).
+    SCHEDULER_TRUST_PLATFORM_AUTH  = "1"
     SWEEP_BUDGET_S             = "45"
     NOTIFY_TOPIC               = google_pubsub_topic.events.id
+    NOTIFY_SUBSCRIPTION        = google_pubsub_subscription.webhooks.id
+    NOTIFY_BUDGET_S            = "45" # then at most one delivery's 10 s before the 60 s timeout
     # Webhook endpoints' signing secrets: each is this and the endpoint's id (shared/webhook_secrets.py).
     WEBHOOK_SECRET_PREFIX      = local.webhook_secret_prefix
     USAGE_RETENTION_DAYS       = tostring(var.usage_retention_days)
@@ -113,9 +118,9 @@ resource "google_service_account_iam_member" "deployer_acts_as" {
 }
 
 # Notifications (shared/domain/notifications.py): the sweep publishes what is recorded for
-# administrators to this topic (shared/licensing/notification_outbox.py); a message that
-# cannot be delivered ends in the dead-letter topic (its subscriptions come with the
-# notify function).
+# administrators to this topic (shared/licensing/notification_outbox.py); the notify
+# function pulls them from the webhooks subscription (shared/licensing/webhook_dispatch.py);
+# a message it cannot take after max_delivery_attempts ends in the dead-letter topic.
 resource "google_pubsub_topic" "events" {
   #checkov:skip=CKV_GCP_83:Google encrypts messages at rest; they hold license ids, uids and settings already in Firestore under the same Google-managed encryption, so a customer-managed key adds key operations, not protection.
   name                       = "${var.environment}-license-events"
@@ -134,9 +139,61 @@ resource "google_pubsub_topic_iam_member" "sweep_publishes" {
   member = "serviceAccount:${google_service_account.function["sweep"].email}"
 }
 
+# Pulled by notify every minute. A message is acknowledged once its deliveries are recorded
+# in Firestore; one notify cannot read is handed back at once, one whose recording failed
+# comes back after the ack deadline; after 5 deliveries either goes to the dead letters.
+resource "google_pubsub_subscription" "webhooks" {
+  name                       = "${var.environment}-license-events-webhooks"
+  topic                      = google_pubsub_topic.events.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+  expiration_policy {
+    ttl = "" # never expires, however long notify is stopped
+  }
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.events_dead_letter.id
+    max_delivery_attempts = 5
+  }
+  depends_on = [google_pubsub_topic_iam_member.dead_letter_forwarding]
+}
+
+# Where an operator reads what was dead-lettered (gcloud pubsub subscriptions pull).
+resource "google_pubsub_subscription" "dead_letters" {
+  name                       = "${var.environment}-license-events-dead-letter"
+  topic                      = google_pubsub_topic.events_dead_letter.id
+  message_retention_duration = "604800s"
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_subscription_iam_member" "notify_consumes" {
+  subscription = google_pubsub_subscription.webhooks.id
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${google_service_account.function["notify"].email}"
+}
+
+# Dead-lettering is done by Pub/Sub's service agent: it publishes to the dead-letter topic
+# and acknowledges on the source subscription, and needs both grants to do so.
+resource "google_pubsub_topic_iam_member" "dead_letter_forwarding" {
+  topic  = google_pubsub_topic.events_dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_acknowledging" {
+  subscription = google_pubsub_subscription.webhooks.id
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
 resource "google_service_account" "scheduler" {
   account_id   = "${var.environment}-sweep-scheduler"
-  display_name = "Calls the license server's sweep (${var.environment})"
+  display_name = "Calls the license server's sweep and notify (${var.environment})"
 }
 
 # Lease-token roots: exactly the calls shared/tokens/kms_root.py makes on the key. Every
@@ -227,7 +284,7 @@ resource "terraform_data" "redis_secret_versions" {
 }
 
 resource "google_cloudfunctions2_function" "fn" {
-  #checkov:skip=CKV_GCP_124:The user-facing functions are called by licensed tools from anywhere on the internet (openapi.yaml); callers are authenticated in-app (Firebase ID tokens) and rate-limited in-app. sweep alone is internal-only.
+  #checkov:skip=CKV_GCP_124:The user-facing functions are called by licensed tools from anywhere on the internet (openapi.yaml); callers are authenticated in-app (Firebase ID tokens) and rate-limited in-app. sweep and notify alone are internal-only.
   for_each = local.functions
   name     = "${var.environment}-${each.key}"
   location = var.region
@@ -252,7 +309,7 @@ resource "google_cloudfunctions2_function" "fn" {
     min_instance_count               = each.value.warm ? var.min_instances_signing : 0
     max_instance_count               = var.max_instances
     max_instance_request_concurrency = var.concurrency
-    # Cloud Scheduler counts as internal traffic for Cloud Run: the sweep needs no public ingress.
+    # Cloud Scheduler counts as internal traffic for Cloud Run: sweep and notify need no public ingress.
     ingress_settings              = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     vpc_connector                 = var.vpc_connector_id
     vpc_connector_egress_settings = "PRIVATE_RANGES_ONLY"
@@ -272,13 +329,16 @@ resource "google_cloudfunctions2_function" "fn" {
     google_kms_crypto_key_iam_member.public_key_reader,
     google_project_iam_member.firestore_user,
     google_project_iam_member.admin_reads_accounts,
+    google_project_iam_member.admin_webhook_secrets,
+    google_project_iam_member.notify_reads_webhook_secrets,
+    google_pubsub_subscription_iam_member.notify_consumes,
     google_project_iam_member.build,
     google_storage_bucket_iam_member.build_reads_sources,
   ]
 }
 
 resource "google_cloud_run_service_iam_member" "public_invoker" {
-  #checkov:skip=CKV_GCP_102:The contract makes health and jwks public and the seat/admin functions authenticate their callers themselves with Firebase ID tokens; IAM-gating them would make every licensed tool hold Google credentials. sweep is not public (scheduler account only).
+  #checkov:skip=CKV_GCP_102:The contract makes health and jwks public and the seat/admin functions authenticate their callers themselves with Firebase ID tokens; IAM-gating them would make every licensed tool hold Google credentials. sweep and notify are not public (scheduler account only).
   for_each = { for name, fn in local.functions : name => fn if fn.public }
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
@@ -286,9 +346,10 @@ resource "google_cloud_run_service_iam_member" "public_invoker" {
   member   = "allUsers"
 }
 
-resource "google_cloud_run_service_iam_member" "sweep_invoker" {
+resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
+  for_each = { for name, fn in local.functions : name => fn if !fn.public }
   location = var.region
-  service  = google_cloudfunctions2_function.fn["sweep"].service_config[0].service
+  service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
@@ -335,6 +396,28 @@ resource "google_cloud_scheduler_job" "expiry" {
   }
 }
 
+# Webhook delivery: notify takes new notifications and makes the attempts that are due
+# (shared/licensing/webhook_dispatch.py). Every minute; a run stops at NOTIFY_BUDGET_S and
+# the next goes on, so a missed run delays, never loses.
+resource "google_cloud_scheduler_job" "notify" {
+  name             = "${var.environment}-license-notify"
+  region           = var.region
+  schedule         = "* * * * *"
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "90s"
+  retry_config {
+    retry_count = 0 # the next minute's run goes on
+  }
+  http_target {
+    http_method = "POST"
+    uri         = local.notify_url
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.notify_url
+    }
+  }
+}
+
 # The admin function makes, rotates, reads (to send a test delivery) and deletes webhook
 # endpoints' signing secrets, and only those: a custom role with just those calls, granted on the project (a secret that does not
 # exist yet has nowhere else to be granted on) under a condition on the secrets' names.
@@ -354,6 +437,19 @@ resource "google_project_iam_member" "admin_webhook_secrets" {
   project = var.project_id
   role    = google_project_iam_custom_role.webhook_secrets.name
   member  = "serviceAccount:${google_service_account.function["admin"].email}"
+  condition {
+    title       = "webhook secrets only"
+    description = "Secrets named ${local.webhook_secret_prefix}<endpoint id>"
+    expression  = "resource.name.startsWith(\"${local.webhook_secret_prefix}\")"
+  }
+}
+
+# notify reads the signing secrets to sign its deliveries: reading only, under the same
+# condition on the secrets' names.
+resource "google_project_iam_member" "notify_reads_webhook_secrets" {
+  project = var.project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = "serviceAccount:${google_service_account.function["notify"].email}"
   condition {
     title       = "webhook secrets only"
     description = "Secrets named ${local.webhook_secret_prefix}<endpoint id>"

@@ -22,9 +22,9 @@ variable "function_sources" {
   type        = map(string)
   description = "Function name -> archive object in source_bucket (scripts/build-bundles output)."
   validation {
-    condition = alltrue([for name in ["acquire", "heartbeat", "borrow", "release", "validate", "admin", "health", "jwks", "sweep"] :
+    condition = alltrue([for name in ["acquire", "heartbeat", "borrow", "release", "validate", "admin", "health", "jwks", "sweep", "notify"] :
     contains(keys(var.function_sources), name)])
-    error_message = "function_sources needs an archive for each of acquire, heartbeat, borrow, release, validate, admin, health, jwks, sweep."
+    error_message = "function_sources needs an archive for each of acquire, heartbeat, borrow, release, validate, admin, health, jwks, sweep, notify."
   }
 }
 
