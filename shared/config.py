@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from shared.domain.email_notifications import address_problem
 from shared.domain.limits import Limit
 
 
@@ -100,6 +101,8 @@ class Settings:
     after checking it (its claims are still checked: shared/auth/scheduler_oidc.py). Only
     where sweep and notify are IAM-protected Cloud Run services, as Terraform deploys them; off
     elsewhere, where such a token is a forgery anyone can write."""
+    anomaly_check_interval_s: int = 300
+    """The sweep evaluates conflict detection's notes at most this often (0: every run)."""
     sweep_budget_s: float = 45.0
     """A sweep stops here and resumes next run (keep below the function timeout)."""
     webhook_secret_prefix: str | None = None
@@ -108,6 +111,24 @@ class Settings:
     webhook_allow_private: bool = False
     """WEBHOOK_ALLOW_PRIVATE=1: webhook URLs may be http and name loopback or private
     addresses (the local stack's receivers). Refused outside a demo-* project."""
+    smtp_host: str | None = None
+    """The SMTP relay e-mail notifications go through (mailto: endpoints: shared/smtp_mail.py);
+    unset: no e-mail is sent, and e-mail endpoints cannot be made (400)."""
+    smtp_port: int = 587
+    """The relay's submission port (STARTTLS)."""
+    smtp_starttls: bool = True
+    """SMTP_STARTTLS=0: talk to the relay without TLS (and so without AUTH). Refused outside a
+    demo-* project: credentials and notifications never cross in plaintext."""
+    smtp_username: str | None = None
+    """The relay account (AUTH, only after STARTTLS); unset: no AUTH."""
+    smtp_password_secret: str | None = None
+    """Secret Manager secret holding the relay account's password (projects/P/secrets/S; its
+    latest version, read when needed, kept five minutes, read again when the relay refuses it)."""
+    mail_from: str | None = None
+    """The sender of the notification e-mails (From and the envelope); required with SMTP_HOST."""
+    smtp_ca_file: str | None = None
+    """A PEM file of the CA(s) the relay's certificate must chain to instead of the system's
+    (the local stack's own CA)."""
     notify_topic: str | None = None
     """Pub/Sub topic (projects/P/topics/T) the sweep publishes notifications to; unset: none
     is published (they wait, recorded, until one is set)."""
@@ -159,6 +180,13 @@ class Settings:
         def text(name: str, variable: str | None = None) -> Any:
             return raw(name, variable) or defaults[name]
 
+        def switch(name: str) -> str:
+            """A 0/1 setting as given ('' when unset)."""
+            value = raw(name)
+            if value not in ("", "0", "1"):
+                raise ConfigError(f"{name.upper()} must be 0 or 1, got {value!r}")
+            return value
+
         def number(name: str, kind: type[int] | type[float] = int) -> Any:
             value = raw(name)
             try:
@@ -190,29 +218,34 @@ class Settings:
                 f"FIREBASE_AUTH_EMULATOR_HOST is set but project {project_id!r} is not a demo-* project: "
                 "emulator ID tokens are unsigned, so this would accept forged identities; unset it"
             )
-        check_accounts = env.get("ADMIN_CHECK_ACCOUNTS", "").strip()
-        if check_accounts not in ("", "0", "1"):
-            raise ConfigError(f"ADMIN_CHECK_ACCOUNTS must be 0 or 1, got {check_accounts!r}")
+        check_accounts = switch("admin_check_accounts")
         if check_accounts == "0" and not auth_emulated:
             raise ConfigError("ADMIN_CHECK_ACCOUNTS=0 is only for emulator tokens: real administrators are checked")
         redis_url, redis_auth_secret = text("redis_url"), text("redis_auth_secret")
         if redis_url and redis_auth_secret and "@" in redis_url.split("://", 1)[-1].split("/", 1)[0]:
             raise ConfigError("REDIS_URL carries a password and REDIS_AUTH_SECRET names another: keep only the secret")
-        trust_platform_auth = raw("scheduler_trust_platform_auth")
-        if trust_platform_auth not in ("", "0", "1"):
-            raise ConfigError(f"SCHEDULER_TRUST_PLATFORM_AUTH must be 0 or 1, got {trust_platform_auth!r}")
-        check_hostname = raw("redis_tls_check_hostname")
-        if check_hostname not in ("", "0", "1"):
-            raise ConfigError(f"REDIS_TLS_CHECK_HOSTNAME must be 0 or 1, got {check_hostname!r}")
+        trust_platform_auth = switch("scheduler_trust_platform_auth")
+        check_hostname = switch("redis_tls_check_hostname")
         wait_fallback = text("redis_wait_fallback")
         if wait_fallback not in ("refuse", "grant"):
             raise ConfigError(f"REDIS_WAIT_FALLBACK must be refuse or grant, got {wait_fallback!r}")
-        allow_private = raw("webhook_allow_private")
-        if allow_private not in ("", "0", "1"):
-            raise ConfigError(f"WEBHOOK_ALLOW_PRIVATE must be 0 or 1, got {allow_private!r}")
+        allow_private = switch("webhook_allow_private")
         if allow_private == "1" and not project_id.startswith("demo-"):
             raise ConfigError("WEBHOOK_ALLOW_PRIVATE=1 is for the local stack only: a deployed service would deliver "
                               "to private and metadata addresses (SSRF)")
+        starttls = switch("smtp_starttls")
+        if starttls == "0" and not project_id.startswith("demo-"):
+            raise ConfigError("SMTP_STARTTLS=0 is for the local stack only: credentials and notifications would "
+                              "cross in plaintext")
+        smtp_host, mail_from, smtp_username = text("smtp_host"), text("mail_from"), text("smtp_username")
+        if smtp_host:
+            problem = "not set" if not mail_from else address_problem(mail_from)
+            if problem:
+                raise ConfigError(f"MAIL_FROM (the sender of notification e-mails, needed with SMTP_HOST): {problem}")
+            if smtp_username and not text("smtp_password_secret"):
+                raise ConfigError("SMTP_USERNAME needs SMTP_PASSWORD_SECRET (the secret holding its password)")
+            if not 0 < number("smtp_port") < 65536:
+                raise ConfigError(f"SMTP_PORT must be a port (1-65535), got {raw('smtp_port')!r}")
         for name in ("usage_retention_days", "usage_checkpoint_shards"):
             if number(name) < 1:
                 raise ConfigError(f"{name.upper()} must be at least 1, got {raw(name)!r}")
@@ -251,12 +284,20 @@ class Settings:
             oidc_certs_url=text("oidc_certs_url"),
             scheduler_trust_platform_auth=trust_platform_auth == "1",
             sweep_budget_s=number("sweep_budget_s", float),
+            anomaly_check_interval_s=number("anomaly_check_interval_s"),
             notify_topic=text("notify_topic"),
             notify_subscription=text("notify_subscription"),
             notify_pull_wait_s=number("notify_pull_wait_s", float),
             notify_budget_s=number("notify_budget_s", float),
             webhook_secret_prefix=text("webhook_secret_prefix"),
             webhook_allow_private=allow_private == "1",
+            smtp_host=smtp_host,
+            smtp_port=number("smtp_port"),
+            smtp_starttls=starttls != "0",
+            smtp_username=smtp_username,
+            smtp_password_secret=text("smtp_password_secret"),
+            mail_from=mail_from,
+            smtp_ca_file=text("smtp_ca_file"),
             usage_retention_days=number("usage_retention_days"),
             usage_close_after_s=number("usage_close_after_s"),
             usage_checkpoint_shards=number("usage_checkpoint_shards"),

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.auth.scheduler_oidc import SchedulerTokenVerifier
     from shared.google_secrets import SecretReader
     from shared.licensing.administration import Administration
+    from shared.licensing.anomaly_admin import AnomalyAdmin
+    from shared.licensing.anomaly_watch import AnomalyWatch
     from shared.licensing.expiry_scan import ExpiryScan
     from shared.licensing.license_directory import LicenseDirectory
     from shared.licensing.notification_outbox import NotificationOutbox
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
         DeliveryRecord,
         DurableRecord,
         LeaseSigner,
+        Mailer,
         RateLimiter,
         SeatLedger,
         SweepLedger,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:  # adapters are imported lazily at run time (see the module do
     from shared.licensing.webhook_delivery import WebhookDelivery
     from shared.licensing.webhook_dispatch import WebhookDispatch
     from shared.ratelimit.local_limits import LocalRateLimiter
+    from shared.seats.signals import SignalLedger
     from shared.store import FirestoreStore
     from shared.tokens.kms_root import RootSigner
     from shared.tokens.verification import LeaseTokenChecker
@@ -118,6 +122,12 @@ class Runtime:
             wait_timeout_ms=self.settings.redis_wait_timeout_ms, unreplicated=self.settings.redis_wait_fallback))
 
     @property
+    def signals(self) -> SignalLedger:
+        from shared.seats.signals import SignalLedger
+
+        return self._once("signals", lambda: SignalLedger(self.redis))
+
+    @property
     def sweep_ledger(self) -> SweepLedger:
         from shared.seats import SweepLedger
 
@@ -166,7 +176,8 @@ class Runtime:
             # Unset prefix: no endpoint can be made, so there is nothing to deliver a test to.
             return WebhookAdmin(store=self.store, secrets=secrets, clock=self.clock, ids=self.ids,
                                 allow_private=self.settings.webhook_allow_private, deliveries=self.deliveries,
-                                delivery=self.webhook_delivery if prefix else None)
+                                delivery=self.webhook_delivery if prefix else None,
+                                sends_mail=bool(self.settings.smtp_host))
 
         return self._once("webhook_admin", build)
 
@@ -190,9 +201,29 @@ class Runtime:
             reader = SigningSecretReader(secret_manager_client(self.settings.secret_manager_endpoint),
                                          self.settings.require("webhook_secret_prefix"))
             return WebhookDelivery(secrets=reader, sender=WebhookSender(), clock=self.clock,
-                                   allow_private=self.settings.webhook_allow_private)
+                                   allow_private=self.settings.webhook_allow_private, mailer=self.mailer)
 
         return self._once("webhook_delivery", build)
+
+    @property
+    def mailer(self) -> Mailer | None:
+        """E-mail to mailto: endpoints through the operator's relay; None without SMTP_HOST.
+        Built only with webhook_delivery (admin's test events, notify), the only functions
+        Terraform gives the SMTP_* settings and the password secret's accessor grant."""
+
+        def build() -> Mailer | None:
+            settings = self.settings
+            if not settings.smtp_host:
+                return None
+            from shared.smtp_mail import SmtpMailer
+
+            secret = settings.smtp_password_secret
+            return SmtpMailer(host=settings.smtp_host, port=settings.smtp_port, starttls=settings.smtp_starttls,
+                              username=settings.smtp_username, mail_from=settings.require("mail_from"),
+                              password=(lambda: self.secrets.text(secret)) if secret else None,
+                              ca_file=settings.smtp_ca_file)
+
+        return self._once("mailer", build)
 
     @property
     def webhook_dispatch(self) -> WebhookDispatch:
@@ -369,6 +400,7 @@ class Runtime:
                 lease_proof=self.lease_checker,
                 clock=self.clock, ids=self.ids, issuer=self.settings.token_issuer,
                 rate_limiter=self.rate_limiter, license_acquire_limit=self.settings.rate_limit_license_acquire,
+                signals=self.signals,
             )
 
         return self._once("seat_service", build)
@@ -407,10 +439,29 @@ class Runtime:
             from shared.licensing.sweep import Sweeper
 
             return Sweeper(seats=self.seats, ledger=self.sweep_ledger, store=self.store, licenses=self.licenses,
-                           history=self.usage_history, outbox=self.notification_outbox, clock=self.clock,
-                           budget_s=self.settings.sweep_budget_s)
+                           history=self.usage_history, outbox=self.notification_outbox,
+                           anomalies=self.anomaly_watch, clock=self.clock, budget_s=self.settings.sweep_budget_s)
 
         return self._once("sweeper", build)
+
+    @property
+    def anomaly_watch(self) -> AnomalyWatch:
+        def build() -> AnomalyWatch:
+            from shared.licensing.anomaly_watch import AnomalyWatch
+
+            return AnomalyWatch(signals=self.signals, store=self.store, licenses=self.licenses, clock=self.clock,
+                                interval_s=self.settings.anomaly_check_interval_s)
+
+        return self._once("anomaly_watch", build)
+
+    @property
+    def anomaly_admin(self) -> AnomalyAdmin:
+        def build() -> AnomalyAdmin:
+            from shared.licensing.anomaly_admin import AnomalyAdmin
+
+            return AnomalyAdmin(store=self.store, clock=self.clock)
+
+        return self._once("anomaly_admin", build)
 
     @property
     def provisioning(self) -> Provisioning:

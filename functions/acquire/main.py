@@ -14,7 +14,7 @@ from shared.runtime import runtime
 @functions_framework.http
 @json_function("acquire", routes={"": ["POST"]})
 def acquire(call: Call):
-    answer = runtime().seat_service.acquire_seat(call.caller, call.parse(AcquireRequest))
+    answer = runtime().seat_service.acquire_seat(call.caller, call.parse(AcquireRequest), client_ip=call.client_ip)
     if answer.queued:
         return 202, answer.body
     return (201 if answer.created else 200), answer.body

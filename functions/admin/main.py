@@ -11,6 +11,8 @@ import functions_framework
 from shared.http import Call, HandlerResult, json_function, methods_by_route
 from shared.http.downloads import csv_download, wants_csv
 from shared.licensing.admin_requests import (
+    AcknowledgeAnomalyRequest,
+    AnomaliesQuery,
     CreateLicenseRequest,
     CreateMachineKeyRequest,
     CreateTenantRequest,
@@ -31,6 +33,7 @@ from shared.licensing.admin_requests import (
     WebhooksQuery,
 )
 from shared.licensing.administration import Administration
+from shared.licensing.anomaly_admin import AnomalyAdmin
 from shared.licensing.usage_reports import UsageReports
 from shared.licensing.webhook_admin import WebhookAdmin
 from shared.runtime import runtime
@@ -46,6 +49,10 @@ def _reports() -> UsageReports:
 
 def _webhooks() -> WebhookAdmin:
     return runtime().webhook_admin
+
+
+def _anomalies() -> AnomalyAdmin:
+    return runtime().anomaly_admin
 
 
 def _table(call: Call, answer: dict, rows: str, name: str) -> HandlerResult:
@@ -116,6 +123,13 @@ HANDLERS: dict[tuple[str, str], Callable[[Call], HandlerResult]] = {
     ("GET", "keys"): lambda call: (200, _service().list_machine_keys(call.caller, call.query(KeysQuery))),
     ("DELETE", "keys/{key_id}"):
         lambda call: (200, _service().revoke_machine_key(call.caller, call.params["key_id"])),
+    ("GET", "anomalies"): lambda call: (200, _anomalies().list(call.caller, call.query(AnomaliesQuery))),
+    ("GET", "licenses/{license_id}/anomalies"):
+        lambda call: (200, _anomalies().list(call.caller, call.query(AnomaliesQuery),
+                                             license_id=call.params["license_id"])),
+    ("POST", "anomalies/{flag_id}/acknowledge"):
+        lambda call: (200, _anomalies().acknowledge(call.caller, call.params["flag_id"],
+                                                    call.parse(AcknowledgeAnomalyRequest))),
     ("GET", "events"): lambda call: (200, _service().list_events(call.caller, call.query(EventsQuery))),
     ("POST", "webhooks"): lambda call: (201, _webhooks().create(call.caller, call.parse(CreateWebhookRequest))),
     ("GET", "webhooks"): lambda call: (200, _webhooks().list(call.caller, call.query(WebhooksQuery))),

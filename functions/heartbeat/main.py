@@ -10,4 +10,5 @@ from shared.runtime import runtime
 @functions_framework.http
 @json_function("heartbeat", routes={"": ["POST"]})
 def heartbeat(call: Call):
-    return 200, runtime().seat_service.heartbeat(call.caller, call.parse(SessionRequest)).body
+    answer = runtime().seat_service.heartbeat(call.caller, call.parse(SessionRequest), client_ip=call.client_ip)
+    return 200, answer.body

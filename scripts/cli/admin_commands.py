@@ -37,6 +37,9 @@ from typing import Any
 from cli import admin_views
 from cli.admin_api import AdminClient, segment, target
 from cli.errors import CliError, UsageError
+from shared.domain.anomalies import MAX as ANOMALY_MAX
+from shared.domain.anomalies import RULES as ANOMALY_RULES
+from shared.domain.anomalies import WINDOW_S as ANOMALY_WINDOW_S
 
 COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
             "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "queue", "remove-ticket",
@@ -78,6 +81,10 @@ def _license_terms(sub: argparse.ArgumentParser, *, update: bool) -> None:
                      help="the vendor's support line, shown in tools with every refusal (owner)")
     if update:
         sub.add_argument("--no-support-contact", action="store_true", help="remove the support line")
+        sub.add_argument("--anomaly-rule", action="append", type=_anomaly_rule, metavar="RULE=MAX[/WINDOW_S]",
+                         help="a conflict-detection rule: more than MAX within WINDOW_S seconds raises a flag (0: "
+                              f"off; the window is kept when not given); RULE: {', '.join(ANOMALY_RULES)} (repeat "
+                              "for more; the rules not named keep theirs)")
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -253,6 +260,40 @@ def _csv(client: AdminClient, args: argparse.Namespace) -> str:
     return client.call_text(path, query={**query, "format": "csv"})
 
 
+def _anomaly_rule(text: str) -> tuple[str, dict[str, int]]:
+    """--anomaly-rule RULE=MAX[/WINDOW_S]: (the rule, its change as the API takes it)."""
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if name not in ANOMALY_RULES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a rule; the rules: {', '.join(ANOMALY_RULES)} "
+                                         "(as RULE=MAX or RULE=MAX/WINDOW_S, e.g. grants_per_user=10/600)")
+    limit, slash, window = value.partition("/")
+    try:
+        change = {"max": int(limit)} if equals else {}
+        if slash:
+            change["window_s"] = int(window)
+    except ValueError:
+        change = {}
+    if not change:
+        raise argparse.ArgumentTypeError(f"{text!r}: give {name}=MAX or {name}=MAX/WINDOW_S, whole numbers "
+                                         "(e.g. grants_per_user=10/600; hardware_per_user=0 switches it off)")
+    if not ANOMALY_MAX[0] <= change["max"] <= ANOMALY_MAX[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: MAX is {ANOMALY_MAX[0]} (off) to {ANOMALY_MAX[1]}")
+    if "window_s" in change and not ANOMALY_WINDOW_S[0] <= change["window_s"] <= ANOMALY_WINDOW_S[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: WINDOW_S is {ANOMALY_WINDOW_S[0]} to {ANOMALY_WINDOW_S[1]} "
+                                         "seconds (7 days)")
+    return name, change
+
+
+def _anomaly_rules(given: list[tuple[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    rules: dict[str, dict[str, int]] = {}
+    for name, change in given:
+        if name in rules:
+            raise UsageError(f"--anomaly-rule {name} is given twice; name each rule once")
+        rules[name] = change
+    return rules
+
+
 def _features(text: str) -> list[str]:
     return [f.strip() for f in text.split(",") if f.strip()]
 
@@ -279,6 +320,8 @@ def _terms(args: argparse.Namespace) -> dict[str, Any]:
         body["allowed_domains"] = []
     elif args.allowed_domain is not None:
         body["allowed_domains"] = args.allowed_domain
+    if getattr(args, "anomaly_rule", None):
+        body["anomaly_rules"] = _anomaly_rules(args.anomaly_rule)
     return body
 
 

@@ -147,6 +147,7 @@ def license_detail(answer: dict[str, Any]) -> str:
         ("offline grace", f"{lic['offline_grace_s']} s"),
         ("max borrow", f"{lic['max_borrow_s']} s" if lic["max_borrow_s"] else "no borrowing"),
         ("seat policy", policy_summary(lic)),
+        ("anomaly rules", anomaly_rules_summary(lic.get("anomaly_rules"))),
         ("ci seats", _ci_seats(lic, answer.get("ci_seats"))),
         ("support", lic.get("support_contact") or "(none)"),
         ("created", when(lic.get("created_at"))),
@@ -156,6 +157,31 @@ def license_detail(answer: dict[str, Any]) -> str:
         rows.append(("revoked", when(lic["revoked_at"])))
     text = "\n".join(f"{name:<18} {value}" for name, value in rows)
     return f"{text}\n\n{answer['notice']}" if answer.get("notice") else text
+
+
+def window(seconds: Any) -> str:
+    """A rule's window, short: 90s, 10m, 1h, 24h, 7d."""
+    if not isinstance(seconds, int) or seconds <= 0:
+        return f"{seconds}s"
+    if seconds % 86_400 == 0 and seconds > 86_400:
+        return f"{seconds // 86_400}d"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def anomaly_rules_summary(rules: Any) -> str:
+    """One line: each conflict-detection rule as it applies, MAX/WINDOW (more raises a flag), or off."""
+    if not isinstance(rules, dict) or not rules:
+        return "(not reported)"
+    parts = []
+    for name, rule in rules.items():
+        if not isinstance(rule, dict):
+            continue
+        parts.append(f"{name} {rule.get('max')}/{window(rule.get('window_s'))}" if rule.get("max")
+                     else f"{name} off")
+    return ", ".join(parts)
 
 
 # -- seat policies ----------------------------------------------------------------------------

@@ -14,8 +14,10 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl update-license LICENSE_ID [--seats N] [--tier T] [--features a,b] [--expires TIME|never]
         [--lease-ttl N] [--heartbeat-interval N] [--allowed-domain D ... | --no-allowed-domains]
         [--revive-window N] [--max-borrow N] [--offline-grace N] [--max-sessions-per-user N]
-        [--ci-seats N] [--support-contact TEXT | --no-support-contact]
-                                 (entitlements: owner; an admin sets the restrictions)
+        [--ci-seats N] [--support-contact TEXT | --no-support-contact] [--anomaly-rule RULE=MAX[/WINDOW_S] ...]
+                                 (entitlements: owner; an admin sets the restrictions and the anomaly rules:
+                                 hardware_per_user, users_per_hardware, addresses_per_session, grants_per_user;
+                                 e.g. grants_per_user=10/600; MAX 0 switches one off)
     licensectl suspend LICENSE_ID | resume LICENSE_ID
     licensectl policy LICENSE_ID      the seat policy: groups and their members, include/exclude,
                                       reservations, maximums, overdraft with the seats it grants
@@ -46,6 +48,11 @@ The admin function (openapi.yaml /admin/...; every route has its command):
     licensectl keys [--tenant acme] [--limit 100] [--after ID] [--all]   (never the key itself)
     licensectl revoke-key KEY_ID      refused within 30 s everywhere; its seats freed now
     licensectl events [--license LICENSE_ID] [--tenant acme] [--limit 50]   (with before -> after)
+    licensectl anomalies [--license LICENSE_ID | --tenant acme] [--state open|acknowledged] [--limit 100]
+        [--after FLAG_ID] [--all]     conflict flags (key sharing, seat cycling): flag, license, rule, subject,
+                                      count over the threshold in its window, last seen, state (--json: each
+                                      with its evidence; there is no command for one flag)
+    licensectl acknowledge-anomaly FLAG_ID [--note TEXT]   raised again only if its count grows
     licensectl create-webhook URL [--tenant acme] [--events a,b] [--description TEXT]
                                       a webhook endpoint (https); its signing secret is printed once
     licensectl webhooks [--tenant acme] [--limit 100] [--after ID] [--all]
@@ -96,7 +103,7 @@ import argparse
 import os
 import sys
 
-from cli import account_roles, admin_commands, sign_in, sweep_control, webhook_commands
+from cli import account_roles, admin_commands, anomaly_commands, sign_in, sweep_control, webhook_commands
 from cli.admin_views import inert as _inert  # noqa: F401 - the name tests and older callers import
 from cli.errors import CliError
 
@@ -122,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     admin_commands.add_commands(command)
     webhook_commands.add_commands(command)
+    anomaly_commands.add_commands(command)
     account_roles.add_commands(command)
     sign_in.add_command(command)
     sweep_control.add_arguments(command("sweep", "the sweep's Cloud Scheduler job: status, run now, pause, resume"))
@@ -139,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return sign_in.run(args)
         if args.command in webhook_commands.COMMANDS:  # the admin function's webhooks routes
             return webhook_commands.run(args)
+        if args.command in anomaly_commands.COMMANDS:  # the admin function's anomalies routes
+            return anomaly_commands.run(args)
         return admin_commands.run(args)
     except CliError as exc:
         print(f"licensectl: {exc.message}", file=sys.stderr)

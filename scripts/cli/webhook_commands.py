@@ -1,6 +1,7 @@
 """licensectl's commands for a tenant's webhook endpoints (openapi.yaml /admin/webhooks...), and their views.
 
-    POST   webhooks                        create-webhook          (the signing secret is printed once)
+    POST   webhooks                        create-webhook          (the signing secret is printed once; a
+                                                                    mailto: endpoint has none)
     GET    webhooks                        webhooks
     GET    webhooks/{id}                   webhook
     PATCH  webhooks/{id}                   update-webhook
@@ -91,8 +92,10 @@ _EVENTS_HELP = ("comma-separated notification types, e.g. license.suspended,seat
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    create = command("create-webhook", "make a webhook endpoint of a tenant; its signing secret is printed once")
-    create.add_argument("url", help="https://... (the local dev stack also takes http://127.0.0.1:PORT/...)")
+    create = command("create-webhook", "make a webhook endpoint of a tenant; its signing secret is printed once "
+                                       "(mailto:ADDRESS: notifications by e-mail, no secret)")
+    create.add_argument("url", help="https://... (the local dev stack also takes http://127.0.0.1:PORT/...), or "
+                                    "mailto:ADDRESS (by e-mail; default events: license.expiring,license.expired)")
     create.add_argument("--tenant", help="whose endpoint (the owner names one; an admin's is its own tenant's)")
     create.add_argument("--events", type=_events, metavar="A,B", help=_EVENTS_HELP + " (default: all)")
     create.add_argument("--description", metavar="TEXT", help="what it is for (at most 200 characters)")
@@ -194,12 +197,20 @@ def _perform(client: AdminClient, args: argparse.Namespace
             body = {} if args.overlap is None else {"overlap_s": args.overlap}
             return client.call("POST", f"{path}/rotate", body=body), rotated_secret
         case "webhook-deliveries":
+            by = _carrier(client, path)
             answer = client.call("GET", f"{path}/deliveries", query={"limit": str(args.limit)})
-            return answer, delivery_log
+            return answer, lambda a: delivery_log(a, by)
         case "test-webhook":
+            by = _carrier(client, path)
             answer = client.call("POST", f"{path}/test", body={})
-            return answer, lambda a: tested(a, args.webhook_id)
+            return answer, lambda a: tested(a, args.webhook_id, by)
     raise AssertionError(command)
+
+
+def _carrier(client: AdminClient, path: str) -> str:
+    """SMTP for an e-mail endpoint (its attempts' statuses are SMTP replies), else HTTP."""
+    url = str(client.call("GET", path)["webhook"]["url"])
+    return "SMTP" if url[:7].lower() == "mailto:" else "HTTP"
 
 
 def _confirm_delete(client: AdminClient, webhook_id: str) -> None:
@@ -239,6 +250,8 @@ def webhooks(answer: dict[str, Any], limit: int | None) -> str:
 
 
 def _signing(endpoint: dict[str, Any]) -> str:
+    if str(endpoint.get("url", ""))[:7].lower() == "mailto:":
+        return "none: e-mail"
     until = endpoint.get("previous_secret_signs_until")
     return (f"the new and the one before, until {admin_views.when(until)}" if until
             else "one secret (no rotation under way)")
@@ -259,6 +272,12 @@ def webhook_detail(answer: dict[str, Any]) -> str:
 
 def created_webhook(answer: dict[str, Any]) -> str:
     endpoint = answer["webhook"]
+    if answer.get("secret") is None:  # an e-mail endpoint: nothing signs an e-mail
+        return (f"webhook {endpoint['id']} of tenant {endpoint['tenant']}: {endpoint['url']}\n"
+                f"events: {_event_types(endpoint)}\n\n"
+                "  no signing secret: e-mail\n\n"
+                "Notifications go to the address through the service's SMTP relay. A test e-mail:\n"
+                f"  licensectl test-webhook {endpoint['id']}")
     return (f"webhook {endpoint['id']} of tenant {endpoint['tenant']}: {endpoint['url']}\n"
             f"events: {_event_types(endpoint)}\n\n"
             f"  signing secret: {answer['secret']}\n\n"
@@ -283,17 +302,18 @@ def deleted_webhook(answer: dict[str, Any]) -> str:
     return f"webhook {answer['id']} deleted, and its secret: nothing is delivered to it again"
 
 
-def _attempt(attempt: dict[str, Any]) -> str:
+def _attempt(attempt: dict[str, Any], by: str = "HTTP") -> str:
     status = attempt.get("status")
-    parts = [admin_views.when(attempt.get("at")), f"HTTP {status}" if status is not None else "no answer",
+    parts = [admin_views.when(attempt.get("at")), f"{by} {status}" if status is not None else "no answer",
              f"{attempt.get('latency_ms')} ms"]
     if attempt.get("error"):
         parts.append(str(attempt["error"]))
     return "    " + "  ".join(parts)
 
 
-def delivery_log(answer: dict[str, Any]) -> str:
-    """Each delivery (event, type, state, attempts) with its last attempts, newest first."""
+def delivery_log(answer: dict[str, Any], by: str = "HTTP") -> str:
+    """Each delivery (event, type, state, attempts) with its last attempts, newest first; `by`:
+    HTTP, or SMTP for an e-mail endpoint."""
     deliveries = answer["deliveries"]
     head = f"deliveries to {answer['webhook']}, the latest changed first"
     if not deliveries:
@@ -305,23 +325,26 @@ def delivery_log(answer: dict[str, Any]) -> str:
     out = [head, lines[0]]
     for line, delivery in zip(lines[1:], deliveries, strict=True):
         out.append(line)
-        out += [_attempt(a) for a in delivery.get("attempts") or []]
+        out += [_attempt(a, by) for a in delivery.get("attempts") or []]
     return "\n".join(out)
 
 
 _WHAT_NEXT = {"due": "it is tried again on the schedule (30 s, doubling to an hour between tries, for 24 hours)",
               "refused": "refused for good (an answer 4xx other than 408 and 429, or an address that is not "
                          "allowed): not tried again"}
+_WHAT_NEXT_BY_MAIL = {**_WHAT_NEXT, "refused": "refused for good (a 5xx reply of the mail server, or an address "
+                                               "that is not allowed): not tried again"}
 
 
-def tested(answer: dict[str, Any], webhook_id: str) -> str:
+def tested(answer: dict[str, Any], webhook_id: str, by: str = "HTTP") -> str:
     status = answer.get("status")
-    how = f"HTTP {status}" if status is not None else "no answer"
+    how = f"{by} {status}" if status is not None else "no answer"
     error = f": {answer['error']}" if answer.get("error") else ""
     if answer.get("delivered"):
         return f"webhook.test event {answer['event']} delivered to {webhook_id}: {how} in {answer['latency_ms']} ms"
+    next_steps = _WHAT_NEXT_BY_MAIL if by == "SMTP" else _WHAT_NEXT
     return (f"webhook.test event {answer['event']} NOT delivered to {webhook_id}: {how} after "
-            f"{answer['latency_ms']} ms{error}\n{_WHAT_NEXT.get(answer.get('state', ''), answer.get('state', ''))};\n"
+            f"{answer['latency_ms']} ms{error}\n{next_steps.get(answer.get('state', ''), answer.get('state', ''))};\n"
             f"its attempts: licensectl webhook-deliveries {webhook_id}")
 
 

@@ -184,6 +184,9 @@ class _BannerFacts:
     stack_file: Path
     sweep_interval_s: float
     kept_in: Path | None  # --persist: the data dir
+    expiry_job: str  # the daily expiry scan's Cloud Scheduler job (here hourly)
+    scheduler: str  # the Cloud Scheduler stand-in's endpoint
+    mail_folder: Path  # where the SMTP relay writes each message it receives
 
 
 def _sign_in_command(auth_host: str) -> str:
@@ -207,6 +210,7 @@ def _banner(facts: _BannerFacts) -> str:
     accounts = "\n".join(f"  {roles[name]:<30} {account.email:<22} {account.password}"
                          for name, account in DEV_ACCOUNTS.items())
     user = DEV_ACCOUNTS["user"]
+    expiry_scan = f"scripts/licensectl sweep run --job {facts.expiry_job} --endpoint {facts.scheduler}"
     return f"""
 License server running at {base_url}
   (functions: acquire heartbeat borrow release validate health jwks admin sweep notify)
@@ -265,6 +269,15 @@ then make an event. The sweep publishes it to Pub/Sub, the notify function deliv
   scripts/licensectl webhook-listen --tenant {DEMO_TENANT} --events license.suspended --count 1 &
   scripts/licensectl suspend {license_id} && scripts/licensectl sweep run
   scripts/licensectl resume {license_id}
+Expiry warnings by e-mail (an administrator without a webhook): a mailto: endpoint gets license.expiring
+(30, 7 and 1 days before) and license.expired, sent through the stack's SMTP relay as through an operator's
+(STARTTLS verified, AUTH with the password from the Secret Manager stand-in). A license ending in five days,
+then the daily expiry scan and the sweep run now; notify mails the 7-day warning within seconds:
+  scripts/licensectl create-webhook mailto:admin@{DEMO_TENANT}.example --tenant {DEMO_TENANT}
+  scripts/licensectl create-license --tenant {DEMO_TENANT} --seats 1 --expires $(date -u -d '+5 days' +%FT%TZ)
+  {expiry_scan}; sleep 2; scripts/licensectl sweep run
+  ls {facts.mail_folder}    # every message the relay received, one .eml file each (a mail reader opens them)
+  scripts/licensectl test-webhook <its id>    # a test e-mail at once
 
 Sweep: a Cloud Scheduler job runs it every {facts.sweep_interval_s:g} s (--sweep-interval; 0: only when asked):
   scripts/licensectl sweep status | run | pause | resume        (scripts/sweep-now: once, directly)
@@ -301,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             auth.launch()  # from this (the main) thread: see AuthEmulator.launch
             running.callback(auth.stop)
-            stack = running.enter_context(LocalStack.start(data_dir=data_dir))  # meanwhile the emulator boots
+            # meanwhile the emulator boots; the SMTP relay drops each message it receives in <state dir>/mail
+            stack = running.enter_context(LocalStack.start(data_dir=data_dir, mail_dir=state_dir / "mail"))
             auth.wait_until_ready()
         except (EmulatorMissing, FirebaseToolsMissing) as exc:
             raise SystemExit(f"./scripts/dev: {exc}") from None
@@ -327,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         scheduler.add_job(sweep_job, interval_s=sweep_interval_s,
                           target=lambda: _scheduled_call(stack, server.base_url))
         # The daily expiry scan (deployed at 06:00 UTC): here hourly, so a demo sees it.
-        scheduler.add_job(sweep_job.replace("-license-sweep", "-license-expiry"), interval_s=EXPIRY_SCAN_INTERVAL_S,
+        expiry_job = sweep_job.replace("-license-sweep", "-license-expiry")
+        scheduler.add_job(expiry_job, interval_s=EXPIRY_SCAN_INTERVAL_S,
                           target=lambda: _scheduled_call(stack, server.base_url, "sweep/expiry"))
         # Webhook delivery (the notify function): takes what the sweep published and delivers it.
         scheduler.add_job(sweep_job.replace("-license-sweep", "-license-notify"), interval_s=NOTIFY_INTERVAL_S,
@@ -368,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         key_file.chmod(0o600)
 
         print(_banner(_BannerFacts(server.base_url, license_key, license_id, tokens, auth.host, components, log_path,
-                                   stack_file, sweep_interval_s, data_dir)), flush=True)
+                                   stack_file, sweep_interval_s, data_dir, expiry_job, scheduler.address,
+                                   stack.mail.folder)), flush=True)
         while not stopping.is_set():
             if server.process.poll() is not None:
                 print(f"the function server exited with code {server.process.returncode}; see {log_path}",

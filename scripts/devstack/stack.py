@@ -7,12 +7,15 @@
         stack.components()                    # what runs, for people and tools
 
 The functions read Redis's AUTH string and CA from the Secret Manager stand-in, as they
-read Memorystore's from Secret Manager in the cloud. REDIS_URL / FIRESTORE_EMULATOR_HOST /
-PUBSUB_EMULATOR_HOST in the environment are used instead of starting our own servers (e.g.
-a plain Redis 7 to check script compatibility: then without TLS or AUTH). The notification
-topic (NOTIFY_TOPIC), its dead-letter topic and the notify function's pull subscription
-with its dead-letter policy (NOTIFY_SUBSCRIPTION) are created at every start, in whichever
-Pub/Sub emulator serves the stack (it keeps nothing across restarts).
+read Memorystore's from Secret Manager in the cloud; likewise the password of the stack's
+SMTP relay (a real SMTP server, STARTTLS and AUTH required: devstack.smtp_server), which
+keeps every e-mail notification it is sent (`stack.mail.received()`, and a file each).
+REDIS_URL / FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST in the environment are used
+instead of starting our own servers (e.g. a plain Redis 7 to check script compatibility:
+then without TLS or AUTH). The notification topic (NOTIFY_TOPIC), its dead-letter topic
+and the notify function's pull subscription with its dead-letter policy
+(NOTIFY_SUBSCRIPTION) are created at every start, in whichever Pub/Sub emulator serves
+the stack (it keeps nothing across restarts).
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import httpx
 from devstack.firestore_emulator import EmulatorFacts, FirestoreEmulator, external_emulator
 from devstack.google_certs import LocalGoogleCerts
 from devstack.kms_standin import KmsStandIn
+from devstack.local_ca import LocalCa
 from devstack.processes import free_port, refuse_busy_port, spawn, stop, wait_until
 from devstack.pubsub_emulator import PubSubEmulator, PubSubFacts
 from devstack.pubsub_emulator import external_emulator as external_pubsub_emulator
 from devstack.redis_server import MEMORYSTORE_BLOCKED, MemorystoreLikeRedis, RedisEndpoint
 from devstack.secret_manager_standin import SecretManagerStandIn
+from devstack.smtp_server import LocalSmtpServer
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_ID = "demo-coditect"
@@ -45,6 +50,9 @@ SCHEDULER_ACCOUNT = f"sweep-scheduler@{PROJECT_ID}.iam.gserviceaccount.com"
 # The secrets Terraform creates from the Memorystore instance (terraform/modules/redis).
 REDIS_AUTH_SECRET_ID = "redis-auth"
 REDIS_CA_SECRET_ID = "redis-ca"
+# The SMTP relay's password (Terraform makes the secret; the operator adds its version).
+SMTP_PASSWORD_SECRET_ID = "smtp-password"
+MAIL_FROM = "licenses@coditect.example"
 # The notification topic and its dead-letter topic (terraform/modules/functions: <env>-license-events).
 NOTIFY_TOPIC = f"projects/{PROJECT_ID}/topics/license-events"
 NOTIFY_DEAD_LETTER_TOPIC = f"projects/{PROJECT_ID}/topics/license-events-dead-letter"
@@ -113,6 +121,7 @@ class LocalStack:
     firestore_emulator: EmulatorFacts
     pubsub_host: str
     pubsub_emulator: PubSubFacts
+    mail: LocalSmtpServer  # the SMTP relay: what it received, for tests and people
     project_id: str = PROJECT_ID
     redis_server: MemorystoreLikeRedis | None = None  # ours to kill or restart (tests); None: external
     firestore_server: FirestoreEmulator | None = None  # ours to freeze (tests); None: external
@@ -120,8 +129,10 @@ class LocalStack:
     _owned: list = field(default_factory=list)
 
     @classmethod
-    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256", data_dir: Path | None = None) -> LocalStack:
-        """`data_dir`: Redis and the Firestore emulator keep their data there across restarts."""
+    def start(cls, *, kms_algorithm: str = "EC_SIGN_P256_SHA256", data_dir: Path | None = None,
+              mail_dir: Path | None = None) -> LocalStack:
+        """`data_dir`: Redis and the Firestore emulator keep their data there across restarts.
+        `mail_dir`: where the SMTP relay writes each message it receives (default: a temporary folder)."""
         owned: list = []
         try:
             secret_manager = SecretManagerStandIn().start()
@@ -136,6 +147,10 @@ class LocalStack:
                 redis, redis_version = redis_server.endpoint, redis_server.version()
                 secret_manager.put(PROJECT_ID, REDIS_AUTH_SECRET_ID, redis_server.password)
                 secret_manager.put(PROJECT_ID, REDIS_CA_SECRET_ID, redis_server.ca.pem)
+            mail = LocalSmtpServer(ca=redis_server.ca if redis_server else LocalCa("Local stack CA"),
+                                   folder=mail_dir).start()
+            owned.append(mail)
+            secret_manager.put(PROJECT_ID, SMTP_PASSWORD_SECRET_ID, mail.password)
             firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
             firestore_server: FirestoreEmulator | None = None
             firestore_facts: EmulatorFacts | None
@@ -167,7 +182,7 @@ class LocalStack:
             raise
         assert firestore_facts is not None and pubsub_facts is not None  # the emulators' start() sets them
         return cls(redis, redis_version, firestore_host, kms, secret_manager, oidc, firestore_facts,
-                   pubsub_host, pubsub_facts, redis_server=redis_server, firestore_server=firestore_server,
+                   pubsub_host, pubsub_facts, mail, redis_server=redis_server, firestore_server=firestore_server,
                    pubsub_server=pubsub_server, _owned=owned)
 
     @property
@@ -197,7 +212,9 @@ class LocalStack:
             "secret_manager": {
                 "endpoint": self.secret_manager.address,
                 "describe": "Secret Manager: a gRPC stand-in for google-cloud-secret-manager, holding Redis's "
-                            "AUTH string and CA (scripts/devstack/secret_manager_standin.py)"},
+                            "AUTH string and CA and the SMTP password (scripts/devstack/secret_manager_standin.py)"},
+            "smtp": {"host": self.mail.host, "port": self.mail.port, "mail_folder": str(self.mail.folder),
+                     "describe": self.mail.describe()},
         }
 
     def scheduler_token(self, function: str = "sweep", **overrides) -> str:
@@ -223,6 +240,15 @@ class LocalStack:
             # webhook endpoints' secrets, in the Secret Manager stand-in; receivers on loopback
             "WEBHOOK_SECRET_PREFIX": f"projects/{self.project_id}/secrets/webhook-",
             "WEBHOOK_ALLOW_PRIVATE": "1",
+            # e-mail notifications through the stack's SMTP relay, as through an operator's:
+            # STARTTLS verified (against the stack's CA), AUTH with the password from Secret Manager
+            "SMTP_HOST": self.mail.host,
+            "SMTP_PORT": str(self.mail.port),
+            "SMTP_STARTTLS": "1",
+            "SMTP_USERNAME": self.mail.username,
+            "SMTP_PASSWORD_SECRET": f"projects/{self.project_id}/secrets/{SMTP_PASSWORD_SECRET_ID}",
+            "SMTP_CA_FILE": str(self.mail.ca_file),
+            "MAIL_FROM": MAIL_FROM,
             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",  # emulator-token mode; nothing need listen
             "LEASE_ROOT_KMS_KEY": KMS_KEY,
             "KMS_ENDPOINT": self.kms.address,

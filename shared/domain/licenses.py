@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.domain.anomalies import AnomalyRules
 from shared.domain.policies import SeatPolicy
 from shared.domain.times import rfc3339
 
@@ -119,6 +120,9 @@ class License:
     support_contact: str | None = None
     """The vendor's support line for this license (owner-set): shown to a tool with every
     refusal of a seat operation (403, 409, 410) as the error's `support`."""
+    anomaly_rules: AnomalyRules = field(default_factory=AnomalyRules)
+    """Conflict detection's thresholds (shared/domain/anomalies.py): the defaults but for
+    what the license's administrator set."""
 
     def script_policy(self) -> dict[str, Any] | None:
         """What the seat scripts need of the license's rules: its policy's, and the CI pool."""
@@ -153,6 +157,7 @@ class License:
             "policy": self.policy.as_json(),
             "ci_seats": self.ci_seats,
             "support_contact": self.support_contact,
+            "anomaly_rules": self.anomaly_rules.as_json(),
             "created_at": rfc3339(self.created_ms),
             "updated_at": rfc3339(self.updated_ms),
             "revoked_at": rfc3339(self.revoked_ms),

@@ -62,6 +62,8 @@ class Call:
     route: str  # the matched route template, e.g. "licenses/{license_id}"
     params: dict[str, str] = field(default_factory=dict)
     principal: Principal | None = None
+    client_ip: str = ""
+    """The caller's address, as far as the trusted proxies say (TRUSTED_PROXY_HOPS)."""
     _json: Any = field(default=None, repr=False)
 
     @property
@@ -280,8 +282,8 @@ def json_function(
                     f"the body is {request.content_length} bytes; the limit is {settings.max_body_bytes}",
                     limit=settings.max_body_bytes,
                 )
-            call = Call(request=request, route=route, params=params)
             ip = client_ip(request, settings.trusted_proxy_hops)
+            call = Call(request=request, route=route, params=params, client_ip=ip)
             if public:
                 runtime().local_rate_limiter.charge("ip", ip, settings.rate_limit_public_ip)
             elif scheduler:

@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.domain import LicenseBounds
+from shared.domain.anomalies import FLAG_ID
+from shared.domain.anomalies import MAX as ANOMALY_MAX
+from shared.domain.anomalies import WINDOW_S as ANOMALY_WINDOW_S
 from shared.domain.machine_keys import MAX_LICENSES, NAME_MAX
 from shared.domain.policies import (
     MAX_GROUPS,
@@ -162,6 +165,26 @@ def _rule(body: RuleBody, where: str) -> Rule:
     return Rule(tuple(body.groups), tuple(_user(u, where) for u in body.users), tuple(body.hardware))
 
 
+class AnomalyRuleBody(_Body):
+    """One conflict-detection rule: `max` 0 switches it off (shared/domain/anomalies.py)."""
+
+    max: int | None = Field(default=None, ge=ANOMALY_MAX[0], le=ANOMALY_MAX[1])
+    window_s: int | None = Field(default=None, ge=ANOMALY_WINDOW_S[0], le=ANOMALY_WINDOW_S[1])
+
+
+class AnomalyRulesBody(_Body):
+    """The rules to change (the others keep what they are)."""
+
+    hardware_per_user: AnomalyRuleBody | None = None
+    users_per_hardware: AnomalyRuleBody | None = None
+    addresses_per_session: AnomalyRuleBody | None = None
+    grants_per_user: AnomalyRuleBody | None = None
+
+    def changes(self) -> dict[str, dict[str, int]]:
+        return {name: rule.model_dump(exclude_none=True) for name in self.model_fields_set
+                if (rule := getattr(self, name)) is not None}
+
+
 def policy_of(body: PolicyBody | None) -> SeatPolicy:
     """`policy: null` (or `{}`): the default policy."""
     return body.policy() if body is not None else SeatPolicy()
@@ -212,6 +235,8 @@ class UpdateLicenseRequest(_Body):
     ci_seats: int | None = bounded("ci_seats", None)
     support_contact: str | None = _support_contact()
     """`null` removes the support line."""
+    anomaly_rules: AnomalyRulesBody | None = None
+    """Conflict detection's thresholds: the rules named change, the others stay."""
 
 
 class CreateMachineKeyRequest(_Body):
@@ -319,6 +344,24 @@ class WebhooksQuery(_Query):
     tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
     limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
     after: str | None = Field(default=None, pattern=f"^{WEBHOOK_ID.pattern}$")
+
+
+_FLAG_ID = f"^{FLAG_ID.pattern}$"
+
+
+class AnomaliesQuery(_Query):
+    """Conflict flags: `state` open or acknowledged (default: both)."""
+
+    tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    license: str | None = Field(default=None, pattern=_LICENSE_PATTERN)
+    state: Literal["open", "acknowledged"] | None = None
+    limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
+    after: str | None = Field(default=None, pattern=_FLAG_ID)
+
+
+class AcknowledgeAnomalyRequest(_Body):
+    note: str | None = Field(default=None, min_length=1, max_length=500, pattern=_NO_CONTROLS)
+    """Why it is acknowledged (what was found, what was done), for the audit log."""
 
 
 class DeliveriesQuery(_Query):

@@ -67,7 +67,8 @@ ENTITLEMENTS = ("max_seats", "tier", "features", "expires_at", "lease_ttl_s", "h
 # What a tenant's admin may set on its own licenses: suspension and restrictions that
 # only narrow who may use a seat, and how; the seat policy (who, and which seats) too,
 # but for its overdraft: seats beyond max_seats are bought, as max_seats is.
-TENANT_SETTINGS = ("suspended", "allowed_domains", "max_sessions_per_user", "revive_window_s", "policy")
+TENANT_SETTINGS = ("suspended", "allowed_domains", "max_sessions_per_user", "revive_window_s", "policy",
+                   "anomaly_rules")
 POLICY_ENTITLEMENTS = ("overdraft_seats", "overdraft_ratio")
 
 
@@ -167,6 +168,11 @@ class Administration:
                 asked["policy"] = policy_of(value)  # null or {}: the default policy
             elif field == "support_contact":
                 asked["support_contact"] = value  # null: none
+            elif field == "anomaly_rules":
+                if value is None:
+                    raise InvalidRequest("anomaly_rules cannot be null; set a rule's max to 0 to switch it off",
+                                         field=field)
+                asked["anomaly_rules"] = value.changes()  # merged onto the license's rules below
             elif value is None:
                 raise InvalidRequest(f"{field} cannot be null", field=field)
             else:
@@ -181,7 +187,10 @@ class Administration:
             # later one is checked and applied on top of the earlier), never a lost one.
             if lic.revoked_ms is not None:
                 raise InvalidRequest("a revoked license cannot change")
-            changes = {k: v for k, v in asked.items() if v != getattr(lic, k)}  # resending a value changes nothing
+            wanted = dict(asked)
+            if "anomaly_rules" in wanted:
+                wanted["anomaly_rules"] = lic.anomaly_rules.with_changes(wanted["anomaly_rules"])
+            changes = {k: v for k, v in wanted.items() if v != getattr(lic, k)}  # resending a value changes nothing
             self._check_may_change(caller, lic, changes)
             if "suspended" in changes:
                 changes["suspended_by"] = caller.role if changes["suspended"] else None

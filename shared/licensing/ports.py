@@ -9,6 +9,7 @@ The use cases (this package) are written against these; the adapters implement t
     NotificationPublisher, NotificationInbox  shared/pubsub (Pub/Sub)
     DeliveryRecord            shared/store    (Firestore: webhook deliveries)
     WebhookSecrets            shared/webhook_secrets.py (Secret Manager)
+    Mailer                    shared/smtp_mail.py (the operator's SMTP relay)
 so a use case reads without its adapters, and a test can hand it any implementation.
 """
 
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from shared.domain import AuditEvent, EndReason, License, Limit, MachineKey, SessionEnd, SessionRecord, Tenant
+from shared.domain.anomalies import Finding, Flag, Raised, Signals
+from shared.domain.email_notifications import MailSent, NotificationMail
 from shared.domain.leases import (
     AcquireOutcome,
     HeartbeatOutcome,
@@ -223,6 +226,17 @@ class DurableRecord(Protocol):
 
     def delete_webhook(self, webhook_id: str, event: AuditEvent) -> None: ...
 
+    def raise_finding(self, finding: Finding, *, tenant_id: str, license_id: str, now_ms: int) -> Raised:
+        """Raise, update or leave the finding's flag (with anomaly.detected when raised), atomically."""
+
+    def get_flag(self, flag_id_: str) -> Flag | None: ...
+
+    def list_flags(self, *, tenant_id: str | None, license_id: str | None, state: str | None, after: str = "",
+                   limit: int = 100) -> list[Flag]: ...
+
+    def update_flag(self, flag_id_: str, change: Callable[[Flag], tuple[Flag, AuditEvent]]) -> Flag:
+        """Apply `change` atomically; NotFound if there is none."""
+
     def licenses_expiring(self, *, since_ms: int, until_ms: int) -> list[License]:
         """Licenses whose expiry lies in [since, until]."""
 
@@ -307,6 +321,34 @@ class SecretText(Protocol):
 class WebhookPost(Protocol):
     def post(self, url: str, address: str, body: bytes, headers: dict[str, str]) -> Any:
         """POST to `url`, connected to `address` only: a Sent (status | None, error, latency_ms)."""
+
+
+class SignalNotes(Protocol):
+    """Conflict detection's notes, on the hot path (shared/seats/signals.py SignalLedger)."""
+
+    def note(self, license_id: str, *, now_ms: int, keep_ms: int, pair: tuple[str, str] | None = None,
+             address: tuple[str, str, str] | None = None, grant: tuple[str, str] | None = None) -> None:
+        """Never raises for Redis being away: a note is a statistic."""
+
+
+class Mailer(Protocol):
+    def send(self, to: str, mail: NotificationMail, *, at_ms: int) -> MailSent:
+        """Send `mail` to the one address `to` through the relay, dated `at_ms`; how it went
+        (never raises for a refusal, a timeout or a lost connection: the MailSent says)."""
+
+
+class SignalReader(Protocol):
+    """The sweep's side of conflict detection's notes (shared/seats/signals.py SignalLedger)."""
+
+    def take_pass(self, *, interval_ms: int) -> bool: ...
+
+    def noted_since(self, since_ms: int, *, limit: int) -> list[tuple[str, int]]: ...
+
+    def evaluated_through(self) -> int: ...
+
+    def set_evaluated_through(self, ms: int, *, now_ms: int) -> None: ...
+
+    def signals(self, license_id: str, *, now_ms: int, keep_ms: int) -> Signals: ...
 
 
 class NotificationInbox(Protocol):

@@ -50,7 +50,15 @@ from shared.errors import (
 )
 from shared.ids import IdGenerator, license_id_of_session, license_id_of_ticket, new_ticket_id
 from shared.licensing.license_directory import CachedLicense, LicenseDirectory
-from shared.licensing.ports import DurableRecord, LeaseProof, LeaseSigner, RateLimiter, SeatLedger, UsageRecord
+from shared.licensing.ports import (
+    DurableRecord,
+    LeaseProof,
+    LeaseSigner,
+    RateLimiter,
+    SeatLedger,
+    SignalNotes,
+    UsageRecord,
+)
 from shared.licensing.rebuild import SeatRebuilder
 from shared.licensing.requests import AcquireRequest, BorrowRequest, ReleaseRequest, SessionRequest, ValidateRequest
 from shared.licensing.settlement import settle
@@ -126,8 +134,9 @@ def _denial_reason(refusal: ServiceError) -> str | None:
 class SeatService:
     def __init__(self, *, licenses: LicenseDirectory, seats: SeatLedger, store: DurableRecord, usage: UsageRecord,
                  signer: LeaseSigner, lease_proof: LeaseProof, clock: Clock, ids: IdGenerator, issuer: str,
-                 rate_limiter: RateLimiter, license_acquire_limit: Limit):
+                 rate_limiter: RateLimiter, license_acquire_limit: Limit, signals: SignalNotes | None = None):
         self._licenses = licenses
+        self._signals = signals
         self._seats = seats
         self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=usage, clock=clock)
         self._lease_proof = lease_proof
@@ -272,15 +281,24 @@ class SeatService:
         return record
 
     # -- operations -----------------------------------------------------------------------
-    def acquire_seat(self, caller: Principal, request: AcquireRequest) -> SeatReply:
+    def _note(self, caller: Principal, lic: License, now_ms: int, *, pair: tuple[str, str] | None = None,
+              address: tuple[str, str, str] | None = None, grant: tuple[str, str] | None = None) -> None:
+        """Conflict detection's notes (shared/seats/signals.py): a person's use, not a machine
+        key's (a build farm's one key on many runners is what it is for)."""
+        if self._signals is not None and not caller.is_machine:
+            self._signals.note(lic.id, now_ms=now_ms, keep_ms=lic.anomaly_rules.longest_window_ms, pair=pair,
+                               address=address, grant=grant)
+
+    def acquire_seat(self, caller: Principal, request: AcquireRequest, *, client_ip: str | None = None) -> SeatReply:
         entry = self._licenses.by_key(request.license_key)
         annotate(tenant=entry.license.tenant_id, license=entry.license.id)
         seen = _Seen(entry.license)
         with self._support_line(seen):
             self._check_machine(caller, entry.license, holds_seat=True)
-            return self._acquire(caller, request, entry, seen)
+            return self._acquire(caller, request, entry, seen, client_ip)
 
-    def _acquire(self, caller: Principal, request: AcquireRequest, entry: CachedLicense, seen: _Seen) -> SeatReply:
+    def _acquire(self, caller: Principal, request: AcquireRequest, entry: CachedLicense, seen: _Seen,
+                 client_ip: str | None) -> SeatReply:
         self._rate_limiter.charge([("license", entry.license.id, self._license_acquire_limit)])
         self._signer.prepare(self._clock.now_ms() // 1000)
         new_session_id = self._ids.session_id(entry.license.id)
@@ -317,6 +335,10 @@ class SeatService:
             if reason is not None and seen.license is not None:
                 self._count_denial(seen.license, reason)
             raise
+        granted = outcome.kind == "GRANTED"
+        self._note(caller, lic, now_ms, pair=(caller.uid, request.hardware_id),
+                   grant=(caller.uid, outcome.session_id) if granted else None,
+                   address=(outcome.session_id, caller.uid, client_ip) if granted and client_ip else None)
         if outcome.kind == "TICKET_GONE":
             raise TicketGone("this place in the queue has lapsed (polled too late, or its seat not claimed in time) "
                              "or was cancelled; acquire with wait again")
@@ -499,9 +521,11 @@ class SeatService:
         except BackendUnavailable:
             log.warning("a refusal of %s (%s) was not counted: its seat table is unavailable", lic.id, reason)
 
-    def heartbeat(self, caller: Principal, request: SessionRequest) -> SeatReply:
+    def heartbeat(self, caller: Principal, request: SessionRequest, *, client_ip: str | None = None) -> SeatReply:
         lic, now_ms, outcome = self._extend(caller, request.session_id, lambda lic: lic.lease_ttl_s * 1000,
                                             lease_token=request.lease_token)
+        if client_ip:
+            self._note(caller, lic, now_ms, address=(request.session_id, outcome.uid, client_ip))
         token = self._lease_token(lic, request.session_id, outcome.uid, outcome.hardware_id, now_ms, outcome.expires_ms,
                                   overage=outcome.overage, ci=outcome.ci)
         return SeatReply(False, {

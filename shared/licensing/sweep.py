@@ -49,8 +49,10 @@ from shared.clock import Clock
 from shared.domain import EndReason, License, SessionEnd
 from shared.domain.leases import LeaseRecord, SweepLockLost
 from shared.domain.notifications import usage_notices
+from shared.domain.times import HOUR_MS
 from shared.domain.usage import hour_key
 from shared.errors import BackendUnavailable, SeatTableRebuilding
+from shared.licensing.anomaly_watch import AnomalyWatch
 from shared.licensing.license_directory import LicenseDirectory
 from shared.licensing.notification_outbox import NotificationOutbox
 from shared.licensing.ports import DurableRecord, SeatLedger, SweepLedger, SweepLock
@@ -75,6 +77,8 @@ class SweepReport:
     audited: int = 0  # Firestore-active sessions checked against Redis this run
     hours_closed: int = 0  # usage hours made final this run
     published: int = 0  # notifications published to Pub/Sub this run
+    anomalies_evaluated: int = 0  # licenses whose conflict-detection notes were evaluated this run
+    anomalies_raised: int = 0  # conflict flags raised (or raised again) this run
     started: float = field(default_factory=time.perf_counter)
 
     def as_json(self) -> dict[str, Any]:
@@ -84,19 +88,22 @@ class SweepReport:
             "complete": self.complete, "skipped": self.skipped, "recovered": self.recovered,
             "licenses": self.licenses, "firestore_writes": self.firestore_writes, "rebuilt": self.rebuilt,
             "audited": self.audited, "hours_closed": self.hours_closed, "published": self.published,
+            "anomalies": {"evaluated": self.anomalies_evaluated, "raised": self.anomalies_raised},
         }
 
 
 class Sweeper:
     def __init__(self, *, seats: SeatLedger, ledger: SweepLedger, store: DurableRecord, licenses: LicenseDirectory,
                  history: UsageHistory, clock: Clock, outbox: NotificationOutbox | None = None,
-                 budget_s: float = 45.0, batch: int = 250, verify_after_s: int = 60, audit_slice: int = 500):
+                 anomalies: AnomalyWatch | None = None, budget_s: float = 45.0, batch: int = 250,
+                 verify_after_s: int = 60, audit_slice: int = 500):
         self._seats = seats
         self._ledger = ledger
         self._store = store
         self._licenses = licenses
         self._history = history
         self._outbox = outbox
+        self._anomalies = anomalies
         self._noticed: set[str] = set()  # notices recorded by this process (usage_notices' ids)
         self._clock = clock
         self._rebuilder = SeatRebuilder(seats=seats, store=store, usage=history.record, clock=clock)
@@ -134,6 +141,10 @@ class Sweeper:
                 report.firestore_writes += self._history.checkpoint()
             if time.monotonic() < deadline:
                 self._audit(report, lock)
+            if self._anomalies is not None and time.monotonic() < deadline:  # before the outbox: flags go out now
+                watched = self._anomalies.run(lock, deadline)
+                report.anomalies_evaluated, report.anomalies_raised = watched.evaluated, watched.raised
+                report.firestore_writes += watched.firestore_writes
             if self._outbox is not None:
                 report.published, writes = self._outbox.publish_pending(lock, deadline)
                 report.firestore_writes += writes
@@ -188,16 +199,17 @@ class Sweeper:
     def _notice_usage(self, lic: License, taken: dict[str, dict[str, int]], report: SweepReport) -> None:
         """Record what this hour's counters make known (seats exhausted, a long queue wait),
         once per hour each: the process remembers what it recorded, and a record made by
-        another instance is refused by its deterministic id."""
+        another instance is refused by its deterministic id. The hour before counts too: a
+        refusal in its last seconds is taken by the first sweep of the next."""
         now = self._clock.now_ms()
-        hour = hour_key(now)
-        for notice in usage_notices(lic.id, lic.tenant_id, hour, taken.get(hour, {}), max_seats=lic.max_seats,
-                                    now_ms=now):
-            if notice.id in self._noticed:
-                continue
-            if self._store.record_notice(notice):
-                report.firestore_writes += 1
-            self._noticed.add(notice.id)
+        for hour in sorted({hour_key(now - HOUR_MS), hour_key(now)}):
+            for notice in usage_notices(lic.id, lic.tenant_id, hour, taken.get(hour, {}), max_seats=lic.max_seats,
+                                        now_ms=now):
+                if notice.id in self._noticed:
+                    continue
+                if self._store.record_notice(notice):
+                    report.firestore_writes += 1
+                self._noticed.add(notice.id)
         if len(self._noticed) > 100_000:  # a memo, not a record: forget it now and then
             self._noticed.clear()
 

@@ -7,6 +7,12 @@ domain/webhooks.py) and again at every delivery, against every address it resolv
 An endpoint's signing secret is made here, put in Secret Manager under the endpoint's id
 (WEBHOOK_SECRET_PREFIX), and given back once, in the answer that made or rotated it. Each
 change is an audit event. Another tenant's endpoint is 404, as for no endpoint.
+
+An e-mail endpoint (URL mailto:<address>: shared/domain/email_notifications.py) is made
+and kept the same way but has no secret (none is made, rotated or deleted); made without
+`events`, it gets the expiry warnings (DEFAULT_EVENTS). It can be made only where the
+service sends e-mail (SMTP_HOST), and stays an e-mail endpoint (its URL cannot become a
+webhook's, nor a webhook's a mailto:).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.domain import AuditEvent, Principal
+from shared.domain.email_notifications import DEFAULT_EVENTS, is_mailto, mailto_problem
 from shared.domain.notifications import encoded
 from shared.domain.times import rfc3339
 from shared.domain.webhook_endpoints import MAX_ENDPOINTS_PER_TENANT, SecretVersion, WebhookEndpoint
@@ -40,7 +47,7 @@ TEST_EVENT = "webhook.test"
 class WebhookAdmin:
     def __init__(self, *, store: DurableRecord, secrets: WebhookSecrets | None, clock: Clock, ids: IdGenerator,
                  allow_private: bool, deliveries: DeliveryRecord | None = None,
-                 delivery: WebhookDelivery | None = None):
+                 delivery: WebhookDelivery | None = None, sends_mail: bool = False):
         self._store = store
         self._secrets = secrets
         self._clock = clock
@@ -48,6 +55,7 @@ class WebhookAdmin:
         self._allow_private = allow_private
         self._deliveries = deliveries
         self._delivery = delivery
+        self._sends_mail = sends_mail  # SMTP_HOST is set: e-mail endpoints can be made
 
     def _secret_store(self) -> WebhookSecrets:
         if self._secrets is None:  # WEBHOOK_SECRET_PREFIX unset: nowhere to keep a secret
@@ -55,7 +63,13 @@ class WebhookAdmin:
         return self._secrets
 
     def _url(self, url: str) -> str:
-        problem = webhook_url_problem(url, allow_private=self._allow_private)
+        if is_mailto(url):
+            if not self._sends_mail:
+                raise InvalidRequest("url: e-mail delivery is not configured on this service (SMTP_HOST)",
+                                     field="url")
+            problem = mailto_problem(url)
+        else:
+            problem = webhook_url_problem(url, allow_private=self._allow_private)
         if problem is not None:
             raise InvalidRequest(f"url: {problem}", field="url")
         return url
@@ -91,18 +105,24 @@ class WebhookAdmin:
         if len(self._store.list_webhooks(tenant_id=tenant_id, limit=MAX_ENDPOINTS_PER_TENANT)) \
                 >= MAX_ENDPOINTS_PER_TENANT:
             raise InvalidRequest(f"a tenant has at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints")
-        secret, webhook_id = new_webhook_secret(), new_webhook_id()
-        version = self._secret_store().create(webhook_id, secret)
+        webhook_id, email = new_webhook_id(), is_mailto(url)
+        events = tuple(dict.fromkeys(request.events)) or (DEFAULT_EVENTS if email else ())
+        secret = None if email else new_webhook_secret()  # an e-mail is not signed
+        versions = () if secret is None else (SecretVersion(self._secret_store().create(webhook_id, secret)),)
         endpoint = WebhookEndpoint(
-            id=webhook_id, tenant_id=tenant_id, url=url, events=tuple(dict.fromkeys(request.events)),
-            description=request.description, created_ms=self._clock.now_ms(), created_by=caller.uid,
-            secret_versions=(SecretVersion(version),))
+            id=webhook_id, tenant_id=tenant_id, url=url, events=events, description=request.description,
+            created_ms=self._clock.now_ms(), created_by=caller.uid, secret_versions=versions)
         try:
             self._store.create_webhook(endpoint, self._event(caller, endpoint, "webhook.create", url=url,
                                                              events=list(endpoint.events)))
         except BaseException:
-            self._secret_store().delete(webhook_id)  # no endpoint, no secret
+            if secret is not None:
+                self._secret_store().delete(webhook_id)  # no endpoint, no secret
             raise
+        if secret is None:
+            return {"webhook": self._view(endpoint), "secret": None,
+                    "notice": "an e-mail endpoint has no signing secret: notifications are sent to the address "
+                              "through the service's SMTP relay"}
         return {"webhook": self._view(endpoint), "secret": secret,
                 "notice": "the secret is shown this once: keep it where the receiver can read it"}
 
@@ -118,8 +138,12 @@ class WebhookAdmin:
         return {"webhook": self._view(self._visible(caller, webhook_id))}
 
     def update(self, caller: Principal, webhook_id: str, request: UpdateWebhookRequest) -> dict[str, Any]:
-        self._visible(caller, webhook_id)
+        existing = self._visible(caller, webhook_id)
         url = self._url(request.url) if request.url is not None else None
+        if url is not None and is_mailto(url) != is_mailto(existing.url):
+            # an e-mail endpoint has no secret to sign a webhook with (and a webhook's would be left over)
+            raise InvalidRequest("url: an e-mail endpoint stays one, and a webhook stays a webhook: make a new "
+                                 "endpoint for the other kind", field="url")
 
         def change(endpoint: WebhookEndpoint) -> tuple[WebhookEndpoint, AuditEvent]:
             changed = replace(
@@ -141,6 +165,8 @@ class WebhookAdmin:
     def rotate(self, caller: Principal, webhook_id: str, request: RotateWebhookRequest) -> dict[str, Any]:
         """A new secret (shown once); the one before signs beside it for the overlap."""
         endpoint = self._visible(caller, webhook_id)
+        if is_mailto(endpoint.url):
+            raise InvalidRequest("an e-mail endpoint has no signing secret to rotate")
         secret = new_webhook_secret()
         version = self._secret_store().add(endpoint.id, secret)
         now = self._clock.now_ms()
@@ -158,7 +184,8 @@ class WebhookAdmin:
     def delete(self, caller: Principal, webhook_id: str) -> dict[str, Any]:
         endpoint = self._visible(caller, webhook_id)
         self._store.delete_webhook(endpoint.id, self._event(caller, endpoint, "webhook.delete", url=endpoint.url))
-        self._secret_store().delete(endpoint.id)
+        if not is_mailto(endpoint.url):
+            self._secret_store().delete(endpoint.id)
         return {"status": "deleted", "id": endpoint.id}
 
     # -- the delivery log, and a test event --------------------------------------------------------

@@ -8,6 +8,11 @@ the one before during a rotation's overlap), sends it to a checked address only
 later (no answer, 5xx, 408, 429), or refused for good (any other 4xx, a refused address).
 When to try again, and when to give up, are the domain's (next_attempt_delay_s,
 GIVE_UP_AFTER_S); keeping the attempts is the caller's.
+
+An e-mail endpoint (mailto:, shared/domain/email_notifications.py) is sent the
+notification's mail through the relay (the Mailer) instead, and judged by the SMTP
+server's reply, the attempt's status: 2xx delivered; 4xx, no answer or a failure of the
+relay session tried again on the same schedule; 5xx refused for good.
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.clock import Clock
+from shared.domain.email_notifications import (
+    is_mailto,
+    mail_delivered,
+    mail_retryable,
+    mailto_address,
+    mailto_problem,
+    notification_mail,
+)
 from shared.domain.notifications import encoded
 from shared.domain.webhook_endpoints import Delivery, WebhookEndpoint
 from shared.domain.webhooks import (
@@ -31,7 +44,7 @@ from shared.domain.webhooks import (
     signature_headers,
 )
 from shared.errors import BackendUnavailable
-from shared.licensing.ports import SecretText, WebhookPost
+from shared.licensing.ports import Mailer, SecretText, WebhookPost
 
 USER_AGENT = "coditect-license-webhooks/1"
 
@@ -65,14 +78,17 @@ def next_state(delivery: Delivery, attempt: Attempt) -> tuple[str, int | None]:
 
 class WebhookDelivery:
     def __init__(self, *, secrets: SecretText, sender: WebhookPost, clock: Clock, allow_private: bool,
-                 resolver: Resolver = socket.getaddrinfo):
+                 resolver: Resolver = socket.getaddrinfo, mailer: Mailer | None = None):
         self._secrets = secrets
         self._sender = sender
         self._clock = clock
         self._allow_private = allow_private
         self._resolver = resolver
+        self._mailer = mailer  # None: SMTP_HOST unset, no e-mail is sent
 
     def attempt(self, message: dict[str, Any], endpoint: WebhookEndpoint) -> Attempt:
+        if is_mailto(endpoint.url):
+            return self._email(message, endpoint)
         now = self._clock.now_ms()
         body = encoded(message).encode()
         parts = urlsplit(endpoint.url)
@@ -92,3 +108,15 @@ class WebhookDelivery:
         ok = delivered(sent.status)
         return Attempt(now, sent.status, sent.error, sent.latency_ms, delivered=ok,
                        retry=not ok and RETRYABLE(sent.status))
+
+    def _email(self, message: dict[str, Any], endpoint: WebhookEndpoint) -> Attempt:
+        now = self._clock.now_ms()
+        problem = mailto_problem(endpoint.url)  # checked when saved: a damaged record is refused, never sent
+        if problem is not None:
+            return Attempt(now, None, f"address refused: {problem}", 0, delivered=False, retry=False)
+        if self._mailer is None:  # the operator may configure it yet: tried again, parked after 24 hours
+            return Attempt(now, None, "e-mail delivery is not configured on this service (SMTP_HOST)", 0,
+                           delivered=False, retry=True)
+        sent = self._mailer.send(mailto_address(endpoint.url), notification_mail(message), at_ms=now)
+        return Attempt(now, sent.status, sent.error, sent.latency_ms, delivered=mail_delivered(sent),
+                       retry=mail_retryable(sent))

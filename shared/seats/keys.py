@@ -72,6 +72,31 @@ RECOVERY_EPOCH = "sweep:{epoch}"
 back in; any other value (or none) means this Redis may have lost data since."""
 
 
+@dataclass(frozen=True)
+class SignalKeys:
+    """What the seat functions note for conflict detection (shared/domain/anomalies.py), per
+    license, under its hash tag: sorted sets of JSON members scored with when each was last
+    seen, and one hash of when each was first seen."""
+
+    pairs: str  # [uid, hardware id]
+    addresses: str  # [session id, uid, client address]
+    grants: str  # [uid, session id]
+    first: str  # "<kind> <member>" -> first seen (ms)
+
+    @classmethod
+    def of(cls, license_id: str) -> SignalKeys:
+        tag = "{" + license_id + "}"
+        return cls(*(f"sig:{tag}:{part}" for part in ("pairs", "addresses", "grants", "first")))
+
+
+SIGNALS_INDEX = "sig:{index}"
+"""Licenses with notes, scored with their latest: the sweep evaluates those noted since its last pass."""
+SIGNALS_PASS = "sig:{index}:pass"
+"""Held (SET NX PX) by the sweep that makes this pass: one every few minutes."""
+SIGNALS_THROUGH = "sig:{index}:through"
+"""Up to when (ms) every license's notes were evaluated."""
+
+
 def machine_key_use_slot(key_id: str, window: int) -> str:
     """Taken (SET NX) by the one instance that records a machine key's last use in this
     window (a minute of the service's clock: shared/auth/machine_keys.py)."""

@@ -36,6 +36,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.domain import AuditEvent, License, MachineKey, SeatPolicy, SessionEnd, SessionRecord, Tenant
+from shared.domain.anomalies import AnomalyRules, Finding, Flag, Raised, flag_id, raise_finding
 from shared.domain.notifications import notification_type
 from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.domain.webhook_endpoints import SecretVersion, WebhookEndpoint
@@ -90,6 +91,24 @@ class FirestoreStore:
             return fn(*args, **kwargs)
         except TRANSIENT_ERRORS as exc:
             raise BackendUnavailable("firestore") from exc
+
+    def _read_modify_write(self, collection: str, doc_id: str, what: str,
+                           read: Callable[[str, dict[str, Any]], T], write: Callable[[T], dict[str, Any]],
+                           change: Callable[[T], tuple[T, AuditEvent]]) -> T:
+        """`change` applied to a document as stored, with its audit event, in one transaction
+        (it may run more than once: it must have no side effects). NotFound if there is none."""
+        ref = self._db.collection(collection).document(doc_id)
+
+        def body(transaction: firestore.Transaction) -> T:
+            snap = ref.get(transaction=transaction, **self._opts())
+            if not snap.exists:
+                raise NotFound(f"no {what} {doc_id}")
+            updated, event = change(read(snap.id, _fields(snap)))
+            transaction.set(ref, write(updated))
+            self._add_event(transaction, event)
+            return updated
+
+        return self._transact(body)
 
     def _opts(self) -> dict[str, Any]:
         return {"timeout": self._timeout_s, "retry": self._retry}
@@ -189,18 +208,8 @@ class FirestoreStore:
         Raises:
             NotFound: there is no license `license_id`.
         """
-        ref = self._db.collection("licenses").document(license_id)
-
-        def read_modify_write(transaction: firestore.Transaction) -> License:
-            snap = ref.get(transaction=transaction, **self._opts())
-            if not snap.exists:
-                raise NotFound(f"no license {license_id}")
-            updated, event = change(self._license_from(snap.id, _fields(snap)))
-            transaction.set(ref, self._license_doc(updated))
-            self._add_event(transaction, event)
-            return updated
-
-        return self._transact(read_modify_write)
+        return self._read_modify_write("licenses", license_id, "license", self._license_from, self._license_doc,
+                                       change)
 
     def revoke_license(self, license: License, event: AuditEvent) -> bool:
         """Mark the license revoked and drop its key from the index: the key opens nothing now.
@@ -283,6 +292,7 @@ class FirestoreStore:
             "policy": lic.policy.as_json(),
             "ci_seats": lic.ci_seats,
             "support_contact": lic.support_contact,
+            "anomaly_rules": lic.anomaly_rules.stored(),
             "revoked_at": _dt(lic.revoked_ms),
             "key_hash": lic.key_hash,
             "created_at": _dt(lic.created_ms),
@@ -310,6 +320,7 @@ class FirestoreStore:
             policy=SeatPolicy.from_json(data.get("policy")),
             ci_seats=int(data.get("ci_seats") or 0),
             support_contact=data.get("support_contact") or None,
+            anomaly_rules=AnomalyRules.from_json(data.get("anomaly_rules")),
             revoked_ms=_ms(data.get("revoked_at")),
             key_hash=data["key_hash"],
             created_ms=datetime_to_ms(data["created_at"]),
@@ -489,18 +500,8 @@ class FirestoreStore:
                        change: Callable[[WebhookEndpoint], tuple[WebhookEndpoint, AuditEvent]]) -> WebhookEndpoint:
         """Apply `change` as one atomic read-modify-write (it may run more than once). NotFound
         if there is no such endpoint."""
-        ref = self._db.collection("webhooks").document(webhook_id)
-
-        def read_modify_write(transaction: firestore.Transaction) -> WebhookEndpoint:
-            snap = ref.get(transaction=transaction, **self._opts())
-            if not snap.exists:
-                raise NotFound(f"no webhook {webhook_id}")
-            updated, event = change(self._webhook_from(snap.id, _fields(snap)))
-            transaction.set(ref, self._webhook_doc(updated))
-            self._add_event(transaction, event)
-            return updated
-
-        return self._transact(read_modify_write)
+        return self._read_modify_write("webhooks", webhook_id, "webhook", self._webhook_from, self._webhook_doc,
+                                       change)
 
     def delete_webhook(self, webhook_id: str, event: AuditEvent) -> None:
         batch = self._db.batch()
@@ -593,6 +594,70 @@ class FirestoreStore:
             mode=d["mode"], key_hash=d["key_hash"], created_by=d["created_by"],
             created_ms=datetime_to_ms(d["created_at"]), last_used_ms=_ms(d.get("last_used_at")),
             revoked_ms=_ms(d.get("revoked_at")),
+        )
+
+    # -- conflict flags (shared/domain/anomalies.py) ------------------------------------
+    def raise_finding(self, finding: Finding, *, tenant_id: str, license_id: str, now_ms: int) -> Raised:
+        """Raise, update or leave the finding's flag, atomically with its anomaly.detected
+        event when it is raised (again)."""
+        ref = self._db.collection("anomalies").document(flag_id(license_id, finding.rule, finding.subject))
+
+        def read_modify_write(transaction: firestore.Transaction) -> Raised:
+            snap = ref.get(transaction=transaction, **self._opts())
+            before = self._flag_from(snap.id, _fields(snap)) if snap.exists else None
+            raised = raise_finding(before, finding, tenant_id=tenant_id, license_id=license_id, now_ms=now_ms)
+            if raised.change != "unchanged":
+                transaction.set(ref, self._flag_doc(raised.flag))
+            if raised.event_id is not None:
+                self._add_event(transaction, AuditEvent(
+                    raised.event_id, tenant_id, license_id, "anomaly.detected", "system", now_ms,
+                    details=raised.flag.event_details()))
+            return raised
+
+        return self._transact(read_modify_write)
+
+    def get_flag(self, flag_id_: str) -> Flag | None:
+        snap = self._call(self._db.collection("anomalies").document(flag_id_).get, **self._opts())
+        return self._flag_from(snap.id, _fields(snap)) if snap.exists else None
+
+    def list_flags(self, *, tenant_id: str | None, license_id: str | None, state: str | None, after: str = "",
+                   limit: int = 100) -> list[Flag]:
+        """Flags in id order (a license's by rule), `limit` after the id `after`."""
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("anomalies")
+        if tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+        if license_id is not None:
+            query = query.where(filter=firestore.FieldFilter("license_id", "==", license_id))
+        if state is not None:
+            query = query.where(filter=firestore.FieldFilter("state", "==", state))
+        return [self._flag_from(s.id, _fields(s)) for s in self._page(query, after=after, limit=limit)]
+
+    def update_flag(self, flag_id_: str, change: Callable[[Flag], tuple[Flag, AuditEvent]]) -> Flag:
+        """Apply `change` as one atomic read-modify-write. NotFound if there is no such flag."""
+        return self._read_modify_write("anomalies", flag_id_, "flag", self._flag_from, self._flag_doc, change)
+
+    @staticmethod
+    def _flag_doc(flag: Flag) -> dict[str, Any]:
+        return {
+            "tenant_id": flag.tenant_id, "license_id": flag.license_id, "rule": flag.rule, "subject": flag.subject,
+            "uid": flag.uid, "count": flag.observed, "threshold": flag.threshold, "window_s": flag.window_s,
+            "first_seen_at": _dt(flag.first_seen_ms), "last_seen_at": _dt(flag.last_seen_ms),
+            "examples": list(flag.examples), "state": flag.state, "detected_at": _dt(flag.detected_ms),
+            "updated_at": _dt(flag.updated_ms), "times_raised": flag.times_raised,
+            "acknowledged_at": _dt(flag.acknowledged_ms), "acknowledged_by": flag.acknowledged_by,
+            "acknowledged_count": flag.acknowledged_count, "note": flag.note,
+        }
+
+    @staticmethod
+    def _flag_from(flag_id_: str, d: dict[str, Any]) -> Flag:
+        return Flag(
+            id=flag_id_, tenant_id=d["tenant_id"], license_id=d["license_id"], rule=d["rule"], subject=d["subject"],
+            uid=d.get("uid"), observed=int(d["count"]), threshold=int(d["threshold"]), window_s=int(d["window_s"]),
+            first_seen_ms=datetime_to_ms(d["first_seen_at"]), last_seen_ms=datetime_to_ms(d["last_seen_at"]),
+            examples=tuple(d.get("examples") or ()), state=d["state"], detected_ms=datetime_to_ms(d["detected_at"]),
+            updated_ms=datetime_to_ms(d["updated_at"]), times_raised=int(d.get("times_raised") or 1),
+            acknowledged_ms=_ms(d.get("acknowledged_at")), acknowledged_by=d.get("acknowledged_by"),
+            acknowledged_count=d.get("acknowledged_count"), note=d.get("note"),
         )
 
     # -- audit events --------------------------------------------------------------

@@ -156,3 +156,15 @@ def test_the_hours_first_refusal_and_long_queue_wait_are_made_known_once(world, 
     assert exhausted["data"]["refused"] >= 1 and exhausted["data"]["max_seats"] == 1
     [waited] = [m for m in got if m["type"] == "queue.long_wait"]
     assert waited["data"] == {"actor": "system", "hour": waited["data"]["hour"], "callers": 1, "waited_over_s": 600}
+
+
+def test_a_refusal_in_an_hours_last_seconds_is_made_known_by_the_next_hours_first_sweep(world, inbox):
+    hour_ms = 3_600_000
+    world.clock.set_ms((world.clock.now_ms() // hour_ms + 1) * hour_ms - 5_000)  # hh:59:55
+    lic, key = world.license(seats=1)
+    world.acquire(key, uid="holder")
+    assert world.call("acquire", {"license_key": key, "hardware_id": "hw"}, uid="late")[0] == 409
+    world.clock.advance(seconds=15)  # the sweep's first run of the next hour takes the refusal
+    assert world.sweep()[0] == 200
+    [exhausted] = [m for m in inbox({lic.id}, want=2) if m["type"] == "seats.exhausted"]
+    assert exhausted["data"]["refused"] == 1

@@ -110,3 +110,66 @@ def test_a_message_notify_cannot_read_is_dead_lettered_after_five_attempts(world
     assert letters == [b'{"id": "not-a-notification"}', b"\xff not json"]
     assert {m.message.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in answer.received_messages} \
         == {"5"}
+
+
+def test_a_receiver_gets_every_event_type_once_each_signed(world, pubsub):
+    """Each notification type happens once here; the receiver, subscribed to all, gets each
+    event once (no event id twice) and every delivery verifies with the SDK."""
+    from shared.domain.notifications import NOTIFICATION_TYPES
+    from shared.domain.policies import QueuePolicy, SeatPolicy
+
+    world.reconfigure(notify_subscription=world.rt.settings.notify_subscription, anomaly_check_interval_s=0)
+    receiver = Receiver([200])
+    owner = {"role": "owner", "uid": "vendor"}
+    try:
+        made = world.admin("POST", "webhooks", tenant=world.tenant, body={"url": receiver.url})
+        secret = made.get_json()["secret"]
+        start = world.clock.now_ms()
+        # one seat, one in the overdraft, a queue: seats.overage, seats.exhausted, queue.long_wait
+        busy, busy_key = world.license(seats=1, lease_ttl_s=3600, heartbeat_interval_s=600, policy=SeatPolicy(
+            overdraft_seats=1, queue=QueuePolicy(poll_interval_s=300, claim_window_s=300)))
+        first = world.acquire(busy_key, uid="first", hw="hw-first")
+        world.acquire(busy_key, uid="second", hw="hw-second")  # in the overdraft
+        status, queued = world.call("acquire", {"license_key": busy_key, "hardware_id": "hw", "wait": True},
+                                    uid="waiter")
+        assert status == 202, queued  # refused a seat: queued
+        for _ in range(3):
+            world.clock.advance(seconds=300)
+            world.call("acquire", {"license_key": busy_key, "hardware_id": "hw", "ticket": queued["ticket"]},
+                       uid="waiter")
+        assert world.admin("DELETE", f"licenses/{busy.id}/sessions/{first}", tenant=world.tenant).status_code == 200
+        assert world.call("acquire", {"license_key": busy_key, "hardware_id": "hw", "ticket": queued["ticket"]},
+                          uid="waiter")[0] == 201
+        # a shared key (anomaly.detected); changed, suspended, resumed, revoked
+        lic, key = world.license(seats=10)
+        for hw in ("a", "b", "c", "d"):
+            world.acquire(key, uid="sharer", hw=hw)
+        for change in ({"tier": "gold"}, {"suspended": True}, {"suspended": False}):
+            assert world.admin("PATCH", f"licenses/{lic.id}", **owner, body=change).status_code == 200
+        assert world.admin("DELETE", f"licenses/{lic.id}", **owner).status_code == 200
+        # a machine key made and revoked
+        made_key = world.admin("POST", "keys", tenant=world.tenant, body={"name": "ci", "licenses": [busy.id]})
+        assert world.admin("DELETE", f"keys/{made_key.get_json()['key']['id']}", tenant=world.tenant).status_code == 200
+        assert world.sweep()[0] == 200
+        # expiring (7 days before: the nearest when first seen), then expired
+        ending, _ = world.license(seats=1, expires_ms=start + 5 * 86_400_000)
+        _scan = world.clients["sweep"].post
+        token = {"Authorization": f"Bearer {world.stack.scheduler_token()}"}
+        assert _scan("/expiry", headers=token).get_json()["expiring"] == 1
+        world.clock.set_ms(ending.expires_ms + 60_000)
+        assert _scan("/expiry", headers=token).get_json()["expired"] >= 1
+        assert world.sweep()[0] == 200
+
+        deadline = time.monotonic() + 30
+        while {h["Coditect-Webhook-Type"] for _, h in receiver.received} < set(NOTIFICATION_TYPES) \
+                and time.monotonic() < deadline:
+            assert _notify(world)[0] == 200
+        events = [verify_webhook(body, headers, secret, now=world.clock.now_ms() / 1000)
+                  for body, headers in receiver.received]
+        assert {e["type"] for e in events} == set(NOTIFICATION_TYPES)
+        assert len({e["id"] for e in events}) == len(events)  # none twice
+        once_each = [e["type"] for e in events if e["license"] == lic.id]
+        assert sorted(once_each) == sorted(["license.created", "license.updated", "license.suspended",
+                                            "license.resumed", "license.revoked", "anomaly.detected"])
+    finally:
+        receiver.server.shutdown()

@@ -234,3 +234,30 @@ def test_webhook_listen_is_for_the_dev_stack_only(id_token):
     done = run("licensectl", "webhook-listen", "--once", env=env)
     assert (done.returncode, done.stdout) == (2, "")
     assert "webhook-listen is for the local dev stack only" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_licensectl_makes_an_e_mail_endpoint_which_has_no_secret_and_gets_a_test_e_mail(function_server, stack,
+                                                                                        id_token):
+    """mailto: through the functions as served: the test e-mail goes out through the stack's SMTP relay."""
+    _, admin, tenant_id = _new_tenant(function_server, id_token, "mail", "Mail Ltd")
+    address = f"ops-{tenant_id}@mail.example"
+    created = run("licensectl", *admin, "create-webhook", f"mailto:{address}")
+    assert created.returncode == 0, created.stderr
+    webhook_id = re.search(r"^webhook (wh_[0-9a-z]{20}) ", created.stdout, re.M)[1]
+    assert "  no signing secret: e-mail" in created.stdout and "whsec_" not in created.stdout
+    assert "events: license.expiring, license.expired" in created.stdout
+    detail = run("licensectl", *admin, "webhook", webhook_id)
+    assert re.search(r"^signing\s+none: e-mail$", detail.stdout, re.M), detail.stdout
+
+    tested = run("licensectl", *admin, "test-webhook", webhook_id)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert re.search(rf"^webhook\.test event test-\S+ delivered to {webhook_id}: SMTP 250 in \d+ ms$", tested.stdout)
+    [mail] = stack.mail.received(address)
+    assert mail.message["Subject"] == f"Test e-mail from the license server ({tenant_id})"
+    log = run("licensectl", *admin, "webhook-deliveries", webhook_id)
+    assert re.search(r"^    \S+Z  SMTP 250  \d+ ms$", log.stdout, re.M), log.stdout
+
+    refused = run("licensectl", *admin, "rotate-webhook-secret", webhook_id)
+    assert refused.returncode == 1 and "no signing secret to rotate" in refused.stderr
+    bad = run("licensectl", *admin, "create-webhook", f"mailto:{address}?bcc=x@evil.example")
+    assert bad.returncode == 1 and "400" in bad.stderr and "no ?headers" in bad.stderr

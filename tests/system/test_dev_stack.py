@@ -201,6 +201,19 @@ def test_dev_stack_serves_the_walk_through_with_real_sign_ins_and_stops_cleanly(
         assert listener.returncode == 0 and "license.suspended" in out and "signature ok" in out, out + err
         assert f"scripts/licensectl resume {license_id}" in lines
 
+        # expiry warnings by e-mail: the walk-through's lines as printed, the mail read where it says
+        first = next(i for i, line in enumerate(lines) if line.startswith("scripts/licensectl create-webhook mailto:"))
+        mail_lines = lines[first:first + 4]
+        for line in mail_lines[:3]:
+            done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120, env=tools_env,
+                                  cwd=REPO)
+            assert done.returncode == 0, line + done.stdout + done.stderr
+        folder = Path(mail_lines[3].split()[1])
+        deadline = time.monotonic() + 60
+        while not (mails := sorted(folder.glob("*.eml"))) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert mails and "expires in 7 days (demo)" in mails[-1].read_text(), mails
+
         children = _descendants(dev.process.pid)
         assert children, "the stack runs its servers as children"
 

@@ -181,6 +181,19 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("DELETE", f"/admin/licenses/{pooled_id}/queue/{waiting['ticket']}", token=admin, expect=200)
     api("DELETE", f"/admin/licenses/{pooled_id}/queue/{waiting['ticket']}", token=admin, expect=200)
     api("DELETE", f"/admin/licenses/{pooled_id}/queue/nope", token=admin, expect=404)
+
+    # conflict detection: thresholds, flags, acknowledgement (a flag is raised in tests/functions/test_anomalies.py)
+    rules = api("PATCH", f"/admin/licenses/{pooled_id}", token=admin,
+                json={"anomaly_rules": {"grants_per_user": {"max": 10, "window_s": 600}}}, expect=200)
+    assert rules["license"]["anomaly_rules"]["grants_per_user"] == {"max": 10, "window_s": 600}
+    api("PATCH", f"/admin/licenses/{pooled_id}", token=admin, json={"anomaly_rules": {"x": {}}}, expect=400)
+    api("GET", "/admin/anomalies", token=admin, params={"state": "open"}, expect=200)
+    api("GET", "/admin/anomalies", token=admin, params={"state": "closed"}, expect=400)
+    api("GET", f"/admin/licenses/{pooled_id}/anomalies", token=admin, expect=200)
+    api("GET", "/admin/licenses/lic_00000000000000000000/anomalies", token=admin, expect=404)
+    flag = f"{pooled_id}.grants_per_user.{'0' * 20}"
+    api("POST", f"/admin/anomalies/{flag}/acknowledge", token=admin, json={"note": "seen"}, expect=404)
+    api("POST", f"/admin/anomalies/{flag}/acknowledge", token=admin, json={"note": ""}, expect=400)
     api("POST", "/acquire", token=other, json={"license_key": pooled_key, "hardware_id": "hw",
                                                "ticket": waiting["ticket"]}, expect=410)
     api("DELETE", f"/admin/keys/{made['key']['id']}", token=admin, expect=200)
@@ -211,6 +224,15 @@ def test_every_operation_answers_as_the_spec_says(api, id_token, stack):
     api("POST", f"{hook_path}/rotate", token=admin, json={"overlap_s": -1}, expect=400)
     api("DELETE", hook_path, token=admin, expect=200)
     api("DELETE", hook_path, token=admin, expect=404)
+    mail = api("POST", "/admin/webhooks", token=admin, json={"url": "mailto:ops@hooks.example"}, expect=201)
+    assert mail["secret"] is None and mail["webhook"]["events"] == ["license.expiring", "license.expired"]
+    mail_path = f"/admin/webhooks/{mail['webhook']['id']}"
+    api("POST", f"{mail_path}/test", token=admin, json={}, expect=200)  # the stack's SMTP relay
+    api("POST", f"{mail_path}/rotate", token=admin, json={}, expect=400)
+    api("PATCH", mail_path, token=admin, json={"url": "https://hooks.example.com/x"}, expect=400)
+    api("POST", "/admin/webhooks", token=admin, json={"url": "mailto:ops@hooks.example?bcc=x@hooks.example"},
+        expect=400)
+    api("DELETE", mail_path, token=admin, expect=200)
 
     # the scheduler's functions
     api("POST", "/sweep", token=stack.scheduler_token(), expect=200)

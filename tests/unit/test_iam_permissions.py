@@ -432,14 +432,16 @@ def _unreached_entries() -> list[dict]:
 
 @cache
 def _told(function: str) -> frozenset[str]:
-    """The environment variables Terraform gives the function: local.environment's, and
-    local.redis_environment's where uses_redis (tests/unit/test_terraform_env_parity.py
-    checks the function resource merges exactly these). A resource named by a variable a
-    function is not given is one its code cannot name."""
+    """The environment variables Terraform gives the function: local.environment's,
+    local.redis_environment's where uses_redis and local.mail_environment's where sends_mail
+    (tests/unit/test_terraform_env_parity.py checks the function resource merges exactly
+    these). A resource named by a variable a function is not given is one its code cannot name."""
     values = _locals(load(FUNCTIONS_MODULE))
     told = set(values["environment"])
     if _function_flags()[function]["uses_redis"]:
         told |= set(values["redis_environment"])
+    if _function_flags()[function]["sends_mail"]:
+        told |= set(values["mail_environment"])
     return frozenset(told)
 
 
@@ -874,8 +876,10 @@ def test_only_the_signing_functions_may_sign_and_only_redis_users_read_secrets()
                 for p in _permissions(grant.role)}
         flags = _function_flags()[function]
         assert (SIGN in held) == flags["signs"] == ("asymmetric_sign" in needed_calls(function)), function
-        # the Redis secrets: exactly the Redis users; any secret (webhook signing secrets too): its readers
-        assert flags["uses_redis"] == ("access_secret_version" in needed_calls(function)), function
+        # the Redis secrets and the SMTP password: exactly the Redis users and the mail senders;
+        # any secret (webhook signing secrets too): its readers
+        assert (flags["uses_redis"] or flags["sends_mail"]) == ("access_secret_version" in needed_calls(function)), \
+            function
         assert (READ_SECRET in held) == any(permission == READ_SECRET for permission, _ in needs(function)), function
 
 

@@ -19,8 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ADAPTERS = ("shared.seats", "shared.store", "shared.tokens", "shared.auth", "shared.ratelimit", "shared.http",
             "shared.webhook_http", "shared.webhook_secrets", "shared.google_secrets",
-            "shared.pubsub")
-BACKENDS = ("redis", "google", "firebase_admin", "grpc", "functions_framework", "flask", "urllib3")
+            "shared.pubsub", "shared.smtp_mail")
+BACKENDS = ("redis", "google", "firebase_admin", "grpc", "functions_framework", "flask", "urllib3", "smtplib")
 
 
 def _imports(path: Path) -> set[str]:

@@ -48,3 +48,27 @@ variable "alert_emails" {
   description = "Who is told when an alert fires."
   default     = []
 }
+
+variable "smtp_host" {
+  type        = string
+  description = "SMTP relay for e-mail notifications (mailto: endpoints); \"\": none (README, \"Notifications\")."
+  default     = ""
+}
+
+variable "smtp_port" {
+  type        = number
+  description = "The relay's submission port (STARTTLS)."
+  default     = 587
+}
+
+variable "smtp_username" {
+  type        = string
+  description = "The relay account; its password goes into the <environment>-smtp-password secret (docs/operations.md)."
+  default     = ""
+}
+
+variable "mail_from" {
+  type        = string
+  description = "Sender of the notification e-mails; required with smtp_host."
+  default     = ""
+}

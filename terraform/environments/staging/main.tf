@@ -13,6 +13,10 @@ module "license_server" {
   github_owner     = var.github_owner
   github_repo      = var.github_repo
   alert_emails     = var.alert_emails
+  smtp_host        = var.smtp_host
+  smtp_port        = var.smtp_port
+  smtp_username    = var.smtp_username
+  mail_from        = var.mail_from
 
   redis_tier            = "BASIC"
   kms_protection_level  = "SOFTWARE"

@@ -8,17 +8,19 @@ locals {
   # the REDIS_* variables and may read the AUTH string and CA secrets; no other function may).
   # signs: signs with the lease root (lease tokens; admin: usage statements); warm: kept at
   # min_instances_signing instances (the tools' hot path; admin signs too rarely to need it).
+  # sends_mail: sends e-mail notifications (admin: a test event; notify): it gets the SMTP_*
+  # variables and may read the SMTP password secret; no other function may.
   functions = {
-    acquire   = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    heartbeat = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    borrow    = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    release   = { memory = "512M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    validate  = { memory = "512M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    admin     = { memory = "512M", signs = true, warm = false, public = true, timeout = 60, uses_store = true, uses_redis = true }
-    health    = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true }
-    jwks      = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = false, uses_redis = false }
-    sweep     = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = true }
-    notify    = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = false }
+    acquire   = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true, sends_mail = false }
+    heartbeat = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true, sends_mail = false }
+    borrow    = { memory = "512M", signs = true, warm = true, public = true, timeout = 30, uses_store = true, uses_redis = true, sends_mail = false }
+    release   = { memory = "512M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true, sends_mail = false }
+    validate  = { memory = "512M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true, sends_mail = false }
+    admin     = { memory = "512M", signs = true, warm = false, public = true, timeout = 60, uses_store = true, uses_redis = true, sends_mail = true }
+    health    = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = true, uses_redis = true, sends_mail = false }
+    jwks      = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = false, uses_redis = false, sends_mail = false }
+    sweep     = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = true, sends_mail = false }
+    notify    = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = false, sends_mail = true }
   }
   redis_users  = { for name, fn in local.functions : name => fn if fn.uses_redis }
   url_template = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-{name}"
@@ -70,6 +72,16 @@ locals {
     REDIS_TLS_CHECK_HOSTNAME = "0"
     # A grant waits for the replica's acknowledgement (README, "What a Redis loss does").
     REDIS_WAIT_REPLICAS      = tostring(var.redis_wait_replicas)
+  }
+  # Only for sends_mail functions: the operator's SMTP relay for e-mail notifications
+  # (mailto: endpoints; shared/smtp_mail.py). smtp_host "" (the default): no e-mail is sent.
+  mail_environment = {
+    SMTP_HOST            = var.smtp_host
+    SMTP_PORT            = tostring(var.smtp_port)
+    SMTP_STARTTLS        = "1" # always: the password and the notifications never cross in plaintext
+    SMTP_USERNAME        = var.smtp_username
+    SMTP_PASSWORD_SECRET = google_secret_manager_secret.smtp_password.id
+    MAIL_FROM            = var.mail_from
   }
 }
 
@@ -266,6 +278,32 @@ resource "google_secret_manager_secret_iam_member" "redis_ca" {
   member    = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
+# The SMTP relay's password (SMTP_PASSWORD_SECRET): Terraform makes the secret, never its
+# value; the operator adds a version (docs/operations.md, "E-mail notifications"):
+#   printf %s "$PASSWORD" | gcloud secrets versions add <env>-smtp-password --data-file=-
+# The functions read its latest version when they send mail, and again when the relay
+# refuses it (so a new version takes effect without a deploy).
+resource "google_secret_manager_secret" "smtp_password" {
+  secret_id = "${var.environment}-smtp-password"
+  replication {
+    auto {}
+  }
+  lifecycle {
+    precondition {
+      condition     = var.smtp_host == "" || var.mail_from != ""
+      error_message = "mail_from (the notification e-mails' sender) is required with smtp_host."
+    }
+  }
+}
+
+# Only the functions that send mail (admin's test events, notify) may read it.
+resource "google_secret_manager_secret_iam_member" "smtp_password" {
+  for_each  = { for name, fn in local.functions : name => fn if fn.sends_mail }
+  secret_id = google_secret_manager_secret.smtp_password.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
 # Terraform refreshes the Redis secrets' versions by reading them: the deployer's functions-only
 # apply depends on them, so it may read both (it is the AUTH string's only reader besides
 # the Redis users).
@@ -317,7 +355,8 @@ resource "google_cloudfunctions2_function" "fn" {
     # has inconsistent types). var.redis_auth_secret and var.redis_ca_secret are read through
     # the secrets' versions (modules/redis outputs), and the accessor grants are in depends_on:
     # no function starts before both secrets have a version it may read.
-    environment_variables = merge(local.environment, { for key, value in local.redis_environment : key => value if each.value.uses_redis })
+    # Likewise the SMTP_* variables and MAIL_FROM only where sends_mail.
+    environment_variables = merge(local.environment, { for key, value in local.redis_environment : key => value if each.value.uses_redis }, { for key, value in local.mail_environment : key => value if each.value.sends_mail })
   }
   # Started only once every grant it relies on exists, and both Redis secrets have a
   # version: a function that started earlier would answer 503 until they did.
@@ -325,6 +364,7 @@ resource "google_cloudfunctions2_function" "fn" {
     terraform_data.redis_secret_versions,
     google_secret_manager_secret_iam_member.redis_auth,
     google_secret_manager_secret_iam_member.redis_ca,
+    google_secret_manager_secret_iam_member.smtp_password,
     google_kms_crypto_key_iam_member.signer,
     google_kms_crypto_key_iam_member.public_key_reader,
     google_project_iam_member.firestore_user,

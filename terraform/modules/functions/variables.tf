@@ -128,3 +128,35 @@ variable "usage_retention_days" {
   description = "Days the usage history keeps each hour; older hours are rolled up into their day (USAGE_RETENTION_DAYS)."
   default     = 400
 }
+
+variable "smtp_host" {
+  type        = string
+  description = "The SMTP relay e-mail notifications go through (SMTP_HOST; admin and notify only). \"\": no e-mail is sent and mailto: endpoints cannot be made."
+  default     = ""
+}
+
+variable "smtp_port" {
+  type        = number
+  description = "The relay's submission port, STARTTLS always (SMTP_PORT)."
+  default     = 587
+  validation {
+    condition     = var.smtp_port > 0 && var.smtp_port < 65536 && floor(var.smtp_port) == var.smtp_port
+    error_message = "smtp_port must be a TCP port (1-65535)."
+  }
+}
+
+variable "smtp_username" {
+  type        = string
+  description = "The relay account (SMTP_USERNAME), authenticated after STARTTLS with the password in the <environment>-smtp-password secret; \"\": no AUTH."
+  default     = ""
+}
+
+variable "mail_from" {
+  type        = string
+  description = "Sender of the notification e-mails, From and envelope (MAIL_FROM); required with smtp_host."
+  default     = ""
+  validation {
+    condition     = var.mail_from == "" || can(regex("^[A-Za-z0-9!$&'*+/=^_`{|}~.-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$", var.mail_from))
+    error_message = "mail_from must be one plain address, local@domain.example."
+  }
+}

@@ -87,6 +87,10 @@ module "functions" {
   min_instances_signing     = var.min_instances_signing
   max_instances             = var.max_instances
   usage_retention_days      = var.usage_retention_days
+  smtp_host                 = var.smtp_host
+  smtp_port                 = var.smtp_port
+  smtp_username             = var.smtp_username
+  mail_from                 = var.mail_from
   depends_on                = [google_project_service.apis]
 }
 

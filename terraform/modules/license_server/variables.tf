@@ -89,3 +89,27 @@ variable "usage_retention_days" {
   description = "Days the usage history keeps each hour; older hours are rolled up into their day (USAGE_RETENTION_DAYS)."
   default     = 400
 }
+
+variable "smtp_host" {
+  type        = string
+  description = "SMTP relay for e-mail notifications (mailto: endpoints); \"\": none (README, \"Notifications\")."
+  default     = ""
+}
+
+variable "smtp_port" {
+  type        = number
+  description = "The relay's submission port (STARTTLS)."
+  default     = 587
+}
+
+variable "smtp_username" {
+  type        = string
+  description = "The relay account; its password goes into the <environment>-smtp-password secret (docs/operations.md)."
+  default     = ""
+}
+
+variable "mail_from" {
+  type        = string
+  description = "Sender of the notification e-mails; required with smtp_host."
+  default     = ""
+}
