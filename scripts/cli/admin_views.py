@@ -312,14 +312,28 @@ def events(answer: dict[str, Any]) -> str:
 
 
 def holders(answer: dict[str, Any]) -> str:
-    rows = [f"{s['session_id']}  {s['uid']:<20} {s['hardware_id']:<20} {s['state']:<8} since {when(s['since'])}  "
-            f"{'counted until' if s['state'] == 'held' else 'until'} {when(s['expires_at'])}"
-            + ("  (CI seat)" if s.get("ci") else "")
-            for s in answer["sessions"]]
+    """Who holds the license's seats: user and e-mail, hardware, the client's host and
+    version, since, last heartbeat, until when, borrowed until; CI and overdraft seats marked."""
+    def user(s: dict[str, Any]) -> str:
+        return f"{s['uid']} <{s['email']}>" if s.get("email") else s["uid"]
+
+    def kind(s: dict[str, Any]) -> str:
+        marks = [s["state"]] + (["CI seat"] if s.get("ci") else []) + (["overage"] if s.get("overage") else [])
+        return ", ".join(marks)
+
+    def client(s: dict[str, Any], part: str, columns: int) -> str:
+        return clip((s.get("client") or {}).get(part) or "-", columns)
+
+    rows = [[s["session_id"], clip(user(s), 40), clip(s["hardware_id"], 24), client(s, "hostname", 24),
+             client(s, "version", 16), when(s["since"]), when(s.get("last_heartbeat_at")), when(s["expires_at"]),
+             when(s.get("borrowed_until"), never="-"), kind(s)] for s in answer["sessions"]]
     head = f"{answer['seats']['used']} of {answer['seats']['max']} seats in use"
     if isinstance(answer.get("ci_seats"), dict):
         head += f"; CI seats {answer['ci_seats']['used']} of {answer['ci_seats']['max']}"
-    return "\n".join([head, *rows])
+    if not rows:
+        return head
+    return head + "\n" + table(["SESSION", "USER", "HARDWARE", "HOST", "VERSION", "SINCE", "LAST HEARTBEAT",
+                                "UNTIL", "BORROWED UNTIL", "STATE"], rows)
 
 
 def queue(answer: dict[str, Any]) -> str:

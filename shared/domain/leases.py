@@ -6,7 +6,7 @@ The Redis adapter (shared/seats) produces these from its scripts' replies; the u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from shared.domain.sessions import EndReason, SessionEnd
@@ -94,6 +94,11 @@ class LeaseRecord:
     ended_ms: int | None
     borrowed_until_ms: int | None = None
     ci: bool = False  # a seat of the CI pool
+    overage: bool = False  # a seat of the overdraft
+    shown: dict[str, str] = field(default_factory=dict)
+    """What administrators see of it besides user and hardware: `email`, `hostname`,
+    `version` (its client's), as given at acquire; empty for a lease restored after a
+    Redis loss."""
 
     def as_end(self) -> SessionEnd:
         return SessionEnd(self.session_id, EndReason(self.state), self.uid, self.hardware_id, self.acquired_ms,

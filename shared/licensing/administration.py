@@ -304,11 +304,13 @@ class Administration:
 
         in_pool = sum(lease.ci for lease in leases)
         answer: dict[str, Any] = {"sessions": [
-            {"session_id": lease.session_id, "uid": lease.uid, "hardware_id": lease.hardware_id,
+            {"session_id": lease.session_id, "uid": lease.uid, "email": lease.shown.get("email"),
+             "hardware_id": lease.hardware_id,
+             "client": {"hostname": lease.shown.get("hostname"), "version": lease.shown.get("version")},
              "state": state(lease), "since": rfc3339(lease.acquired_ms),
              "last_heartbeat_at": rfc3339(lease.last_heartbeat_ms), "expires_at": rfc3339(lease.expires_ms),
              "borrowed_until": rfc3339(lease.borrowed_until_ms) if state(lease) != "live" else None,
-             "ci": lease.ci}
+             "overage": lease.overage, "ci": lease.ci}
             for lease in sorted(leases, key=lambda lease: lease.acquired_ms)
         ], "seats": {"used": len(leases) - in_pool, "max": lic.max_seats}}
         if lic.ci_seats or in_pool:

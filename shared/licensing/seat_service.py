@@ -305,6 +305,10 @@ class SeatService:
         if request.ticket is not None and license_id_of_ticket(request.ticket) != entry.license.id:
             raise TicketGone("this ticket is not a place in this license's queue; acquire with wait again")
         new_ticket = new_ticket_id(entry.license.id) if request.wait and request.ticket is None else ""
+        # What the license's administrators see of the seat (holders: console, licensectl).
+        info = request.client
+        shown = {k: v for k, v in (("email", caller.email), ("hostname", info.hostname if info else ""),
+                                   ("version", info.version if info else "")) if v}
 
         def attempt(current: CachedLicense) -> tuple[License, int, tuple[str, ...], AcquireOutcome]:
             lic, now_ms = current.license, self._clock.now_ms()
@@ -322,7 +326,7 @@ class SeatService:
                 max_seats=lic.max_seats, uid=caller.uid, hardware_id=request.hardware_id,
                 new_session_id=new_session_id, max_sessions_per_user=lic.max_sessions_per_user,
                 policy=lic.script_policy(), groups=groups,
-                ticket=request.ticket, wait=request.wait, new_ticket=new_ticket,
+                ticket=request.ticket, wait=request.wait, new_ticket=new_ticket, shown=shown,
             ))
             if outcome.kind == "STALE":
                 raise _Stale()

@@ -109,9 +109,11 @@ def decode_count(reply: list[Any]) -> SeatCount:
 def parse_lease_record(member: bytes | str, raw: bytes | str) -> LeaseRecord:
     """A record of a license's sessions hash (a hold's member carries HOLD_PREFIX)."""
     rec = json.loads(raw)
+    shown = json.loads(rec["m"]) if isinstance(rec.get("m"), str) else {}
     return LeaseRecord(text(member).removeprefix(HOLD_PREFIX), rec["u"], rec["h"], int(rec["a"]), int(rec["b"]),
                        int(rec["e"]), rec["s"], int(rec["x"]) if "x" in rec else None,
-                       int(rec["o"]) if "o" in rec else None, ci=bool(rec.get("ci")))
+                       int(rec["o"]) if "o" in rec else None, ci=bool(rec.get("ci")), overage=bool(rec.get("ov")),
+                       shown=shown if isinstance(shown, dict) else {})
 
 
 def _pairs(flat: list[Any]) -> list[LeaseRecord]:

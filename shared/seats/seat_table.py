@@ -110,13 +110,15 @@ class SeatTable:
     def acquire(self, license_id: str, *, generation: str, now_ms: int, ttl_ms: int, max_seats: int, uid: str,
                 hardware_id: str, new_session_id: str, max_sessions_per_user: int = 0,
                 policy: dict[str, Any] | None = None, groups: tuple[str, ...] = (), ticket: str | None = None,
-                wait: bool = False, new_ticket: str = "") -> AcquireOutcome:
+                wait: bool = False, new_ticket: str = "", shown: dict[str, Any] | None = None) -> AcquireOutcome:
         """`policy`: the license's SeatPolicy.script_policy (None: a bare count); `groups`:
         the caller's groups under it (recorded with the lease). `ticket`: a poll of the
-        caller's place in the queue; `wait`: with no seat, queue the caller as `new_ticket`."""
+        caller's place in the queue; `wait`: with no seat, queue the caller as `new_ticket`.
+        `shown`: what administrators see of a new lease besides its user and hardware
+        (e-mail, client hostname and version: LeaseRecord.shown)."""
         args = [now_ms, ttl_ms, max_seats, generation, uid, hardware_id, new_session_id, hour_key(now_ms),
                 max_sessions_per_user, _json(policy), _json(list(groups)) if policy is not None else "",
-                ticket or "", _flag(wait), new_ticket]
+                ticket or "", _flag(wait), new_ticket, _json(shown or None)]
         if not self._wait_replicas:
             return decode_acquire(self._run(self._acquire, license_id, args), now_ms=now_ms)
         with redis_unavailable():

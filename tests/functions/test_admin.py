@@ -205,6 +205,21 @@ def test_force_release_frees_the_seat_at_once_and_the_holder_learns_it(admin_api
     assert admin_api("DELETE", f"licenses/{license_id}/sessions/{unknown}", tenant=tenant)[0] == 404
 
 
+def test_holders_show_user_e_mail_hardware_client_and_the_seat_class(admin_api, tenants, call):
+    tenant = tenants[0]
+    license_id, key = new_license(admin_api, tenant, max_seats=1)
+    owner_patch = {"policy": {"overdraft_seats": 1}}
+    assert admin_api("PATCH", f"licenses/{license_id}", owner_patch, role="owner", uid="root")[0] == 200
+    call("acquire", {"license_key": key, "hardware_id": "box-1", "client": {"hostname": "ws-17", "version": "4.2.0"}},
+         uid="ann", email="ann@example.com")
+    call("acquire", {"license_key": key, "hardware_id": "box-2"}, uid="bob", email="bob@example.com")
+    sessions = admin_api("GET", f"licenses/{license_id}/sessions", tenant=tenant)[1]["sessions"]
+    assert [(s["uid"], s["email"], s["hardware_id"], s["client"], s["overage"]) for s in sessions] == [
+        ("ann", "ann@example.com", "box-1", {"hostname": "ws-17", "version": "4.2.0"}, False),
+        ("bob", "bob@example.com", "box-2", {"hostname": None, "version": None}, True)]
+    assert all(s["last_heartbeat_at"] and s["since"] and s["borrowed_until"] is None for s in sessions)
+
+
 def test_usage_reports_seats_now_and_daily_peak_and_denials(admin_api, tenants, call, rt):
     from shared.domain.times import rfc3339
 

@@ -250,7 +250,7 @@ def test_licensectl_issues_machine_keys_and_trims_the_queue(function_server, id_
     status, seat, _ = call("acquire", {"license_key": license_key, "hardware_id": "runner-1"}, token=secret)
     assert status == 201 and seat["ci"] is True
     holders = run("licensectl", *admin, "holders", lic_id).stdout
-    assert "0 of 1 seats in use; CI seats 1 of 3" in holders and f"key:{key_id}" in holders and "(CI seat)" in holders
+    assert "0 of 1 seats in use; CI seats 1 of 3" in holders and f"key:{key_id}" in holders and "live, CI seat" in holders
     revoked = run("licensectl", *admin, "revoke-key", key_id)
     assert revoked.returncode == 0 and "revoked; sessions ended now: 1" in revoked.stdout
     assert "revoked" in _row(run("licensectl", *admin, "keys").stdout, key_id)[-2]

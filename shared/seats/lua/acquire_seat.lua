@@ -11,6 +11,8 @@
 -- ARGV[12] the caller's queue ticket, when it polls one ('' none)
 -- ARGV[13] '1': with no seat for it, queue the caller (the policy has a queue)
 -- ARGV[14] the ticket id to use if the caller is queued
+-- ARGV[15] what administrators are shown of a new lease (JSON text: e-mail, client hostname
+--          and version), kept as it is in its record's `m`; '' none
 -- A machine (uid "key:...") on a license whose policy has a CI pool (pol.ci) takes a pool
 -- seat or none: never a seat of max seats, never a place in the queue; group maximums and
 -- the per-user maximum do not apply to it (the pool is its bound).
@@ -85,6 +87,9 @@ end
 
 -- A new lease: into the live structures and its classes.
 local function grant_lease(rec)
+  if ARGV[15] ~= nil and ARGV[15] ~= '' then
+    rec.m = ARGV[15]
+  end
   redis.call('ZADD', KEYS[1], rec.e, new_sid)
   redis.call('HSET', KEYS[2], key, new_sid)
   redis.call('HSET', KEYS[3], new_sid, cjson.encode(rec))
