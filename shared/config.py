@@ -53,6 +53,8 @@ class Settings:
     """Cloud KMS crypto key whose enabled versions root every lease token."""
     kms_endpoint: str | None = None
     """host:port of a plaintext KMS gRPC endpoint (the local stand-in); None = Google."""
+    auth_emulator_host: str | None = None
+    """FIREBASE_AUTH_EMULATOR_HOST (host:port), which the console's page signs in with."""
     auth_emulated: bool = False
     """True when FIREBASE_AUTH_EMULATOR_HOST is set: firebase-admin then accepts unsigned
     emulator ID tokens with any claims and no expiry check, so it is refused unless the
@@ -152,6 +154,18 @@ class Settings:
     so that every count of it has been taken from Redis."""
     redis_timeout_s: float = 2.0
     firestore_timeout_s: float = 10.0
+
+    console_url: str | None = None
+    """The console's own URL, ending in / (Terraform: the console function's); unset: the
+    URL it was asked at (the local stack, where it is served at <base>/console/)."""
+    console_api_url: str = "../{name}"
+    """Where the console's page finds the functions: a template with {name}, absolute or
+    relative to the console's URL (the local stack serves every function at /<name>)."""
+    console_firebase_api_key: str | None = None
+    """The Firebase web API key the console's page signs in with (public by design: it only
+    names the project to Firebase Auth). Unset: the Auth emulator's (the local stack)."""
+    console_auth_domain: str | None = None
+    """Firebase Auth's domain for Google sign-in (default <project>.firebaseapp.com)."""
 
     def scheduler_audience(self, function: str) -> str:
         """The audience of the Cloud Scheduler tokens `function` accepts: its own URL."""
@@ -263,6 +277,11 @@ class Settings:
             lease_root_kms_key=text("lease_root_kms_key"),
             kms_endpoint=text("kms_endpoint"),
             auth_emulated=auth_emulated,
+            auth_emulator_host=env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip() or None,
+            console_url=text("console_url"),
+            console_api_url=text("console_api_url"),
+            console_firebase_api_key=text("console_firebase_api_key"),
+            console_auth_domain=text("console_auth_domain"),
             id_token_certs_url=text("id_token_certs_url"),
             auth_clock_skew_s=number("auth_clock_skew_s"),
             token_issuer=text("token_issuer", "LEASE_TOKEN_ISSUER"),

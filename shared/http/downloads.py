@@ -1,4 +1,4 @@
-"""Answers that are files: a report's rows as CSV (RFC 4180), for spreadsheets.
+"""Answers that are files: a report's rows as CSV (RFC 4180), for spreadsheets; a web page's files.
 
 A CSV opens cleanly in a spreadsheet: a header row, CRLF line ends, UTF-8 with a byte
 order mark (so spreadsheet programs do not guess a legacy code page), times in RFC 3339
@@ -18,6 +18,17 @@ from typing import Any
 import flask
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    """A file of a web page (the console's): `content` as it is sent (gzip-encoded when
+    `gzipped`), cached by browsers as `cache_control` says."""
+
+    content: bytes
+    media_type: str
+    cache_control: str
+    gzipped: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import flask
 
@@ -40,7 +40,7 @@ from shared.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from shared.http.downloads import Download
+from shared.http.downloads import Download, StaticFile
 from shared.http.request_log import write_request_log
 from shared.observability import open_request_context
 from shared.runtime import runtime
@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound="pydantic.BaseModel")
-HandlerResult = tuple[int, "dict[str, Any] | Download"] | tuple[int, "dict[str, Any] | Download", dict[str, str]]
+Body: TypeAlias = "dict[str, Any] | Download | StaticFile"
+HandlerResult = tuple[int, Body] | tuple[int, Body, dict[str, str]]
 """What a function's handler returns: (status, JSON body or a file) or (status, body, extra headers)."""
 
 
@@ -178,14 +179,22 @@ def _read_json(request: flask.Request, max_bytes: int) -> Any:
     return body
 
 
-def _response(status: int, body: dict[str, Any] | Download, headers: dict[str, str] | None = None) -> flask.Response:
-    if isinstance(body, Download):
+def _response(status: int, body: dict[str, Any] | Download | StaticFile,
+              headers: dict[str, str] | None = None) -> flask.Response:
+    cache_control = "no-store"
+    if isinstance(body, StaticFile):
+        response = flask.Response(body.content, status=status, mimetype=body.media_type)
+        if body.gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        cache_control = body.cache_control
+    elif isinstance(body, Download):
         response = flask.Response(body.text, status=status, mimetype=body.media_type)
         response.headers["Content-Disposition"] = f'attachment; filename="{body.filename}"'
     else:
         response = flask.Response(json.dumps(body, separators=(",", ":")), status=status,
                                   mimetype="application/json")
-    response.headers["Cache-Control"] = "no-store"
+    response.headers["Cache-Control"] = cache_control
     # Answers carry text users chose (hostnames, tenant names): a browser must never sniff
     # one as HTML, whatever it holds.
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -80,6 +80,8 @@ def test_bundles_carry_only_declared_requirements(served):
     assert not {"redis", "google-cloud-firestore", "firebase-admin", "pydantic"} & _names(requirements("jwks"))
     assert not {"google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("sweep"))
     assert not {"redis", "google-cloud-kms", "PyJWT", "firebase-admin", "pydantic"} & _names(requirements("notify"))
+    assert not {"redis", "google-cloud-firestore", "google-cloud-kms", "firebase-admin", "pydantic",
+                "google-cloud-pubsub", "google-cloud-secret-manager"} & _names(requirements("console"))  # files only
     # admin signs usage statements with the lease root
     assert {"google-cloud-kms", "PyJWT", "cryptography"} <= _names(requirements("admin"))
 
@@ -95,6 +97,11 @@ def test_the_bundles_serve_a_real_flow(served, id_token, make_license, stack):
     admin = {"Authorization": f"Bearer {id_token('bundle-admin', role='admin', tenant=lic.tenant_id)}"}
 
     assert httpx.get(url["health"]).json() == {"status": "ok"}
+    page = httpx.get(url["console"] + "/")  # the page as built, from the bundle's static/
+    assert page.status_code == 200 and '<base href="' in page.text and "script-src 'self'" in \
+        page.headers["Content-Security-Policy"]
+    [script] = [part.split('"')[0] for part in page.text.split('src="')[1:] if part.startswith("assets/")]
+    assert httpx.get(f"{url['console']}/{script}").status_code == 200
     assert httpx.get(url["health"] + "/ready").json()["checks"] == {"redis": "ok", "firestore": "ok"}
     assert httpx.get(url["jwks"]).json()["keys"]
     acquired = httpx.post(url["acquire"], json={"license_key": lic.key, "hardware_id": "bundle"}, headers=user)

@@ -29,8 +29,9 @@ def test_every_step_has_an_id_and_a_pinned_builder_image():
 
 
 def test_the_pipeline_tests_bundles_deploys_smokes_and_rolls_back_in_order():
-    assert list(STEPS) == ["test-image", "test", "bundles", "previous-revisions", "upload", "deploy", "smoke",
-                           "rollback-on-smoke-failure", "restore-state-on-smoke-failure"]
+    assert list(STEPS) == ["test-image", "test", "console", "bundles", "previous-revisions", "upload", "deploy",
+                           "smoke", "rollback-on-smoke-failure", "restore-state-on-smoke-failure"]
+    assert STEPS["bundles"]["waitFor"] == ["console"]  # the console's bundle carries its built page
     assert "./scripts/test" in _script(STEPS["test"])
     assert "scripts/build-bundles" in _script(STEPS["bundles"])
     assert set(STEPS["upload"]["waitFor"]) == {"test", "bundles"}  # nothing ships untested

@@ -42,6 +42,20 @@ exit 0
 """
 
 
+def _npm_machine_settings() -> dict[str, str]:
+    """What this machine's npm needs to reach the registry (a proxy's CA) and its download
+    cache: facts of the machine, not of the pipeline (Cloud Build's node image has neither)."""
+    found = {name: os.environ[name] for name in ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE") if name in os.environ}
+    for key in ("cafile", "cache"):
+        value = subprocess.run(["npm", "config", "get", key], capture_output=True, text=True).stdout.strip()
+        if value and value not in ("null", "undefined"):
+            found[f"npm_config_{key}"] = value
+    return found
+
+
+_NPM_MACHINE = _npm_machine_settings()
+
+
 def _fresh_copy(destination: Path) -> None:
     """The tree as a fresh clone of it would be: tracked and new (not ignored) files only."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
@@ -98,7 +112,7 @@ class Pipeline:
         command = [step["entrypoint"], *args] if "entrypoint" in step else ["docker", *args]
         assert "entrypoint" in step or step["name"] == "${_DOCKER_IMAGE}", f"{step_id}: which program runs?"
         env = {"PATH": f"{self.shims / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(self.shims),
-               "SHIM_DIR": str(self.shims)}
+               "SHIM_DIR": str(self.shims), **_NPM_MACHINE}
         for pair in step.get("env", []):
             key, _, value = _substitute(pair, self.substitutions).partition("=")
             env[key] = value
@@ -108,9 +122,15 @@ class Pipeline:
         return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
+CONSOLE_PAGE = Path("functions") / "console" / "web" / "dist"
+
+
 @pytest.fixture
 def pipeline(tmp_path) -> Pipeline:
+    """A fresh clone after the console step (its page as this checkout built it: the one test
+    that runs every step builds it again from the lock file, as Cloud Build does)."""
     _fresh_copy(tmp_path / "workspace")
+    shutil.copytree(REPO / CONSOLE_PAGE, tmp_path / "workspace" / CONSOLE_PAGE)
     return Pipeline(tmp_path / "workspace", tmp_path / "shims")
 
 
@@ -119,9 +139,12 @@ def _ok(result: subprocess.CompletedProcess) -> None:
 
 
 def test_every_step_runs_in_a_fresh_clone_in_order(pipeline):
+    shutil.rmtree(pipeline.root / CONSOLE_PAGE)
     for step in BUILD["steps"]:
         _ok(pipeline.run(step["id"]))
     root = pipeline.root
+    # the console's page, built from the lock file: byte for byte this checkout's
+    assert (root / CONSOLE_PAGE / "manifest.json").read_bytes() == (REPO / CONSOLE_PAGE / "manifest.json").read_bytes()
     bundles = json.loads((root / "build" / "bundles.json").read_text())
     assert sorted(bundles) == FUNCTIONS
     assert all((root / "build" / "bundles" / archive).exists() for archive in bundles.values())

@@ -245,7 +245,7 @@ def test_every_variable_the_code_reads_is_either_configured_or_has_a_default():
                           "RATE_LIMIT_PUBLIC_IP", "REDIS_TIMEOUT_S", "FIRESTORE_TIMEOUT_S",
                           "REDIS_WAIT_TIMEOUT_MS", "REDIS_WAIT_FALLBACK", "USAGE_CLOSE_AFTER_S",
                           "USAGE_CHECKPOINT_SHARDS", "WEBHOOK_ALLOW_PRIVATE", "NOTIFY_PULL_WAIT_S",
-                          "ANOMALY_CHECK_INTERVAL_S"}
+                          "ANOMALY_CHECK_INTERVAL_S", "CONSOLE_AUTH_DOMAIN"}
     unaccounted = _variables_the_code_reads() - _functions().set_anywhere() - LOCAL_ONLY - defaults_are_right
     assert not unaccounted, f"read by the code, neither configured nor known to default well: {sorted(unaccounted)}"
 

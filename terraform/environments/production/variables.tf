@@ -72,3 +72,9 @@ variable "mail_from" {
   description = "Sender of the notification e-mails; required with smtp_host."
   default     = ""
 }
+
+variable "console_firebase_api_key" {
+  type        = string
+  description = "The Firebase web API key the admin console signs in with (public; README, \"The admin console\")."
+  default     = ""
+}

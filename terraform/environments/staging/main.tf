@@ -4,19 +4,20 @@ module "license_server" {
   source      = "../../modules/license_server"
   environment = "staging"
 
-  project_id       = var.project_id
-  region           = var.region
-  source_bucket    = var.source_bucket
-  state_bucket     = var.state_bucket
-  function_sources = var.function_sources
-  kms_algorithm    = var.kms_algorithm
-  github_owner     = var.github_owner
-  github_repo      = var.github_repo
-  alert_emails     = var.alert_emails
-  smtp_host        = var.smtp_host
-  smtp_port        = var.smtp_port
-  smtp_username    = var.smtp_username
-  mail_from        = var.mail_from
+  project_id               = var.project_id
+  region                   = var.region
+  source_bucket            = var.source_bucket
+  state_bucket             = var.state_bucket
+  function_sources         = var.function_sources
+  kms_algorithm            = var.kms_algorithm
+  github_owner             = var.github_owner
+  github_repo              = var.github_repo
+  alert_emails             = var.alert_emails
+  smtp_host                = var.smtp_host
+  smtp_port                = var.smtp_port
+  smtp_username            = var.smtp_username
+  mail_from                = var.mail_from
+  console_firebase_api_key = var.console_firebase_api_key
 
   redis_tier            = "BASIC"
   kms_protection_level  = "SOFTWARE"

@@ -21,6 +21,7 @@ locals {
     jwks      = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = false, uses_redis = false, sends_mail = false }
     sweep     = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = true, sends_mail = false }
     notify    = { memory = "512M", signs = false, warm = false, public = false, timeout = 60, uses_store = true, uses_redis = false, sends_mail = true }
+    console   = { memory = "256M", signs = false, warm = false, public = true, timeout = 30, uses_store = false, uses_redis = false, sends_mail = false }
   }
   redis_users  = { for name, fn in local.functions : name => fn if fn.uses_redis }
   url_template = "https://${var.region}-${var.project_id}.cloudfunctions.net/${var.environment}-{name}"
@@ -36,26 +37,31 @@ locals {
 
   # Plain environment variables; none holds a secret.
   environment = {
-    GOOGLE_CLOUD_PROJECT       = var.project_id
-    LEASE_ROOT_KMS_KEY         = var.kms_key_id
-    GRPC_VERBOSITY             = "ERROR"
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    LEASE_ROOT_KMS_KEY   = var.kms_key_id
+    GRPC_VERBOSITY       = "ERROR"
     # functions-framework's gunicorn runs THREADS threads (default: 4 per CPU); Cloud Run
     # sends up to max_instance_request_concurrency requests at once: one thread each.
-    THREADS                    = tostring(var.concurrency)
-    TRUSTED_PROXY_HOPS         = "1" # Google's front end appends the caller's address
-    SWEEP_AUDIENCE             = local.sweep_url
-    NOTIFY_AUDIENCE            = local.notify_url
-    SCHEDULER_SERVICE_ACCOUNT  = google_service_account.scheduler.email
+    THREADS                   = tostring(var.concurrency)
+    TRUSTED_PROXY_HOPS        = "1" # Google's front end appends the caller's address
+    SWEEP_AUDIENCE            = local.sweep_url
+    NOTIFY_AUDIENCE           = local.notify_url
+    SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
     # The sweep and notify are IAM-protected: Cloud Run checks the scheduler's token and
     # hands it on with its signature removed (shared/auth/scheduler_oidc.py).
-    SCHEDULER_TRUST_PLATFORM_AUTH  = "1"
-    SWEEP_BUDGET_S             = "45"
-    NOTIFY_TOPIC               = google_pubsub_topic.events.id
-    NOTIFY_SUBSCRIPTION        = google_pubsub_subscription.webhooks.id
-    NOTIFY_BUDGET_S            = "45" # then at most one delivery's 10 s before the 60 s timeout
+    SCHEDULER_TRUST_PLATFORM_AUTH = "1"
+    SWEEP_BUDGET_S                = "45"
+    NOTIFY_TOPIC                  = google_pubsub_topic.events.id
+    NOTIFY_SUBSCRIPTION           = google_pubsub_subscription.webhooks.id
+    NOTIFY_BUDGET_S               = "45" # then at most one delivery's 10 s before the 60 s timeout
     # Webhook endpoints' signing secrets: each is this and the endpoint's id (shared/webhook_secrets.py).
-    WEBHOOK_SECRET_PREFIX      = local.webhook_secret_prefix
-    USAGE_RETENTION_DAYS       = tostring(var.usage_retention_days)
+    WEBHOOK_SECRET_PREFIX = local.webhook_secret_prefix
+    USAGE_RETENTION_DAYS  = tostring(var.usage_retention_days)
+    # The admin console (functions/console): its own URL, where it finds the functions (the
+    # same origin: no CORS), and the Firebase web API key its page signs in with (public).
+    CONSOLE_URL                = "${replace(local.url_template, "{name}", "console")}/"
+    CONSOLE_API_URL            = local.url_template
+    CONSOLE_FIREBASE_API_KEY   = var.console_firebase_api_key
     RATE_LIMIT_IP              = var.rate_limits.per_ip
     RATE_LIMIT_USER            = var.rate_limits.per_user
     RATE_LIMIT_MACHINE_KEY     = var.rate_limits.per_machine_key
@@ -64,14 +70,14 @@ locals {
   # Only for uses_redis functions: where Memorystore is, and the names of the secrets the
   # code reads at start (and again after an AUTH failure) for its AUTH string and CA.
   redis_environment = {
-    REDIS_URL                = var.redis_url
-    REDIS_AUTH_SECRET        = var.redis_auth_secret
-    REDIS_CA_SECRET          = var.redis_ca_secret
+    REDIS_URL         = var.redis_url
+    REDIS_AUTH_SECRET = var.redis_auth_secret
+    REDIS_CA_SECRET   = var.redis_ca_secret
     # The instance's own CA is the trust anchor; whether its certificate also names the
     # IP in REDIS_URL is confirmed on staging before this becomes "1" (docs/operations.md).
     REDIS_TLS_CHECK_HOSTNAME = "0"
     # A grant waits for the replica's acknowledgement (README, "What a Redis loss does").
-    REDIS_WAIT_REPLICAS      = tostring(var.redis_wait_replicas)
+    REDIS_WAIT_REPLICAS = tostring(var.redis_wait_replicas)
   }
   # Only for sends_mail functions: the operator's SMTP relay for e-mail notifications
   # (mailto: endpoints; shared/smtp_mail.py). smtp_host "" (the default): no e-mail is sent.

@@ -22,9 +22,9 @@ variable "function_sources" {
   type        = map(string)
   description = "Function name -> archive object in source_bucket (scripts/build-bundles output)."
   validation {
-    condition = alltrue([for name in ["acquire", "heartbeat", "borrow", "release", "validate", "admin", "health", "jwks", "sweep", "notify"] :
+    condition = alltrue([for name in ["acquire", "heartbeat", "borrow", "release", "validate", "admin", "health", "jwks", "sweep", "notify", "console"] :
     contains(keys(var.function_sources), name)])
-    error_message = "function_sources needs an archive for each of acquire, heartbeat, borrow, release, validate, admin, health, jwks, sweep, notify."
+    error_message = "function_sources needs an archive for each of acquire, heartbeat, borrow, release, validate, admin, health, jwks, sweep, notify, console."
   }
 }
 
@@ -159,4 +159,10 @@ variable "mail_from" {
     condition     = var.mail_from == "" || can(regex("^[A-Za-z0-9!$&'*+/=^_`{|}~.-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$", var.mail_from))
     error_message = "mail_from must be one plain address, local@domain.example."
   }
+}
+
+variable "console_firebase_api_key" {
+  type        = string
+  description = "The Firebase web API key the admin console's page signs in with (CONSOLE_FIREBASE_API_KEY; Firebase console > Project settings > Web API key). Public by design: it names the project to Firebase Auth. \"\": the console cannot sign anyone in."
+  default     = ""
 }

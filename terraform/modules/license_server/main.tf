@@ -91,6 +91,7 @@ module "functions" {
   smtp_port                 = var.smtp_port
   smtp_username             = var.smtp_username
   mail_from                 = var.mail_from
+  console_firebase_api_key  = var.console_firebase_api_key
   depends_on                = [google_project_service.apis]
 }
 
