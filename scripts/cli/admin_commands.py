@@ -3,7 +3,7 @@
     POST   tenants                            create-tenant
     GET    tenants                            tenants
     POST   licenses                           create-license
-    GET    licenses                           licenses   (+ GET licenses/{id} each, for the seats in use)
+    GET    licenses                           licenses   (each with its seats in use)
     GET    licenses/{id}                      license, policy
     PATCH  licenses/{id}                      update-license, suspend, resume, set-policy
     DELETE licenses/{id}                      revoke
@@ -29,7 +29,6 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,6 @@ from shared.domain.anomalies import WINDOW_S as ANOMALY_WINDOW_S
 COMMANDS = ("create-tenant", "tenants", "create-license", "licenses", "license", "update-license", "suspend",
             "resume", "policy", "set-policy", "revoke", "holders", "force-release", "usage", "queue", "remove-ticket",
             "create-key", "keys", "revoke-key", "events", "report", "report-users", "tenant-report", "statement")
-_SEAT_LOOKUPS = 4  # concurrent GETs for the seats in use of a page of licenses
 _REPORT_DAYS = 30  # a report's period without --from: the UTC days since this many days before --to
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -352,15 +350,6 @@ def _pages(client: AdminClient, path: str, items: str, query: dict[str, str], ar
     return {items: collected, "next_after": None if args.all else answer.get("next_after")}
 
 
-def _with_seats(client: AdminClient, answer: dict[str, Any]) -> dict[str, Any]:
-    """Each license of the page with its seats in use (GET licenses/{id}: the listing has no counts)."""
-    def seats(lic: dict[str, Any]) -> dict[str, Any]:
-        return {**lic, "seats": client.call("GET", f"licenses/{segment(lic['id'])}")["seats"]}
-
-    with ThreadPoolExecutor(_SEAT_LOOKUPS) as pool:
-        return {**answer, "licenses": list(pool.map(seats, answer["licenses"]))}
-
-
 def _confirm_revoke(client: AdminClient, license_id: str) -> None:
     if not sys.stdin.isatty():
         raise UsageError(f"revoke {license_id}: stdin is not a terminal to ask on; pass --yes to revoke")
@@ -408,7 +397,7 @@ def _perform(client: AdminClient, args: argparse.Namespace
         case "licenses":
             page = _pages(client, "licenses", "licenses", {"tenant": args.tenant} if args.tenant else {}, args)
             limit = None if args.all else args.limit
-            return _with_seats(client, page), lambda a: admin_views.licenses(a, limit)
+            return page, lambda a: admin_views.licenses(a, limit)
         case "license":
             return client.call("GET", lic_path), admin_views.license_detail
         case "update-license":

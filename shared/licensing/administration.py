@@ -134,10 +134,20 @@ class Administration:
         if query.tenant and scope != query.tenant:
             return {name: [], "next_after": None}
         items = read(tenant_id=scope, after=query.after or "", limit=query.limit)
-        return {name: [item.admin_view() for item in items], "next_after": items[-1].id if items else None}
+        # A short page is the last: no cursor to a page that would be empty.
+        return {name: [item.admin_view() for item in items],
+                "next_after": items[-1].id if len(items) == query.limit else None}
 
     def list_licenses(self, caller: Principal, query: LicensesQuery) -> dict[str, Any]:
-        return self._tenant_page(caller, query, "licenses", self._store.list_licenses)
+        """A page of licenses, each with its seats in use now (one Redis round trip for the page)."""
+        page = self._tenant_page(caller, query, "licenses", self._store.list_licenses)
+        ids = [view["id"] for view in page["licenses"]]
+        for view, (used, in_pool) in zip(page["licenses"], self._seats.seat_use_many(ids, now_ms=self._clock.now_ms()),
+                                         strict=True):
+            view["seats"] = {"used": used, "max": view["max_seats"]}
+            if view["ci_seats"] or in_pool:
+                view["ci_pool"] = {"used": in_pool, "max": view["ci_seats"]}  # (ci_seats: the pool size)
+        return page
 
     def get_license(self, caller: Principal, license_id: str) -> dict[str, Any]:
         lic = visible_license(self._store, caller, license_id)

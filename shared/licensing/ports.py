@@ -101,6 +101,9 @@ class SeatLedger(Protocol):
     def seat_use(self, license_id: str, *, now_ms: int) -> tuple[int, int]:
         """(seats of max_seats counted now, seats of the CI pool held now)."""
 
+    def seat_use_many(self, license_ids: list[str], *, now_ms: int) -> list[tuple[int, int]]:
+        """seat_use of each (one round trip)."""
+
     def known_sessions(self, license_id: str, session_ids: list[str]) -> set[str]:
         """Which of these sessions the license's table has a record of (live or ended)."""
 

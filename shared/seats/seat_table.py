@@ -283,6 +283,16 @@ class SeatTable:
         used, in_pool = self._run(self._seat_use, license_id, [now_ms])
         return int(used), int(in_pool)
 
+    def seat_use_many(self, license_ids: list[str], *, now_ms: int) -> list[tuple[int, int]]:
+        """seat_use of each license, in one round trip (a page of licenses)."""
+        if not license_ids:
+            return []
+        with redis_unavailable():
+            pipe = self._redis.pipeline(transaction=False)
+            for license_id in license_ids:
+                self._seat_use(keys=LicenseKeys.of(license_id).in_script_order(), args=[now_ms], client=pipe)
+            return [(int(used), int(in_pool)) for used, in_pool in pipe.execute()]
+
     # -- usage counters (shared/domain/usage.py) -----------------------------------------
     def count_denial(self, license_id: str, *, now_ms: int, reason: str) -> bool:
         """Count an acquire refused before the seat table was asked. False: not counted, the

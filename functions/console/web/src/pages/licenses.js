@@ -160,7 +160,7 @@ export function renderLicenses(ctx) {
   // they are; otherwise each license on screen is asked for its own.
   function takeListedSeats(licenses) {
     for (const license of licenses) {
-      if (license.seats) state.seats.set(license.id, { seats: license.seats, ci_seats: license.ci_seats });
+      if (license.seats) state.seats.set(license.id, { seats: license.seats, ci_seats: license.ci_pool });
     }
   }
 
