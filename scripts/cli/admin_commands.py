@@ -159,6 +159,11 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     events = command("events", "the audit log, newest first; changes with before -> after")
     events.add_argument("--license", metavar="LICENSE_ID")
     events.add_argument("--tenant", help="only this tenant's (owner)")
+    events.add_argument("--type", help="only events of this type (e.g. acquire, force-release, license.update)")
+    events.add_argument("--actor", help="only events by this uid (or system)")
+    events.add_argument("--from", dest="from_", metavar="TIME", help="at or after (RFC 3339, or YYYY-MM-DD)")
+    events.add_argument("--to", metavar="TIME", help="before (RFC 3339, or YYYY-MM-DD)")
+    events.add_argument("--after", metavar="EVENT_ID", help="the page after this event (the last one shown)")
     events.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (1-500; default 50)")
 
     report = command("report", "a license's seat use over a period, per hour or day: peak, p95, average, seat-hours, "
@@ -457,7 +462,9 @@ def _perform(client: AdminClient, args: argparse.Namespace
             return client.call("DELETE", f"keys/{segment(args.key_id)}"), admin_views.revoked_key
         case "events":
             query = {"limit": str(args.limit)}
-            query.update({k: v for k, v in (("license", args.license), ("tenant", args.tenant)) if v})
+            query.update({k: v for k, v in (("license", args.license), ("tenant", args.tenant), ("type", args.type),
+                                            ("actor", args.actor), ("from", args.from_), ("to", args.to),
+                                            ("after", args.after)) if v})
             return client.call("GET", "events", query=query), admin_views.events
         case "report" | "report-users" | "tenant-report":
             path, query = _report_request(args)

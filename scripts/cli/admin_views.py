@@ -308,6 +308,8 @@ def events(answer: dict[str, Any]) -> str:
                                                  e.get("license") or f"tenant {e.get('tenant')}",
                                                  e.get("session") or "") if part).rstrip())
         lines += _event_details(e.get("details"))
+    if answer.get("next_after"):
+        lines.append(f"(more: --after {answer['next_after']})")
     return "\n".join(lines) or "(no events)"
 
 

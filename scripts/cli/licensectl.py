@@ -47,7 +47,8 @@ The admin function (openapi.yaml /admin/...; every route has its command):
                                       a machine key for build runners and CI jobs (printed once)
     licensectl keys [--tenant acme] [--limit 100] [--after ID] [--all]   (never the key itself)
     licensectl revoke-key KEY_ID      refused within 30 s everywhere; its seats freed now
-    licensectl events [--license LICENSE_ID] [--tenant acme] [--limit 50]   (with before -> after)
+    licensectl events [--license LICENSE_ID] [--tenant acme] [--type T] [--actor UID] [--from TIME] [--to TIME]
+        [--after EVENT_ID] [--limit 50]   newest first, with before -> after
     licensectl anomalies [--license LICENSE_ID | --tenant acme] [--state open|acknowledged] [--limit 100]
         [--after FLAG_ID] [--all]     conflict flags (key sharing, seat cycling): flag, license, rule, subject,
                                       count over the threshold in its window, last seen, state (--json: each

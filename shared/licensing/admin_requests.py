@@ -300,9 +300,21 @@ class LicensesQuery(_Query):
     after: str | None = Field(default=None, pattern=_LICENSE_PATTERN)
 
 
+_WHEN = r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:\d{2}))?$"
+
+
 class EventsQuery(_Query):
+    """The audit log, newest first: of a license, a tenant (the owner's choice, or all), of
+    one type and/or one actor (a user's uid), from and to a time; `after`: the last event
+    id of the page before."""
+
     license: str | None = Field(default=None, pattern=_LICENSE_PATTERN)
     tenant: str | None = Field(default=None, pattern=_TENANT_PATTERN)
+    type: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    actor: str | None = Field(default=None, min_length=1, max_length=128, pattern=_NO_CONTROLS)
+    from_: str | None = Field(default=None, alias="from", pattern=_WHEN, max_length=40)
+    to: str | None = Field(default=None, pattern=_WHEN, max_length=40)
+    after: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:~-]{1,300}$")
     limit: int = Field(default=100, ge=1, le=_MAX_PAGE)
 
 
@@ -310,7 +322,6 @@ class UsageQuery(_Query):
     days: int = Field(default=30, ge=1, le=400)
 
 
-_WHEN = r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:\d{2}))?$"
 """A report bound: a UTC date (its midnight) or an RFC 3339 time with its zone."""
 
 

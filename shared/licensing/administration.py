@@ -458,7 +458,22 @@ class Administration:
         else:
             tenant_id = tenant_scope(caller, query.tenant)
             if query.tenant and tenant_id != query.tenant:
-                return {"events": []}
+                return {"events": [], "next_after": None}
+        since, until = _time(query.from_, "from"), _time(query.to, "to")
+        if tenant_id is None:
+            if query.type or query.actor:
+                raise InvalidRequest("name a tenant (or a license) to filter by type or actor")
+            events = self._store.list_all_events(since_ms=since, until_ms=until, after=query.after,
+                                                 limit=query.limit)
+        else:
+            events = self._store.list_events(tenant_id=tenant_id, license_id=query.license, kind=query.type,
+                                             actor=query.actor, since_ms=since, until_ms=until, after=query.after,
+                                             limit=query.limit)
+        return {"events": [
+            {"id": e.id, "type": e.type, "actor": e.actor, "at": rfc3339(e.at_ms), "tenant": e.tenant_id,
+             "license": e.license_id, "session": e.session_id, "details": e.details}
+            for e in events
+        ], "next_after": events[-1].id if len(events) == query.limit else None}
         events = self._store.list_events(tenant_id=tenant_id, license_id=query.license, limit=query.limit)
         return {"events": [
             {"id": e.id, "type": e.type, "actor": e.actor, "at": rfc3339(e.at_ms), "tenant": e.tenant_id,

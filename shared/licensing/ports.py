@@ -198,7 +198,13 @@ class DurableRecord(Protocol):
 
     def list_licenses(self, *, tenant_id: str | None, after: str = "", limit: int = 100) -> list[License]: ...
 
-    def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]: ...
+    def list_events(self, *, tenant_id: str, license_id: str | None = None, kind: str | None = None,
+                    actor: str | None = None, since_ms: int | None = None, until_ms: int | None = None,
+                    after: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        """A tenant's events, newest first, filtered; InvalidRequest for a cursor not of it."""
+
+    def list_all_events(self, *, since_ms: int | None = None, until_ms: int | None = None, after: str | None = None,
+                        limit: int = 100) -> list[AuditEvent]: ...
 
     def record_grant(self, session: SessionRecord, event: AuditEvent, *more: AuditEvent) -> None: ...
 

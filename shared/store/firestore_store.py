@@ -40,7 +40,7 @@ from shared.domain.anomalies import AnomalyRules, Finding, Flag, Raised, flag_id
 from shared.domain.notifications import notification_type
 from shared.domain.times import datetime_to_ms, ms_to_datetime
 from shared.domain.webhook_endpoints import SecretVersion, WebhookEndpoint
-from shared.errors import AlreadyExists, BackendUnavailable, NotFound
+from shared.errors import AlreadyExists, BackendUnavailable, InvalidRequest, NotFound
 
 T = TypeVar("T")
 _ENDS_PER_BATCH = 250  # two writes each (session + event): 500, Firestore's batch limit
@@ -255,14 +255,45 @@ class FirestoreStore:
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._license_from(snap.id, _fields(snap)) for snap in snaps]
 
-    def list_events(self, *, tenant_id: str | None, license_id: str | None, limit: int = 100) -> list[AuditEvent]:
-        """The newest events first, for a tenant (None: all) and optionally one license."""
-        query: firestore.CollectionReference | firestore.Query = self._db.collection("events")
-        if tenant_id is not None:
-            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+    def list_events(self, *, tenant_id: str, license_id: str | None = None, kind: str | None = None,
+                    actor: str | None = None, since_ms: int | None = None, until_ms: int | None = None,
+                    after: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        """A tenant's events, newest first: optionally of one license, type and actor, at or
+        after `since_ms` and before `until_ms`, after the event `after` (the page before's last)."""
+        query = self._db.collection("events").where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
         if license_id is not None:
             query = query.where(filter=firestore.FieldFilter("license_id", "==", license_id))
-        query = query.order_by("at", direction=firestore.Query.DESCENDING).limit(limit)
+        if kind is not None:
+            query = query.where(filter=firestore.FieldFilter("type", "==", kind))
+        if actor is not None:
+            query = query.where(filter=firestore.FieldFilter("actor", "==", actor))
+        if since_ms is not None:
+            query = query.where(filter=firestore.FieldFilter("at", ">=", _dt(since_ms)))
+        if until_ms is not None:
+            query = query.where(filter=firestore.FieldFilter("at", "<", _dt(until_ms)))
+        query = query.order_by("at", direction=firestore.Query.DESCENDING)
+        return self._event_page(query, tenant_id, after, limit)
+
+    def list_all_events(self, *, since_ms: int | None = None, until_ms: int | None = None, after: str | None = None,
+                        limit: int = 100) -> list[AuditEvent]:
+        """Every tenant's events, newest first (the owner's audit log)."""
+        query: firestore.CollectionReference | firestore.Query = self._db.collection("events")
+        if since_ms is not None:
+            query = query.where(filter=firestore.FieldFilter("at", ">=", _dt(since_ms)))
+        if until_ms is not None:
+            query = query.where(filter=firestore.FieldFilter("at", "<", _dt(until_ms)))
+        query = query.order_by("at", direction=firestore.Query.DESCENDING)
+        return self._event_page(query, None, after, limit)
+
+    def _event_page(self, query: firestore.Query, tenant_id: str | None, after: str | None,
+                    limit: int) -> list[AuditEvent]:
+        if after is not None:
+            # (at, document id) orders the page: ties on `at` are split by id, never lost
+            cursor = self._call(self._db.collection("events").document(after).get, **self._opts())
+            if not cursor.exists or (tenant_id is not None and _fields(cursor).get("tenant_id") != tenant_id):
+                raise InvalidRequest("after: not an event of this listing", field="after")
+            query = query.start_after(cursor)
+        query = query.limit(limit)
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._event_from(s.id, _fields(s)) for s in snaps]
 

@@ -9,16 +9,23 @@ resource "google_firestore_database" "default" {
 locals {
   # collection -> ordered fields ("-" prefix: descending), one entry per composite query
   indexes = {
-    active_sessions       = { collection = "sessions", fields = ["license_id", "status"] }   # reconciliation
-    held_by_license       = { collection = "sessions", fields = ["license_id", "seat_held_until"] }  # a table's rebuild
-    ended_by_license      = { collection = "sessions", fields = ["license_id", "ended_at"] }   # a report's open hours
-    usage_by_license      = { collection = "usage_days", fields = ["license_id", "day"] }      # a license's report
-    usage_by_tenant       = { collection = "usage_days", fields = ["tenant_id", "day"] }       # a tenant's report
-    usage_to_roll_up      = { collection = "usage_days", fields = ["has_hours", "day"] }       # the retention step
-    deliveries_due        = { collection = "deliveries", fields = ["state", "next_at"] }       # webhook retries
-    deliveries_by_hook    = { collection = "deliveries", fields = ["endpoint_id", "-updated_at"] }  # delivery log
-    events_by_tenant      = { collection = "events", fields = ["tenant_id", "-at"] }          # audit log
-    events_by_license     = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
+    active_sessions    = { collection = "sessions", fields = ["license_id", "status"] }          # reconciliation
+    held_by_license    = { collection = "sessions", fields = ["license_id", "seat_held_until"] } # a table's rebuild
+    ended_by_license   = { collection = "sessions", fields = ["license_id", "ended_at"] }        # a report's open hours
+    usage_by_license   = { collection = "usage_days", fields = ["license_id", "day"] }           # a license's report
+    usage_by_tenant    = { collection = "usage_days", fields = ["tenant_id", "day"] }            # a tenant's report
+    usage_to_roll_up   = { collection = "usage_days", fields = ["has_hours", "day"] }            # the retention step
+    deliveries_due     = { collection = "deliveries", fields = ["state", "next_at"] }            # webhook retries
+    deliveries_by_hook = { collection = "deliveries", fields = ["endpoint_id", "-updated_at"] }  # delivery log
+    events_by_tenant   = { collection = "events", fields = ["tenant_id", "-at"] }                # audit log
+    events_by_license  = { collection = "events", fields = ["tenant_id", "license_id", "-at"] }
+    # the audit log's filters (GET admin/events ?type= &actor=), with or without a license
+    events_by_type               = { collection = "events", fields = ["tenant_id", "type", "-at"] }
+    events_by_actor              = { collection = "events", fields = ["tenant_id", "actor", "-at"] }
+    events_by_type_actor         = { collection = "events", fields = ["tenant_id", "type", "actor", "-at"] }
+    events_by_license_type       = { collection = "events", fields = ["tenant_id", "license_id", "type", "-at"] }
+    events_by_license_actor      = { collection = "events", fields = ["tenant_id", "license_id", "actor", "-at"] }
+    events_by_license_type_actor = { collection = "events", fields = ["tenant_id", "license_id", "type", "actor", "-at"] }
   }
 }
 
