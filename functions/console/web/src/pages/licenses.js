@@ -13,7 +13,6 @@ import { dataTable } from "../ui/table.js";
 const SERVER_PAGE = 100;
 const SHOWN = 25; // rows per page on screen (seats are fetched for these)
 const REFRESH_MS = 10_000;
-const SEAT_CALLS = 6; // at once, while the list does not carry seats itself
 const LICENSE_ID = /^lic_[0-9a-z]{20}$/;
 
 export function renderLicenses(ctx) {
@@ -156,30 +155,15 @@ export function renderLicenses(ctx) {
     await refreshSeats();
   }
 
-  // The list may carry each license's seats (one call for the page): then they are used as
-  // they are; otherwise each license on screen is asked for its own.
+  // Each listed license carries its seats in use now (one call for the page).
   function takeListedSeats(licenses) {
     for (const license of licenses) {
       if (license.seats) state.seats.set(license.id, { seats: license.seats, ci_seats: license.ci_pool });
     }
   }
 
+  /** The seat cells redrawn from the last listing (focus and scroll stay where they were). */
   async function refreshSeats() {
-    const wanted = visible().rows.filter((license) => !license.seats && !license.revoked_at);
-    const queue = [...wanted];
-    async function worker() {
-      while (queue.length && !signal.aborted) {
-        const license = queue.shift();
-        try {
-          const answer = await api.get(route`/licenses/${license.id}`, { signal });
-          state.seats.set(license.id, { seats: answer.seats, ci_seats: answer.ci_seats });
-        } catch (error) {
-          if (signal.aborted) return;
-          state.seats.delete(license.id);
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(SEAT_CALLS, queue.length) }, worker));
     if (signal.aborted) return;
     const table = listArea.querySelector(".table-wrap");
     if (table) {
