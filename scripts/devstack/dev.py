@@ -221,6 +221,10 @@ Components:
 
 Demo license (tenant '{DEMO_TENANT}', 3 seats):  {license_key}   ({license_id})
 
+Admin console: {base_url}/console/
+  sign in with an account below: the vendor sees every tenant, the admin tenant '{DEMO_TENANT}' only,
+  the user has nothing to administer
+
 Accounts (Firebase Auth emulator at {facts.auth_host}; e-mail / password):
 {accounts}
 The ID tokens below are theirs, from signing in; they expire after an hour. A fresh one:
@@ -356,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         stack_file.write_text(json.dumps({
             "base_url": server.base_url,
+            "console_url": f"{server.base_url}/console/",
             "project_id": stack.project_id,
             "redis_url": stack.redis_url,
             "firestore_emulator_host": stack.firestore_host,

@@ -183,7 +183,8 @@ def _response(status: int, body: dict[str, Any] | Download | StaticFile,
               headers: dict[str, str] | None = None) -> flask.Response:
     cache_control = "no-store"
     if isinstance(body, StaticFile):
-        response = flask.Response(body.content, status=status, mimetype=body.media_type)
+        # (content_type, not mimetype: werkzeug would append a second charset to one given)
+        response = flask.Response(body.content, status=status, content_type=body.media_type)
         if body.gzipped:
             response.headers["Content-Encoding"] = "gzip"
         response.headers["Vary"] = "Accept-Encoding"

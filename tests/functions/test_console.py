@@ -20,7 +20,7 @@ def _assets() -> list[str]:
 def test_the_page_is_served_with_its_base_url_under_a_strict_policy(function_clients):
     console = function_clients["console"]
     page = console.get("/", headers={"Accept-Encoding": "identity"})
-    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert page.headers["Cache-Control"] == "no-cache"
     html = page.get_data(as_text=True)
     assert '<base href="http://localhost/">' in html  # the URL it was asked at (locally)
@@ -46,6 +46,7 @@ def test_assets_are_cached_for_good_and_compressed_and_nothing_else_is_served(fu
         plain = console.get(f"/{path}", headers={"Accept-Encoding": "identity"})
         assert plain.status_code == 200 and plain.get_data() == (BUILT / path).read_bytes()
         assert plain.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert plain.headers["Content-Type"].count("charset") == (0 if path.endswith((".png", ".svg")) else 1)
         packed = console.get(f"/{path}", headers={"Accept-Encoding": "gzip, br"})
         assert packed.headers["Content-Encoding"] == "gzip" and gzip.decompress(packed.get_data()) == plain.get_data()
     js = sum(len(console.get(f"/{p}", headers={"Accept-Encoding": "gzip"}).get_data()) for p in _assets()

@@ -101,6 +101,13 @@ def test_dev_stack_serves_the_walk_through_with_real_sign_ins_and_stops_cleanly(
         assert _claims(user)["firebase"]["sign_in_provider"] == "password" and _claims(user)["sub"] == "dev-user"
         assert _claims(admin)["role"] == "admin" and _claims(admin)["tenant"] == "demo"
 
+        # the admin console, where the banner says, signing in against the same emulator
+        assert f"Admin console: {facts['console_url']}" in text
+        console = httpx.get(facts["console_url"], timeout=10)
+        assert console.status_code == 200 and f'<base href="{facts["console_url"]}">' in console.text
+        config = httpx.get(facts["console_url"] + "config.json", timeout=10).json()
+        assert config["authEmulator"] == f"http://{facts['firebase_auth_emulator_host']}"
+
         # the printed walk-through, as curl would do it: the user holds a seat ...
         with dev.client(user) as client:
             assert client.get("/health/ready").json()["status"] == "ok"

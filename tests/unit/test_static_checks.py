@@ -8,7 +8,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKED = ["shared", "functions", "scripts", "client/src"]
-LINTED_TESTS = ["tests/client"]  # the SDK's tests are held to the same rules as the SDK
+LINTED_TESTS = ["tests/client", "tests/browser"]  # the SDK's tests are held to the same rules as the SDK;
+# so are the console's browser tests
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
