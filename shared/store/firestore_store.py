@@ -70,6 +70,17 @@ def _fields(snap: firestore.DocumentSnapshot) -> dict[str, Any]:
     return data
 
 
+def _between(query: firestore.CollectionReference | firestore.Query, since_ms: int | None,
+             until_ms: int | None) -> firestore.CollectionReference | firestore.Query:
+    """Events at or after `since_ms` and before `until_ms` (a range on `at`, the field they
+    are ordered by: no index of its own)."""
+    if since_ms is not None:
+        query = query.where(filter=firestore.FieldFilter("at", ">=", _dt(since_ms)))
+    if until_ms is not None:
+        query = query.where(filter=firestore.FieldFilter("at", "<", _dt(until_ms)))
+    return query
+
+
 class FirestoreStore:
     """All durable reads and writes, each one call with a bounded time."""
 
@@ -267,23 +278,14 @@ class FirestoreStore:
             query = query.where(filter=firestore.FieldFilter("type", "==", kind))
         if actor is not None:
             query = query.where(filter=firestore.FieldFilter("actor", "==", actor))
-        if since_ms is not None:
-            query = query.where(filter=firestore.FieldFilter("at", ">=", _dt(since_ms)))
-        if until_ms is not None:
-            query = query.where(filter=firestore.FieldFilter("at", "<", _dt(until_ms)))
-        query = query.order_by("at", direction=firestore.Query.DESCENDING)
+        query = _between(query, since_ms, until_ms).order_by("at", direction=firestore.Query.DESCENDING)
         return self._event_page(query, tenant_id, after, limit)
 
     def list_all_events(self, *, since_ms: int | None = None, until_ms: int | None = None, after: str | None = None,
                         limit: int = 100) -> list[AuditEvent]:
         """Every tenant's events, newest first (the owner's audit log)."""
-        query: firestore.CollectionReference | firestore.Query = self._db.collection("events")
-        if since_ms is not None:
-            query = query.where(filter=firestore.FieldFilter("at", ">=", _dt(since_ms)))
-        if until_ms is not None:
-            query = query.where(filter=firestore.FieldFilter("at", "<", _dt(until_ms)))
-        query = query.order_by("at", direction=firestore.Query.DESCENDING)
-        return self._event_page(query, None, after, limit)
+        query = _between(self._db.collection("events"), since_ms, until_ms)
+        return self._event_page(query.order_by("at", direction=firestore.Query.DESCENDING), None, after, limit)
 
     def _event_page(self, query: firestore.Query, tenant_id: str | None, after: str | None,
                     limit: int) -> list[AuditEvent]:
