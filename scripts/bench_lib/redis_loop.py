@@ -17,6 +17,7 @@ contract changed stops the benchmark with the reason instead of measuring refusa
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -46,9 +47,10 @@ def _throwaway_license_id() -> str:
 def acquire_args(*, now_ms: int, max_seats: int, generation: str, uid: str, hardware_id: str,
                  session_id: str) -> list[Any]:
     """ARGV of acquire_seat.lua, in the order and form SeatTable.acquire sends them (no per-user limit,
-    no seat policy, no queue)."""
+    no seat policy, no queue; what administrators see of the lease: an e-mail, as a person's acquire has)."""
     day = time.strftime("%Y-%m-%d", time.gmtime(now_ms // 1000))  # the script's usage counters are per UTC day
-    return [now_ms, TTL_MS, max_seats, generation, uid, hardware_id, session_id, day, 0, "", "", "", "0", ""]
+    shown = json.dumps({"email": f"{uid}@example.com"}, separators=(",", ":"))
+    return [now_ms, TTL_MS, max_seats, generation, uid, hardware_id, session_id, day, 0, "", "", "", "0", "", shown]
 
 
 def script_arity(script: str) -> tuple[int, int]:
