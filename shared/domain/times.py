@@ -9,8 +9,17 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
 
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+@overload
+def ms_to_datetime(ms: int) -> datetime: ...
+
+
+@overload
+def ms_to_datetime(ms: None) -> None: ...
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    """A UTC datetime (what Firestore stores), or None."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def datetime_to_ms(value: datetime) -> int:

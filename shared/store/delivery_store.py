@@ -11,7 +11,6 @@ handed over twice makes its deliveries once.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as google_exceptions
@@ -28,17 +27,14 @@ def delivery_id(event_id: str, endpoint_id: str) -> str:
     return f"{event_id}~{endpoint_id}"
 
 
-def _dt(ms: int | None) -> datetime | None:
-    return ms_to_datetime(ms) if ms is not None else None
-
-
 class FirestoreDeliveryStore(BoundedCalls):
     def create(self, *, tenant_id: str, endpoint_id: str, event_id: str, type_: str, message: str,
                now_ms: int) -> Delivery | None:
         """A new due delivery; None (nothing written) if this one exists already."""
         fields = {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event_id": event_id, "type": type_,
                   "message": message, "state": "due", "attempts": [], "attempt_count": 0,
-                  "first_at": _dt(now_ms), "next_at": _dt(now_ms), "updated_at": _dt(now_ms)}
+                  "first_at": ms_to_datetime(now_ms), "next_at": ms_to_datetime(now_ms),
+                  "updated_at": ms_to_datetime(now_ms)}
         doc_id = delivery_id(event_id, endpoint_id)
         try:
             self._call(self._db.collection("deliveries").document(doc_id).create, fields, timeout=self._timeout_s)
@@ -49,7 +45,8 @@ class FirestoreDeliveryStore(BoundedCalls):
     def due(self, *, now_ms: int, limit: int) -> list[Delivery]:
         """Deliveries to attempt now, the longest waiting first."""
         query = (self._db.collection("deliveries").where(filter=firestore.FieldFilter("state", "==", "due"))
-                 .where(filter=firestore.FieldFilter("next_at", "<=", _dt(now_ms))).order_by("next_at").limit(limit))
+                 .where(filter=firestore.FieldFilter("next_at", "<=", ms_to_datetime(now_ms)))
+                 .order_by("next_at").limit(limit))
         return [self._from(doc_id, fields) for doc_id, fields in self._stream(query)]
 
     def record(self, delivery: Delivery, *, state: str, attempt: dict[str, Any] | None, next_ms: int | None,
@@ -58,7 +55,7 @@ class FirestoreDeliveryStore(BoundedCalls):
         attempts = [*delivery.attempts, *([attempt] if attempt else [])][-KEPT_ATTEMPTS:]
         self._call(self._db.collection("deliveries").document(delivery.id).update, {
             "state": state, "attempts": attempts, "attempt_count": delivery.attempt_count + (1 if attempt else 0),
-            "next_at": _dt(next_ms), "updated_at": _dt(now_ms)}, timeout=self._timeout_s)
+            "next_at": ms_to_datetime(next_ms), "updated_at": ms_to_datetime(now_ms)}, timeout=self._timeout_s)
 
     def recent(self, endpoint_id: str, *, limit: int) -> list[Delivery]:
         """An endpoint's deliveries, the latest changed first (its delivery log)."""

@@ -55,10 +55,6 @@ TRANSIENT_ERRORS = (
 )
 
 
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else ms_to_datetime(ms)
-
-
 def _ms(value: datetime | None) -> int | None:
     return None if value is None else datetime_to_ms(value)
 
@@ -75,9 +71,9 @@ def _between(query: firestore.CollectionReference | firestore.Query, since_ms: i
     """Events at or after `since_ms` and before `until_ms` (a range on `at`, the field they
     are ordered by: no index of its own)."""
     if since_ms is not None:
-        query = query.where(filter=firestore.FieldFilter("at", ">=", _dt(since_ms)))
+        query = query.where(filter=firestore.FieldFilter("at", ">=", ms_to_datetime(since_ms)))
     if until_ms is not None:
-        query = query.where(filter=firestore.FieldFilter("at", "<", _dt(until_ms)))
+        query = query.where(filter=firestore.FieldFilter("at", "<", ms_to_datetime(until_ms)))
     return query
 
 
@@ -168,7 +164,7 @@ class FirestoreStore:
         batch = self._db.batch()
         batch.create(
             self._db.collection("tenants").document(tenant.id),
-            {"name": tenant.name, "created_at": _dt(tenant.created_ms)},
+            {"name": tenant.name, "created_at": ms_to_datetime(tenant.created_ms)},
         )
         self._add_event(batch, event)
         try:
@@ -239,7 +235,8 @@ class FirestoreStore:
             stored = _fields(snap)
             if stored.get("revoked_at") is not None:
                 return False
-            transaction.update(ref, {"revoked_at": _dt(license.revoked_ms), "updated_at": _dt(license.updated_ms)})
+            transaction.update(ref, {"revoked_at": ms_to_datetime(license.revoked_ms),
+                                     "updated_at": ms_to_datetime(license.updated_ms)})
             transaction.delete(self._db.collection("license_keys").document(stored["key_hash"]))
             self._add_event(transaction, event)
             return True
@@ -261,8 +258,8 @@ class FirestoreStore:
     def licenses_expiring(self, *, since_ms: int, until_ms: int) -> list[License]:
         """Licenses whose expiry lies in [since, until] (revoked ones included: the caller decides)."""
         query = (self._db.collection("licenses")
-                 .where(filter=firestore.FieldFilter("expires_at", ">=", _dt(since_ms)))
-                 .where(filter=firestore.FieldFilter("expires_at", "<=", _dt(until_ms))))
+                 .where(filter=firestore.FieldFilter("expires_at", ">=", ms_to_datetime(since_ms)))
+                 .where(filter=firestore.FieldFilter("expires_at", "<=", ms_to_datetime(until_ms))))
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._license_from(snap.id, _fields(snap)) for snap in snaps]
 
@@ -312,7 +309,7 @@ class FirestoreStore:
             "max_seats": lic.max_seats,
             "tier": lic.tier,
             "features": list(lic.features),
-            "expires_at": _dt(lic.expires_ms),
+            "expires_at": ms_to_datetime(lic.expires_ms),
             "suspended": lic.suspended,
             "suspended_by": lic.suspended_by,
             "allowed_domains": list(lic.allowed_domains),
@@ -326,10 +323,10 @@ class FirestoreStore:
             "ci_seats": lic.ci_seats,
             "support_contact": lic.support_contact,
             "anomaly_rules": lic.anomaly_rules.stored(),
-            "revoked_at": _dt(lic.revoked_ms),
+            "revoked_at": ms_to_datetime(lic.revoked_ms),
             "key_hash": lic.key_hash,
-            "created_at": _dt(lic.created_ms),
-            "updated_at": _dt(lic.updated_ms),
+            "created_at": ms_to_datetime(lic.created_ms),
+            "updated_at": ms_to_datetime(lic.updated_ms),
         }
 
     @staticmethod
@@ -372,8 +369,8 @@ class FirestoreStore:
                 "uid": session.uid,
                 "hardware_id": session.hardware_id,
                 "client": session.client,
-                "acquired_at": _dt(session.acquired_ms),
-                "lease_expires_at": _dt(session.lease_expires_ms),
+                "acquired_at": ms_to_datetime(session.acquired_ms),
+                "lease_expires_at": ms_to_datetime(session.lease_expires_ms),
                 "status": "active",
                 # its seat class, for a rebuild after a Redis loss (shared/domain/policies.py)
                 "groups": list(session.groups),
@@ -404,13 +401,13 @@ class FirestoreStore:
                         "tenant_id": tenant_id,
                         "uid": end.uid,
                         "hardware_id": end.hardware_id,
-                        "acquired_at": _dt(end.acquired_ms),
+                        "acquired_at": ms_to_datetime(end.acquired_ms),
                         "status": "ended",
-                        "ended_at": _dt(end.ended_ms),
+                        "ended_at": ms_to_datetime(end.ended_ms),
                         "end_reason": end.state,
-                        "last_heartbeat_at": _dt(end.last_heartbeat_ms),
+                        "last_heartbeat_at": ms_to_datetime(end.last_heartbeat_ms),
                         # an ended borrow whose seat still counts (its token is valid offline)
-                        **({"seat_held_until": _dt(end.held_until_ms)} if end.held_until_ms else {}),
+                        **({"seat_held_until": ms_to_datetime(end.held_until_ms)} if end.held_until_ms else {}),
                     },
                     merge=True,
                 )
@@ -424,7 +421,7 @@ class FirestoreStore:
         the seat that long) and its audit event, in one commit."""
         batch = self._db.batch()
         batch.set(self._db.collection("sessions").document(session_id),
-                  {"borrowed_until": _dt(borrowed_until_ms)}, merge=True)
+                  {"borrowed_until": ms_to_datetime(borrowed_until_ms)}, merge=True)
         self._add_event(batch, event)
         self._call(batch.commit, **self._opts())
 
@@ -433,7 +430,7 @@ class FirestoreStore:
         query: firestore.CollectionReference | firestore.Query = self._db.collection("sessions")
         if license_id is not None:
             query = query.where(filter=firestore.FieldFilter("license_id", "==", license_id))
-        query = query.where(filter=firestore.FieldFilter("seat_held_until", ">", _dt(now_ms))).limit(limit)
+        query = query.where(filter=firestore.FieldFilter("seat_held_until", ">", ms_to_datetime(now_ms))).limit(limit)
         snaps = self._call(lambda: list(query.stream(timeout=self._timeout_s, retry=self._retry)))
         return [self._session_from(snap.id, snap.to_dict()) for snap in snaps]
 
@@ -462,7 +459,7 @@ class FirestoreStore:
         ended: firestore.CollectionReference | firestore.Query = self._db.collection("sessions")
         if license_id is not None:
             ended = ended.where(filter=firestore.FieldFilter("license_id", "==", license_id))
-        ended = ended.where(filter=firestore.FieldFilter("ended_at", ">=", _dt(start_ms)))
+        ended = ended.where(filter=firestore.FieldFilter("ended_at", ">=", ms_to_datetime(start_ms)))
         snaps = self._call(lambda: list(ended.stream(timeout=self._timeout_s, retry=self._retry)))
         found = {snap.id: self._session_from(snap.id, _fields(snap)) for snap in snaps}
         if license_id is not None:
@@ -547,11 +544,11 @@ class FirestoreStore:
         return {
             "tenant_id": endpoint.tenant_id, "url": endpoint.url, "events": list(endpoint.events),
             "enabled": endpoint.enabled, "description": endpoint.description,
-            "created_at": _dt(endpoint.created_ms), "created_by": endpoint.created_by,
-            "secret_versions": [{"name": v.name, "signs_until": _dt(v.signs_until_ms)}
+            "created_at": ms_to_datetime(endpoint.created_ms), "created_by": endpoint.created_by,
+            "secret_versions": [{"name": v.name, "signs_until": ms_to_datetime(v.signs_until_ms)}
                                 for v in endpoint.secret_versions],
             "disabled_reason": endpoint.disabled_reason,
-            "failing_since": _dt(endpoint.failing_since_ms),
+            "failing_since": ms_to_datetime(endpoint.failing_since_ms),
         }
 
     @staticmethod
@@ -577,7 +574,7 @@ class FirestoreStore:
             "mode": key.mode,
             "key_hash": key.key_hash,
             "created_by": key.created_by,
-            "created_at": _dt(key.created_ms),
+            "created_at": ms_to_datetime(key.created_ms),
             "last_used_at": None,
             "revoked_at": None,
         })
@@ -606,7 +603,7 @@ class FirestoreStore:
                 raise NotFound(f"no machine key {key_id}")
             if _fields(snap).get("revoked_at") is not None:
                 return False
-            transaction.update(ref, {"revoked_at": _dt(revoked_ms)})
+            transaction.update(ref, {"revoked_at": ms_to_datetime(revoked_ms)})
             self._add_event(transaction, event)
             return True
 
@@ -616,7 +613,7 @@ class FirestoreStore:
         """`update`, not `set`: a key deleted meanwhile is not brought back as a bare document."""
         try:
             self._call(self._db.collection("machine_keys").document(key_id).update,
-                       {"last_used_at": _dt(used_ms)}, **self._opts())
+                       {"last_used_at": ms_to_datetime(used_ms)}, **self._opts())
         except google_exceptions.NotFound:
             pass
 
@@ -674,10 +671,10 @@ class FirestoreStore:
         return {
             "tenant_id": flag.tenant_id, "license_id": flag.license_id, "rule": flag.rule, "subject": flag.subject,
             "uid": flag.uid, "count": flag.observed, "threshold": flag.threshold, "window_s": flag.window_s,
-            "first_seen_at": _dt(flag.first_seen_ms), "last_seen_at": _dt(flag.last_seen_ms),
-            "examples": list(flag.examples), "state": flag.state, "detected_at": _dt(flag.detected_ms),
-            "updated_at": _dt(flag.updated_ms), "times_raised": flag.times_raised,
-            "acknowledged_at": _dt(flag.acknowledged_ms), "acknowledged_by": flag.acknowledged_by,
+            "first_seen_at": ms_to_datetime(flag.first_seen_ms), "last_seen_at": ms_to_datetime(flag.last_seen_ms),
+            "examples": list(flag.examples), "state": flag.state, "detected_at": ms_to_datetime(flag.detected_ms),
+            "updated_at": ms_to_datetime(flag.updated_ms), "times_raised": flag.times_raised,
+            "acknowledged_at": ms_to_datetime(flag.acknowledged_ms), "acknowledged_by": flag.acknowledged_by,
             "acknowledged_count": flag.acknowledged_count, "note": flag.note,
         }
 
@@ -702,7 +699,7 @@ class FirestoreStore:
             "session_id": event.session_id,
             "type": event.type,
             "actor": event.actor,
-            "at": _dt(event.at_ms),
+            "at": ms_to_datetime(event.at_ms),
             "details": event.details,
         }
         kind = notification_type(event)
@@ -737,7 +734,7 @@ class FirestoreStore:
             batch = self._db.batch()
             for event_id in event_ids[start : start + 500]:
                 batch.update(self._db.collection("events").document(event_id),
-                             {"notify_state": "published", "published_at": _dt(published_ms)})
+                             {"notify_state": "published", "published_at": ms_to_datetime(published_ms)})
             self._call(batch.commit, **self._opts())
         return len(event_ids)
 
