@@ -3,7 +3,6 @@ delivering to real receivers on loopback (the local stack allows them), checked 
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import signal
@@ -16,37 +15,16 @@ from collections.abc import Iterator
 import pytest
 
 from coditect_license import verify_webhook
+from tests.functions.test_webhook_delivery import Receiver
 from tests.system.test_cli import REPO, _new_tenant, _on_a_terminal, as_json, run
-
-
-class _Receiver:
-    """An HTTP server on 127.0.0.1 answering every POST with `status`, keeping what it received."""
-
-    def __init__(self, status: int):
-        self.received: list[tuple[bytes, dict[str, str]]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                receiver.received.append((self.rfile.read(int(self.headers["Content-Length"])), dict(self.headers)))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 @pytest.fixture
 def hook_receivers() -> Iterator:
-    made: list[_Receiver] = []
+    made: list[Receiver] = []
 
-    def make(status: int) -> _Receiver:
-        made.append(_Receiver(status))
+    def make(status: int) -> Receiver:
+        made.append(Receiver([status]))  # every POST answered with `status`
         return made[-1]
 
     yield make
